@@ -1,0 +1,101 @@
+//! `berth plan`.
+
+use std::path::Path;
+
+use super::validate::{print_load_error, print_loaded};
+use super::{exit, Output};
+use crate::model::load_path;
+use crate::plan::{plan, Action, Desired, EnvFile, Plan};
+use crate::runtime::{DockerEngine, Engine};
+
+/// Prints the plan for the desired state at `file` against the live engine.
+pub async fn run(file: &Path, output: Output) -> u8 {
+    let loaded = match load_path(file) {
+        Ok(l) => l,
+        Err(e) => {
+            print_load_error(&e);
+            return exit::USAGE;
+        }
+    };
+    let Some(spec) = loaded.spec.clone() else {
+        print_loaded(file, &loaded, Output::Human);
+        return exit::FAILED;
+    };
+    for w in loaded.diagnostics.warnings() {
+        eprintln!("{}", w.headline());
+    }
+    let desired = Desired::resolve(spec);
+    let engine = match DockerEngine::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let observed = match engine.list_project(&desired.spec.project).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    for (name, d) in &desired.services {
+        if let EnvFile::Unreadable(why) = &d.env_file {
+            eprintln!("warning: service {name}: {why}; apply will fail this service until the file is readable");
+        }
+    }
+    let plan = plan(&desired, &observed);
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("serializes")
+        ),
+        Output::Human => print!("{}", render(&plan)),
+    }
+    if plan.in_sync() {
+        exit::OK
+    } else {
+        exit::CHANGES
+    }
+}
+
+/// The plan as text: one line per service, reasons after it.
+pub fn render(plan: &Plan) -> String {
+    let width = plan
+        .services
+        .iter()
+        .map(|s| s.service.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for s in &plan.services {
+        let sign = match s.action {
+            Action::InSync => "=",
+            Action::Create | Action::ScaleUp => "+",
+            Action::Remove | Action::ScaleDown => "-",
+            Action::Replace | Action::Restart => "~",
+        };
+        let reasons = if s.action == Action::InSync {
+            format!("{}/{} replicas", s.running, s.desired)
+        } else {
+            s.reasons.join("; ")
+        };
+        out.push_str(&format!(
+            "{sign} {:<width$}  {:<10}  {reasons}\n",
+            s.service,
+            s.action.as_str()
+        ));
+    }
+    let changes = plan.changes().count();
+    if changes == 0 {
+        out.push_str(&format!("project {}: in sync\n", plan.project));
+    } else {
+        out.push_str(&format!(
+            "project {}: {changes} of {} service{} to change\n",
+            plan.project,
+            plan.services.len(),
+            if plan.services.len() == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}

@@ -1,0 +1,4 @@
+pub mod cli;
+pub mod model;
+pub mod plan;
+pub mod runtime;

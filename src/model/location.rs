@@ -1,0 +1,271 @@
+//! Where each key and value of a YAML document sits, so that errors found after
+//! deserialization can still name `file:line:col`.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A key path inside one document, rendered as `services.api.ports[1]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct KeyPath(String);
+
+impl KeyPath {
+    /// The document root.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// The path of a mapping key below this one.
+    pub fn key(&self, key: &str) -> Self {
+        if self.0.is_empty() {
+            Self(key.to_string())
+        } else {
+            Self(format!("{}.{key}", self.0))
+        }
+    }
+
+    /// The path of a sequence item below this one.
+    pub fn index(&self, i: usize) -> Self {
+        Self(format!("{}[{i}]", self.0))
+    }
+
+    /// The path one level up, or `None` at the root.
+    pub fn parent(&self) -> Option<Self> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let cut = self.0.rfind(['.', '[']).unwrap_or(0);
+        Some(Self(self.0[..cut].to_string()))
+    }
+
+    /// The rendered path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// 1-based (line, column) of the key and of the value at each path of a document.
+#[derive(Debug, Default)]
+pub struct LocationIndex {
+    keys: HashMap<KeyPath, (usize, usize)>,
+    values: HashMap<KeyPath, (usize, usize)>,
+}
+
+/// The position of a YAML syntax error.
+#[derive(Debug)]
+pub struct SyntaxError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// The scanner's description.
+    pub message: String,
+}
+
+impl LocationIndex {
+    /// Indexes a document; fails with the scanner's position on a syntax error.
+    pub fn build(text: &str) -> Result<Self, SyntaxError> {
+        let mut recv = Receiver::default();
+        Parser::new_from_str(text)
+            .load(&mut recv, false)
+            .map_err(|e| SyntaxError {
+                line: e.marker().line(),
+                col: e.marker().col() + 1,
+                message: e.info().to_string(),
+            })?;
+        Ok(recv.index)
+    }
+
+    /// Where the key at `path` is written, or the nearest enclosing one.
+    pub fn key(&self, path: &KeyPath) -> (usize, usize) {
+        self.find(path, true)
+    }
+
+    /// Where the value at `path` is written, or the nearest enclosing one.
+    pub fn value(&self, path: &KeyPath) -> (usize, usize) {
+        self.find(path, false)
+    }
+
+    fn find(&self, path: &KeyPath, key_first: bool) -> (usize, usize) {
+        let mut p = Some(path.clone());
+        while let Some(cur) = p {
+            let hit = if key_first {
+                self.keys.get(&cur).or_else(|| self.values.get(&cur))
+            } else {
+                self.values.get(&cur).or_else(|| self.keys.get(&cur))
+            };
+            if let Some(pos) = hit {
+                return *pos;
+            }
+            p = cur.parent();
+        }
+        (1, 1)
+    }
+}
+
+enum Frame {
+    Map {
+        path: KeyPath,
+        pending_key: Option<KeyPath>,
+        /// Depth of a complex (non-scalar) key being skipped.
+        complex_key: usize,
+    },
+    Seq {
+        path: KeyPath,
+        next: usize,
+    },
+}
+
+#[derive(Default)]
+struct Receiver {
+    index: LocationIndex,
+    stack: Vec<Frame>,
+}
+
+impl Receiver {
+    /// The path of the node that starts now, recording its position; `None` when the
+    /// node is a mapping key (recorded by the caller).
+    fn next_value_path(&mut self, pos: (usize, usize)) -> Option<KeyPath> {
+        let path = match self.stack.last_mut() {
+            None => KeyPath::root(),
+            Some(Frame::Seq { path, next }) => {
+                let p = path.index(*next);
+                *next += 1;
+                p
+            }
+            Some(Frame::Map {
+                pending_key,
+                complex_key,
+                ..
+            }) => {
+                if *complex_key > 0 {
+                    return None;
+                }
+                pending_key.take()?
+            }
+        };
+        self.index.values.entry(path.clone()).or_insert(pos);
+        Some(path)
+    }
+}
+
+impl MarkedEventReceiver for Receiver {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let pos = (mark.line(), mark.col() + 1);
+        // A scalar in key position names the next value.
+        if let Some(Frame::Map {
+            path,
+            pending_key,
+            complex_key,
+        }) = self.stack.last_mut()
+        {
+            if pending_key.is_none() && *complex_key == 0 {
+                match &ev {
+                    Event::Scalar(s, ..) => {
+                        let key = path.key(s);
+                        self.index.keys.entry(key.clone()).or_insert(pos);
+                        *pending_key = Some(key);
+                        return;
+                    }
+                    Event::MappingStart(..) | Event::SequenceStart(..) => {
+                        *complex_key = 1;
+                        return;
+                    }
+                    Event::MappingEnd => {
+                        self.stack.pop();
+                        return;
+                    }
+                    _ => {}
+                }
+            } else if *complex_key > 0 {
+                match &ev {
+                    Event::MappingStart(..) | Event::SequenceStart(..) => *complex_key += 1,
+                    Event::MappingEnd | Event::SequenceEnd => {
+                        *complex_key -= 1;
+                        if *complex_key == 0 {
+                            // The value of a complex key is not indexed.
+                            *pending_key = Some(path.key("?"));
+                        }
+                    }
+                    _ => {}
+                }
+                return;
+            }
+        }
+        match ev {
+            Event::Scalar(..) | Event::Alias(_) => {
+                self.next_value_path(pos);
+            }
+            Event::MappingStart(..) => {
+                let path = self.next_value_path(pos).unwrap_or_default();
+                self.stack.push(Frame::Map {
+                    path,
+                    pending_key: None,
+                    complex_key: 0,
+                });
+            }
+            Event::SequenceStart(..) => {
+                let path = self.next_value_path(pos).unwrap_or_default();
+                self.stack.push(Frame::Seq { path, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "\
+project: shop
+services:
+  api:
+    image: &app repo/api:sha-1
+    ports: [\"80:80\", \"443:443\"]
+    update:
+      order: start-first
+  worker:
+    image: *app
+";
+
+    #[test]
+    fn keys_and_values_are_located() {
+        let idx = LocationIndex::build(DOC).unwrap();
+        let api = KeyPath::root().key("services").key("api");
+        assert_eq!(idx.key(&api.key("image")), (4, 5));
+        assert_eq!(idx.value(&api.key("image")), (4, 17));
+        assert_eq!(idx.value(&api.key("ports").index(1)), (5, 22));
+        assert_eq!(idx.key(&api.key("update").key("order")), (7, 7));
+        let worker = KeyPath::root().key("services").key("worker");
+        assert_eq!(idx.value(&worker.key("image")), (9, 12));
+    }
+
+    #[test]
+    fn unknown_paths_fall_back_to_the_nearest_parent() {
+        let idx = LocationIndex::build(DOC).unwrap();
+        let p = KeyPath::root()
+            .key("services")
+            .key("api")
+            .key("nope")
+            .key("deeper");
+        assert_eq!(idx.key(&p), (3, 3));
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let err = LocationIndex::build("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.line >= 1);
+        assert!(!err.message.is_empty());
+    }
+}

@@ -1,0 +1,18 @@
+//! The desired state: raw serde types, validation, the validated [`Spec`], diagnostics.
+//! No tokio and no I/O beyond reading the files handed to it.
+
+pub mod diagnostic;
+pub mod image;
+pub mod load;
+pub mod location;
+pub mod raw;
+pub mod spec;
+pub mod tree;
+pub mod units;
+mod validate;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use image::ImageRef;
+pub use load::{load_path, load_tree, LoadError, Loaded};
+pub use spec::*;
+pub use tree::{FsTree, RepoTree};

@@ -1,0 +1,215 @@
+//! The validated desired state: every value checked, every default filled in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::image::ImageRef;
+
+/// A whole stack as one commit (or one directory) describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// Prefixes every object berth creates for this stack.
+    pub project: String,
+    /// Networks by their short name; created as `<project>_<name>`.
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// Named volumes by their short name; created as `<project>_<name>`.
+    pub volumes: BTreeMap<String, VolumeSpec>,
+    /// Long-running services by name.
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// One-shot migrations by name.
+    pub migrations: BTreeMap<String, MigrationSpec>,
+}
+
+/// A bridge network of the project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSpec {}
+
+/// A named volume of the project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeSpec {}
+
+/// One service: N identical replicas of one container spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// The service name, also its network alias.
+    pub name: String,
+    /// The pinned image.
+    pub image: ImageRef,
+    /// Replicas on this host; 0 scales the service to zero.
+    pub replicas: u32,
+    /// Overrides the image's command when set.
+    pub command: Option<Vec<String>>,
+    /// Committed environment (never secrets).
+    pub env: BTreeMap<String, String>,
+    /// Host-side env file holding secrets; absolute.
+    pub env_file: Option<PathBuf>,
+    /// Ports reachable by other services, not published on the host.
+    pub expose: Vec<u16>,
+    /// Ports published on the host.
+    pub ports: Vec<PortMapping>,
+    /// Short names of the networks the replicas join.
+    pub networks: Vec<String>,
+    /// Mounts: named volumes, repository files, host paths.
+    pub volumes: Vec<Mount>,
+    /// How health is judged.
+    pub health: Health,
+    /// Memory and CPU limits.
+    pub resources: Resources,
+    /// How long a replica gets between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+    /// How replicas are replaced.
+    pub update: UpdatePolicy,
+    /// Services that must be healthy before this one changes.
+    pub depends_on: Vec<String>,
+}
+
+/// A published port: `[ip:]host:container[/proto]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct PortMapping {
+    /// Host address to bind; `None` binds every address.
+    pub host_ip: Option<String>,
+    /// Port on the host.
+    pub host_port: u16,
+    /// Port in the container.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: Protocol,
+}
+
+/// Transport protocol of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// One mount of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it comes from.
+    pub source: MountSource,
+    /// Absolute path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// The source of a mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A named volume of the project (short name).
+    Volume(String),
+    /// A file of the repository at the deployed commit.
+    RepoFile(RepoFile),
+    /// An absolute path on the host.
+    HostPath(PathBuf),
+}
+
+/// A repository file with its content, read when the desired state was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFile {
+    /// Repository-relative, normalized path (`files/Caddyfile`).
+    pub path: String,
+    /// The file's bytes.
+    pub content: Arc<[u8]>,
+}
+
+/// How a replica's health is judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Health {
+    /// The image's own HEALTHCHECK (or none, then running for `monitor` counts).
+    Image,
+    /// Health checking switched off (`test: ["NONE"]`).
+    Disabled,
+    /// A check given in the desired state.
+    Check(HealthCheck),
+}
+
+/// A health check command with its timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    /// `["CMD", …]` or `["CMD-SHELL", "…"]`.
+    pub test: Vec<String>,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Consecutive failures that make the container unhealthy.
+    pub retries: u32,
+    /// Grace after start during which failures do not count.
+    pub start_period: Duration,
+}
+
+/// Memory and CPU limits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit in cores.
+    pub cpus: Option<f64>,
+}
+
+/// Whether the new replica starts before or after the old one stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// New beside old; the old goes once the new is healthy.
+    StartFirst,
+    /// Old stops first (needed when a host port is published).
+    StopFirst,
+}
+
+/// What happens when a new replica fails its gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Remove the failed replica, keep the old ones, retry later with backoff.
+    Rollback,
+    /// Leave things as they are and stop converging the service.
+    Pause,
+}
+
+/// How a service's replicas are replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdatePolicy {
+    /// Start-first or stop-first.
+    pub order: UpdateOrder,
+    /// Slots replaced at a time.
+    pub parallelism: u32,
+    /// How long a new replica must stay healthy.
+    pub monitor: Duration,
+    /// How long a new replica may take to become healthy.
+    pub deadline: Duration,
+    /// What a failed gate leads to.
+    pub on_failure: OnFailure,
+}
+
+/// A one-shot job run once per image of its `from` service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationSpec {
+    /// The migration name.
+    pub name: String,
+    /// The service whose image, env, env_file, volumes and networks it uses.
+    pub from: String,
+    /// The command to run.
+    pub command: Vec<String>,
+    /// Killed after this long.
+    pub timeout: Duration,
+    /// Services that wait for it.
+    pub gates: Vec<String>,
+}

@@ -1,0 +1,268 @@
+//! A service's desired container, normalized and hashed: what must be true of every
+//! replica, with host-side inputs (env file contents) read in.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Health, MountSource, ServiceSpec, Spec};
+
+/// Bumped when the meaning of the hash changes, so old containers are replaced once.
+const HASH_VERSION: &str = "1";
+
+/// What is known of a service's env file on this host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnvFile {
+    /// The service has none.
+    None,
+    /// Read and parsed: `KEY=VALUE` pairs in file order.
+    Loaded(Vec<(String, String)>),
+    /// It could not be read; the service cannot be started until it can.
+    Unreadable(String),
+}
+
+/// One hash per part of the container spec. The spec hash is the hash of these, and the
+/// parts are kept in a label so a plan can say what changed without inspecting
+/// containers. Values never appear here, only their hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecParts {
+    /// The image reference (not secret, shown in plans).
+    pub image: String,
+    /// Hash of the command.
+    pub command: String,
+    /// Hash of each committed env value, by name.
+    pub env: BTreeMap<String, String>,
+    /// Hash of the env file's content, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<String>,
+    /// Hash of each mounted repository file's content, by repository path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
+    /// Hash of networks, mounts, ports and exposed ports.
+    pub wiring: String,
+    /// Hash of the health check.
+    pub health: String,
+    /// Hash of resources and stop grace.
+    pub limits: String,
+}
+
+/// A service of the desired state with its hash, ready to be compared with what runs.
+#[derive(Debug, Clone)]
+pub struct DesiredService {
+    /// The validated spec.
+    pub spec: ServiceSpec,
+    /// Its env file on this host.
+    pub env_file: EnvFile,
+    /// Per-part hashes.
+    pub parts: SpecParts,
+    /// The spec hash: changes exactly when replicas must be recreated.
+    pub hash: String,
+}
+
+/// The desired state of a project, resolved against this host.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The validated spec.
+    pub spec: Spec,
+    /// Services by name.
+    pub services: BTreeMap<String, DesiredService>,
+}
+
+fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+fn digest_json<T: Serialize>(v: &T) -> String {
+    digest(&[&serde_json::to_vec(v).expect("plain data serializes")])
+}
+
+/// Reads and parses an env file (`KEY=VALUE` lines, `#` comments, optional quotes).
+/// Errors name the file and line but never a value.
+pub fn read_env_file(path: &Path) -> EnvFile {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return EnvFile::Unreadable(format!("env_file {}: {e}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (i, item) in dotenvy::from_read_iter(file).enumerate() {
+        match item {
+            Ok(kv) => out.push(kv),
+            Err(_) => {
+                return EnvFile::Unreadable(format!(
+                    "env_file {}: entry {} is not KEY=VALUE; fix the line (its value is not shown)",
+                    path.display(),
+                    i + 1
+                ))
+            }
+        }
+    }
+    EnvFile::Loaded(out)
+}
+
+impl DesiredService {
+    /// Normalizes and hashes a service.
+    pub fn new(spec: ServiceSpec, env_file: EnvFile) -> Self {
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), digest(&[k.as_bytes(), v.as_bytes()])))
+            .collect();
+        let env_file_hash = match &env_file {
+            EnvFile::None => None,
+            EnvFile::Loaded(kvs) => {
+                let flat: Vec<String> = kvs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                Some(digest_json(&flat))
+            }
+            EnvFile::Unreadable(_) => Some("unreadable".to_string()),
+        };
+        let mut files = BTreeMap::new();
+        let mut mounts = Vec::new();
+        for m in &spec.volumes {
+            let source = match &m.source {
+                MountSource::Volume(v) => format!("volume:{v}"),
+                MountSource::HostPath(p) => format!("host:{}", p.display()),
+                MountSource::RepoFile(f) => {
+                    let h = digest(&[&f.content]);
+                    files.insert(f.path.clone(), h.clone());
+                    format!("file:{h}")
+                }
+            };
+            mounts.push((source, &m.target, m.read_only));
+        }
+        let wiring = digest_json(&(
+            &spec.networks,
+            &spec.name,
+            &mounts,
+            &spec.ports,
+            &spec.expose,
+        ));
+        let health = match &spec.health {
+            Health::Image => "image".to_string(),
+            Health::Disabled => "none".to_string(),
+            Health::Check(c) => digest_json(&(
+                &c.test,
+                c.interval.as_millis() as u64,
+                c.timeout.as_millis() as u64,
+                c.retries,
+                c.start_period.as_millis() as u64,
+            )),
+        };
+        let limits = digest_json(&(
+            spec.resources.memory,
+            spec.resources.cpus.map(|c| (c * 1000.0).round() as u64),
+            spec.stop_grace.as_millis() as u64,
+        ));
+        let parts = SpecParts {
+            image: spec.image.full.clone(),
+            command: digest_json(&spec.command),
+            env,
+            env_file: env_file_hash,
+            files,
+            wiring,
+            health,
+            limits,
+        };
+        let hash = digest(&[
+            HASH_VERSION.as_bytes(),
+            &serde_json::to_vec(&parts).expect("serializes"),
+        ]);
+        Self {
+            spec,
+            env_file,
+            parts,
+            hash,
+        }
+    }
+
+    /// The parts label value.
+    pub fn parts_label(&self) -> String {
+        serde_json::to_string(&self.parts).expect("serializes")
+    }
+}
+
+impl Desired {
+    /// Resolves a spec on this host, reading each env file once.
+    pub fn resolve(spec: Spec) -> Self {
+        let mut cache: BTreeMap<std::path::PathBuf, EnvFile> = BTreeMap::new();
+        let services = spec
+            .services
+            .values()
+            .map(|s| {
+                let env_file = match &s.env_file {
+                    None => EnvFile::None,
+                    Some(p) => cache
+                        .entry(p.clone())
+                        .or_insert_with(|| read_env_file(p))
+                        .clone(),
+                };
+                (s.name.clone(), DesiredService::new(s.clone(), env_file))
+            })
+            .collect();
+        Self { spec, services }
+    }
+}
+
+/// Says which parts differ, in words an operator can act on; never shows a value.
+pub fn describe_change(old: &SpecParts, new: &SpecParts) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.image != new.image {
+        out.push(image_change(&old.image, &new.image));
+    }
+    if old.command != new.command {
+        out.push("command changed".into());
+    }
+    for (k, v) in &new.env {
+        match old.env.get(k) {
+            None => out.push(format!("env {k} added")),
+            Some(o) if o != v => out.push(format!("env {k} changed")),
+            _ => {}
+        }
+    }
+    for k in old.env.keys().filter(|k| !new.env.contains_key(*k)) {
+        out.push(format!("env {k} removed"));
+    }
+    match (&old.env_file, &new.env_file) {
+        (None, Some(_)) => out.push("env_file added".into()),
+        (Some(_), None) => out.push("env_file removed".into()),
+        (Some(a), Some(b)) if a != b => out.push("env_file content changed".into()),
+        _ => {}
+    }
+    for (path, h) in &new.files {
+        match old.files.get(path) {
+            Some(o) if o == h => {}
+            Some(_) => out.push(format!("file {path} changed")),
+            None => out.push(format!("file {path} mounted")),
+        }
+    }
+    for path in old.files.keys().filter(|p| !new.files.contains_key(*p)) {
+        out.push(format!("file {path} no longer mounted"));
+    }
+    if old.wiring != new.wiring {
+        out.push("networks, mounts or ports changed".into());
+    }
+    if old.health != new.health {
+        out.push("health check changed".into());
+    }
+    if old.limits != new.limits {
+        out.push("resources or stop_grace changed".into());
+    }
+    out
+}
+
+/// "image sha-1111111 → sha-2222222", with the repositories only when they differ.
+pub fn image_change(old: &str, new: &str) -> String {
+    use crate::model::ImageRef;
+    match (ImageRef::parse(old), ImageRef::parse(new)) {
+        (Ok(a), Ok(b)) if a.repository == b.repository => {
+            format!("image {} → {}", a.short(), b.short())
+        }
+        _ => format!("image {old} → {new}"),
+    }
+}

@@ -1,0 +1,367 @@
+//! (desired, observed) → [`Plan`]: a pure function, tested as plain data.
+
+pub mod desired;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+pub use desired::{describe_change, image_change, Desired, DesiredService, EnvFile, SpecParts};
+
+use crate::runtime::{HealthState, ObservedContainer, Role, RunState};
+
+/// What happens to one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Nothing to do.
+    InSync,
+    /// No replica exists yet.
+    Create,
+    /// Replicas are missing.
+    ScaleUp,
+    /// Replicas (or leftovers) are extra.
+    ScaleDown,
+    /// Replicas run a different spec.
+    Replace,
+    /// Replicas are stopped.
+    Restart,
+    /// The service left the desired state.
+    Remove,
+}
+
+impl Action {
+    /// The word shown in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::InSync => "in sync",
+            Action::Create => "create",
+            Action::ScaleUp => "scale up",
+            Action::ScaleDown => "scale down",
+            Action::Replace => "replace",
+            Action::Restart => "restart",
+            Action::Remove => "remove",
+        }
+    }
+}
+
+/// One step of a service's plan, for one slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Start a replica in an empty slot.
+    Create {
+        /// The slot.
+        slot: u32,
+    },
+    /// Replace the replica in a slot with one of the desired spec.
+    Replace {
+        /// The slot.
+        slot: u32,
+        /// The replica being replaced.
+        container: String,
+    },
+    /// Start a stopped replica that already has the desired spec.
+    Restart {
+        /// The slot.
+        slot: u32,
+        /// The stopped replica.
+        container: String,
+    },
+    /// Promote a leftover replacement that already runs the desired spec and is healthy.
+    Adopt {
+        /// The slot.
+        slot: u32,
+        /// The replacement.
+        container: String,
+    },
+    /// Remove a container (extra slot, duplicate, leftover, removed service).
+    Remove {
+        /// The slot.
+        slot: u32,
+        /// The container.
+        container: String,
+    },
+}
+
+/// The plan for one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServicePlan {
+    /// The service.
+    pub service: String,
+    /// The action that sums the steps up.
+    pub action: Action,
+    /// Why, in words; never a secret value.
+    pub reasons: Vec<String>,
+    /// Desired replicas (0 for a removed service).
+    pub desired: u32,
+    /// Replicas that run now.
+    pub running: u32,
+    /// The image the service should run.
+    pub image: Option<String>,
+    /// What to do, slot by slot.
+    pub steps: Vec<Step>,
+}
+
+/// What `berth apply` would do to a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The project.
+    pub project: String,
+    /// One entry per service, desired or observed, by name.
+    pub services: Vec<ServicePlan>,
+}
+
+impl Plan {
+    /// True when nothing needs doing.
+    pub fn in_sync(&self) -> bool {
+        self.services.iter().all(|s| s.action == Action::InSync)
+    }
+
+    /// The services that need changes.
+    pub fn changes(&self) -> impl Iterator<Item = &ServicePlan> {
+        self.services.iter().filter(|s| s.action != Action::InSync)
+    }
+}
+
+/// Compares the desired state with the containers of the project and says, per
+/// service, what must change and why.
+pub fn plan(desired: &Desired, observed: &[ObservedContainer]) -> Plan {
+    let mut by_service: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
+    for c in observed.iter().filter(|c| c.role != Role::Migration) {
+        by_service.entry(c.service.as_str()).or_default().push(c);
+    }
+    let names: BTreeSet<&str> = desired
+        .services
+        .keys()
+        .map(String::as_str)
+        .chain(by_service.keys().copied())
+        .collect();
+    let services = names
+        .into_iter()
+        .map(|name| {
+            let containers = by_service.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            match desired.services.get(name) {
+                Some(d) => plan_service(d, containers),
+                None => plan_removal(name, containers),
+            }
+        })
+        .collect();
+    Plan {
+        project: desired.spec.project.clone(),
+        services,
+    }
+}
+
+fn plan_removal(name: &str, containers: &[&ObservedContainer]) -> ServicePlan {
+    let mut steps: Vec<Step> = containers
+        .iter()
+        .map(|c| Step::Remove {
+            slot: c.slot,
+            container: c.name.clone(),
+        })
+        .collect();
+    steps.sort_by_key(|s| std::cmp::Reverse(slot_of(s)));
+    ServicePlan {
+        service: name.to_string(),
+        action: Action::Remove,
+        reasons: vec!["service is no longer in the desired state".into()],
+        desired: 0,
+        running: containers.iter().filter(|c| c.is_up()).count() as u32,
+        image: None,
+        steps,
+    }
+}
+
+fn slot_of(step: &Step) -> u32 {
+    match step {
+        Step::Create { slot } => *slot,
+        Step::Replace { slot, .. }
+        | Step::Restart { slot, .. }
+        | Step::Adopt { slot, .. }
+        | Step::Remove { slot, .. } => *slot,
+    }
+}
+
+/// The container to keep in a slot when there are several: the one with the desired
+/// spec, then running, then healthy, then the newest.
+fn rank(c: &ObservedContainer, hash: &str) -> (bool, bool, bool, bool, i64) {
+    (
+        c.role == Role::Replica,
+        c.spec_hash == hash,
+        c.is_up(),
+        c.health == HealthState::Healthy,
+        c.created,
+    )
+}
+
+fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> ServicePlan {
+    let want = d.spec.replicas;
+    let mut slots: BTreeMap<u32, Vec<&ObservedContainer>> = BTreeMap::new();
+    for c in containers {
+        slots.entry(c.slot).or_default().push(c);
+    }
+    let mut steps = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    let add_reason = |r: String, reasons: &mut Vec<String>| {
+        if !reasons.contains(&r) {
+            reasons.push(r);
+        }
+    };
+    let mut missing = 0;
+    let mut extra = 0;
+    for slot in 1..=want {
+        let Some(list) = slots.get_mut(&slot) else {
+            steps.push(Step::Create { slot });
+            missing += 1;
+            continue;
+        };
+        list.sort_by_key(|c| std::cmp::Reverse(rank(c, &d.hash)));
+        let keep = list[0];
+        for other in &list[1..] {
+            // A leftover replacement beside a replica is removed: the rollout that made
+            // it will be redone from the current desired state.
+            steps.push(Step::Remove {
+                slot,
+                container: other.name.clone(),
+            });
+            let why = if other.role == Role::Candidate {
+                format!("leftover replacement {} removed", other.name)
+            } else {
+                format!("duplicate replica {} in slot {slot} removed", other.name)
+            };
+            add_reason(why, &mut reasons);
+        }
+        if keep.role == Role::Candidate {
+            // No replica left in this slot, only a replacement: promote it when it is
+            // the desired spec and healthy, otherwise start over.
+            if keep.spec_hash == d.hash
+                && keep.is_up()
+                && matches!(keep.health, HealthState::Healthy | HealthState::None)
+            {
+                steps.push(Step::Adopt {
+                    slot,
+                    container: keep.name.clone(),
+                });
+                add_reason(
+                    format!("replacement {} promoted to slot {slot}", keep.name),
+                    &mut reasons,
+                );
+            } else {
+                steps.push(Step::Remove {
+                    slot,
+                    container: keep.name.clone(),
+                });
+                steps.push(Step::Create { slot });
+                missing += 1;
+            }
+            continue;
+        }
+        if keep.spec_hash != d.hash {
+            steps.push(Step::Replace {
+                slot,
+                container: keep.name.clone(),
+            });
+            let change = keep
+                .parts
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<SpecParts>(p).ok())
+                .map(|old| describe_change(&old, &d.parts))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| vec!["container spec changed".to_string()]);
+            for r in change {
+                add_reason(r, &mut reasons);
+            }
+        } else if !keep.is_up() {
+            steps.push(Step::Restart {
+                slot,
+                container: keep.name.clone(),
+            });
+            let why = match keep.state {
+                RunState::Exited(Some(code)) => format!("{} exited with code {code}", keep.name),
+                RunState::Created => format!("{} was never started", keep.name),
+                RunState::Paused => format!("{} is paused", keep.name),
+                _ => format!("{} is not running", keep.name),
+            };
+            add_reason(why, &mut reasons);
+        }
+    }
+    if missing > 0 && !containers.is_empty() {
+        let r = if missing == 1 {
+            let slot = steps.iter().find_map(|s| match s {
+                Step::Create { slot } => Some(*slot),
+                _ => None,
+            });
+            format!("replica {} missing", slot.unwrap_or_default())
+        } else {
+            format!("{missing} replicas missing")
+        };
+        add_reason(r, &mut reasons);
+    }
+    let mut removals: Vec<(u32, &ObservedContainer)> = slots
+        .iter()
+        .filter(|(s, _)| **s == 0 || **s > want)
+        .flat_map(|(s, list)| list.iter().map(move |c| (*s, *c)))
+        .collect();
+    // Highest slots go first.
+    removals.sort_by_key(|(s, c)| (std::cmp::Reverse(*s), c.name.clone()));
+    for (slot, c) in removals {
+        steps.push(Step::Remove {
+            slot,
+            container: c.name.clone(),
+        });
+        extra += 1;
+    }
+    if extra > 0 {
+        add_reason(
+            format!(
+                "scale {} → {want}",
+                containers
+                    .iter()
+                    .filter(|c| c.role == Role::Replica)
+                    .map(|c| c.slot)
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            ),
+            &mut reasons,
+        );
+    }
+    let has = |f: fn(&Step) -> bool| steps.iter().any(f);
+    let action = if containers.is_empty() && want > 0 {
+        reasons.insert(
+            0,
+            format!(
+                "{want} replica{} of {}",
+                if want == 1 { "" } else { "s" },
+                image_short(d)
+            ),
+        );
+        Action::Create
+    } else if has(|s| matches!(s, Step::Replace { .. })) {
+        Action::Replace
+    } else if has(|s| matches!(s, Step::Restart { .. } | Step::Adopt { .. })) {
+        Action::Restart
+    } else if has(|s| matches!(s, Step::Create { .. })) {
+        Action::ScaleUp
+    } else if has(|s| matches!(s, Step::Remove { .. })) {
+        Action::ScaleDown
+    } else {
+        Action::InSync
+    };
+    ServicePlan {
+        service: d.spec.name.clone(),
+        action,
+        reasons,
+        desired: want,
+        running: containers
+            .iter()
+            .filter(|c| c.role == Role::Replica && c.is_up())
+            .count() as u32,
+        image: Some(d.spec.image.full.clone()),
+        steps,
+    }
+}
+
+fn image_short(d: &DesiredService) -> String {
+    d.spec.image.short()
+}

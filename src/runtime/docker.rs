@@ -1,0 +1,632 @@
+//! [`Engine`] over bollard. bollard's models are converted to berth's types here and
+//! nowhere else; a managed container whose labels cannot be read is an error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
+    HealthConfig as DockerHealth, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::labels;
+use super::*;
+
+/// The Docker engine, reached through `DOCKER_HOST` or the local socket, with the API
+/// version negotiated down to what the engine speaks (20.10 speaks 1.41).
+#[derive(Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+impl DockerEngine {
+    /// Connects and negotiates the API version.
+    pub async fn connect() -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_defaults().map_err(|e| {
+            RuntimeError::Docker(format!(
+                "cannot reach the Docker engine: {e}; is dockerd running and DOCKER_HOST right?"
+            ))
+        })?;
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            RuntimeError::Docker(format!(
+                "cannot reach the Docker engine: {e}; is dockerd running and DOCKER_HOST right?"
+            ))
+        })?;
+        Ok(Self { docker })
+    }
+
+    /// The underlying client, for the event stream.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+fn err(e: BollardError) -> RuntimeError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => RuntimeError::NotFound(message),
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => RuntimeError::Conflict(message),
+        BollardError::DockerResponseServerError { message, .. } => RuntimeError::Docker(message),
+        other => RuntimeError::Docker(other.to_string()),
+    }
+}
+
+fn project_filter(project: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={project}", labels::PROJECT)],
+    )])
+}
+
+/// Reads the health out of a list entry's status text ("Up 3 seconds (healthy)"): API
+/// 1.41 has no health field in the list answer, and one list call must be enough.
+fn health_from_status(status: &str) -> HealthState {
+    if status.contains("(healthy)") {
+        HealthState::Healthy
+    } else if status.contains("(unhealthy)") {
+        HealthState::Unhealthy
+    } else if status.contains("(health: starting)") {
+        HealthState::Starting
+    } else {
+        HealthState::None
+    }
+}
+
+/// "Exited (137) 3 seconds ago" → 137.
+fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.parse().ok()
+}
+
+/// Converts one list entry; fails on missing or malformed berth labels.
+pub(crate) fn convert_summary(c: ContainerSummary) -> Result<ObservedContainer, RuntimeError> {
+    let id = c.id.unwrap_or_default();
+    let fail = |reason: String| RuntimeError::Conversion {
+        id: id.clone(),
+        reason,
+    };
+    let labels = c.labels.unwrap_or_default();
+    let get = |k: &str| labels.get(k).cloned();
+    let role = match get(labels::ROLE).as_deref() {
+        Some("replica") | None => Role::Replica,
+        Some("candidate") => Role::Candidate,
+        Some("migration") => Role::Migration,
+        Some(other) => return Err(fail(format!("unknown {} `{other}`", labels::ROLE))),
+    };
+    let service =
+        get(labels::SERVICE).ok_or_else(|| fail(format!("no {} label", labels::SERVICE)))?;
+    let slot = match (role, get(labels::SLOT)) {
+        (Role::Migration, _) => 0,
+        (_, Some(s)) => s
+            .parse()
+            .map_err(|_| fail(format!("{} `{s}` is not a number", labels::SLOT)))?,
+        (_, None) => return Err(fail(format!("no {} label", labels::SLOT))),
+    };
+    let spec_hash = get(labels::SPEC).ok_or_else(|| fail(format!("no {} label", labels::SPEC)))?;
+    let name = c
+        .names
+        .and_then(|n| n.into_iter().next())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .ok_or_else(|| fail("no name".into()))?;
+    let status = c.status.unwrap_or_default();
+    let state = match c.state {
+        Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
+        Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
+        Some(ContainerSummaryStateEnum::PAUSED) => RunState::Paused,
+        Some(ContainerSummaryStateEnum::RESTARTING) => RunState::Restarting,
+        Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited(exit_code_from_status(&status)),
+        Some(ContainerSummaryStateEnum::REMOVING) => RunState::Removing,
+        Some(ContainerSummaryStateEnum::DEAD) => RunState::Dead,
+        other => return Err(fail(format!("unknown state {other:?}"))),
+    };
+    Ok(ObservedContainer {
+        id: id.clone(),
+        name,
+        service,
+        slot,
+        role,
+        spec_hash,
+        parts: get(labels::PARTS),
+        commit: get(labels::COMMIT),
+        image: get(labels::IMAGE).or(c.image).unwrap_or_default(),
+        migration: get(labels::MIGRATION),
+        state,
+        health: health_from_status(&status),
+        created: c.created.unwrap_or_default(),
+    })
+}
+
+fn nanos(d: Duration) -> i64 {
+    d.as_nanos().min(i64::MAX as u128) as i64
+}
+
+/// Builds the engine's create body from berth's container spec.
+pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed: Vec<String> = spec.expose.iter().map(|p| format!("{p}/tcp")).collect();
+    for p in &spec.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.to_string()),
+            });
+    }
+    let binds: Vec<String> = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            format!(
+                "{}:{}:{}",
+                m.source,
+                m.target,
+                if m.read_only { "ro" } else { "rw" }
+            )
+        })
+        .collect();
+    // The first network is joined at create time; the engine of API 1.41 takes one
+    // endpoint here, the others are connected before start.
+    let networking_config = spec
+        .networks
+        .first()
+        .map(|(net, aliases)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                net.clone(),
+                EndpointSettings {
+                    aliases: Some(aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        });
+    let healthcheck = spec.health.as_ref().map(|h| DockerHealth {
+        test: Some(h.test.clone()),
+        interval: Some(nanos(h.interval)),
+        timeout: Some(nanos(h.timeout)),
+        retries: Some(h.retries as i64),
+        start_period: Some(nanos(h.start_period)),
+        start_interval: None,
+    });
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        env: Some(spec.env.clone()),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck,
+        stop_timeout: Some(spec.stop_grace.as_secs() as i64),
+        host_config: Some(HostConfig {
+            memory: spec.memory.map(|m| m as i64),
+            nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
+            binds: (!binds.is_empty()).then_some(binds),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            restart_policy: Some(RestartPolicy {
+                name: Some(if spec.restart {
+                    RestartPolicyNameEnum::UNLESS_STOPPED
+                } else {
+                    RestartPolicyNameEnum::NO
+                }),
+                maximum_retry_count: None,
+            }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".into(), "10m".into()),
+                    ("max-file".into(), "3".into()),
+                ])),
+            }),
+            network_mode: spec.networks.first().map(|(n, _)| n.clone()),
+            init: Some(true),
+            ..Default::default()
+        }),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl Engine for DockerEngine {
+    async fn list_project(&self, project: &str) -> Result<Vec<ObservedContainer>, RuntimeError> {
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&project_filter(project))
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(err)?;
+        list.into_iter().map(convert_summary).collect()
+    }
+
+    async fn find_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, Option<String>)>, RuntimeError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => {
+                let project = c
+                    .config
+                    .and_then(|cfg| cfg.labels)
+                    .and_then(|l| l.get(labels::PROJECT).cloned());
+                Ok(Some((c.id.unwrap_or_default(), project)))
+            }
+            Err(e) => match err(e) {
+                RuntimeError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerDetails, RuntimeError> {
+        let c = self.docker.inspect_container(id, None).await.map_err(err)?;
+        let state = c.state.unwrap_or_default();
+        let run = if state.running == Some(true) {
+            if state.restarting == Some(true) {
+                RunState::Restarting
+            } else if state.paused == Some(true) {
+                RunState::Paused
+            } else {
+                RunState::Running
+            }
+        } else if state.dead == Some(true) {
+            RunState::Dead
+        } else if state
+            .started_at
+            .as_deref()
+            .is_none_or(|s| s.starts_with("0001-"))
+        {
+            RunState::Created
+        } else {
+            RunState::Exited(state.exit_code)
+        };
+        let health = match state.health.as_ref().and_then(|h| h.status) {
+            Some(HealthStatusEnum::HEALTHY) => HealthState::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => HealthState::Unhealthy,
+            Some(HealthStatusEnum::STARTING) => HealthState::Starting,
+            _ => HealthState::None,
+        };
+        let health_log = state
+            .health
+            .as_ref()
+            .and_then(|h| h.log.as_ref())
+            .and_then(|l| l.last())
+            .and_then(|r| r.output.clone())
+            .map(|s| s.trim().to_string());
+        let has_healthcheck = c
+            .config
+            .as_ref()
+            .and_then(|cfg| cfg.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
+        let networks = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|n| n.into_keys().collect())
+            .unwrap_or_default();
+        Ok(ContainerDetails {
+            state: run,
+            health,
+            health_log,
+            has_healthcheck,
+            started_at: state.started_at,
+            networks,
+        })
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) => match err(e) {
+                RuntimeError::NotFound(_) => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError> {
+        let opts = CreateImageOptionsBuilder::new().from_image(image).build();
+        let creds = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username),
+            password: Some(a.password),
+            serveraddress: Some(a.server),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(opts), None, creds);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(RuntimeError::Pull {
+                            image: image.into(),
+                            message: e,
+                        });
+                    }
+                }
+                Err(e) => {
+                    let message = match e {
+                        BollardError::DockerResponseServerError { message, .. } => message,
+                        BollardError::DockerStreamError { error } => error,
+                        other => other.to_string(),
+                    };
+                    return Err(RuntimeError::Pull {
+                        image: image.into(),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn image_id(&self, image: &str) -> Result<String, RuntimeError> {
+        let i = self.docker.inspect_image(image).await.map_err(err)?;
+        i.id.ok_or_else(|| RuntimeError::Docker(format!("image {image} has no ID")))
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(opts), create_body(spec))
+            .await
+            .map_err(err)?;
+        for (net, aliases) in spec.networks.iter().skip(1) {
+            let req = bollard::models::NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            if let Err(e) = self.docker.connect_network(net, req).await {
+                let _ = self.remove(&created.id).await;
+                return Err(err(e));
+            }
+        }
+        Ok(created.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker.start_container(id, None).await.map_err(err)
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let opts = StopContainerOptionsBuilder::new()
+            .t(grace.as_secs().min(i32::MAX as u64) as i32)
+            .build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn kill(&self, id: &str) -> Result<(), RuntimeError> {
+        let opts = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+        match self.docker.kill_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self
+            .docker
+            .remove_container(id, Some(opts))
+            .await
+            .map_err(err)
+        {
+            Ok(()) => Ok(()),
+            Err(RuntimeError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
+        let opts = RenameContainerOptionsBuilder::new().name(name).build();
+        self.docker.rename_container(id, opts).await.map_err(err)
+    }
+
+    async fn disconnect(&self, network: &str, id: &str) -> Result<(), RuntimeError> {
+        let req = NetworkDisconnectRequest {
+            container: id.to_string(),
+            force: Some(true),
+        };
+        self.docker
+            .disconnect_network(network, req)
+            .await
+            .map_err(err)
+    }
+
+    async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError> {
+        let opts = ListNetworksOptionsBuilder::new()
+            .filters(&project_filter(project))
+            .build();
+        let nets = self.docker.list_networks(Some(opts)).await.map_err(err)?;
+        Ok(nets
+            .into_iter()
+            .map(|n| ObservedObject {
+                name: n.name.unwrap_or_default(),
+                project: project.to_string(),
+            })
+            .collect())
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(req)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), RuntimeError> {
+        self.docker.remove_network(name).await.map_err(err)
+    }
+
+    async fn list_volumes(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError> {
+        let opts = ListVolumesOptionsBuilder::new()
+            .filters(&project_filter(project))
+            .build();
+        let vols = self.docker.list_volumes(Some(opts)).await.map_err(err)?;
+        Ok(vols
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| ObservedObject {
+                name: v.name,
+                project: project.to_string(),
+            })
+            .collect())
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, RuntimeError> {
+        let tail = lines.to_string();
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail)
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut out = String::new();
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(err)?;
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(out)
+    }
+
+    async fn wait(&self, id: &str) -> Result<i64, RuntimeError> {
+        let mut stream = self.docker.wait_container(id, None);
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(err(e)),
+            None => Err(RuntimeError::Docker(format!(
+                "wait for {id} ended without a status"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_text_gives_health_and_exit_code() {
+        assert_eq!(
+            health_from_status("Up 3 seconds (healthy)"),
+            HealthState::Healthy
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)"),
+            HealthState::Starting
+        );
+        assert_eq!(
+            health_from_status("Up 9 seconds (unhealthy)"),
+            HealthState::Unhealthy
+        );
+        assert_eq!(health_from_status("Up 2 hours"), HealthState::None);
+        assert_eq!(
+            exit_code_from_status("Exited (137) 3 seconds ago"),
+            Some(137)
+        );
+        assert_eq!(exit_code_from_status("Up 2 hours"), None);
+    }
+
+    #[test]
+    fn a_managed_container_without_labels_is_an_error() {
+        let c = ContainerSummary {
+            id: Some("abc".into()),
+            names: Some(vec!["/shop-api-1".into()]),
+            labels: Some(HashMap::from([(labels::PROJECT.into(), "shop".into())])),
+            state: Some(ContainerSummaryStateEnum::RUNNING),
+            ..Default::default()
+        };
+        let e = convert_summary(c).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "container abc has unreadable berth labels: no berth.service label"
+        );
+    }
+
+    #[test]
+    fn summaries_convert() {
+        let c = ContainerSummary {
+            id: Some("abc".into()),
+            names: Some(vec!["/shop-api-2".into()]),
+            labels: Some(HashMap::from([
+                (labels::PROJECT.into(), "shop".into()),
+                (labels::SERVICE.into(), "api".into()),
+                (labels::SLOT.into(), "2".into()),
+                (labels::SPEC.into(), "0123".into()),
+                (labels::IMAGE.into(), "app:v1".into()),
+            ])),
+            state: Some(ContainerSummaryStateEnum::EXITED),
+            status: Some("Exited (1) 2 seconds ago".into()),
+            ..Default::default()
+        };
+        let o = convert_summary(c).unwrap();
+        assert_eq!(
+            (o.name.as_str(), o.slot, o.role),
+            ("shop-api-2", 2, Role::Replica)
+        );
+        assert_eq!(o.state, RunState::Exited(Some(1)));
+    }
+}

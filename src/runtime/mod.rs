@@ -1,0 +1,313 @@
+//! The Docker boundary: one trait the rest of berth talks to, the bollard
+//! implementation, and the conversions from bollard's models to berth's own types.
+
+mod docker;
+pub mod labels;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use docker::DockerEngine;
+
+/// What a berth-managed container is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A serving replica in its slot.
+    Replica,
+    /// A replacement started beside a replica, not yet promoted.
+    Candidate,
+    /// A one-shot migration run.
+    Migration,
+}
+
+impl Role {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Replica => "replica",
+            Role::Candidate => "candidate",
+            Role::Migration => "migration",
+        }
+    }
+}
+
+/// A container's life-cycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "exit_code")]
+pub enum RunState {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Running,
+    /// Frozen by `docker pause`.
+    Paused,
+    /// Being restarted by its restart policy.
+    Restarting,
+    /// Stopped, with its exit code when Docker reported one.
+    Exited(Option<i64>),
+    /// Being removed.
+    Removing,
+    /// Dead (failed removal).
+    Dead,
+}
+
+/// A container's health as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// No health check configured.
+    None,
+    /// Within its start period, or no check has finished yet.
+    Starting,
+    /// The last checks passed.
+    Healthy,
+    /// Failed `retries` checks in a row.
+    Unhealthy,
+}
+
+/// A container berth manages, as observed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ObservedContainer {
+    /// Docker's container ID.
+    pub id: String,
+    /// The container name without the leading `/`.
+    pub name: String,
+    /// The service (or, for a migration, the `from` service).
+    pub service: String,
+    /// The slot, 0 for migrations.
+    pub slot: u32,
+    /// What the container is.
+    pub role: Role,
+    /// The spec hash it was created from.
+    pub spec_hash: String,
+    /// The per-part hashes label, when present.
+    #[serde(skip)]
+    pub parts: Option<String>,
+    /// The commit it was created for.
+    pub commit: Option<String>,
+    /// The image reference as the desired state named it.
+    pub image: String,
+    /// For migrations: the migration's name.
+    pub migration: Option<String>,
+    /// Life-cycle state.
+    pub state: RunState,
+    /// Health.
+    pub health: HealthState,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+}
+
+impl ObservedContainer {
+    /// Running (or being restarted by Docker, which will bring it back on its own).
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, RunState::Running | RunState::Restarting)
+    }
+}
+
+/// A managed network or volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedObject {
+    /// Its full name.
+    pub name: String,
+    /// Its `berth.project` label.
+    pub project: String,
+}
+
+/// How a port is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// Host address, `None` for all.
+    pub host_ip: Option<String>,
+    /// Host port.
+    pub host_port: u16,
+    /// Container port.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: &'static str,
+}
+
+/// One bind mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Host path or volume name.
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// True when `source` names a volume rather than a host path.
+    pub volume: bool,
+}
+
+/// Health check configuration for a container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// `["CMD", …]`, `["CMD-SHELL", …]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Failures before unhealthy.
+    pub retries: u32,
+    /// Grace period after start.
+    pub start_period: Duration,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerSpec {
+    /// Container name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Command override.
+    pub command: Option<Vec<String>>,
+    /// `KEY=VALUE` entries.
+    pub env: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Full network names, each joined with these aliases.
+    pub networks: Vec<(String, Vec<String>)>,
+    /// Ports exposed (not published).
+    pub expose: Vec<u16>,
+    /// Ports published on the host.
+    pub ports: Vec<PublishedPort>,
+    /// Mounts.
+    pub mounts: Vec<BindMount>,
+    /// Health check; `None` keeps the image's.
+    pub health: Option<HealthConfig>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit in cores.
+    pub cpus: Option<f64>,
+    /// Grace between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+    /// Restart policy `unless-stopped` when true (replicas); none for one-shot jobs.
+    pub restart: bool,
+}
+
+/// Failures at the Docker boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine could not be reached or answered with an error.
+    #[error("docker: {0}")]
+    Docker(String),
+    /// Docker said the object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A name is taken (by an object berth may not own).
+    #[error("name conflict: {0}")]
+    Conflict(String),
+    /// A managed container whose labels berth cannot read; never skipped silently.
+    #[error("container {id} has unreadable berth labels: {reason}")]
+    Conversion {
+        /// The container.
+        id: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Pulling an image failed; the message is the registry's.
+    #[error("pull {image}: {message}")]
+    Pull {
+        /// The image reference.
+        image: String,
+        /// What the registry or engine said.
+        message: String,
+    },
+}
+
+impl RuntimeError {
+    /// True for "no such object" answers.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RuntimeError::NotFound(_))
+    }
+}
+
+/// The details of one container that listing does not give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerDetails {
+    /// Life-cycle state.
+    pub state: RunState,
+    /// Health.
+    pub health: HealthState,
+    /// The last health check output, when there is one.
+    pub health_log: Option<String>,
+    /// True when the image or spec has a health check.
+    pub has_healthcheck: bool,
+    /// When it last started (RFC 3339), if ever.
+    pub started_at: Option<String>,
+    /// The full names of the networks it is attached to.
+    pub networks: Vec<String>,
+}
+
+/// The Docker operations berth needs. Everything that touches the engine goes through
+/// this trait.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Every container of `project`, in one list call.
+    async fn list_project(&self, project: &str) -> Result<Vec<ObservedContainer>, RuntimeError>;
+    /// The container with this exact name, managed or not: `(id, berth.project label)`.
+    async fn find_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, Option<String>)>, RuntimeError>;
+    /// Inspects one container.
+    async fn inspect(&self, id: &str) -> Result<ContainerDetails, RuntimeError>;
+    /// True when the image is present on the host.
+    async fn has_image(&self, image: &str) -> Result<bool, RuntimeError>;
+    /// Pulls an image with the given registry credentials.
+    async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError>;
+    /// The image's ID (`sha256:…`).
+    async fn image_id(&self, image: &str) -> Result<String, RuntimeError>;
+    /// Creates a container, returning its ID.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    /// Starts a container.
+    async fn start(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Stops a container, giving it `grace` before SIGKILL.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError>;
+    /// Kills a container at once.
+    async fn kill(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Removes a container (forcibly).
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Renames a container.
+    async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError>;
+    /// Takes a container off a network, so no new connection reaches it.
+    async fn disconnect(&self, network: &str, id: &str) -> Result<(), RuntimeError>;
+    /// Managed networks of `project`.
+    async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError>;
+    /// Creates a labelled bridge network.
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), RuntimeError>;
+    /// Removes a network.
+    async fn remove_network(&self, name: &str) -> Result<(), RuntimeError>;
+    /// Managed volumes of `project`.
+    async fn list_volumes(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError>;
+    /// Creates a labelled volume.
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), RuntimeError>;
+    /// The last `lines` lines of a container's output.
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, RuntimeError>;
+    /// Waits for a container to exit and returns its exit code.
+    async fn wait(&self, id: &str) -> Result<i64, RuntimeError>;
+}
+
+/// Registry credentials, as `docker login` stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+    /// The registry host.
+    pub server: String,
+}
