@@ -315,6 +315,36 @@ fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mappi
         });
         return None;
     }
+    let duplicates = std::mem::take(&mut ctx.files[file].index.duplicates);
+    if !duplicates.is_empty() {
+        for (path, (line, col), first) in duplicates {
+            let key = path
+                .as_str()
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let msg = format!(
+                "key `{key}` is written twice in this mapping (first on line {first}); keep one"
+            );
+            ctx.diags.push(Diagnostic {
+                severity: Severity::Error,
+                location: Location {
+                    file: name.clone(),
+                    line,
+                    col,
+                },
+                path: path.to_string(),
+                message: msg,
+                source_line: ctx.files[file]
+                    .text
+                    .lines()
+                    .nth(line.saturating_sub(1))
+                    .map(str::to_string),
+            });
+        }
+        return None;
+    }
     let value: Value = match serde_yaml::from_str(&ctx.files[file].text) {
         Ok(v) => v,
         Err(e) => {

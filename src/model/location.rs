@@ -56,6 +56,8 @@ impl std::fmt::Display for KeyPath {
 pub struct LocationIndex {
     keys: HashMap<KeyPath, (usize, usize)>,
     values: HashMap<KeyPath, (usize, usize)>,
+    /// Keys written twice in one mapping: the path, the second position, the first line.
+    pub duplicates: Vec<(KeyPath, (usize, usize), usize)>,
 }
 
 /// The position of a YAML syntax error.
@@ -96,6 +98,9 @@ impl LocationIndex {
     fn find(&self, path: &KeyPath, key_first: bool) -> (usize, usize) {
         let mut p = Some(path.clone());
         while let Some(cur) = p {
+            if cur.as_str().is_empty() {
+                break;
+            }
             let hit = if key_first {
                 self.keys.get(&cur).or_else(|| self.values.get(&cur))
             } else {
@@ -170,7 +175,12 @@ impl MarkedEventReceiver for Receiver {
                 match &ev {
                     Event::Scalar(s, ..) => {
                         let key = path.key(s);
-                        self.index.keys.entry(key.clone()).or_insert(pos);
+                        match self.index.keys.get(&key) {
+                            Some(first) => self.index.duplicates.push((key.clone(), pos, first.0)),
+                            None => {
+                                self.index.keys.insert(key.clone(), pos);
+                            }
+                        }
                         *pending_key = Some(key);
                         return;
                     }

@@ -15,4 +15,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use image::ImageRef;
 pub use load::{load_path, load_tree, LoadError, Loaded};
 pub use spec::*;
-pub use tree::{FsTree, RepoTree};
+pub use tree::{FsTree, MemTree, RepoTree};
+
+#[cfg(test)]
+mod tests;

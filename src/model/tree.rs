@@ -140,3 +140,52 @@ mod tests {
         assert_eq!(join_inside("", "../x"), None);
     }
 }
+
+/// A repository held in memory: for tests, and for callers that already hold the files.
+#[derive(Debug, Clone, Default)]
+pub struct MemTree {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl MemTree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file at a repository-relative path.
+    pub fn with(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
+        self.files.insert(path.to_string(), content.into());
+        self
+    }
+}
+
+impl RepoTree for MemTree {
+    fn display(&self, path: &str) -> String {
+        path.to_string()
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        if self.list_dir(path)?.is_some() {
+            return Err(format!(
+                "`{path}` is a directory; only files can be mounted"
+            ));
+        }
+        Ok(self.files.get(path).cloned())
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        let names: std::collections::BTreeSet<String> = self
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+            .collect();
+        Ok((!names.is_empty()).then(|| names.into_iter().collect()))
+    }
+}

@@ -130,8 +130,9 @@ impl DesiredService {
                 MountSource::HostPath(p) => format!("host:{}", p.display()),
                 MountSource::RepoFile(f) => {
                     let h = digest(&[&f.content]);
-                    files.insert(f.path.clone(), h.clone());
-                    format!("file:{h}")
+                    files.insert(f.path.clone(), h);
+                    // The content is its own part, so a changed file is named as such.
+                    format!("file:{}", f.path)
                 }
             };
             mounts.push((source, &m.target, m.read_only));

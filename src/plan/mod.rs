@@ -365,3 +365,6 @@ fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> Servic
 fn image_short(d: &DesiredService) -> String {
     d.spec.image.short()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,333 @@
+//! Planning as plain data: desired and observed in, actions with reasons out.
+
+use super::*;
+use crate::model::{load_tree, MemTree};
+use crate::runtime::{HealthState, ObservedContainer, Role, RunState};
+
+const STACK: &str = "\
+project: shop
+services:
+  api:
+    image: &app registry.example.com/api:sha-1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+    replicas: 3
+    env: { API_KEY: hunter2-committed, LOG: json }
+    health: { test: [\"CMD\", \"true\"] }
+  worker:
+    image: *app
+    health: { test: [\"NONE\"] }
+  proxy:
+    image: caddy:2.7
+    ports: [\"80:80\"]
+    volumes: [\"./files/Caddyfile:/etc/caddy/Caddyfile:ro\"]
+    health: { test: [\"NONE\"] }
+";
+
+fn desired_from(yaml: &str, caddyfile: &str) -> Desired {
+    let tree = MemTree::new()
+        .with("berth.yaml", yaml)
+        .with("files/Caddyfile", caddyfile);
+    let loaded = load_tree(&tree, "berth.yaml").unwrap();
+    Desired::resolve(
+        loaded
+            .spec
+            .unwrap_or_else(|| panic!("{}", loaded.diagnostics)),
+    )
+}
+
+fn desired() -> Desired {
+    desired_from(STACK, ":80 { respond ok }")
+}
+
+/// A running, healthy replica exactly as the desired state describes it.
+fn replica(d: &Desired, service: &str, slot: u32) -> ObservedContainer {
+    let s = &d.services[service];
+    ObservedContainer {
+        id: format!("id-{service}-{slot}"),
+        name: format!("shop-{service}-{slot}"),
+        service: service.into(),
+        slot,
+        role: Role::Replica,
+        spec_hash: s.hash.clone(),
+        parts: Some(s.parts_label()),
+        commit: None,
+        image: s.spec.image.full.clone(),
+        migration: None,
+        state: RunState::Running,
+        health: HealthState::Healthy,
+        created: 1,
+    }
+}
+
+fn converged(d: &Desired) -> Vec<ObservedContainer> {
+    d.services
+        .values()
+        .flat_map(|s| (1..=s.spec.replicas).map(|slot| replica(d, &s.spec.name, slot)))
+        .collect()
+}
+
+fn service<'p>(p: &'p Plan, name: &str) -> &'p ServicePlan {
+    p.services.iter().find(|s| s.service == name).unwrap()
+}
+
+#[test]
+fn nothing_running_creates_every_service() {
+    let d = desired();
+    let p = plan(&d, &[]);
+    let actions: Vec<(&str, Action)> = p
+        .services
+        .iter()
+        .map(|s| (s.service.as_str(), s.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("api", Action::Create),
+            ("proxy", Action::Create),
+            ("worker", Action::Create)
+        ]
+    );
+    assert_eq!(service(&p, "api").reasons, ["3 replicas of sha-1111111"]);
+    assert_eq!(
+        service(&p, "api").steps,
+        [
+            Step::Create { slot: 1 },
+            Step::Create { slot: 2 },
+            Step::Create { slot: 3 }
+        ]
+    );
+    assert!(!p.in_sync());
+}
+
+#[test]
+fn matching_containers_are_in_sync() {
+    let d = desired();
+    let p = plan(&d, &converged(&d));
+    assert!(p.in_sync(), "{p:?}");
+    assert!(p.services.iter().all(|s| s.steps.is_empty()));
+}
+
+#[test]
+fn a_new_image_replaces_with_the_short_shas() {
+    let old = desired();
+    let new = desired_from(
+        &STACK.replace("sha-1111111aaa", "sha-2222222aaa"),
+        ":80 { respond ok }",
+    );
+    let p = plan(&new, &converged(&old));
+    let api = service(&p, "api");
+    assert_eq!(api.action, Action::Replace);
+    assert_eq!(api.reasons, ["image sha-1111111 → sha-2222222"]);
+    assert_eq!(api.steps.len(), 3);
+    assert_eq!(service(&p, "worker").action, Action::Replace);
+    assert_eq!(service(&p, "proxy").action, Action::InSync);
+}
+
+#[test]
+fn an_env_change_names_the_key_never_the_value() {
+    let old = desired();
+    let new = desired_from(
+        &STACK.replace("hunter2-committed", "correct-horse"),
+        ":80 { respond ok }",
+    );
+    let p = plan(&new, &converged(&old));
+    let api = service(&p, "api");
+    assert_eq!(api.reasons, ["env API_KEY changed"]);
+    let text = serde_json::to_string(&p).unwrap();
+    assert!(!text.contains("hunter2") && !text.contains("correct-horse"));
+    assert!(!old.services["api"].parts_label().contains("hunter2"));
+}
+
+#[test]
+fn an_env_file_change_is_a_replace() {
+    let d = desired();
+    let base = d.services["api"].spec.clone();
+    let a = DesiredService::new(
+        base.clone(),
+        EnvFile::Loaded(vec![("DATABASE_URL".into(), "postgres://a".into())]),
+    );
+    let b = DesiredService::new(
+        base,
+        EnvFile::Loaded(vec![("DATABASE_URL".into(), "postgres://b".into())]),
+    );
+    assert_ne!(a.hash, b.hash);
+    assert_eq!(
+        describe_change(&a.parts, &b.parts),
+        ["env_file content changed"]
+    );
+    assert!(!a.parts_label().contains("postgres"));
+}
+
+#[test]
+fn a_mounted_file_change_is_a_replace() {
+    let old = desired();
+    let new = desired_from(STACK, ":80 { respond changed }");
+    let p = plan(&new, &converged(&old));
+    assert_eq!(service(&p, "proxy").action, Action::Replace);
+    assert_eq!(
+        service(&p, "proxy").reasons,
+        ["file files/Caddyfile changed"]
+    );
+    assert_eq!(service(&p, "api").action, Action::InSync);
+}
+
+#[test]
+fn replicas_are_not_part_of_the_hash() {
+    let a = desired();
+    let b = desired_from(
+        &STACK.replace("replicas: 3", "replicas: 1"),
+        ":80 { respond ok }",
+    );
+    assert_eq!(a.services["api"].hash, b.services["api"].hash);
+}
+
+#[test]
+fn scaling_down_removes_the_highest_slots_first() {
+    let old = desired();
+    let new = desired_from(
+        &STACK.replace("replicas: 3", "replicas: 1"),
+        ":80 { respond ok }",
+    );
+    let p = plan(&new, &converged(&old));
+    let api = service(&p, "api");
+    assert_eq!(api.action, Action::ScaleDown);
+    assert_eq!(api.reasons, ["scale 3 → 1"]);
+    assert_eq!(
+        api.steps,
+        [
+            Step::Remove {
+                slot: 3,
+                container: "shop-api-3".into()
+            },
+            Step::Remove {
+                slot: 2,
+                container: "shop-api-2".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_missing_replica_is_scaled_up() {
+    let d = desired();
+    let observed: Vec<_> = converged(&d)
+        .into_iter()
+        .filter(|c| c.name != "shop-api-3")
+        .collect();
+    let p = plan(&d, &observed);
+    let api = service(&p, "api");
+    assert_eq!(api.action, Action::ScaleUp);
+    assert_eq!(api.reasons, ["replica 3 missing"]);
+    assert_eq!(api.steps, [Step::Create { slot: 3 }]);
+}
+
+#[test]
+fn an_exited_replica_is_restarted() {
+    let d = desired();
+    let mut observed = converged(&d);
+    let c = observed
+        .iter_mut()
+        .find(|c| c.name == "shop-api-2")
+        .unwrap();
+    c.state = RunState::Exited(Some(1));
+    let p = plan(&d, &observed);
+    let api = service(&p, "api");
+    assert_eq!(api.action, Action::Restart);
+    assert_eq!(api.reasons, ["shop-api-2 exited with code 1"]);
+    assert_eq!(
+        api.steps,
+        [Step::Restart {
+            slot: 2,
+            container: "shop-api-2".into()
+        }]
+    );
+}
+
+#[test]
+fn a_service_gone_from_the_desired_state_is_removed() {
+    let d = desired();
+    let mut observed = converged(&d);
+    let mut old = replica(&d, "worker", 1);
+    old.service = "mailer".into();
+    old.name = "shop-mailer-1".into();
+    observed.push(old);
+    let p = plan(&d, &observed);
+    let mailer = service(&p, "mailer");
+    assert_eq!(mailer.action, Action::Remove);
+    assert_eq!(
+        mailer.reasons,
+        ["service is no longer in the desired state"]
+    );
+    assert_eq!(
+        mailer.steps,
+        [Step::Remove {
+            slot: 1,
+            container: "shop-mailer-1".into()
+        }]
+    );
+}
+
+#[test]
+fn a_leftover_replacement_beside_its_replica_is_removed() {
+    let d = desired();
+    let mut observed = converged(&d);
+    let mut cand = replica(&d, "api", 1);
+    cand.role = Role::Candidate;
+    cand.name = "shop-api-1-next".into();
+    observed.push(cand);
+    let p = plan(&d, &observed);
+    let api = service(&p, "api");
+    assert_eq!(api.action, Action::ScaleDown);
+    assert_eq!(
+        api.steps,
+        [Step::Remove {
+            slot: 1,
+            container: "shop-api-1-next".into()
+        }]
+    );
+    assert_eq!(
+        api.reasons,
+        ["leftover replacement shop-api-1-next removed"]
+    );
+}
+
+#[test]
+fn a_healthy_replacement_alone_in_its_slot_is_adopted() {
+    let d = desired();
+    let mut observed: Vec<_> = converged(&d)
+        .into_iter()
+        .filter(|c| c.name != "shop-api-1")
+        .collect();
+    let mut cand = replica(&d, "api", 1);
+    cand.role = Role::Candidate;
+    cand.name = "shop-api-1-next".into();
+    observed.push(cand);
+    let p = plan(&d, &observed);
+    assert_eq!(
+        service(&p, "api").steps,
+        [Step::Adopt {
+            slot: 1,
+            container: "shop-api-1-next".into()
+        }]
+    );
+}
+
+#[test]
+fn duplicates_in_a_slot_keep_the_desired_one() {
+    let old = desired();
+    let new = desired_from(
+        &STACK.replace("sha-1111111aaa", "sha-2222222aaa"),
+        ":80 { respond ok }",
+    );
+    let mut observed = converged(&new);
+    let mut stale = replica(&old, "worker", 1);
+    stale.name = "shop-worker-1-old".into();
+    observed.push(stale);
+    let p = plan(&new, &observed);
+    assert_eq!(
+        service(&p, "worker").steps,
+        [Step::Remove {
+            slot: 1,
+            container: "shop-worker-1-old".into()
+        }]
+    );
+}
