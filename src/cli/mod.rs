@@ -1,6 +1,7 @@
 //! The command line: clap definitions and one function per command. `main` only calls
 //! [`run`].
 
+mod apply;
 mod plan;
 mod validate;
 
@@ -28,6 +29,58 @@ pub mod exit {
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// A duration flag: `500ms`, `10s`, `2m`.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationArg(std::time::Duration);
+
+impl std::str::FromStr for DurationArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::model::units::parse_duration(s).map(DurationArg)
+    }
+}
+
+impl From<DurationArg> for std::time::Duration {
+    fn from(d: DurationArg) -> Self {
+        d.0
+    }
+}
+
+/// Flags of `berth apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The desired state: a berth.yaml file or a directory of *.yaml files.
+    #[arg(long, short = 'f', env = "BERTH_FILE")]
+    pub file: PathBuf,
+    /// Where berth keeps what it writes on the host (mounted repository files).
+    #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
+    pub state_dir: PathBuf,
+    /// Retries of a failed service within this run, with exponential backoff.
+    #[arg(long, env = "BERTH_RETRIES", default_value_t = 0)]
+    pub retries: u32,
+    /// The first retry delay; later ones double.
+    #[arg(long, env = "BERTH_BACKOFF_INITIAL", default_value = "10s")]
+    pub backoff_initial: DurationArg,
+    /// The longest retry delay.
+    #[arg(long, env = "BERTH_BACKOFF_MAX", default_value = "5m")]
+    pub backoff_max: DurationArg,
+    /// Services converged at the same time (dependencies still go first).
+    #[arg(long, env = "BERTH_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Pause between taking an old replica off its networks and stopping it.
+    #[arg(long, env = "BERTH_DRAIN", default_value = "1s")]
+    pub drain: DurationArg,
+    /// Keep services that left the desired state running.
+    #[arg(long, env = "BERTH_NO_PRUNE")]
+    pub no_prune: bool,
+    /// The commit being applied, recorded in container labels.
+    #[arg(long, env = "BERTH_COMMIT")]
+    pub commit: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
+    pub output: Output,
 }
 
 /// Output formats.
@@ -61,6 +114,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
         output: Output,
     },
+    /// Converge this host to the desired state once and exit: 0 converged, 1 a service
+    /// failed (each said, with what still serves), 2 invalid input or usage.
+    Apply(ApplyArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -79,8 +135,25 @@ pub fn run() -> ExitCode {
     let code = match cli.command {
         Command::Validate { path, output } => validate::run(&path, output),
         Command::Plan { file, output } => runtime().block_on(plan::run(&file, output)),
+        Command::Apply(args) => {
+            init_logs();
+            runtime().block_on(apply::run(&args))
+        }
     };
     ExitCode::from(code)
+}
+
+/// Logs go to stderr so that stdout holds only the command's answer; `RUST_LOG`
+/// filters them.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -934,7 +934,7 @@ fn resources(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Re
         Some(v) => {
             let p = path.key("cpus");
             match scalar(v).and_then(|s| s.parse::<f64>().ok()) {
-                Some(c) if c >= 0.01 && c <= 1024.0 => Some(Some(c)),
+                Some(c) if (0.01..=1024.0).contains(&c) => Some(Some(c)),
                 Some(_) => {
                     ctx.error(file, &p, "cpus is out of range; use 0.01 to 1024 (cores)");
                     None

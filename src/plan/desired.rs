@@ -267,3 +267,10 @@ pub fn image_change(old: &str, new: &str) -> String {
         _ => format!("image {old} → {new}"),
     }
 }
+
+/// The short form of an image reference for messages: `sha-1111111`, `2.7-alpine`.
+pub fn short(full: &str) -> String {
+    crate::model::ImageRef::parse(full)
+        .map(|r| r.short())
+        .unwrap_or_else(|_| full.to_string())
+}

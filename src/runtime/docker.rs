@@ -104,20 +104,20 @@ pub(crate) fn convert_summary(c: ContainerSummary) -> Result<ObservedContainer, 
     };
     let labels = c.labels.unwrap_or_default();
     let get = |k: &str| labels.get(k).cloned();
-    let role = match get(labels::ROLE).as_deref() {
-        Some("replica") | None => Role::Replica,
-        Some("candidate") => Role::Candidate,
-        Some("migration") => Role::Migration,
+    let migration_role = match get(labels::ROLE).as_deref() {
+        Some("replica") | None => false,
+        Some("migration") => true,
         Some(other) => return Err(fail(format!("unknown {} `{other}`", labels::ROLE))),
     };
+    let project = get(labels::PROJECT).unwrap_or_default();
     let service =
         get(labels::SERVICE).ok_or_else(|| fail(format!("no {} label", labels::SERVICE)))?;
-    let slot = match (role, get(labels::SLOT)) {
-        (Role::Migration, _) => 0,
-        (_, Some(s)) => s
+    let slot = match (migration_role, get(labels::SLOT)) {
+        (true, _) => 0,
+        (false, Some(s)) => s
             .parse()
             .map_err(|_| fail(format!("{} `{s}` is not a number", labels::SLOT)))?,
-        (_, None) => return Err(fail(format!("no {} label", labels::SLOT))),
+        (false, None) => return Err(fail(format!("no {} label", labels::SLOT))),
     };
     let spec_hash = get(labels::SPEC).ok_or_else(|| fail(format!("no {} label", labels::SPEC)))?;
     let name = c
@@ -125,6 +125,16 @@ pub(crate) fn convert_summary(c: ContainerSummary) -> Result<ObservedContainer, 
         .and_then(|n| n.into_iter().next())
         .map(|n| n.trim_start_matches('/').to_string())
         .ok_or_else(|| fail("no name".into()))?;
+    // Labels cannot change after creation, so whether a container serves its slot or
+    // stands beside it (a replacement, or the previous replica kept for rollback) is
+    // told by its name, which berth renames as a rollout proceeds.
+    let role = if migration_role {
+        Role::Migration
+    } else if name == replica_name(&project, &service, slot) {
+        Role::Replica
+    } else {
+        Role::Candidate
+    };
     let status = c.status.unwrap_or_default();
     let state = match c.state {
         Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
@@ -151,6 +161,11 @@ pub(crate) fn convert_summary(c: ContainerSummary) -> Result<ObservedContainer, 
         health: health_from_status(&status),
         created: c.created.unwrap_or_default(),
     })
+}
+
+/// The steady-state name of a replica: `<project>-<service>-<slot>`.
+pub fn replica_name(project: &str, service: &str, slot: u32) -> String {
+    format!("{project}-{service}-{slot}")
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -392,16 +407,9 @@ impl Engine for DockerEngine {
             .await
             .map_err(err)?;
         for (net, aliases) in spec.networks.iter().skip(1) {
-            let req = bollard::models::NetworkConnectRequest {
-                container: created.id.clone(),
-                endpoint_config: Some(EndpointSettings {
-                    aliases: Some(aliases.clone()),
-                    ..Default::default()
-                }),
-            };
-            if let Err(e) = self.docker.connect_network(net, req).await {
+            if let Err(e) = self.connect(net, &created.id, aliases.clone()).await {
                 let _ = self.remove(&created.id).await;
-                return Err(err(e));
+                return Err(e);
             }
         }
         Ok(created.id)
@@ -464,6 +472,22 @@ impl Engine for DockerEngine {
             .disconnect_network(network, req)
             .await
             .map_err(err)
+    }
+
+    async fn connect(
+        &self,
+        network: &str,
+        id: &str,
+        aliases: Vec<String>,
+    ) -> Result<(), RuntimeError> {
+        let req = bollard::models::NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(aliases),
+                ..Default::default()
+            }),
+        };
+        self.docker.connect_network(network, req).await.map_err(err)
     }
 
     async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError> {

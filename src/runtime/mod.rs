@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use docker::DockerEngine;
+pub use docker::{replica_name, DockerEngine};
 
 /// What a berth-managed container is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -17,7 +17,8 @@ pub use docker::DockerEngine;
 pub enum Role {
     /// A serving replica in its slot.
     Replica,
-    /// A replacement started beside a replica, not yet promoted.
+    /// Beside a replica in its slot: a replacement not yet promoted, or the previous
+    /// replica kept stopped for rollback. Told apart from the replica by its name.
     Candidate,
     /// A one-shot migration run.
     Migration,
@@ -277,6 +278,13 @@ pub trait Engine: Send + Sync {
     async fn rename(&self, id: &str, name: &str) -> Result<(), RuntimeError>;
     /// Takes a container off a network, so no new connection reaches it.
     async fn disconnect(&self, network: &str, id: &str) -> Result<(), RuntimeError>;
+    /// Puts a container on a network with the given aliases.
+    async fn connect(
+        &self,
+        network: &str,
+        id: &str,
+        aliases: Vec<String>,
+    ) -> Result<(), RuntimeError>;
     /// Managed networks of `project`.
     async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError>;
     /// Creates a labelled bridge network.

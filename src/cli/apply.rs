@@ -1,0 +1,130 @@
+//! `berth apply`.
+
+use std::sync::Arc;
+
+use super::validate::{print_load_error, print_loaded};
+use super::{exit, ApplyArgs, Output};
+use crate::executor::{ApplyOptions, ApplyReport, Executor, Outcome, RetryPolicy};
+use crate::model::load_path;
+use crate::plan::Desired;
+use crate::runtime::DockerEngine;
+
+/// Converges once; 0 converged, 1 a service failed, 2 invalid input or usage.
+pub async fn run(args: &ApplyArgs) -> u8 {
+    let loaded = match load_path(&args.file) {
+        Ok(l) => l,
+        Err(e) => {
+            print_load_error(&e);
+            return exit::USAGE;
+        }
+    };
+    let Some(spec) = loaded.spec.clone() else {
+        print_loaded(&args.file, &loaded, Output::Human);
+        return exit::USAGE;
+    };
+    for w in loaded.diagnostics.warnings() {
+        eprintln!("{}", w.headline());
+    }
+    let desired = Desired::resolve(spec);
+    let engine = match DockerEngine::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let opts = ApplyOptions {
+        state_dir: args.state_dir.clone(),
+        commit: args.commit.clone(),
+        retry: RetryPolicy {
+            initial: args.backoff_initial.into(),
+            max: args.backoff_max.into(),
+            max_attempts: args.retries + 1,
+            ..RetryPolicy::default()
+        },
+        concurrency: args.concurrency,
+        drain: args.drain.into(),
+        prune: !args.no_prune,
+        ..ApplyOptions::default()
+    };
+    let executor = Executor::new(Arc::new(engine), opts);
+    let report = match executor.apply(&desired).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializes")
+        ),
+        Output::Human => print!("{}", render(&report)),
+    }
+    if report.converged() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// The report as text: one line per service.
+pub fn render(report: &ApplyReport) -> String {
+    let width = report
+        .services
+        .iter()
+        .map(|s| s.service.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    let mut failed = 0;
+    for s in &report.services {
+        let secs = s.millis as f64 / 1000.0;
+        let line = match &s.outcome {
+            Outcome::InSync => format!("= {:<width$}  in sync", s.service),
+            Outcome::Converged => format!(
+                "✓ {:<width$}  {}: {} ({secs:.1}s)",
+                s.service,
+                s.action.as_str(),
+                s.reasons.join("; ")
+            ),
+            Outcome::Failed { error, serving } => {
+                failed += 1;
+                let tries = if s.attempts > 1 {
+                    format!(" after {} attempts", s.attempts)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "✗ {:<width$}  {} failed{tries}: {error}; {serving}",
+                    s.service,
+                    s.action.as_str()
+                )
+            }
+            Outcome::Blocked { by } => {
+                failed += 1;
+                format!(
+                    "✗ {:<width$}  not changed: it depends on {by}, which did not converge",
+                    s.service
+                )
+            }
+            Outcome::Skipped => format!(
+                "- {:<width$}  left running: not in the desired state, and pruning is off",
+                s.service
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if failed == 0 {
+        out.push_str(&format!("project {}: converged\n", report.project));
+    } else {
+        out.push_str(&format!(
+            "project {}: {failed} service{} did not converge\n",
+            report.project,
+            if failed == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}

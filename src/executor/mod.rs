@@ -1,0 +1,486 @@
+//! Carries out a plan against the engine: pulls first, then per service, in
+//! dependency order, health-gated rolling updates that roll back on failure.
+
+pub mod auth;
+pub mod container;
+pub mod gate;
+pub mod policy;
+pub mod redact;
+mod rollout;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::plan::{plan, Action, Desired, Step};
+use crate::runtime::{Engine, Role, RuntimeError};
+
+pub use gate::{GateFailure, RolloutGate};
+pub use policy::RetryPolicy;
+pub use redact::Redactor;
+
+/// How `apply` behaves.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Where berth keeps what it writes on the host (mounted repository files).
+    pub state_dir: PathBuf,
+    /// The commit being applied, recorded in labels.
+    pub commit: Option<String>,
+    /// Retries of a failed service within this run, and their delays.
+    pub retry: RetryPolicy,
+    /// Services converged at the same time.
+    pub concurrency: usize,
+    /// Pause between taking a replica off its networks and stopping it.
+    pub drain: Duration,
+    /// How often the health gate looks.
+    pub poll: Duration,
+    /// Remove services that left the desired state.
+    pub prune: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/berth"),
+            commit: None,
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+            concurrency: 4,
+            drain: Duration::from_secs(1),
+            poll: Duration::from_millis(100),
+            prune: true,
+        }
+    }
+}
+
+/// How one service ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Nothing needed doing.
+    InSync,
+    /// Changed, and now converged.
+    Converged,
+    /// Could not be converged; what ran before keeps running.
+    Failed {
+        /// What went wrong (secrets masked).
+        error: String,
+        /// What still serves.
+        serving: String,
+    },
+    /// Not touched because a service it depends on failed.
+    Blocked {
+        /// The failed dependency.
+        by: String,
+    },
+    /// Not changed because it was removed from the desired state and pruning is off.
+    Skipped,
+}
+
+/// The report of one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    /// The service.
+    pub service: String,
+    /// What the plan said.
+    pub action: Action,
+    /// Why.
+    pub reasons: Vec<String>,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Wall time spent on it, in milliseconds.
+    pub millis: u64,
+}
+
+/// The report of one `apply`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    /// The project.
+    pub project: String,
+    /// Per service, by name.
+    pub services: Vec<ServiceReport>,
+}
+
+impl ApplyReport {
+    /// True when no service failed or was blocked.
+    pub fn converged(&self) -> bool {
+        self.services
+            .iter()
+            .all(|s| !matches!(s.outcome, Outcome::Failed { .. } | Outcome::Blocked { .. }))
+    }
+}
+
+/// A failure that stops the whole apply (as opposed to one service).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The engine could not be used.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The state directory could not be written.
+    #[error("state dir {path}: {error}")]
+    StateDir {
+        /// The path.
+        path: String,
+        /// What failed.
+        error: std::io::Error,
+    },
+}
+
+/// Carries out plans against one engine.
+pub struct Executor {
+    engine: Arc<dyn Engine>,
+    opts: ApplyOptions,
+}
+
+impl Executor {
+    /// An executor over `engine`.
+    pub fn new(engine: Arc<dyn Engine>, opts: ApplyOptions) -> Self {
+        Self { engine, opts }
+    }
+
+    /// Converges the project once: every service is tried, failures are reported per
+    /// service.
+    pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, ApplyError> {
+        let project = desired.spec.project.as_str();
+        let redactor = Redactor::from_desired(desired);
+        let observed = self.engine.list_project(project).await?;
+        let the_plan = plan(desired, &observed);
+        let changing: Vec<&str> = the_plan.changes().map(|s| s.service.as_str()).collect();
+        if !changing.is_empty() {
+            self.ensure_objects(desired).await?;
+        }
+        // Images first: nothing is stopped before every image it needs is here.
+        let pull_errors = self.pull_images(desired, &the_plan).await;
+
+        let levels = dependency_levels(desired, &the_plan);
+        let mut done: HashMap<String, Outcome> = HashMap::new();
+        let mut reports = Vec::new();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.opts.concurrency.max(1)));
+        for level in levels {
+            let futures = level.into_iter().map(|name| {
+                let sp = the_plan
+                    .services
+                    .iter()
+                    .find(|s| s.service == name)
+                    .expect("planned")
+                    .clone();
+                let blocked_by = desired
+                    .services
+                    .get(&name)
+                    .map(|d| d.spec.depends_on.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|dep| {
+                        matches!(
+                            done.get(dep),
+                            Some(Outcome::Failed { .. } | Outcome::Blocked { .. })
+                        )
+                    });
+                let pull_error = pull_errors.get(&name).cloned();
+                let semaphore = semaphore.clone();
+                let redactor = &redactor;
+                async move {
+                    let start = Instant::now();
+                    let (outcome, attempts) = if sp.action == Action::InSync {
+                        (Outcome::InSync, 0)
+                    } else if let Some(by) = blocked_by {
+                        (Outcome::Blocked { by }, 0)
+                    } else if let Some(error) = pull_error {
+                        let serving = self.serving(project, &name).await;
+                        (Outcome::Failed { error, serving }, 1)
+                    } else if sp.action == Action::Remove && !self.opts.prune {
+                        (Outcome::Skipped, 0)
+                    } else {
+                        let _permit = semaphore.acquire().await.expect("semaphore open");
+                        self.converge_with_retries(desired, &name, redactor).await
+                    };
+                    ServiceReport {
+                        service: name,
+                        action: sp.action,
+                        reasons: sp.reasons.iter().map(|r| redactor.redact(r)).collect(),
+                        outcome,
+                        attempts,
+                        millis: start.elapsed().as_millis() as u64,
+                    }
+                }
+            });
+            for r in join_all(futures).await {
+                done.insert(r.service.clone(), r.outcome.clone());
+                reports.push(r);
+            }
+        }
+        if self.opts.prune {
+            self.prune_networks(desired).await;
+        }
+        reports.sort_by(|a, b| a.service.cmp(&b.service));
+        Ok(ApplyReport {
+            project: project.to_string(),
+            services: reports,
+        })
+    }
+
+    async fn converge_with_retries(
+        &self,
+        desired: &Desired,
+        name: &str,
+        redactor: &Redactor,
+    ) -> (Outcome, u32) {
+        let mut delays = self.opts.retry.schedule();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = self.converge_service(desired, name).await;
+            match result {
+                Ok(()) => return (Outcome::Converged, attempts),
+                Err(e) => {
+                    let error = redactor.redact(&e);
+                    tracing::warn!(service = name, attempt = attempts, error = %error, "service failed to converge");
+                    match delays.next() {
+                        Some(delay) => {
+                            tracing::info!(
+                                service = name,
+                                delay_ms = delay.as_millis() as u64,
+                                "retrying after backoff"
+                            );
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            let serving = self.serving(&desired.spec.project, name).await;
+                            return (Outcome::Failed { error, serving }, attempts);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plans one service afresh from the engine and carries the plan out.
+    async fn converge_service(&self, desired: &Desired, name: &str) -> Result<(), String> {
+        let project = &desired.spec.project;
+        let observed = self
+            .engine
+            .list_project(project)
+            .await
+            .map_err(|e| e.to_string())?;
+        let the_plan = plan(desired, &observed);
+        let Some(sp) = the_plan.services.into_iter().find(|s| s.service == name) else {
+            return Ok(());
+        };
+        let by_name: HashMap<&str, &crate::runtime::ObservedContainer> =
+            observed.iter().map(|c| (c.name.as_str(), c)).collect();
+        let ctx = rollout::Rollout {
+            engine: self.engine.as_ref(),
+            opts: &self.opts,
+            project,
+            desired: desired.services.get(name),
+        };
+        ctx.run(&sp.steps, &by_name).await
+    }
+
+    /// "2 replicas of sha-1111111 still serve", from a fresh look at the engine.
+    async fn serving(&self, project: &str, service: &str) -> String {
+        let Ok(observed) = self.engine.list_project(project).await else {
+            return "unknown (the engine did not answer)".into();
+        };
+        let mut by_image: BTreeMap<String, u32> = BTreeMap::new();
+        for c in observed
+            .iter()
+            .filter(|c| c.service == service && c.role == Role::Replica && c.is_up())
+        {
+            *by_image
+                .entry(crate::plan::desired::short(&c.image))
+                .or_default() += 1;
+        }
+        if by_image.is_empty() {
+            return "no replica is running".into();
+        }
+        let parts: Vec<String> = by_image
+            .into_iter()
+            .map(|(img, n)| format!("{n} replica{} of {img}", if n == 1 { "" } else { "s" }))
+            .collect();
+        format!("{} still serving", parts.join(" and "))
+    }
+
+    /// Creates missing networks and volumes, and writes mounted repository files.
+    async fn ensure_objects(&self, desired: &Desired) -> Result<(), ApplyError> {
+        let project = &desired.spec.project;
+        let labels = container::project_labels(project);
+        let nets: BTreeSet<String> = self
+            .engine
+            .list_networks(project)
+            .await?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        for name in desired.spec.networks.keys() {
+            let full = container::object_name(project, name);
+            if !nets.contains(&full) {
+                tracing::info!(project, network = %full, action = "create-network");
+                match self.engine.create_network(&full, labels.clone()).await {
+                    Ok(()) | Err(RuntimeError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let vols: BTreeSet<String> = self
+            .engine
+            .list_volumes(project)
+            .await?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        for name in desired.spec.volumes.keys() {
+            let full = container::object_name(project, name);
+            if !vols.contains(&full) {
+                tracing::info!(project, volume = %full, action = "create-volume");
+                self.engine.create_volume(&full, labels.clone()).await?;
+            }
+        }
+        for s in desired.services.values() {
+            for m in &s.spec.volumes {
+                if let crate::model::MountSource::RepoFile(f) = &m.source {
+                    write_repo_file(&self.opts.state_dir, &f.content)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls, in parallel, every image a create or replace needs and the host lacks.
+    /// Returns the error of each service whose image could not be had.
+    async fn pull_images(
+        &self,
+        desired: &Desired,
+        the_plan: &crate::plan::Plan,
+    ) -> HashMap<String, String> {
+        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for sp in the_plan.changes() {
+            let needs = sp
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Create { .. } | Step::Replace { .. }));
+            if let (true, Some(d)) = (needs, desired.services.get(&sp.service)) {
+                wanted
+                    .entry(d.spec.image.full.clone())
+                    .or_default()
+                    .push(sp.service.clone());
+            }
+        }
+        let pulls = wanted.into_iter().map(|(image, services)| async move {
+            match self.engine.has_image(&image).await {
+                Ok(true) => return (services, None),
+                Ok(false) => {}
+                Err(e) => return (services, Some(e.to_string())),
+            }
+            let started = Instant::now();
+            tracing::info!(image = %image, action = "pull");
+            let result = self.engine.pull(&image, auth::registry_auth(&image)).await;
+            match result {
+                Ok(()) => {
+                    tracing::info!(image = %image, action = "pulled", duration_ms = started.elapsed().as_millis() as u64);
+                    (services, None)
+                }
+                Err(e) => (services, Some(format!("{e}; nothing of this service was stopped"))),
+            }
+        });
+        let mut errors = HashMap::new();
+        for (services, err) in join_all(pulls).await {
+            if let Some(e) = err {
+                for s in services {
+                    errors.insert(s, e.clone());
+                }
+            }
+        }
+        errors
+    }
+
+    /// Removes project networks the desired state no longer names; a network still in
+    /// use stays until the next run.
+    async fn prune_networks(&self, desired: &Desired) {
+        let project = &desired.spec.project;
+        let Ok(nets) = self.engine.list_networks(project).await else {
+            return;
+        };
+        let wanted: BTreeSet<String> = desired
+            .spec
+            .networks
+            .keys()
+            .map(|n| container::object_name(project, n))
+            .collect();
+        for n in nets.into_iter().filter(|n| !wanted.contains(&n.name)) {
+            if let Err(e) = self.engine.remove_network(&n.name).await {
+                tracing::debug!(network = %n.name, error = %e, "network not removed yet");
+            } else {
+                tracing::info!(project = %project, network = %n.name, action = "remove-network");
+            }
+        }
+    }
+}
+
+fn write_repo_file(state_dir: &std::path::Path, content: &[u8]) -> Result<(), ApplyError> {
+    let path = container::repo_file_path(state_dir, content);
+    if path.exists() {
+        return Ok(());
+    }
+    let fail = |error| ApplyError::StateDir {
+        path: path.display().to_string(),
+        error,
+    };
+    let dir = path.parent().expect("files dir");
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    // Written aside and renamed, so a container never mounts half a file.
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    std::fs::write(&tmp, content).map_err(fail)?;
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    Ok(())
+}
+
+/// Services grouped so that each group depends only on earlier groups.
+fn dependency_levels(desired: &Desired, the_plan: &crate::plan::Plan) -> Vec<Vec<String>> {
+    let mut level: HashMap<String, usize> = HashMap::new();
+    fn depth(
+        name: &str,
+        desired: &Desired,
+        level: &mut HashMap<String, usize>,
+        guard: usize,
+    ) -> usize {
+        if let Some(l) = level.get(name) {
+            return *l;
+        }
+        let deps = desired
+            .services
+            .get(name)
+            .map(|d| d.spec.depends_on.clone())
+            .unwrap_or_default();
+        // Validation rules out cycles; the guard only keeps a bad input from recursing forever.
+        let l = if guard > 64 {
+            0
+        } else {
+            deps.iter()
+                .map(|d| depth(d, desired, level, guard + 1) + 1)
+                .max()
+                .unwrap_or(0)
+        };
+        level.insert(name.to_string(), l);
+        l
+    }
+    let mut levels: Vec<Vec<String>> = Vec::new();
+    for sp in &the_plan.services {
+        let l = depth(&sp.service, desired, &mut level, 0);
+        if levels.len() <= l {
+            levels.resize(l + 1, Vec::new());
+        }
+        levels[l].push(sp.service.clone());
+    }
+    levels
+}
