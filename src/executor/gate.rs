@@ -84,6 +84,15 @@ impl RolloutGate {
                     logs,
                 });
             }
+            // With restart policy unless-stopped, a replica that exits is brought back by
+            // Docker; a restart during the gate is an exit all the same.
+            if d.restart_count > 0 || d.state == RunState::Restarting {
+                let logs = engine.logs_tail(id, 5).await.unwrap_or_default();
+                return Err(GateFailure::Exited {
+                    code: d.last_exit_code.unwrap_or(-1),
+                    logs,
+                });
+            }
             if d.state == RunState::Dead {
                 return Err(GateFailure::Exited {
                     code: -1,

@@ -225,10 +225,9 @@ impl Rollout<'_> {
                     Err(e) => {
                         tracing::warn!(project = self.project, service = self.service(), slot, action = "gate-failed", container = %name, error = %e);
                         let _ = self.engine.remove(&id).await;
-                        Err((Some(id), format!("new replica {name} {e}; the old replica kept serving")))
+                        Err(format!("new replica {name} {e}; the old replica kept serving"))
                     }
                 }
-                .map_err(|(_, e): (Option<String>, String)| e)
             }))
             .await;
             let mut passed = Vec::new();
@@ -247,13 +246,10 @@ impl Rollout<'_> {
             }
             for (slot, old, new_id) in passed {
                 let stable = self.stable(slot);
-                let prev_networks = self.take_off_networks(&old.id).await;
-                tokio::time::sleep(self.opts.drain).await;
+                // Names first, traffic second: after a crash between any two of these
+                // steps the slot holds the new replica under its name, or as the only
+                // healthy one of the desired spec, and the next plan finishes the move.
                 let t = tokio::time::Instant::now();
-                self.engine
-                    .stop(&old.id, d.spec.stop_grace)
-                    .await
-                    .map_err(|e| format!("stop {}: {e}", old.name))?;
                 self.engine
                     .rename(&old.id, &format!("{stable}-prev"))
                     .await
@@ -262,6 +258,12 @@ impl Rollout<'_> {
                     .rename(&new_id, &stable)
                     .await
                     .map_err(|e| format!("rename to {stable}: {e}"))?;
+                let prev_networks = self.take_off_networks(&old.id).await;
+                tokio::time::sleep(self.opts.drain).await;
+                self.engine
+                    .stop(&old.id, d.spec.stop_grace)
+                    .await
+                    .map_err(|e| format!("stop {}: {e}", old.name))?;
                 tracing::info!(project = self.project, service = self.service(), slot, action = "replaced", container = %stable, stop_ms = ms(t.elapsed()));
                 moved.push(Moved {
                     slot,
@@ -338,11 +340,15 @@ impl Rollout<'_> {
                     if let Err(e) = self.gate().pass(self.engine, &m.prev_id).await {
                         tracing::error!(service = self.service(), slot = m.slot, error = %e, "previous replica did not come back healthy");
                     }
+                    let _ = self
+                        .engine
+                        .rename(&m.new_id, &format!("{stable}-next"))
+                        .await;
+                    let _ = self.engine.rename(&m.prev_id, &stable).await;
                     self.take_off_networks(&m.new_id).await;
                     tokio::time::sleep(self.opts.drain).await;
                     let _ = self.engine.stop(&m.new_id, d.spec.stop_grace).await;
                     let _ = self.engine.remove(&m.new_id).await;
-                    let _ = self.engine.rename(&m.prev_id, &stable).await;
                 }
                 UpdateOrder::StopFirst => {
                     let _ = self.engine.stop(&m.new_id, d.spec.stop_grace).await;

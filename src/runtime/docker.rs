@@ -337,7 +337,12 @@ impl Engine for DockerEngine {
             .and_then(|n| n.networks)
             .map(|n| n.into_keys().collect())
             .unwrap_or_default();
+        let restart_count = c.restart_count.unwrap_or_default();
         Ok(ContainerDetails {
+            restart_count,
+            last_exit_code: state.exit_code.filter(|_| {
+                restart_count > 0 || matches!(run, RunState::Exited(_) | RunState::Restarting)
+            }),
             state: run,
             health,
             health_log,

@@ -243,6 +243,10 @@ pub struct ContainerDetails {
     pub started_at: Option<String>,
     /// The full names of the networks it is attached to.
     pub networks: Vec<String>,
+    /// How often Docker's restart policy has restarted it.
+    pub restart_count: i64,
+    /// The exit code of its last run, when it has exited at least once.
+    pub last_exit_code: Option<i64>,
 }
 
 /// The Docker operations berth needs. Everything that touches the engine goes through

@@ -5,6 +5,7 @@
 mod support;
 
 mod apply;
+mod harness;
 mod plan;
 
 use std::path::{Path, PathBuf};
@@ -47,17 +48,30 @@ pub fn spawn_berth(args: &[&str]) -> Child {
 }
 
 /// A desired-state directory and a state dir for one test.
+#[derive(Default)]
 pub struct Stack {
-    pub dir: tempfile::TempDir,
-    pub state: tempfile::TempDir,
+    pub dir: TempDir,
+    pub state: TempDir,
+}
+
+/// A temporary directory removed when dropped.
+pub struct TempDir(tempfile::TempDir);
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+}
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 impl Stack {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            state: tempfile::tempdir().unwrap(),
-        }
+        Self::default()
     }
 
     /// Writes `berth.yaml`.

@@ -13,7 +13,10 @@ fn validate_accepts_the_reference_stack() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         r.stdout,
-        format!("{}/desired: valid: project shop, 4 services, 1 migration (0 errors, 0 warnings)\n", manifest_dir())
+        format!(
+            "{}/desired: valid: project shop, 4 services, 1 migration (0 errors, 0 warnings)\n",
+            manifest_dir()
+        )
     );
 }
 
@@ -24,7 +27,11 @@ fn validate_reports_every_mistake_and_exits_1() {
     let r = berth(["validate", &s.path().display().to_string()]);
     assert_eq!(r.code, 1, "{r:?}");
     let file = s.path().join("berth.yaml").display().to_string();
-    let headlines: Vec<&str> = r.stdout.lines().filter(|l| l.contains(": error: ")).collect();
+    let headlines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains(": error: "))
+        .collect();
     assert_eq!(
         headlines,
         [
@@ -33,14 +40,24 @@ fn validate_reports_every_mistake_and_exits_1() {
             format!("{file}:6:22: error: services.api.update.order: unknown update order the string `sideways`; use `start-first` or `stop-first`"),
         ]
     );
-    assert!(r.stdout.ends_with(&format!("{}: invalid (3 errors, 1 warning)\n", s.path().display())), "{}", r.stdout);
+    assert!(
+        r.stdout.ends_with(&format!(
+            "{}: invalid (3 errors, 1 warning)\n",
+            s.path().display()
+        )),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
 fn validate_of_a_missing_path_is_a_usage_error() {
     let r = berth(["validate", "/nonexistent/berth"]);
     assert_eq!(r.code, 2);
-    assert_eq!(r.stderr, "error: /nonexistent/berth: no such file or directory\n");
+    assert_eq!(
+        r.stderr,
+        "error: /nonexistent/berth: no such file or directory\n"
+    );
 }
 
 #[test]
@@ -59,7 +76,14 @@ project shop: 4 of 4 services to change
     );
 }
 
-fn reason_stack(project: &str, image: &str, env_value: &str, env_file: &str, conf: &str, s: &Stack) {
+fn reason_stack(
+    project: &str,
+    image: &str,
+    env_value: &str,
+    env_file: &str,
+    conf: &str,
+    s: &Stack,
+) {
     let env_path = s.state.path().join("api.env");
     std::fs::write(&env_path, env_file).unwrap();
     s.file("files/app.conf", conf);
@@ -82,23 +106,78 @@ fn plan_is_in_sync_after_apply_and_names_each_change() {
     let p = Project::new("reasons");
     let img = images();
     let s = Stack::new();
-    reason_stack(p.name(), &img.app_v1, "a", "SECRET_TOKEN=tok-111111\n", "x=1\n", &s);
+    reason_stack(
+        p.name(),
+        &img.app_v1,
+        "a",
+        "SECRET_TOKEN=tok-111111\n",
+        "x=1\n",
+        &s,
+    );
     let r = s.apply();
     assert_eq!(r.code, 0, "{r:?}");
     let r = s.plan();
-    assert_eq!((r.code, r.stdout.as_str()), (0, format!("= api  in sync     1/1 replicas\nproject {}: in sync\n", p.name()).as_str()));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            format!(
+                "= api  in sync     1/1 replicas\nproject {}: in sync\n",
+                p.name()
+            )
+            .as_str()
+        )
+    );
 
     let cases = [
-        ((img.app_v2.as_str(), "a", "SECRET_TOKEN=tok-111111\n", "x=1\n"), "image v1 → v2"),
-        ((img.app_v1.as_str(), "b", "SECRET_TOKEN=tok-111111\n", "x=1\n"), "env MODE changed"),
-        ((img.app_v1.as_str(), "a", "SECRET_TOKEN=tok-222222\n", "x=1\n"), "env_file content changed"),
-        ((img.app_v1.as_str(), "a", "SECRET_TOKEN=tok-111111\n", "x=2\n"), "file files/app.conf changed"),
+        (
+            (
+                img.app_v2.as_str(),
+                "a",
+                "SECRET_TOKEN=tok-111111\n",
+                "x=1\n",
+            ),
+            "image v1 → v2",
+        ),
+        (
+            (
+                img.app_v1.as_str(),
+                "b",
+                "SECRET_TOKEN=tok-111111\n",
+                "x=1\n",
+            ),
+            "env MODE changed",
+        ),
+        (
+            (
+                img.app_v1.as_str(),
+                "a",
+                "SECRET_TOKEN=tok-222222\n",
+                "x=1\n",
+            ),
+            "env_file content changed",
+        ),
+        (
+            (
+                img.app_v1.as_str(),
+                "a",
+                "SECRET_TOKEN=tok-111111\n",
+                "x=2\n",
+            ),
+            "file files/app.conf changed",
+        ),
     ];
     for ((image, env, env_file, conf), reason) in cases {
         reason_stack(p.name(), image, env, env_file, conf, &s);
         let r = s.plan();
         assert_eq!(r.code, 3, "{reason}: {r:?}");
-        assert_eq!(r.stdout, format!("~ api  replace     {reason}\nproject {}: 1 of 1 service to change\n", p.name()));
+        assert_eq!(
+            r.stdout,
+            format!(
+                "~ api  replace     {reason}\nproject {}: 1 of 1 service to change\n",
+                p.name()
+            )
+        );
         assert!(!r.stdout.contains("tok-") && !r.stderr.contains("tok-"));
     }
 }

@@ -1,0 +1,319 @@
+//! The embedded ledger: SQLite in WAL mode, so another process (`berth history`) can
+//! read while the agent writes, and every write is one transaction that survives
+//! `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::*;
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// The ledger in `<state-dir>/ledger.db`.
+pub struct SqliteLedger {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteLedger {
+    /// Opens (creating when needed) the ledger at `path`, upgrading its schema.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let fail = |e: &dyn std::fmt::Display| LedgerError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| fail(&e))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(|e| fail(&e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| fail(&e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| fail(&e))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| fail(&e))?;
+        if version > SCHEMA_VERSION {
+            return Err(fail(&format!(
+                "schema version {version} is newer than this berth understands ({SCHEMA_VERSION}); upgrade berth"
+            )));
+        }
+        if version < 1 {
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS migrations (
+                   project TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL,
+                   image TEXT NOT NULL, commit_sha TEXT, started_at TEXT NOT NULL,
+                   ended_at TEXT NOT NULL, exit_code INTEGER NOT NULL,
+                   duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL, output TEXT NOT NULL,
+                   attempts INTEGER NOT NULL DEFAULT 1,
+                   PRIMARY KEY (project, name, digest));
+                 CREATE TABLE IF NOT EXISTS deploys (
+                   id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL,
+                   commit_sha TEXT, started_at TEXT NOT NULL, ended_at TEXT NOT NULL,
+                   services TEXT NOT NULL, migrations TEXT NOT NULL);
+                 CREATE INDEX IF NOT EXISTS deploys_project ON deploys (project, id);
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(|e| fail(&e))?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> LedgerError {
+        LedgerError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Ledger for SqliteLedger {
+    fn migration(
+        &self,
+        project: &str,
+        migration: &str,
+        digest: &str,
+    ) -> Result<Option<MigrationRecord>, LedgerError> {
+        self.conn()
+            .query_row(
+                "SELECT image, commit_sha, started_at, ended_at, exit_code, duration_ms, outcome, output, attempts
+                 FROM migrations WHERE project = ?1 AND name = ?2 AND digest = ?3",
+                params![project, migration, digest],
+                |r| {
+                    Ok(MigrationRecord {
+                        project: project.to_string(),
+                        migration: migration.to_string(),
+                        digest: digest.to_string(),
+                        image: r.get(0)?,
+                        commit: r.get(1)?,
+                        started_at: r.get(2)?,
+                        ended_at: r.get(3)?,
+                        exit_code: r.get(4)?,
+                        duration_ms: r.get::<_, i64>(5)? as u64,
+                        outcome: MigrationOutcome::parse(&r.get::<_, String>(6)?),
+                        output: r.get(7)?,
+                        attempts: r.get::<_, i64>(8)? as u32,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn record_migration(&self, m: &MigrationRecord) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let previous: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT outcome, attempts FROM migrations WHERE project = ?1 AND name = ?2 AND digest = ?3",
+                params![m.project, m.migration, m.digest],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        // A success is final: nothing overwrites it, so a record can never make a
+        // migration run twice.
+        if let Some((outcome, _)) = &previous {
+            if outcome == "succeeded" {
+                return Ok(());
+            }
+        }
+        let attempts = previous.map(|p| p.1).unwrap_or(0) + 1;
+        tx.execute(
+            "INSERT OR REPLACE INTO migrations
+             (project, name, digest, image, commit_sha, started_at, ended_at, exit_code, duration_ms, outcome, output, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                m.project,
+                m.migration,
+                m.digest,
+                m.image,
+                m.commit,
+                m.started_at,
+                m.ended_at,
+                m.exit_code,
+                m.duration_ms as i64,
+                m.outcome.as_str(),
+                m.output,
+                attempts
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn record_deploy(&self, d: &DeployRecord) -> Result<i64, LedgerError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO deploys (project, commit_sha, started_at, ended_at, services, migrations)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                d.project,
+                d.commit,
+                d.started_at,
+                d.ended_at,
+                serde_json::to_string(&d.services).map_err(|e| self.err(e))?,
+                serde_json::to_string(&d.migrations).map_err(|e| self.err(e))?
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn deploys(
+        &self,
+        project: Option<&str>,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeployRecord>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, project, commit_sha, started_at, ended_at, services, migrations FROM deploys
+                 WHERE (?1 IS NULL OR project = ?1) ORDER BY id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![project], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, project, commit, started_at, ended_at, services, migrations) =
+                row.map_err(|e| self.err(e))?;
+            let mut services: Vec<ServiceDeploy> =
+                serde_json::from_str(&services).map_err(|e| self.err(e))?;
+            if let Some(s) = service {
+                services.retain(|d| d.service == s);
+                if services.is_empty() {
+                    continue;
+                }
+            }
+            out.push(DeployRecord {
+                id,
+                project,
+                commit,
+                started_at,
+                ended_at,
+                services,
+                migrations: serde_json::from_str(&migrations).map_err(|e| self.err(e))?,
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(outcome: MigrationOutcome) -> MigrationRecord {
+        MigrationRecord {
+            project: "shop".into(),
+            migration: "migrate".into(),
+            digest: "sha256:aaa".into(),
+            image: "app:v1".into(),
+            commit: Some("abc".into()),
+            started_at: now_rfc3339(),
+            ended_at: now_rfc3339(),
+            exit_code: if outcome == MigrationOutcome::Succeeded {
+                0
+            } else {
+                1
+            },
+            duration_ms: 5,
+            outcome,
+            output: "done".into(),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn a_success_is_final_and_attempts_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = SqliteLedger::open(&dir.path().join("ledger.db")).unwrap();
+        assert!(l
+            .migration("shop", "migrate", "sha256:aaa")
+            .unwrap()
+            .is_none());
+        l.record_migration(&record(MigrationOutcome::Failed))
+            .unwrap();
+        l.record_migration(&record(MigrationOutcome::Succeeded))
+            .unwrap();
+        l.record_migration(&record(MigrationOutcome::Failed))
+            .unwrap();
+        let r = l
+            .migration("shop", "migrate", "sha256:aaa")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.outcome, r.attempts, r.exit_code),
+            (MigrationOutcome::Succeeded, 2, 0)
+        );
+    }
+
+    #[test]
+    fn survives_reopening_and_reads_from_a_second_connection_while_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let writer = SqliteLedger::open(&path).unwrap();
+        let reader = SqliteLedger::open(&path).unwrap();
+        for i in 0..20 {
+            let d = DeployRecord {
+                id: 0,
+                project: "shop".into(),
+                commit: Some(format!("c{i}")),
+                started_at: now_rfc3339(),
+                ended_at: now_rfc3339(),
+                services: vec![ServiceDeploy {
+                    service: if i % 2 == 0 { "api" } else { "web" }.into(),
+                    from: Some("app:v1".into()),
+                    to: Some("app:v2".into()),
+                    outcome: "converged".into(),
+                    error: None,
+                }],
+                migrations: vec![],
+            };
+            writer.record_deploy(&d).unwrap();
+            assert_eq!(
+                reader.deploys(Some("shop"), None, 100).unwrap().len(),
+                i + 1
+            );
+        }
+        drop(writer);
+        let again = SqliteLedger::open(&path).unwrap();
+        let api = again.deploys(Some("shop"), Some("api"), 3).unwrap();
+        assert_eq!(
+            api.iter()
+                .map(|d| d.commit.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["c18", "c16", "c14"]
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! Integration-test support: a real Docker engine, a loopback registry and
+//! images built locally from busybox, so no test needs the internet.
+//!
+//! Each test binary compiles this module with `mod support;` and uses only a
+//! part of it, hence the module-wide allowances below.
+#![allow(dead_code, unused_imports)]
+
+mod cleanup;
+mod docker;
+mod images;
+mod project;
+mod registry;
+
+pub use docker::{
+    container_exists, container_health, container_status, docker, docker_ok, docker_stdout,
+    http_get_via_container, image_id, inspect, repo_digest, require_docker, wait_for, wait_healthy,
+    wait_until,
+};
+pub use images::{images, Images};
+pub use project::{ClientLoop, ClientReport, Project, PROJECT_LABEL};
+pub use registry::{registry, Registry};
+
+/// Label put on every image the harness builds (and therefore on every
+/// container made from them) and on helper containers and networks. Its value
+/// is [`owner_id`], so leftovers of a test process that died can be told apart
+/// from those of a run still in progress.
+pub const OWNER_LABEL: &str = "berth-test.owner";
+
+/// `PIDNS:PID` of this process. The pid namespace matters when test processes
+/// in several containers share one engine: a pid is only meaningful, and only
+/// checked for liveness, within its own namespace.
+pub fn owner_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}:{}", cleanup::pid_namespace(), std::process::id()))
+}
