@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::validate::{print_load_error, print_loaded};
 use super::{exit, ApplyArgs, Output};
 use crate::executor::{ApplyOptions, ApplyReport, Executor, Outcome, RetryPolicy};
+use crate::ledger::SqliteLedger;
 use crate::model::load_path;
 use crate::plan::Desired;
 use crate::runtime::DockerEngine;
@@ -47,7 +48,14 @@ pub async fn run(args: &ApplyArgs) -> u8 {
         prune: !args.no_prune,
         ..ApplyOptions::default()
     };
-    let executor = Executor::new(Arc::new(engine), opts);
+    let ledger = match SqliteLedger::open(&args.state_dir.join("ledger.db")) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let executor = Executor::new(Arc::new(engine), Arc::new(ledger), opts);
     let report = match executor.apply(&desired).await {
         Ok(r) => r,
         Err(e) => {
@@ -89,7 +97,7 @@ pub fn render(report: &ApplyReport) -> String {
                 s.action.as_str(),
                 s.reasons.join("; ")
             ),
-            Outcome::Failed { error, serving } => {
+            Outcome::Failed { error, serving, .. } => {
                 failed += 1;
                 let tries = if s.attempts > 1 {
                     format!(" after {} attempts", s.attempts)
@@ -116,6 +124,18 @@ pub fn render(report: &ApplyReport) -> String {
         };
         out.push_str(&line);
         out.push('\n');
+    }
+    for m in &report.migrations {
+        match (&m.run, &m.error) {
+            (_, Some(e)) => out.push_str(&format!("✗ {e}\n")),
+            (Some(run), None) => out.push_str(&format!(
+                "✓ migration {}: {} in {:.1}s\n",
+                m.migration,
+                run.outcome.as_str(),
+                run.duration_ms as f64 / 1000.0
+            )),
+            (None, None) => {}
+        }
     }
     if failed == 0 {
         out.push_str(&format!("project {}: converged\n", report.project));

@@ -2,6 +2,7 @@
 //! [`run`].
 
 mod apply;
+mod history;
 mod plan;
 mod validate;
 
@@ -83,6 +84,26 @@ pub struct ApplyArgs {
     pub output: Output,
 }
 
+/// Flags of `berth history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Where the ledger lives (`<state-dir>/ledger.db`).
+    #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
+    pub state_dir: PathBuf,
+    /// Only this project.
+    #[arg(long, env = "BERTH_PROJECT")]
+    pub project: Option<String>,
+    /// Only deploys that touched this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// At most this many deploys, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
+    pub output: Output,
+}
+
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -117,6 +138,9 @@ enum Command {
     /// Converge this host to the desired state once and exit: 0 converged, 1 a service
     /// failed (each said, with what still serves), 2 invalid input or usage.
     Apply(ApplyArgs),
+    /// The deploy log: per apply, its commit and time, each service's image before and
+    /// after with the outcome, and the migrations run.
+    History(HistoryArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -135,6 +159,7 @@ pub fn run() -> ExitCode {
     let code = match cli.command {
         Command::Validate { path, output } => validate::run(&path, output),
         Command::Plan { file, output } => runtime().block_on(plan::run(&file, output)),
+        Command::History(args) => history::run(&args),
         Command::Apply(args) => {
             init_logs();
             runtime().block_on(apply::run(&args))

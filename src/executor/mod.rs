@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod container;
 pub mod gate;
+pub mod migrate;
 pub mod policy;
 pub mod redact;
 mod rollout;
@@ -17,8 +18,11 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::ledger::{now_rfc3339, DeployRecord, Ledger, MigrationRun, ServiceDeploy};
 use crate::plan::{plan, Action, Desired, Step};
 use crate::runtime::{Engine, Role, RuntimeError};
+
+use migrate::{MigrationFailure, MigrationRunner};
 
 pub use gate::{GateFailure, RolloutGate};
 pub use policy::RetryPolicy;
@@ -74,6 +78,8 @@ pub enum Outcome {
         error: String,
         /// What still serves.
         serving: String,
+        /// True when the replicas already moved were put back.
+        rolled_back: bool,
     },
     /// Not touched because a service it depends on failed.
     Blocked {
@@ -109,6 +115,21 @@ pub struct ApplyReport {
     pub project: String,
     /// Per service, by name.
     pub services: Vec<ServiceReport>,
+    /// Migrations that ran (or failed) in this apply.
+    pub migrations: Vec<MigrationReport>,
+}
+
+/// A migration's part in one apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// The migration.
+    pub migration: String,
+    /// The run, when one finished.
+    #[serde(flatten)]
+    pub run: Option<MigrationRun>,
+    /// The error, when it did not succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ApplyReport {
@@ -139,21 +160,41 @@ pub enum ApplyError {
 /// Carries out plans against one engine.
 pub struct Executor {
     engine: Arc<dyn Engine>,
+    ledger: Arc<dyn Ledger>,
     opts: ApplyOptions,
 }
 
+type MigrationCell = tokio::sync::OnceCell<Result<Option<MigrationRun>, MigrationFailure>>;
+
 impl Executor {
-    /// An executor over `engine`.
-    pub fn new(engine: Arc<dyn Engine>, opts: ApplyOptions) -> Self {
-        Self { engine, opts }
+    /// An executor over `engine`, recording in `ledger`.
+    pub fn new(engine: Arc<dyn Engine>, ledger: Arc<dyn Ledger>, opts: ApplyOptions) -> Self {
+        Self {
+            engine,
+            ledger,
+            opts,
+        }
+    }
+
+    fn migrations<'a>(&'a self, redactor: &'a Redactor) -> MigrationRunner<'a> {
+        MigrationRunner {
+            engine: self.engine.as_ref(),
+            ledger: self.ledger.clone(),
+            opts: &self.opts,
+            redactor,
+        }
     }
 
     /// Converges the project once: every service is tried, failures are reported per
     /// service.
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, ApplyError> {
         let project = desired.spec.project.as_str();
+        let started_at = now_rfc3339();
         let redactor = Redactor::from_desired(desired);
         let observed = self.engine.list_project(project).await?;
+        self.migrations(&redactor)
+            .settle_leftovers(desired, &observed)
+            .await;
         let the_plan = plan(desired, &observed);
         let changing: Vec<&str> = the_plan.changes().map(|s| s.service.as_str()).collect();
         if !changing.is_empty() {
@@ -161,6 +202,44 @@ impl Executor {
         }
         // Images first: nothing is stopped before every image it needs is here.
         let pull_errors = self.pull_images(desired, &the_plan).await;
+
+        // Migrations whose gated services change in this run, with the image digest of
+        // their `from` service; each runs at most once, awaited by every gated service.
+        let mut gating: HashMap<String, Vec<(String, String, Arc<MigrationCell>)>> = HashMap::new();
+        let mut cells: Vec<(String, Arc<MigrationCell>)> = Vec::new();
+        for m in desired.spec.migrations.values() {
+            let moving = m.gates.iter().any(|g| {
+                the_plan.services.iter().any(|sp| {
+                    &sp.service == g
+                        && sp
+                            .steps
+                            .iter()
+                            .any(|s| matches!(s, Step::Create { .. } | Step::Replace { .. }))
+                })
+            });
+            let Some(from) = desired.services.get(&m.from) else {
+                continue;
+            };
+            if !moving || pull_errors.contains_key(&m.from) {
+                continue;
+            }
+            let digest = match self.engine.image_digest(&from.spec.image.full).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(migration = %m.name, error = %e, "image digest unknown; the migration waits for the image");
+                    continue;
+                }
+            };
+            let cell = Arc::new(MigrationCell::new());
+            cells.push((m.name.clone(), cell.clone()));
+            for g in &m.gates {
+                gating.entry(g.clone()).or_default().push((
+                    m.name.clone(),
+                    digest.clone(),
+                    cell.clone(),
+                ));
+            }
+        }
 
         let levels = dependency_levels(desired, &the_plan);
         let mut done: HashMap<String, Outcome> = HashMap::new();
@@ -189,20 +268,56 @@ impl Executor {
                 let pull_error = pull_errors.get(&name).cloned();
                 let semaphore = semaphore.clone();
                 let redactor = &redactor;
+                let gates = gating.get(&name).cloned().unwrap_or_default();
                 async move {
                     let start = Instant::now();
+                    let mut migration_error = None;
+                    if sp.action != Action::InSync && blocked_by.is_none() && pull_error.is_none() {
+                        for (m, digest, cell) in &gates {
+                            let result = cell
+                                .get_or_init(|| {
+                                    self.migrate_with_retries(desired, m, digest, redactor)
+                                })
+                                .await;
+                            if let Err(f) = result {
+                                migration_error =
+                                    Some(format!("{}; {name} was not changed", f.message));
+                                break;
+                            }
+                        }
+                    }
                     let (outcome, attempts) = if sp.action == Action::InSync {
                         (Outcome::InSync, 0)
                     } else if let Some(by) = blocked_by {
                         (Outcome::Blocked { by }, 0)
-                    } else if let Some(error) = pull_error {
+                    } else if let Some(error) = pull_error.or(migration_error) {
                         let serving = self.serving(project, &name).await;
-                        (Outcome::Failed { error, serving }, 1)
+                        (
+                            Outcome::Failed {
+                                error,
+                                serving,
+                                rolled_back: false,
+                            },
+                            1,
+                        )
                     } else if sp.action == Action::Remove && !self.opts.prune {
                         (Outcome::Skipped, 0)
                     } else {
                         let _permit = semaphore.acquire().await.expect("semaphore open");
                         self.converge_with_retries(desired, &name, redactor).await
+                    };
+                    // Only a replacement has anything to roll back.
+                    let outcome = match outcome {
+                        Outcome::Failed {
+                            error,
+                            serving,
+                            rolled_back,
+                        } => Outcome::Failed {
+                            error,
+                            serving,
+                            rolled_back: rolled_back && sp.action == Action::Replace,
+                        },
+                        other => other,
                     };
                     ServiceReport {
                         service: name,
@@ -223,10 +338,134 @@ impl Executor {
             self.prune_networks(desired).await;
         }
         reports.sort_by(|a, b| a.service.cmp(&b.service));
-        Ok(ApplyReport {
+        let migrations: Vec<MigrationReport> = cells
+            .iter()
+            .filter_map(|(name, cell)| {
+                let result = cell.get()?;
+                match result {
+                    Ok(None) => None,
+                    Ok(Some(run)) => Some(MigrationReport {
+                        migration: name.clone(),
+                        run: Some(run.clone()),
+                        error: None,
+                    }),
+                    Err(f) => Some(MigrationReport {
+                        migration: name.clone(),
+                        run: f.run.clone(),
+                        error: Some(f.message.clone()),
+                    }),
+                }
+            })
+            .collect();
+        let report = ApplyReport {
             project: project.to_string(),
             services: reports,
-        })
+            migrations,
+        };
+        self.record_deploy(desired, &observed, &report, started_at);
+        Ok(report)
+    }
+
+    /// Appends the apply to the deploy history when it changed or tried anything.
+    fn record_deploy(
+        &self,
+        desired: &Desired,
+        observed: &[crate::runtime::ObservedContainer],
+        report: &ApplyReport,
+        started_at: String,
+    ) {
+        let services: Vec<ServiceDeploy> = report
+            .services
+            .iter()
+            .filter(|s| !matches!(s.outcome, Outcome::InSync | Outcome::Skipped))
+            .map(|s| {
+                let mut before: BTreeMap<&str, usize> = BTreeMap::new();
+                for c in observed
+                    .iter()
+                    .filter(|c| c.service == s.service && c.role == Role::Replica)
+                {
+                    *before.entry(c.image.as_str()).or_default() += 1;
+                }
+                let from = before
+                    .into_iter()
+                    .max_by_key(|(_, n)| *n)
+                    .map(|(i, _)| i.to_string());
+                let (outcome, error) = match &s.outcome {
+                    Outcome::Failed {
+                        error,
+                        rolled_back: true,
+                        ..
+                    } => ("rolled-back", Some(error.clone())),
+                    Outcome::Failed { error, .. } => ("failed", Some(error.clone())),
+                    Outcome::Blocked { by } => (
+                        "blocked",
+                        Some(format!("depends on {by}, which did not converge")),
+                    ),
+                    _ if s.action == Action::Remove => ("removed", None),
+                    _ => ("converged", None),
+                };
+                ServiceDeploy {
+                    service: s.service.clone(),
+                    from,
+                    to: desired
+                        .services
+                        .get(&s.service)
+                        .map(|d| d.spec.image.full.clone()),
+                    outcome: outcome.to_string(),
+                    error,
+                }
+            })
+            .collect();
+        let migrations: Vec<MigrationRun> = report
+            .migrations
+            .iter()
+            .filter_map(|m| m.run.clone())
+            .collect();
+        if services.is_empty() && migrations.is_empty() {
+            return;
+        }
+        let record = DeployRecord {
+            id: 0,
+            project: report.project.clone(),
+            commit: self.opts.commit.clone(),
+            started_at,
+            ended_at: now_rfc3339(),
+            services,
+            migrations,
+        };
+        if let Err(e) = self.ledger.record_deploy(&record) {
+            tracing::error!(error = %e, "deploy not recorded in the ledger");
+        }
+    }
+
+    async fn migrate_with_retries(
+        &self,
+        desired: &Desired,
+        name: &str,
+        digest: &str,
+        redactor: &Redactor,
+    ) -> Result<Option<MigrationRun>, MigrationFailure> {
+        let m = &desired.spec.migrations[name];
+        let mut delays = self.opts.retry.schedule();
+        loop {
+            match self.migrations(redactor).ensure(desired, m, digest).await {
+                Ok(run) => return Ok(run),
+                Err(f) => {
+                    tracing::warn!(migration = name, error = %f.message, "migration failed");
+                    match delays.next() {
+                        Some(delay) => {
+                            tracing::info!(
+                                migration = name,
+                                delay_ms = delay.as_millis() as u64,
+                                "retrying after backoff"
+                            );
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => return Err(f),
+                    }
+                }
+            }
+        }
     }
 
     async fn converge_with_retries(
@@ -256,7 +495,17 @@ impl Executor {
                         }
                         None => {
                             let serving = self.serving(&desired.spec.project, name).await;
-                            return (Outcome::Failed { error, serving }, attempts);
+                            let rolled_back = desired.services.get(name).is_some_and(|d| {
+                                d.spec.update.on_failure == crate::model::OnFailure::Rollback
+                            });
+                            return (
+                                Outcome::Failed {
+                                    error,
+                                    serving,
+                                    rolled_back,
+                                },
+                                attempts,
+                            );
                         }
                     }
                 }

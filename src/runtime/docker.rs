@@ -348,6 +348,7 @@ impl Engine for DockerEngine {
             health_log,
             has_healthcheck,
             started_at: state.started_at,
+            finished_at: state.finished_at.filter(|f| !f.starts_with("0001-")),
             networks,
         })
     }
@@ -400,6 +401,24 @@ impl Engine for DockerEngine {
     async fn image_id(&self, image: &str) -> Result<String, RuntimeError> {
         let i = self.docker.inspect_image(image).await.map_err(err)?;
         i.id.ok_or_else(|| RuntimeError::Docker(format!("image {image} has no ID")))
+    }
+
+    async fn image_digest(&self, image: &str) -> Result<String, RuntimeError> {
+        let i = self.docker.inspect_image(image).await.map_err(err)?;
+        let repository = crate::model::ImageRef::parse(image)
+            .map(|r| r.repository)
+            .unwrap_or_default();
+        let from_repo = i
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|d| {
+                let (repo, digest) = d.split_once('@')?;
+                (repo == repository).then(|| digest.to_string())
+            });
+        from_repo
+            .or(i.id)
+            .ok_or_else(|| RuntimeError::Docker(format!("image {image} has no ID")))
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {

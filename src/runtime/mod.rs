@@ -241,6 +241,8 @@ pub struct ContainerDetails {
     pub has_healthcheck: bool,
     /// When it last started (RFC 3339), if ever.
     pub started_at: Option<String>,
+    /// When it last stopped (RFC 3339), if ever.
+    pub finished_at: Option<String>,
     /// The full names of the networks it is attached to.
     pub networks: Vec<String>,
     /// How often Docker's restart policy has restarted it.
@@ -268,6 +270,10 @@ pub trait Engine: Send + Sync {
     async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError>;
     /// The image's ID (`sha256:…`).
     async fn image_id(&self, image: &str) -> Result<String, RuntimeError>;
+    /// The digest that names the image's content everywhere: the manifest digest the
+    /// registry gave for its repository, or, for an image never pulled or pushed, its
+    /// ID.
+    async fn image_digest(&self, image: &str) -> Result<String, RuntimeError>;
     /// Creates a container, returning its ID.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
     /// Starts a container.

@@ -6,6 +6,7 @@ mod support;
 
 mod apply;
 mod harness;
+mod migrate;
 mod plan;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,361 @@
+//! Migrations: a one-shot container per (migration, image digest), run before any
+//! container of a gated service moves to that image, and recorded in the ledger.
+//!
+//! The container itself is the record that a run is under way: it is found by its
+//! labels (a running one is awaited, never doubled; an exited one is recorded from its
+//! exit code) and removed only once the ledger holds the result. So a `kill -9` of berth
+//! at any point can neither lose a run nor start a second one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::container::replica_spec;
+use super::redact::Redactor;
+use super::ApplyOptions;
+use crate::ledger::{now_rfc3339, Ledger, MigrationOutcome, MigrationRecord, MigrationRun};
+use crate::model::MigrationSpec;
+use crate::plan::Desired;
+use crate::runtime::{labels, Engine, HealthConfig, ObservedContainer, Role, RunState};
+
+/// Lines of output kept in the ledger.
+const OUTPUT_LINES: usize = 100;
+/// Lines of output quoted in an error.
+const ERROR_LINES: usize = 5;
+
+/// Runs migrations for one project.
+pub struct MigrationRunner<'a> {
+    pub engine: &'a dyn Engine,
+    pub ledger: Arc<dyn Ledger>,
+    pub opts: &'a ApplyOptions,
+    pub redactor: &'a Redactor,
+}
+
+/// The container name of a run: `<project>-migrate-<name>-<12 digest digits>`.
+pub fn container_name(project: &str, migration: &str, digest: &str) -> String {
+    let hex = digest.split_once(':').map(|x| x.1).unwrap_or(digest);
+    format!(
+        "{project}-migrate-{migration}-{}",
+        &hex[..hex.len().min(12)]
+    )
+}
+
+fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn since(started: &str) -> Duration {
+    parse_time(started)
+        .map(|t| (time::OffsetDateTime::now_utc() - t).unsigned_abs())
+        .unwrap_or_default()
+}
+
+impl MigrationRunner<'_> {
+    /// Records and removes migration containers of the project that have exited,
+    /// whatever run left them (a crashed berth, an interrupted apply).
+    pub async fn settle_leftovers(&self, desired: &Desired, observed: &[ObservedContainer]) {
+        for c in observed.iter().filter(|c| c.role == Role::Migration) {
+            if matches!(c.state, RunState::Exited(_) | RunState::Dead) {
+                let name = c.migration.clone().unwrap_or_default();
+                let timeout = desired.spec.migrations.get(&name).map(|m| m.timeout);
+                if let Err(e) = self
+                    .finish(
+                        &desired.spec.project,
+                        &name,
+                        &c.spec_hash,
+                        &c.image,
+                        &c.id,
+                        timeout,
+                        None,
+                    )
+                    .await
+                {
+                    tracing::warn!(migration = %name, error = %e, "leftover migration container not settled");
+                }
+            }
+        }
+    }
+
+    /// Makes sure `m` has succeeded for the image `digest` of its `from` service:
+    /// nothing when the ledger says so, else awaits a run under way or starts one.
+    /// `Ok(None)` when nothing had to run.
+    pub async fn ensure(
+        &self,
+        desired: &Desired,
+        m: &MigrationSpec,
+        digest: &str,
+    ) -> Result<Option<MigrationRun>, MigrationFailure> {
+        self.ensure_inner(desired, m, digest).await
+    }
+
+    async fn ensure_inner(
+        &self,
+        desired: &Desired,
+        m: &MigrationSpec,
+        digest: &str,
+    ) -> Result<Option<MigrationRun>, MigrationFailure> {
+        let project = &desired.spec.project;
+        let ledger_err = |e: crate::ledger::LedgerError| MigrationFailure::from(e.to_string());
+        if let Some(r) = self
+            .ledger
+            .migration(project, &m.name, digest)
+            .map_err(ledger_err)?
+        {
+            if r.outcome == MigrationOutcome::Succeeded {
+                return Ok(None);
+            }
+        }
+        let from = desired.services.get(&m.from).ok_or_else(|| {
+            MigrationFailure::from(format!("migration {}: no service {}", m.name, m.from))
+        })?;
+        let name = container_name(project, &m.name, digest);
+        let observed = self
+            .engine
+            .list_project(project)
+            .await
+            .map_err(|e| MigrationFailure::from(e.to_string()))?;
+        let existing = observed
+            .iter()
+            .find(|c| c.role == Role::Migration && c.name == name);
+        let id = match existing {
+            Some(c) => {
+                tracing::info!(project = %project, migration = %m.name, container = %name, state = ?c.state, action = "migration-found");
+                if c.state == RunState::Created {
+                    self.engine
+                        .start(&c.id)
+                        .await
+                        .map_err(|e| MigrationFailure::from(format!("start {name}: {e}")))?;
+                }
+                c.id.clone()
+            }
+            None => {
+                let mut spec = replica_spec(
+                    project,
+                    from,
+                    0,
+                    &name,
+                    self.opts.commit.as_deref(),
+                    &self.opts.state_dir,
+                )
+                .map_err(MigrationFailure::from)?;
+                spec.command = Some(m.command.clone());
+                spec.ports.clear();
+                spec.restart = false;
+                spec.health = Some(HealthConfig {
+                    test: vec!["NONE".into()],
+                    interval: Duration::ZERO,
+                    timeout: Duration::ZERO,
+                    retries: 0,
+                    start_period: Duration::ZERO,
+                });
+                for (_, aliases) in &mut spec.networks {
+                    aliases.clear();
+                }
+                spec.labels.insert(labels::ROLE.into(), "migration".into());
+                spec.labels.insert(labels::MIGRATION.into(), m.name.clone());
+                spec.labels.insert(labels::SPEC.into(), digest.to_string());
+                spec.labels.remove(labels::SLOT);
+                spec.labels.remove(labels::PARTS);
+                let id = self
+                    .engine
+                    .create(&spec)
+                    .await
+                    .map_err(|e| MigrationFailure::from(format!("create {name}: {e}")))?;
+                tracing::info!(project = %project, migration = %m.name, container = %name, action = "migration-start");
+                if let Err(e) = self.engine.start(&id).await {
+                    let _ = self.engine.remove(&id).await;
+                    return Err(MigrationFailure::from(format!("start {name}: {e}")));
+                }
+                id
+            }
+        };
+        let run = self
+            .finish(
+                project,
+                &m.name,
+                digest,
+                &from.spec.image.full,
+                &id,
+                Some(m.timeout),
+                Some(&name),
+            )
+            .await
+            .map_err(MigrationFailure::from)?;
+        match run.outcome {
+            MigrationOutcome::Succeeded => Ok(Some(run.summary(&m.name))),
+            _ => Err(MigrationFailure {
+                message: self.failure_message(&m.name, &run),
+                run: Some(run.summary(&m.name)),
+            }),
+        }
+    }
+
+    fn failure_message(&self, name: &str, run: &MigrationRunWithOutput) -> String {
+        let how = match run.outcome {
+            MigrationOutcome::TimedOut => format!(
+                "timed out after {:.1}s and was killed",
+                run.duration_ms as f64 / 1000.0
+            ),
+            _ => format!("exited with code {}", run.exit_code),
+        };
+        let lines: Vec<&str> = run
+            .output
+            .lines()
+            .rev()
+            .take(ERROR_LINES)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let tail = if lines.is_empty() {
+            String::new()
+        } else {
+            format!("; last output: {}", lines.join(" | "))
+        };
+        format!("migration {name} {how}{tail}")
+    }
+
+    /// Waits for the container (within what is left of its timeout), records the
+    /// result, then removes the container.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        project: &str,
+        migration: &str,
+        digest: &str,
+        image: &str,
+        id: &str,
+        timeout: Option<Duration>,
+        shown: Option<&str>,
+    ) -> Result<MigrationRunWithOutput, String> {
+        let details = self.engine.inspect(id).await.map_err(|e| e.to_string())?;
+        let started_at = details
+            .started_at
+            .clone()
+            .filter(|s| !s.starts_with("0001-"))
+            .unwrap_or_else(now_rfc3339);
+        let limit = timeout.unwrap_or(Duration::from_secs(600));
+        let (exit_code, outcome) = match details.state {
+            RunState::Exited(code) => {
+                let code = code.or(details.last_exit_code).unwrap_or(-1);
+                (
+                    code,
+                    if code == 0 {
+                        MigrationOutcome::Succeeded
+                    } else {
+                        MigrationOutcome::Failed
+                    },
+                )
+            }
+            _ => {
+                // The timeout counts from the container's start, also across a restart
+                // of berth.
+                let left = limit.saturating_sub(since(&started_at));
+                match tokio::time::timeout(left, self.engine.wait(id)).await {
+                    Ok(Ok(code)) => (
+                        code,
+                        if code == 0 {
+                            MigrationOutcome::Succeeded
+                        } else {
+                            MigrationOutcome::Failed
+                        },
+                    ),
+                    Ok(Err(e)) => return Err(format!("waiting for {}: {e}", shown.unwrap_or(id))),
+                    Err(_) => {
+                        tracing::warn!(
+                            project,
+                            migration,
+                            action = "migration-timeout",
+                            timeout_s = limit.as_secs()
+                        );
+                        let _ = self.engine.kill(id).await;
+                        let _ = self.engine.wait(id).await;
+                        (137, MigrationOutcome::TimedOut)
+                    }
+                }
+            }
+        };
+        let after = self.engine.inspect(id).await.ok();
+        let ended_at = after
+            .and_then(|d| d.finished_at)
+            .unwrap_or_else(now_rfc3339);
+        let duration_ms = match (parse_time(&started_at), parse_time(&ended_at)) {
+            (Some(a), Some(b)) => (b - a).whole_milliseconds().max(0) as u64,
+            _ => 0,
+        };
+        let output = self
+            .engine
+            .logs_tail(id, OUTPUT_LINES)
+            .await
+            .unwrap_or_default();
+        let output = self.redactor.redact(output.trim_end());
+        let record = MigrationRecord {
+            project: project.to_string(),
+            migration: migration.to_string(),
+            digest: digest.to_string(),
+            image: image.to_string(),
+            commit: self.opts.commit.clone(),
+            started_at,
+            ended_at,
+            exit_code,
+            duration_ms,
+            outcome,
+            output: output.clone(),
+            attempts: 0,
+        };
+        self.ledger
+            .record_migration(&record)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            project,
+            migration,
+            outcome = outcome.as_str(),
+            exit_code,
+            duration_ms,
+            action = "migration-recorded"
+        );
+        // Only now that the ledger holds the result may the container go.
+        if let Err(e) = self.engine.remove(id).await {
+            tracing::warn!(project, migration, error = %e, "migration container not removed; the next run removes it");
+        }
+        Ok(MigrationRunWithOutput {
+            outcome,
+            exit_code,
+            duration_ms,
+            output,
+        })
+    }
+}
+
+/// A migration that did not succeed: why, and the run when one finished.
+#[derive(Debug, Clone)]
+pub struct MigrationFailure {
+    /// What happened, with the last lines of output (secrets masked).
+    pub message: String,
+    /// The finished run, for the deploy history.
+    pub run: Option<MigrationRun>,
+}
+
+impl From<String> for MigrationFailure {
+    fn from(message: String) -> Self {
+        Self { message, run: None }
+    }
+}
+
+/// A finished run with what the error message needs.
+pub struct MigrationRunWithOutput {
+    pub outcome: MigrationOutcome,
+    pub exit_code: i64,
+    pub duration_ms: u64,
+    pub output: String,
+}
+
+impl MigrationRunWithOutput {
+    /// The part kept in the deploy history.
+    pub fn summary(&self, migration: &str) -> MigrationRun {
+        MigrationRun {
+            migration: migration.to_string(),
+            outcome: self.outcome,
+            duration_ms: self.duration_ms,
+        }
+    }
+}
