@@ -64,11 +64,21 @@ pub(crate) enum At {
     Value,
 }
 
+/// What the host allows a desired state to ask for. Whoever can push to the desired
+/// state may run containers on the host, not own it.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Host path prefixes that bind mounts may use; none by default. The Docker socket
+    /// is refused unless a prefix names it (or its directory) explicitly.
+    pub allow_host_paths: Vec<std::path::PathBuf>,
+}
+
 /// Collects diagnostics with their locations.
 pub(crate) struct Ctx<'t> {
     pub files: Vec<SourceFile>,
     pub diags: Vec<Diagnostic>,
     pub tree: &'t dyn RepoTree,
+    pub opts: &'t LoadOptions,
 }
 
 impl Ctx<'_> {
@@ -167,6 +177,11 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 /// Repository-relative mounts may reach up to the enclosing git work tree (or the
 /// directory itself when there is none).
 pub fn load_path(path: &Path) -> Result<Loaded, LoadError> {
+    load_path_with(path, &LoadOptions::default())
+}
+
+/// [`load_path`] with the host's options.
+pub fn load_path_with(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::NotFound(path.display().to_string()),
         _ => LoadError::Io(format!("{}: {e}", path.display())),
@@ -205,12 +220,21 @@ pub fn load_path(path: &Path) -> Result<Loaded, LoadError> {
         Some(f) => format!("{sub}/{f}"),
         None => sub,
     };
-    load_tree(&tree, &config)
+    load_tree_with(&tree, &config, opts)
 }
 
 /// Loads the desired state from a repository tree; `config` is the repository-relative
 /// file or directory holding it (`""` for the root).
 pub fn load_tree(tree: &dyn RepoTree, config: &str) -> Result<Loaded, LoadError> {
+    load_tree_with(tree, config, &LoadOptions::default())
+}
+
+/// [`load_tree`] with the host's options.
+pub fn load_tree_with(
+    tree: &dyn RepoTree,
+    config: &str,
+    opts: &LoadOptions,
+) -> Result<Loaded, LoadError> {
     let files = match tree.list_dir(config).map_err(LoadError::Io)? {
         Some(names) => {
             let yaml: Vec<String> = names
@@ -235,6 +259,7 @@ pub fn load_tree(tree: &dyn RepoTree, config: &str) -> Result<Loaded, LoadError>
         files: Vec::new(),
         diags: Vec::new(),
         tree,
+        opts,
     };
     let mut docs = Vec::new();
     for path in &files {

@@ -13,7 +13,9 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use image::ImageRef;
-pub use load::{load_path, load_tree, LoadError, Loaded};
+pub use load::{
+    load_path, load_path_with, load_tree, load_tree_with, LoadError, LoadOptions, Loaded,
+};
 pub use spec::*;
 pub use tree::{FsTree, MemTree, RepoTree};
 
