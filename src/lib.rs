@@ -1,6 +1,9 @@
+pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod executor;
 pub mod ledger;
 pub mod model;
 pub mod plan;
 pub mod runtime;
+pub mod source;

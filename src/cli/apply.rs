@@ -2,30 +2,19 @@
 
 use std::sync::Arc;
 
-use super::validate::{print_load_error, print_loaded};
 use super::{exit, ApplyArgs, Output};
-use crate::executor::{ApplyOptions, ApplyReport, Executor, Outcome, RetryPolicy};
+use crate::executor::{ApplyReport, Executor, Outcome};
 use crate::ledger::SqliteLedger;
-use crate::model::load_path;
 use crate::plan::Desired;
 use crate::runtime::DockerEngine;
 
 /// Converges once; 0 converged, 1 a service failed, 2 invalid input or usage.
 pub async fn run(args: &ApplyArgs) -> u8 {
-    let loaded = match load_path(&args.file) {
-        Ok(l) => l,
-        Err(e) => {
-            print_load_error(&e);
-            return exit::USAGE;
-        }
+    let c = &args.converge;
+    let (spec, commit) = match super::source::load(&args.source, &c.state_dir, exit::USAGE) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let Some(spec) = loaded.spec.clone() else {
-        print_loaded(&args.file, &loaded, Output::Human);
-        return exit::USAGE;
-    };
-    for w in loaded.diagnostics.warnings() {
-        eprintln!("{}", w.headline());
-    }
     let desired = Desired::resolve(spec);
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,
@@ -34,21 +23,9 @@ pub async fn run(args: &ApplyArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    let opts = ApplyOptions {
-        state_dir: args.state_dir.clone(),
-        commit: args.commit.clone(),
-        retry: RetryPolicy {
-            initial: args.backoff_initial.into(),
-            max: args.backoff_max.into(),
-            max_attempts: args.retries + 1,
-            ..RetryPolicy::default()
-        },
-        concurrency: args.concurrency,
-        drain: args.drain.into(),
-        prune: !args.no_prune,
-        ..ApplyOptions::default()
-    };
-    let ledger = match SqliteLedger::open(&args.state_dir.join("ledger.db")) {
+    let mut opts = super::agent::apply_options(c, args.retries + 1);
+    opts.commit = args.commit.clone().or(commit.map(|i| i.sha));
+    let ledger = match SqliteLedger::open(&c.state_dir.join("ledger.db")) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -117,6 +94,11 @@ pub fn render(report: &ApplyReport) -> String {
                     s.service
                 )
             }
+            Outcome::Held { reason } => format!(
+                "- {:<width$}  {} held: {reason}",
+                s.service,
+                s.action.as_str()
+            ),
             Outcome::Skipped => format!(
                 "- {:<width$}  left running: not in the desired state, and pruning is off",
                 s.service

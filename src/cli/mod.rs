@@ -1,11 +1,15 @@
 //! The command line: clap definitions and one function per command. `main` only calls
 //! [`run`].
 
+mod agent;
 mod apply;
 mod history;
+mod pause;
 mod plan;
+mod source;
 mod validate;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,9 +19,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod exit {
     /// Success; for `plan`, nothing to change.
     pub const OK: u8 = 0;
-    /// Invalid input, a failed service, or an error talking to Docker.
+    /// Invalid input (validate, plan), a failed service, or an error talking to Docker.
     pub const FAILED: u8 = 1;
-    /// Bad usage or an unreadable path.
+    /// Bad usage or an unreadable path; for `apply`, also invalid input.
     pub const USAGE: u8 = 2;
     /// `plan` only: changes are pending.
     pub const CHANGES: u8 = 3;
@@ -49,19 +53,59 @@ impl From<DurationArg> for std::time::Duration {
     }
 }
 
-/// Flags of `berth apply`.
-#[derive(Debug, clap::Args)]
-pub struct ApplyArgs {
-    /// The desired state: a berth.yaml file or a directory of *.yaml files.
-    #[arg(long, short = 'f', env = "BERTH_FILE")]
-    pub file: PathBuf,
-    /// Where berth keeps what it writes on the host (mounted repository files).
+/// Where the desired state comes from, and what the host allows it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// The desired state on disk: a berth.yaml file or a directory of *.yaml files.
+    #[arg(
+        long,
+        short = 'f',
+        env = "BERTH_FILE",
+        conflicts_with = "repo",
+        required_unless_present = "repo"
+    )]
+    pub file: Option<PathBuf>,
+    /// A git repository holding the desired state: a URL (https://, ssh://, git@host:path,
+    /// file://) or a local path.
+    #[arg(long, env = "BERTH_REPO")]
+    pub repo: Option<String>,
+    /// The branch followed.
+    #[arg(long, env = "BERTH_BRANCH", default_value = "main")]
+    pub branch: String,
+    /// The file or directory of the desired state inside the repository.
+    #[arg(long, env = "BERTH_PATH", default_value = "")]
+    pub path: String,
+    /// A file holding the token for https remotes (the BERTH_GIT_TOKEN variable works too).
+    #[arg(long, env = "BERTH_GIT_TOKEN_FILE")]
+    pub git_token_file: Option<PathBuf>,
+    /// The private key for ssh remotes.
+    #[arg(long, env = "BERTH_GIT_SSH_KEY")]
+    pub git_ssh_key: Option<PathBuf>,
+    /// known_hosts for ssh remotes (required for them: host keys are always checked).
+    #[arg(long, env = "BERTH_GIT_KNOWN_HOSTS")]
+    pub git_known_hosts: Option<PathBuf>,
+    /// Apply only commits signed (SSH, namespace git) by a key in this allowed-signers
+    /// file, git's gpg.ssh.allowedSignersFile format.
+    #[arg(long, env = "BERTH_VERIFY_SIGNATURES")]
+    pub verify_signatures: Option<PathBuf>,
+    /// A host path prefix bind mounts may use (repeatable; none by default). The Docker
+    /// socket needs its own path named.
+    #[arg(
+        long = "allow-host-path",
+        env = "BERTH_ALLOW_HOST_PATH",
+        value_delimiter = ','
+    )]
+    pub allow_host_path: Vec<PathBuf>,
+}
+
+/// How a converge behaves.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConvergeArgs {
+    /// Where berth keeps what it writes on the host: mounted repository files, the
+    /// ledger, the git clone.
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
-    /// Retries of a failed service within this run, with exponential backoff.
-    #[arg(long, env = "BERTH_RETRIES", default_value_t = 0)]
-    pub retries: u32,
-    /// The first retry delay; later ones double.
+    /// The first retry delay of a failed service; later ones double.
     #[arg(long, env = "BERTH_BACKOFF_INITIAL", default_value = "10s")]
     pub backoff_initial: DurationArg,
     /// The longest retry delay.
@@ -76,12 +120,74 @@ pub struct ApplyArgs {
     /// Keep services that left the desired state running.
     #[arg(long, env = "BERTH_NO_PRUNE")]
     pub no_prune: bool,
-    /// The commit being applied, recorded in container labels.
+}
+
+/// Flags of `berth apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+    /// Retries of a failed service within this run, with exponential backoff.
+    #[arg(long, env = "BERTH_RETRIES", default_value_t = 0)]
+    pub retries: u32,
+    /// The commit being applied, recorded in labels and history (set by itself with --repo).
     #[arg(long, env = "BERTH_COMMIT")]
     pub commit: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
     pub output: Output,
+}
+
+/// Flags of `berth plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Where the git clone is kept (with --repo).
+    #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
+    pub output: Output,
+}
+
+/// Flags of `berth agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+    /// The HTTP listener: POST /hooks/git, GET /healthz, GET /status.
+    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
+    pub listen: SocketAddr,
+    /// How often a remote is polled (±10 % jitter); a local path is watched instead.
+    #[arg(long, env = "BERTH_INTERVAL", default_value = "30s")]
+    pub interval: DurationArg,
+    /// How often everything is resynced even without a trigger.
+    #[arg(long, env = "BERTH_RESYNC", default_value = "5m")]
+    pub resync: DurationArg,
+    /// A file holding the webhook's shared secret; without it the webhook is off.
+    #[arg(long, env = "BERTH_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Attempts per failed (service, spec) before it is held until the desired state changes.
+    #[arg(long, env = "BERTH_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+}
+
+/// Flags of `berth pause` and `berth resume`.
+#[derive(Debug, clap::Args)]
+pub struct PauseArgs {
+    /// The service; every service when left out.
+    pub service: Option<String>,
+    /// The agent's state dir.
+    #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
+    pub state_dir: PathBuf,
+    /// The agent's listener, told to reconcile at once.
+    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
+    pub listen: SocketAddr,
 }
 
 /// Flags of `berth history`.
@@ -121,23 +227,29 @@ enum Command {
         /// A berth.yaml file, or a directory whose *.yaml files are merged.
         #[arg(default_value = ".")]
         path: PathBuf,
+        /// A host path prefix bind mounts may use (repeatable).
+        #[arg(
+            long = "allow-host-path",
+            env = "BERTH_ALLOW_HOST_PATH",
+            value_delimiter = ','
+        )]
+        allow_host_path: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
         output: Output,
     },
     /// Show what `apply` would change on this host, without acting: exit 0 in sync,
     /// 3 changes pending, 1 invalid input or Docker error, 2 usage error.
-    Plan {
-        /// The desired state: a berth.yaml file or a directory of *.yaml files.
-        #[arg(long, short = 'f', env = "BERTH_FILE")]
-        file: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
-        output: Output,
-    },
+    Plan(PlanArgs),
     /// Converge this host to the desired state once and exit: 0 converged, 1 a service
     /// failed (each said, with what still serves), 2 invalid input or usage.
     Apply(ApplyArgs),
+    /// Follow a branch and keep this host converged: the daemon.
+    Agent(AgentArgs),
+    /// Freeze convergence of one service, or all: neither updated nor healed.
+    Pause(PauseArgs),
+    /// Lift a pause.
+    Resume(PauseArgs),
     /// The deploy log: per apply, its commit and time, each service's image before and
     /// after with the outcome, and the migrations run.
     History(HistoryArgs),
@@ -157,12 +269,22 @@ pub fn run() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Validate { path, output } => validate::run(&path, output),
-        Command::Plan { file, output } => runtime().block_on(plan::run(&file, output)),
+        Command::Validate {
+            path,
+            allow_host_path,
+            output,
+        } => validate::run(&path, &allow_host_path, output),
+        Command::Plan(args) => runtime().block_on(plan::run(&args)),
         Command::History(args) => history::run(&args),
+        Command::Pause(args) => pause::run(&args, true),
+        Command::Resume(args) => pause::run(&args, false),
         Command::Apply(args) => {
             init_logs();
             runtime().block_on(apply::run(&args))
+        }
+        Command::Agent(args) => {
+            init_logs();
+            runtime().block_on(agent::run(args))
         }
     };
     ExitCode::from(code)

@@ -1,29 +1,15 @@
 //! `berth plan`.
 
-use std::path::Path;
-
-use super::validate::{print_load_error, print_loaded};
-use super::{exit, Output};
-use crate::model::load_path;
+use super::{exit, Output, PlanArgs};
 use crate::plan::{plan, Action, Desired, EnvFile, Plan};
 use crate::runtime::{DockerEngine, Engine};
 
-/// Prints the plan for the desired state at `file` against the live engine.
-pub async fn run(file: &Path, output: Output) -> u8 {
-    let loaded = match load_path(file) {
-        Ok(l) => l,
-        Err(e) => {
-            print_load_error(&e);
-            return exit::USAGE;
-        }
+/// Prints the plan for the desired state against the live engine.
+pub async fn run(args: &PlanArgs) -> u8 {
+    let (spec, _commit) = match super::source::load(&args.source, &args.state_dir, exit::FAILED) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let Some(spec) = loaded.spec.clone() else {
-        print_loaded(file, &loaded, Output::Human);
-        return exit::FAILED;
-    };
-    for w in loaded.diagnostics.warnings() {
-        eprintln!("{}", w.headline());
-    }
     let desired = Desired::resolve(spec);
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,
@@ -45,7 +31,7 @@ pub async fn run(file: &Path, output: Output) -> u8 {
         }
     }
     let plan = plan(&desired, &observed);
-    match output {
+    match args.output {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&plan).expect("serializes")

@@ -3,12 +3,15 @@
 use std::path::Path;
 
 use super::{exit, Output};
-use crate::model::{load_path, LoadError, Loaded};
+use crate::model::{load_path_with, LoadError, LoadOptions, Loaded};
 
 /// Loads and prints the outcome; the exit status says valid (0), invalid (1) or
 /// unreadable (2).
-pub fn run(path: &Path, output: Output) -> u8 {
-    match load_path(path) {
+pub fn run(path: &Path, allow_host_paths: &[std::path::PathBuf], output: Output) -> u8 {
+    let opts = LoadOptions {
+        allow_host_paths: allow_host_paths.to_vec(),
+    };
+    match load_path_with(path, &opts) {
         Ok(loaded) => {
             print_loaded(path, &loaded, output);
             if loaded.spec.is_some() {

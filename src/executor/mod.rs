@@ -28,6 +28,16 @@ pub use gate::{GateFailure, RolloutGate};
 pub use policy::RetryPolicy;
 pub use redact::Redactor;
 
+/// What the caller asks of one apply beyond the desired state.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyControl {
+    /// Services not to touch this time, with why (paused, failed, backing off).
+    pub exclude: BTreeMap<String, String>,
+    /// Cancelled when berth is asked to stop: the step in flight finishes, nothing new
+    /// starts, and no service is left below its healthy count.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
 /// How `apply` behaves.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -88,6 +98,12 @@ pub enum Outcome {
     },
     /// Not changed because it was removed from the desired state and pruning is off.
     Skipped,
+    /// Left alone this time, with why (paused, failed until the desired state changes,
+    /// waiting for its next retry, berth stopping).
+    Held {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The report of one service.
@@ -176,6 +192,11 @@ impl Executor {
         }
     }
 
+    /// The commit recorded in labels and history from now on.
+    pub fn set_commit(&mut self, commit: Option<String>) {
+        self.opts.commit = commit;
+    }
+
     fn migrations<'a>(&'a self, redactor: &'a Redactor) -> MigrationRunner<'a> {
         MigrationRunner {
             engine: self.engine.as_ref(),
@@ -188,6 +209,15 @@ impl Executor {
     /// Converges the project once: every service is tried, failures are reported per
     /// service.
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, ApplyError> {
+        self.apply_with(desired, &ApplyControl::default()).await
+    }
+
+    /// [`Executor::apply`] with services held back and a way to stop early.
+    pub async fn apply_with(
+        &self,
+        desired: &Desired,
+        control: &ApplyControl,
+    ) -> Result<ApplyReport, ApplyError> {
         let project = desired.spec.project.as_str();
         let started_at = now_rfc3339();
         let redactor = Redactor::from_desired(desired);
@@ -269,8 +299,31 @@ impl Executor {
                 let semaphore = semaphore.clone();
                 let redactor = &redactor;
                 let gates = gating.get(&name).cloned().unwrap_or_default();
+                let held = control.exclude.get(&name).cloned();
                 async move {
                     let start = Instant::now();
+                    if let (Some(reason), false) = (held, sp.action == Action::InSync) {
+                        return ServiceReport {
+                            service: name,
+                            action: sp.action,
+                            reasons: sp.reasons.iter().map(|r| redactor.redact(r)).collect(),
+                            outcome: Outcome::Held { reason },
+                            attempts: 0,
+                            millis: 0,
+                        };
+                    }
+                    if control.cancel.is_cancelled() && sp.action != Action::InSync {
+                        return ServiceReport {
+                            service: name,
+                            action: sp.action,
+                            reasons: sp.reasons.iter().map(|r| redactor.redact(r)).collect(),
+                            outcome: Outcome::Held {
+                                reason: rollout::SHUTDOWN.into(),
+                            },
+                            attempts: 0,
+                            millis: 0,
+                        };
+                    }
                     let mut migration_error = None;
                     if sp.action != Action::InSync && blocked_by.is_none() && pull_error.is_none() {
                         for (m, digest, cell) in &gates {
@@ -304,7 +357,8 @@ impl Executor {
                         (Outcome::Skipped, 0)
                     } else {
                         let _permit = semaphore.acquire().await.expect("semaphore open");
-                        self.converge_with_retries(desired, &name, redactor).await
+                        self.converge_with_retries(desired, &name, redactor, &control.cancel)
+                            .await
                     };
                     // Only a replacement has anything to roll back.
                     let outcome = match outcome {
@@ -377,7 +431,12 @@ impl Executor {
         let services: Vec<ServiceDeploy> = report
             .services
             .iter()
-            .filter(|s| !matches!(s.outcome, Outcome::InSync | Outcome::Skipped))
+            .filter(|s| {
+                !matches!(
+                    s.outcome,
+                    Outcome::InSync | Outcome::Skipped | Outcome::Held { .. }
+                )
+            })
             .map(|s| {
                 let mut before: BTreeMap<&str, usize> = BTreeMap::new();
                 for c in observed
@@ -473,14 +532,16 @@ impl Executor {
         desired: &Desired,
         name: &str,
         redactor: &Redactor,
+        cancel: &tokio_util::sync::CancellationToken,
     ) -> (Outcome, u32) {
         let mut delays = self.opts.retry.schedule();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = self.converge_service(desired, name).await;
+            let result = self.converge_service(desired, name, cancel).await;
             match result {
                 Ok(()) => return (Outcome::Converged, attempts),
+                Err(e) if e == rollout::SHUTDOWN => return (Outcome::Held { reason: e }, attempts),
                 Err(e) => {
                     let error = redactor.redact(&e);
                     tracing::warn!(service = name, attempt = attempts, error = %error, "service failed to converge");
@@ -514,7 +575,12 @@ impl Executor {
     }
 
     /// Plans one service afresh from the engine and carries the plan out.
-    async fn converge_service(&self, desired: &Desired, name: &str) -> Result<(), String> {
+    async fn converge_service(
+        &self,
+        desired: &Desired,
+        name: &str,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), String> {
         let project = &desired.spec.project;
         let observed = self
             .engine
@@ -532,6 +598,7 @@ impl Executor {
             opts: &self.opts,
             project,
             desired: desired.services.get(name),
+            cancel,
         };
         ctx.run(&sp.steps, &by_name).await
     }

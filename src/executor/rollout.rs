@@ -18,7 +18,12 @@ use crate::model::UpdateOrder;
 use crate::plan::{DesiredService, Step};
 use crate::runtime::{replica_name, Engine, ObservedContainer, RunState};
 
+/// The error of a rollout stopped because berth is shutting down; never rolled back.
+pub(crate) const SHUTDOWN: &str =
+    "berth is stopping; the rest of this rollout continues on its next start";
+
 pub(super) struct Rollout<'a> {
+    pub cancel: &'a tokio_util::sync::CancellationToken,
     pub engine: &'a dyn Engine,
     pub opts: &'a ApplyOptions,
     pub project: &'a str,
@@ -195,6 +200,13 @@ impl Rollout<'_> {
                 }
                 Ok(())
             }
+            Err(e) if e == SHUTDOWN => {
+                // The slots moved so far stay moved; the stopped previous replicas go.
+                for m in &moved {
+                    let _ = self.engine.remove(&m.prev_id).await;
+                }
+                Err(e)
+            }
             Err(e) => {
                 if d.spec.update.on_failure == crate::model::OnFailure::Rollback {
                     self.roll_back(moved).await;
@@ -217,6 +229,9 @@ impl Rollout<'_> {
     ) -> Result<(), String> {
         let d = self.desired.expect("desired");
         for chunk in slots.chunks(d.spec.update.parallelism.max(1) as usize) {
+            if self.cancel.is_cancelled() {
+                return Err(SHUTDOWN.into());
+            }
             let results = join_all(chunk.iter().map(|(slot, old)| async move {
                 let name = format!("{}-next", self.stable(*slot));
                 let id = self.start_new(*slot, &name).await?;
@@ -283,6 +298,9 @@ impl Rollout<'_> {
     ) -> Result<(), String> {
         let d = self.desired.expect("desired");
         for (slot, old) in slots {
+            if self.cancel.is_cancelled() {
+                return Err(SHUTDOWN.into());
+            }
             let stable = self.stable(*slot);
             let prev = format!("{stable}-prev");
             self.engine

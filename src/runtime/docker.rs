@@ -47,9 +47,29 @@ impl DockerEngine {
         Ok(Self { docker })
     }
 
-    /// The underlying client, for the event stream.
-    pub fn client(&self) -> &Docker {
-        &self.docker
+    /// A stream that yields once for every die, destroy or health change of a
+    /// berth-managed container.
+    pub fn events_of_managed(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<(), RuntimeError>> + '_ {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("label".to_string(), vec![labels::PROJECT.to_string()]),
+            (
+                "event".to_string(),
+                vec![
+                    "die".to_string(),
+                    "destroy".to_string(),
+                    "health_status".to_string(),
+                ],
+            ),
+        ]);
+        let opts = bollard::query_parameters::EventsOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        self.docker
+            .events(Some(opts))
+            .map(|e| e.map(|_| ()).map_err(err))
     }
 }
 

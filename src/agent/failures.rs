@@ -1,0 +1,149 @@
+//! Failed targets: a (service, spec hash) that failed is retried on the backoff
+//! schedule, and after the last attempt held until the desired state changes. No hot
+//! loop, ever.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::executor::RetryPolicy;
+use crate::plan::Desired;
+
+#[derive(Debug, Clone)]
+struct Target {
+    hash: String,
+    attempts: u32,
+    next: Option<Instant>,
+}
+
+/// What the agent remembers of failures, by service.
+#[derive(Debug, Default)]
+pub struct FailedTargets {
+    targets: BTreeMap<String, Target>,
+}
+
+/// A failed target as status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedTarget {
+    /// The service.
+    pub service: String,
+    /// The spec hash that failed.
+    pub spec: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// True once no more attempts are made until the desired state changes.
+    pub given_up: bool,
+}
+
+impl FailedTargets {
+    /// Forgets targets whose service now wants another spec (or is gone).
+    pub fn forget_changed(&mut self, desired: &Desired) {
+        self.targets
+            .retain(|name, t| desired.services.get(name).is_some_and(|d| d.hash == t.hash));
+    }
+
+    /// Services to hold back now, with why.
+    pub fn held(&self, desired: &Desired, now: Instant) -> Vec<(String, String)> {
+        self.targets
+            .iter()
+            .filter(|(name, _)| desired.services.contains_key(*name))
+            .filter_map(|(name, t)| match t.next {
+                None => Some((
+                    name.clone(),
+                    format!(
+                        "failed {} times; held until the desired state changes",
+                        t.attempts
+                    ),
+                )),
+                Some(at) if at > now => Some((
+                    name.clone(),
+                    format!("failed; next attempt in {:.0}s", (at - now).as_secs_f64()),
+                )),
+                Some(_) => None,
+            })
+            .collect()
+    }
+
+    /// Counts a failure; returns the wait before the next attempt, or `None` when the
+    /// target has used up its attempts.
+    pub fn record_failure(
+        &mut self,
+        service: &str,
+        hash: &str,
+        policy: &RetryPolicy,
+        now: Instant,
+    ) -> Option<Duration> {
+        let t = self.targets.entry(service.to_string()).or_insert(Target {
+            hash: hash.to_string(),
+            attempts: 0,
+            next: None,
+        });
+        if t.hash != hash {
+            *t = Target {
+                hash: hash.to_string(),
+                attempts: 0,
+                next: None,
+            };
+        }
+        t.attempts += 1;
+        let delay = policy.schedule().nth(t.attempts as usize - 1);
+        t.next = delay.map(|d| now + d);
+        delay
+    }
+
+    /// Forgets a service that converged.
+    pub fn clear(&mut self, service: &str) {
+        self.targets.remove(service);
+    }
+
+    /// The targets for status.
+    pub fn list(&self) -> Vec<FailedTarget> {
+        self.targets
+            .iter()
+            .map(|(name, t)| FailedTarget {
+                service: name.clone(),
+                spec: t.hash.clone(),
+                attempts: t.attempts,
+                given_up: t.next.is_none(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+            max_attempts: 3,
+            jitter: 0.0,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_then_give_up() {
+        let mut f = FailedTargets::default();
+        let now = Instant::now();
+        assert_eq!(
+            f.record_failure("api", "h1", &policy(), now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            f.record_failure("api", "h1", &policy(), now),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(f.record_failure("api", "h1", &policy(), now), None);
+        assert!(f.list()[0].given_up);
+        // A new spec starts over.
+        assert_eq!(
+            f.record_failure("api", "h2", &policy(), now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(f.list()[0].attempts, 1);
+    }
+}

@@ -1,0 +1,433 @@
+//! The agent: one loop per project that always reads the current state. Triggers (a
+//! commit seen by the watch, a poll, a webhook, a Docker event, the periodic resync, a
+//! retry falling due) only wake it; triggers that arrive during a reconcile coalesce
+//! into exactly one more.
+
+mod failures;
+mod lock;
+mod pause;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, RwLock};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::executor::{ApplyControl, ApplyOptions, Executor, Outcome, RetryPolicy};
+use crate::ledger::Ledger;
+use crate::model::LoadOptions;
+use crate::plan::Desired;
+use crate::runtime::{DockerEngine, Engine};
+use crate::source::signature::AllowedSigners;
+use crate::source::{CommitInfo, GitSource};
+
+pub use failures::FailedTargets;
+pub use lock::StateLock;
+pub use pause::PauseState;
+pub use status::{AgentStatus, SharedStatus};
+
+/// What woke the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// First run.
+    Start,
+    /// The watched local repository changed.
+    Watch,
+    /// The poll interval passed.
+    Poll,
+    /// A verified webhook arrived.
+    Webhook,
+    /// Docker reported a container of the project dying, going away or changing health.
+    DockerEvent,
+    /// The periodic full resync.
+    Resync,
+    /// A failed service's backoff ran out.
+    Retry,
+    /// An operator paused or resumed something.
+    Control,
+}
+
+impl Trigger {
+    fn fetches(self) -> bool {
+        matches!(
+            self,
+            Trigger::Start | Trigger::Watch | Trigger::Poll | Trigger::Webhook | Trigger::Resync
+        )
+    }
+}
+
+/// Everything the agent needs to run.
+pub struct AgentConfig {
+    /// The repository followed.
+    pub source: GitSource,
+    /// The state dir: clone, ledger, lock, pause state.
+    pub state_dir: PathBuf,
+    /// The HTTP listener (webhook, health, status).
+    pub listen: SocketAddr,
+    /// Poll interval for remotes (±10 % jitter).
+    pub interval: Duration,
+    /// Full resync period.
+    pub resync: Duration,
+    /// The webhook's shared secret.
+    pub webhook_secret: Option<Vec<u8>>,
+    /// When set, only commits signed by these keys are applied.
+    pub allowed_signers: Option<AllowedSigners>,
+    /// What the host allows the desired state to mount.
+    pub load: LoadOptions,
+    /// How apply behaves.
+    pub apply: ApplyOptions,
+    /// Backoff and attempts per failed target.
+    pub retry: RetryPolicy,
+}
+
+/// The agent's failures that stop it.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Another agent holds the state dir.
+    #[error("{0}")]
+    Locked(String),
+    /// The listener could not bind.
+    #[error("listen on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Docker or the ledger could not be opened.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The state the loop keeps between reconciles.
+struct Loop {
+    config: AgentConfig,
+    executor: Executor,
+    status: SharedStatus,
+    /// The last commit that loaded and validated, and its desired state.
+    last_good: Option<(CommitInfo, Desired)>,
+    /// The head last looked at, valid or not.
+    last_seen: Option<String>,
+    failures: FailedTargets,
+    triggers: mpsc::UnboundedSender<Trigger>,
+}
+
+/// Runs the agent until `shutdown` is cancelled (first signal). The step in flight
+/// finishes; no service is left below its healthy count.
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+    let _lock = StateLock::acquire(&config.state_dir).map_err(AgentError::Locked)?;
+    let engine = DockerEngine::connect()
+        .await
+        .map_err(|e| AgentError::Setup(e.to_string()))?;
+    let ledger: Arc<dyn Ledger> = Arc::new(
+        crate::ledger::SqliteLedger::open(&config.state_dir.join("ledger.db"))
+            .map_err(|e| AgentError::Setup(e.to_string()))?,
+    );
+    let engine: Arc<dyn Engine> = Arc::new(engine.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
+    let status: SharedStatus = Arc::new(RwLock::new(AgentStatus::new(&config)));
+
+    // The HTTP listener: webhook, health, status.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| AgentError::Listen {
+            addr: config.listen,
+            error,
+        })?;
+    let app = crate::api::router(crate::api::ApiState {
+        status: status.clone(),
+        triggers: tx.clone(),
+        webhook_secret: config.webhook_secret.clone().map(Arc::new),
+    });
+    let http_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await;
+    });
+
+    // The watch of a local repository, or the poll of a remote.
+    let _watcher = match config.source.watch_dir() {
+        Some(dir) => {
+            let (wtx, mut wrx) = mpsc::unbounded_channel();
+            let watcher = crate::source::watch::watch(&dir, wtx)
+                .map_err(|e| AgentError::Setup(format!("watch {}: {e}", dir.display())))?;
+            let t = tx.clone();
+            tokio::spawn(async move {
+                while wrx.recv().await.is_some() {
+                    let _ = t.send(Trigger::Watch);
+                }
+            });
+            Some(watcher)
+        }
+        None => None,
+    };
+    if config.source.watch_dir().is_none() {
+        spawn_every(
+            tx.clone(),
+            Trigger::Poll,
+            config.interval,
+            true,
+            shutdown.clone(),
+        );
+    }
+    spawn_every(
+        tx.clone(),
+        Trigger::Resync,
+        config.resync,
+        false,
+        shutdown.clone(),
+    );
+    spawn_docker_events(tx.clone(), shutdown.clone());
+
+    let executor = Executor::new(engine.clone(), ledger, config.apply.clone());
+    let mut state = Loop {
+        config,
+        executor,
+        status,
+        last_good: None,
+        last_seen: None,
+        failures: FailedTargets::default(),
+        triggers: tx.clone(),
+    };
+    let _ = tx.send(Trigger::Start);
+    loop {
+        let first = tokio::select! {
+            t = rx.recv() => match t { Some(t) => t, None => break },
+            _ = shutdown.cancelled() => break,
+        };
+        // Everything that arrived meanwhile folds into this one reconcile.
+        let mut fetch = first.fetches();
+        let mut why = vec![first];
+        while let Ok(t) = rx.try_recv() {
+            fetch |= t.fetches();
+            why.push(t);
+        }
+        tracing::debug!(triggers = ?why, "reconcile");
+        state.reconcile(fetch, &shutdown).await;
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Sends `trigger` every `period` (with ±10 % jitter when asked).
+fn spawn_every(
+    tx: mpsc::UnboundedSender<Trigger>,
+    trigger: Trigger,
+    period: Duration,
+    jitter: bool,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let wait = if jitter {
+                let f = 0.9 + 0.2 * (rand_fraction());
+                period.mul_f64(f)
+            } else {
+                period
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => return,
+            }
+            if tx.send(trigger).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// A number in [0, 1) from the clock; enough to spread polls of many hosts.
+fn rand_fraction() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos % 1_000_000) as f64 / 1_000_000.0
+}
+
+/// Wakes the loop on die, destroy and health changes of the project's containers.
+/// The stream is reopened with backoff when the engine goes away.
+fn spawn_docker_events(tx: mpsc::UnboundedSender<Trigger>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let docker = match DockerEngine::connect().await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "docker event stream unavailable; retrying");
+                    tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = stop.cancelled() => return }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            delay = Duration::from_millis(500);
+            let mut stream = std::pin::pin!(docker.events_of_managed());
+            loop {
+                tokio::select! {
+                    item = futures_util::StreamExt::next(&mut stream) => match item {
+                        Some(Ok(())) => { let _ = tx.send(Trigger::DockerEvent); }
+                        Some(Err(e)) => { tracing::warn!(error = %e, "docker event stream broke; reopening"); break; }
+                        None => break,
+                    },
+                    _ = stop.cancelled() => return,
+                }
+            }
+            tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = stop.cancelled() => return }
+        }
+    });
+}
+
+impl Loop {
+    async fn reconcile(&mut self, fetch: bool, shutdown: &CancellationToken) {
+        let started = Instant::now();
+        if fetch {
+            self.refresh_desired().await;
+        }
+        let Some((commit, desired)) = self.last_good.clone() else {
+            self.status
+                .write()
+                .await
+                .finish_reconcile(started.elapsed(), None);
+            return;
+        };
+        let pause = PauseState::load(&self.config.state_dir);
+        let mut exclude: BTreeMap<String, String> = BTreeMap::new();
+        for name in desired.services.keys() {
+            if pause.is_paused(name) {
+                exclude.insert(name.clone(), "paused (berth resume to go on)".into());
+            }
+        }
+        self.failures.forget_changed(&desired);
+        for (name, reason) in self.failures.held(&desired, Instant::now()) {
+            exclude.entry(name).or_insert(reason);
+        }
+        let control = ApplyControl {
+            exclude,
+            cancel: shutdown.clone(),
+        };
+        self.executor.set_commit(Some(commit.sha.clone()));
+        let result = self.executor.apply_with(&desired, &control).await;
+        match result {
+            Ok(report) => {
+                for s in &report.services {
+                    match &s.outcome {
+                        Outcome::Failed { error, .. } => {
+                            let hash = desired
+                                .services
+                                .get(&s.service)
+                                .map(|d| d.hash.clone())
+                                .unwrap_or_default();
+                            if let Some(wait) = self.failures.record_failure(
+                                &s.service,
+                                &hash,
+                                &self.config.retry,
+                                Instant::now(),
+                            ) {
+                                tracing::warn!(service = %s.service, commit = %commit.short(), error = %error, retry_in_ms = wait.as_millis() as u64, "service failed; backing off");
+                                let tx = self.triggers.clone();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(wait).await;
+                                    let _ = tx.send(Trigger::Retry);
+                                });
+                            } else {
+                                tracing::error!(service = %s.service, commit = %commit.short(), error = %error, "service failed for good; it is retried when the desired state changes");
+                            }
+                        }
+                        Outcome::Converged | Outcome::InSync => self.failures.clear(&s.service),
+                        _ => {}
+                    }
+                }
+                let mut st = self.status.write().await;
+                st.apply_report(&commit, &report, &self.failures, &pause);
+                st.finish_reconcile(started.elapsed(), None);
+                tracing::info!(commit = %commit.short(), converged = report.converged(), duration_ms = started.elapsed().as_millis() as u64, action = "reconcile", "reconcile finished");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reconcile failed");
+                self.status
+                    .write()
+                    .await
+                    .finish_reconcile(started.elapsed(), Some(e.to_string()));
+            }
+        }
+    }
+
+    /// Fetches the branch; a new head is verified and validated, and becomes the last
+    /// good commit only when it passes.
+    async fn refresh_desired(&mut self) {
+        let source = self.config.source.clone();
+        let fetched = tokio::task::spawn_blocking(move || source.fetch()).await;
+        let oid = match fetched {
+            Ok(Ok(oid)) => oid,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "fetch failed; keeping the last good commit");
+                self.status.write().await.fetch_failed(e.to_string());
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fetch task failed");
+                return;
+            }
+        };
+        self.status.write().await.fetch_ok();
+        let sha = oid.to_string();
+        if self.last_seen.as_deref() == Some(sha.as_str()) {
+            return;
+        }
+        self.last_seen = Some(sha.clone());
+        let source = self.config.source.clone();
+        let load = self.config.load.clone();
+        let signers = self.config.allowed_signers.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<(CommitInfo, crate::model::Loaded), String> {
+            let info = source.commit_info(oid).map_err(|e| e.to_string())?;
+            if let Some(allowed) = &signers {
+                let check = source.verify(oid, allowed).map_err(|e| e.to_string())?;
+                if !check.is_valid() {
+                    return Err(format!("commit {} refused: {check}; only commits signed by an allowed key are applied", info.short()));
+                }
+            }
+            let loaded = source.load(oid, &load).map_err(|e| e.to_string())?;
+            Ok((info, loaded))
+        })
+        .await;
+        let (info, loaded) = match outcome {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
+                self.status.write().await.invalid_commit(&sha, e);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "load task failed");
+                return;
+            }
+        };
+        match loaded.spec {
+            Some(spec) => {
+                for w in loaded.diagnostics.warnings() {
+                    tracing::warn!(commit = %info.short(), "{}", w.headline());
+                }
+                tracing::info!(commit = %info.short(), summary = %info.summary, action = "new-commit", "desired state loaded");
+                let desired = Desired::resolve(spec);
+                self.status.write().await.valid_commit(&info);
+                self.last_good = Some((info, desired));
+            }
+            None => {
+                let errors: Vec<String> =
+                    loaded.diagnostics.errors().map(|d| d.headline()).collect();
+                let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));
+                tracing::error!(commit = %info.sha, errors = errors.len(), "{message}; keeping the last good commit");
+                self.status.write().await.invalid_commit(&info.sha, message);
+            }
+        }
+    }
+}

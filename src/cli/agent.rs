@@ -1,0 +1,96 @@
+//! `berth agent`.
+
+use tokio_util::sync::CancellationToken;
+
+use super::{exit, AgentArgs, ConvergeArgs};
+use crate::agent::AgentConfig;
+use crate::executor::{ApplyOptions, RetryPolicy};
+
+/// Apply options from the converge flags, with `attempts` per target.
+pub fn apply_options(c: &ConvergeArgs, attempts: u32) -> ApplyOptions {
+    ApplyOptions {
+        state_dir: c.state_dir.clone(),
+        retry: retry_policy(c, attempts),
+        concurrency: c.concurrency,
+        drain: c.drain.into(),
+        prune: !c.no_prune,
+        ..ApplyOptions::default()
+    }
+}
+
+fn retry_policy(c: &ConvergeArgs, attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        initial: c.backoff_initial.into(),
+        max: c.backoff_max.into(),
+        max_attempts: attempts.max(1),
+        ..RetryPolicy::default()
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT: the first lets the step in flight finish,
+/// the second exits at once.
+pub async fn run(args: AgentArgs) -> u8 {
+    let Some(repo) = args.source.repo.clone() else {
+        eprintln!("error: the agent follows a git repository; give --repo (a URL or a local path)");
+        return exit::USAGE;
+    };
+    let _ = repo;
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        exit::USAGE
+    };
+    let state_dir = args.converge.state_dir.clone();
+    let source = match super::source::git_source(&args.source, &state_dir) {
+        Ok(Some(s)) => s,
+        Ok(None) => return fail("--repo is required".into()),
+        Err(e) => return fail(e),
+    };
+    let allowed_signers = match super::source::allowed_signers(&args.source) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let webhook_secret = match &args.webhook_secret_file {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => Some(String::from_utf8_lossy(&b).trim().as_bytes().to_vec()),
+            Err(e) => return fail(format!("--webhook-secret-file {}: {e}", p.display())),
+        },
+        None => None,
+    };
+    let config = AgentConfig {
+        source,
+        state_dir,
+        listen: args.listen,
+        interval: args.interval.into(),
+        resync: args.resync.into(),
+        webhook_secret,
+        allowed_signers,
+        load: super::source::load_options(&args.source),
+        // Within one reconcile nothing is retried; the agent retries across reconciles.
+        apply: apply_options(&args.converge, 1),
+        retry: retry_policy(&args.converge, args.max_attempts),
+    };
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("stopping: finishing the step in flight (signal again to stop at once)");
+        signals.cancel();
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::warn!("second signal: stopping now");
+        std::process::exit(130);
+    });
+    match crate::agent::run(config, shutdown).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}

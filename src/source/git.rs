@@ -1,0 +1,331 @@
+//! The desired state from git: a clone kept under the state dir, fetched on demand,
+//! and read straight from a commit's tree, without a checkout. git2 blocks, so callers
+//! run these functions on blocking threads.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use git2::{
+    CertificateCheckStatus, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, Repository,
+};
+use sha2::{Digest, Sha256};
+
+use crate::model::{load_tree_with, LoadError, LoadOptions, Loaded, RepoTree};
+
+/// How berth authenticates to the remote.
+#[derive(Debug, Clone, Default)]
+pub struct GitAuth {
+    /// A token for https remotes (GitHub: a fine-grained token with read access).
+    pub token: Option<String>,
+    /// A private key for ssh remotes.
+    pub ssh_key: Option<PathBuf>,
+    /// Known hosts for ssh remotes; without one, ssh remotes are refused.
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// Where the desired state lives.
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    /// The remote: a URL (`https://`, `ssh://`, `git@host:path`, `file://`) or a local path.
+    pub url: String,
+    /// The branch followed.
+    pub branch: String,
+    /// The directory (or file) of the desired state inside the repository.
+    pub path: String,
+    /// The clone berth keeps.
+    pub clone_dir: PathBuf,
+    /// Credentials.
+    pub auth: GitAuth,
+}
+
+/// A commit as berth reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommitInfo {
+    /// The full SHA.
+    pub sha: String,
+    /// The first line of its message.
+    pub summary: String,
+    /// The author's name.
+    pub author: String,
+}
+
+impl CommitInfo {
+    /// The first 12 digits of the SHA.
+    pub fn short(&self) -> &str {
+        &self.sha[..self.sha.len().min(12)]
+    }
+}
+
+/// Failures of the git source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Fetching failed.
+    #[error("fetch {url} ({branch}): {message}")]
+    Fetch {
+        /// The remote.
+        url: String,
+        /// The branch.
+        branch: String,
+        /// What git said.
+        message: String,
+    },
+    /// The local clone could not be used.
+    #[error("git: {0}")]
+    Git(String),
+    /// The desired state could not be read at that commit.
+    #[error("commit {commit}: {error}")]
+    Load {
+        /// The commit.
+        commit: String,
+        /// Why.
+        error: LoadError,
+    },
+}
+
+impl From<git2::Error> for SourceError {
+    fn from(e: git2::Error) -> Self {
+        SourceError::Git(e.message().to_string())
+    }
+}
+
+/// True when `url` names a local path rather than a URL.
+pub fn is_local_path(url: &str) -> bool {
+    !url.contains("://")
+        && !url.contains('@')
+        && (url.starts_with('/') || url.starts_with('.') || Path::new(url).exists())
+}
+
+impl GitSource {
+    /// A source whose clone lives under `<state_dir>/repos/`, named after the URL.
+    pub fn new(url: &str, branch: &str, path: &str, state_dir: &Path, auth: GitAuth) -> Self {
+        let url = if is_local_path(url) {
+            std::fs::canonicalize(url)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| url.to_string())
+        } else {
+            url.to_string()
+        };
+        let id = hex::encode(&Sha256::digest(url.as_bytes())[..8]);
+        Self {
+            clone_dir: state_dir.join("repos").join(id),
+            url,
+            branch: branch.to_string(),
+            path: path.trim_matches('/').to_string(),
+            auth,
+        }
+    }
+
+    /// The local working tree to watch for commits, when the source is a local path.
+    pub fn watch_dir(&self) -> Option<PathBuf> {
+        if !is_local_path(&self.url) {
+            return None;
+        }
+        let p = PathBuf::from(&self.url);
+        let git = p.join(".git");
+        Some(if git.is_dir() { git } else { p })
+    }
+
+    fn repo(&self) -> Result<Repository, SourceError> {
+        match Repository::open_bare(&self.clone_dir) {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                std::fs::create_dir_all(&self.clone_dir)
+                    .map_err(|e| SourceError::Git(format!("{}: {e}", self.clone_dir.display())))?;
+                Ok(Repository::init_bare(&self.clone_dir)?)
+            }
+        }
+    }
+
+    /// Fetches the branch and returns its head.
+    pub fn fetch(&self) -> Result<Oid, SourceError> {
+        let repo = self.repo()?;
+        let fail = |message: String| SourceError::Fetch {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            message,
+        };
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(|e| fail(e.message().to_string()))?;
+        let mut callbacks = RemoteCallbacks::new();
+        let auth = self.auth.clone();
+        let mut tried = false;
+        callbacks.credentials(move |_url, username, allowed| {
+            // libgit2 asks again after a refusal; a second ask would loop forever.
+            if tried {
+                return Err(git2::Error::from_str("credentials were refused"));
+            }
+            tried = true;
+            if allowed.contains(CredentialType::SSH_KEY) {
+                if let Some(key) = &auth.ssh_key {
+                    return Cred::ssh_key(username.unwrap_or("git"), None, key, None);
+                }
+            }
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                if let Some(token) = &auth.token {
+                    return Cred::userpass_plaintext("x-access-token", token);
+                }
+            }
+            Err(git2::Error::from_str("the remote needs credentials: give --git-token-file for https or --git-ssh-key for ssh"))
+        });
+        let known_hosts = self.auth.known_hosts.clone();
+        callbacks.certificate_check(move |cert, host| {
+            let Some(hostkey) = cert.as_hostkey() else {
+                // TLS certificates are checked by libgit2 against the system's roots.
+                return Ok(CertificateCheckStatus::CertificatePassthrough);
+            };
+            let Some(key) = hostkey.hostkey() else {
+                return Err(git2::Error::from_str("the ssh server sent no host key"));
+            };
+            match &known_hosts {
+                Some(path) if host_key_known(path, host, key) => {
+                    Ok(CertificateCheckStatus::CertificateOk)
+                }
+                Some(path) => Err(git2::Error::from_str(&format!(
+                    "host key of {host} is not in {}; add it (ssh-keyscan {host})",
+                    path.display()
+                ))),
+                None => Err(git2::Error::from_str(
+                    "ssh remotes need --git-known-hosts to check the server's key",
+                )),
+            }
+        });
+        let mut opts = FetchOptions::new();
+        opts.remote_callbacks(callbacks);
+        let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
+        remote
+            .fetch(&[&refspec], Some(&mut opts), None)
+            .map_err(|e| fail(e.message().to_string()))?;
+        let reference = repo
+            .find_reference(&format!("refs/remotes/origin/{}", self.branch))
+            .map_err(|_| fail(format!("branch {} not found on the remote", self.branch)))?;
+        let oid = reference
+            .peel_to_commit()
+            .map_err(|e| fail(e.message().to_string()))?
+            .id();
+        Ok(oid)
+    }
+
+    /// Describes a fetched commit.
+    pub fn commit_info(&self, oid: Oid) -> Result<CommitInfo, SourceError> {
+        let repo = self.repo()?;
+        let c = repo.find_commit(oid)?;
+        let author = c.author();
+        let info = CommitInfo {
+            sha: oid.to_string(),
+            summary: c.summary().ok().flatten().unwrap_or_default().to_string(),
+            author: author.name().ok().unwrap_or_default().to_string(),
+        };
+        Ok(info)
+    }
+
+    /// Loads and validates the desired state at a fetched commit.
+    pub fn load(&self, oid: Oid, opts: &LoadOptions) -> Result<Loaded, SourceError> {
+        let repo = self.repo()?;
+        let commit = repo.find_commit(oid)?;
+        let tree = commit.tree()?;
+        let view = CommitTree {
+            repo: &repo,
+            tree,
+            commit: oid.to_string(),
+        };
+        load_tree_with(&view, &self.path, opts).map_err(|error| SourceError::Load {
+            commit: oid.to_string(),
+            error,
+        })
+    }
+
+    /// Checks the commit's signature against the allowed signers.
+    pub fn verify(
+        &self,
+        oid: Oid,
+        allowed: &super::signature::AllowedSigners,
+    ) -> Result<super::signature::SignatureCheck, SourceError> {
+        let repo = self.repo()?;
+        Ok(super::signature::verify_commit(&repo, oid, allowed))
+    }
+}
+
+/// A commit's tree as a [`RepoTree`].
+struct CommitTree<'r> {
+    repo: &'r Repository,
+    tree: git2::Tree<'r>,
+    commit: String,
+}
+
+impl RepoTree for CommitTree<'_> {
+    fn display(&self, path: &str) -> String {
+        format!(
+            "{}@{}",
+            if path.is_empty() { "." } else { path },
+            &self.commit[..12.min(self.commit.len())]
+        )
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let entry = match self.tree.get_path(Path::new(path)) {
+            Ok(e) => e,
+            Err(_) => return Ok(None),
+        };
+        match entry.kind() {
+            Some(git2::ObjectType::Blob) if entry.filemode() == 0o120000 => Err(format!(
+                "`{path}` is a symlink; mount the file it points to"
+            )),
+            Some(git2::ObjectType::Blob) => {
+                let blob = self
+                    .repo
+                    .find_blob(entry.id())
+                    .map_err(|e| e.message().to_string())?;
+                Ok(Some(blob.content().to_vec()))
+            }
+            Some(git2::ObjectType::Tree) => Err(format!(
+                "`{path}` is a directory; only files can be mounted"
+            )),
+            _ => Err(format!("`{path}` is not a file")),
+        }
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
+        let tree = if path.is_empty() {
+            self.tree.clone()
+        } else {
+            let Ok(entry) = self.tree.get_path(Path::new(path)) else {
+                return Ok(None);
+            };
+            if entry.kind() != Some(git2::ObjectType::Tree) {
+                return Ok(None);
+            }
+            self.repo
+                .find_tree(entry.id())
+                .map_err(|e| e.message().to_string())?
+        };
+        let mut names: Vec<String> = tree
+            .iter()
+            .filter_map(|e| e.name().ok().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(Some(names))
+    }
+}
+
+/// True when `known_hosts` lists `host` with exactly `key` (plain host names and
+/// `[host]:port` entries; hashed entries are not matched).
+fn host_key_known(known_hosts: &Path, host: &str, key: &[u8]) -> bool {
+    let Ok(text) = std::fs::read_to_string(known_hosts) else {
+        return false;
+    };
+    text.lines().any(|line| {
+        let mut parts = line.split_whitespace();
+        let (Some(hosts), Some(_kind), Some(b64)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let host_matches = hosts
+            .split(',')
+            .any(|h| h == host || h.trim_start_matches('[').split(']').next() == Some(host));
+        host_matches
+            && base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .is_ok_and(|k| k == key)
+    })
+}
