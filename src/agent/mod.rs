@@ -107,6 +107,7 @@ pub enum AgentError {
 /// The state the loop keeps between reconciles.
 struct Loop {
     config: AgentConfig,
+    metrics: Arc<crate::api::metrics::Metrics>,
     executor: Executor,
     status: SharedStatus,
     /// The last commit that loaded and validated, and its desired state.
@@ -131,6 +132,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
     let engine: Arc<dyn Engine> = Arc::new(engine.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
     let status: SharedStatus = Arc::new(RwLock::new(AgentStatus::new(&config)));
+    let metrics = Arc::new(crate::api::metrics::Metrics::new());
 
     // The HTTP listener: webhook, health, status.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -143,6 +145,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         status: status.clone(),
         triggers: tx.clone(),
         webhook_secret: config.webhook_secret.clone().map(Arc::new),
+        metrics: metrics.clone(),
     });
     let http_shutdown = shutdown.clone();
     tokio::spawn(async move {
@@ -188,6 +191,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
     let executor = Executor::new(engine.clone(), ledger, config.apply.clone());
     let mut state = Loop {
         config,
+        metrics,
         executor,
         status,
         last_good: None,
@@ -346,12 +350,24 @@ impl Loop {
                         _ => {}
                     }
                 }
+                self.metrics.record(
+                    &commit.sha,
+                    &report,
+                    started.elapsed().as_secs_f64(),
+                    self.failures.list().len(),
+                );
                 let mut st = self.status.write().await;
-                st.apply_report(&commit, &report, &self.failures, &pause);
+                st.apply_report(&commit, &desired, &report, &self.failures, &pause);
                 st.finish_reconcile(started.elapsed(), None);
                 tracing::info!(commit = %commit.short(), converged = report.converged(), duration_ms = started.elapsed().as_millis() as u64, action = "reconcile", "reconcile finished");
             }
             Err(e) => {
+                self.metrics
+                    .reconciles
+                    .get_or_create(&crate::api::metrics::OutcomeLabels {
+                        outcome: "error".into(),
+                    })
+                    .inc();
                 tracing::error!(error = %e, "reconcile failed");
                 self.status
                     .write()
@@ -369,6 +385,7 @@ impl Loop {
         let oid = match fetched {
             Ok(Ok(oid)) => oid,
             Ok(Err(e)) => {
+                self.metrics.git_fetch_errors.inc();
                 tracing::warn!(error = %e, "fetch failed; keeping the last good commit");
                 self.status.write().await.fetch_failed(e.to_string());
                 return;
@@ -402,6 +419,7 @@ impl Loop {
         let (info, loaded) = match outcome {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
+                self.metrics.invalid_commits.inc();
                 tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
                 self.status.write().await.invalid_commit(&sha, e);
                 return;
@@ -425,6 +443,7 @@ impl Loop {
                 let errors: Vec<String> =
                     loaded.diagnostics.errors().map(|d| d.headline()).collect();
                 let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));
+                self.metrics.invalid_commits.inc();
                 tracing::error!(commit = %info.sha, errors = errors.len(), "{message}; keeping the last good commit");
                 self.status.write().await.invalid_commit(&info.sha, message);
             }

@@ -22,16 +22,35 @@ pub type SharedStatus = Arc<RwLock<AgentStatus>>;
 pub struct ServiceStatus {
     /// The image asked for.
     pub desired_image: Option<String>,
+    /// Running replicas by image.
+    pub running_images: BTreeMap<String, u32>,
     /// Desired replicas.
     pub desired: u32,
     /// Replicas running when the last reconcile looked.
     pub running: u32,
+    /// Of those, healthy (or running without a health check).
+    pub healthy: u32,
+    /// The spec hash that failed, when the service is backing off or held.
+    pub failed_target: Option<FailedTarget>,
+    /// The last deploy of the service: when, and how it ended.
+    pub last_deploy: Option<LastDeploy>,
     /// The outcome of the last reconcile.
     pub last_outcome: String,
     /// The last error, if the last reconcile failed it.
     pub last_error: Option<String>,
     /// Paused by an operator.
     pub paused: bool,
+}
+
+/// When a service last changed, and how that ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastDeploy {
+    /// RFC 3339.
+    pub at: String,
+    /// The commit.
+    pub commit: String,
+    /// converged, failed, rolled-back, blocked, removed.
+    pub outcome: String,
 }
 
 /// The agent's state.
@@ -127,38 +146,72 @@ impl AgentStatus {
     /// Takes in the report of one apply.
     pub fn apply_report(
         &mut self,
-        _commit: &CommitInfo,
+        commit: &CommitInfo,
+        desired: &crate::plan::Desired,
         report: &ApplyReport,
         failures: &FailedTargets,
         pause: &PauseState,
     ) {
         self.paused = pause.all;
         self.failed_targets = failures.list();
-        self.services = report
-            .services
-            .iter()
-            .map(|s| {
-                let (outcome, error) = match &s.outcome {
-                    Outcome::InSync => ("in-sync", None),
-                    Outcome::Converged => ("converged", None),
-                    Outcome::Failed { error, .. } => ("failed", Some(error.clone())),
-                    Outcome::Blocked { by } => ("blocked", Some(format!("depends on {by}"))),
-                    Outcome::Skipped => ("not-pruned", None),
-                    Outcome::Held { reason } => ("held", Some(reason.clone())),
-                };
-                (
-                    s.service.clone(),
-                    ServiceStatus {
-                        desired_image: None,
-                        desired: 0,
-                        running: 0,
-                        last_outcome: outcome.into(),
-                        last_error: error,
-                        paused: pause.is_paused(&s.service),
-                    },
-                )
-            })
-            .collect();
+        let previous = std::mem::take(&mut self.services);
+        for s in &report.services {
+            let (outcome, error) = match &s.outcome {
+                Outcome::InSync => ("in-sync", None),
+                Outcome::Converged if s.action == crate::executor::Action::Remove => {
+                    ("removed", None)
+                }
+                Outcome::Converged => ("converged", None),
+                Outcome::Failed {
+                    error,
+                    rolled_back: true,
+                    ..
+                } => ("rolled-back", Some(error.clone())),
+                Outcome::Failed { error, .. } => ("failed", Some(error.clone())),
+                Outcome::Blocked { by } => (
+                    "blocked",
+                    Some(format!("depends on {by}, which did not converge")),
+                ),
+                Outcome::Skipped => ("not-pruned", None),
+                Outcome::Held { reason } => ("held", Some(reason.clone())),
+            };
+            let changed = !matches!(
+                s.outcome,
+                Outcome::InSync | Outcome::Skipped | Outcome::Held { .. }
+            );
+            let last_deploy = if changed {
+                Some(LastDeploy {
+                    at: now_rfc3339(),
+                    commit: commit.sha.clone(),
+                    outcome: outcome.into(),
+                })
+            } else {
+                previous.get(&s.service).and_then(|p| p.last_deploy.clone())
+            };
+            let observed = report.observed.get(&s.service).cloned().unwrap_or_default();
+            self.services.insert(
+                s.service.clone(),
+                ServiceStatus {
+                    desired_image: desired
+                        .services
+                        .get(&s.service)
+                        .map(|d| d.spec.image.full.clone()),
+                    running_images: observed.images,
+                    desired: observed.desired,
+                    running: observed.running,
+                    healthy: observed.healthy,
+                    failed_target: self
+                        .failed_targets
+                        .iter()
+                        .find(|t| t.service == s.service)
+                        .cloned(),
+                    last_deploy,
+                    last_outcome: outcome.into(),
+                    last_error: error,
+                    paused: pause.is_paused(&s.service),
+                },
+            );
+        }
     }
 
     /// `None` when healthy, else why not.

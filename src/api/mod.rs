@@ -1,4 +1,6 @@
-//! The agent's HTTP listener: the git webhook, `/healthz` and `/status`.
+//! The agent's HTTP listener: the git webhook, `/healthz`, `/metrics` and `/status`.
+
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ pub struct ApiState {
     pub triggers: mpsc::UnboundedSender<Trigger>,
     /// The webhook secret; the webhook answers 404 without one.
     pub webhook_secret: Option<Arc<Vec<u8>>>,
+    /// The metrics.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The routes.
@@ -33,6 +37,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/hooks/git", post(webhook))
         .route("/healthz", get(healthz))
         .route("/status", get(status))
+        .route("/metrics", get(metrics_text))
         .route("/control/reconcile", post(reconcile))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY))
         .with_state(state)
@@ -88,6 +93,18 @@ async fn healthz(State(state): State<ApiState>) -> (StatusCode, String) {
         None => (StatusCode::OK, "ok\n".into()),
         Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
+}
+
+async fn metrics_text(
+    State(state): State<ApiState>,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
 }
 
 async fn status(State(state): State<ApiState>) -> Json<crate::agent::AgentStatus> {

@@ -34,6 +34,21 @@ pub mod exit {
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format: `json` lines, readable `text`, or `auto` (text on a terminal, JSON
+    /// otherwise). `RUST_LOG` filters (default `info`).
+    #[arg(long, global = true, value_enum, env = "BERTH_LOG_FORMAT", default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text on a terminal, JSON lines otherwise.
+    Auto,
+    /// JSON lines.
+    Json,
+    /// Readable text.
+    Text,
 }
 
 /// A duration flag: `500ms`, `10s`, `2m`.
@@ -279,28 +294,59 @@ pub fn run() -> ExitCode {
         Command::Pause(args) => pause::run(&args, true),
         Command::Resume(args) => pause::run(&args, false),
         Command::Apply(args) => {
-            init_logs();
+            // stdout holds the report; the log goes to stderr.
+            init_logs(cli.log_format, false);
             runtime().block_on(apply::run(&args))
         }
         Command::Agent(args) => {
-            init_logs();
+            init_logs(cli.log_format, true);
             runtime().block_on(agent::run(args))
         }
     };
     ExitCode::from(code)
 }
 
-/// Logs go to stderr so that stdout holds only the command's answer; `RUST_LOG`
-/// filters them.
-fn init_logs() {
+/// Sets up logging to stdout (the agent) or stderr (commands whose answer is on
+/// stdout); `RUST_LOG` filters.
+fn init_logs(format: LogFormat, stdout: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let terminal = if stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !terminal,
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match (json, stdout) {
+        (true, true) => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stdout)
+            .try_init(),
+        (true, false) => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (false, true) => builder
+            .with_ansi(terminal)
+            .with_writer(std::io::stdout)
+            .try_init(),
+        (false, false) => builder
+            .with_ansi(terminal)
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -19,7 +19,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::ledger::{now_rfc3339, DeployRecord, Ledger, MigrationRun, ServiceDeploy};
-use crate::plan::{plan, Action, Desired, Step};
+pub use crate::plan::Action;
+use crate::plan::{plan, Desired, Step};
 use crate::runtime::{Engine, Role, RuntimeError};
 
 use migrate::{MigrationFailure, MigrationRunner};
@@ -133,6 +134,56 @@ pub struct ApplyReport {
     pub services: Vec<ServiceReport>,
     /// Migrations that ran (or failed) in this apply.
     pub migrations: Vec<MigrationReport>,
+    /// What runs, per service, after the apply.
+    pub observed: BTreeMap<String, ServiceObserved>,
+}
+
+/// What runs of one service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceObserved {
+    /// Desired replicas (0 for a service no longer desired).
+    pub desired: u32,
+    /// Replicas running.
+    pub running: u32,
+    /// Replicas running and healthy (or running without a health check).
+    pub healthy: u32,
+    /// Running replicas by image.
+    pub images: BTreeMap<String, u32>,
+}
+
+/// Counts what runs per service, from one observation.
+pub fn observe(
+    desired: &Desired,
+    observed: &[crate::runtime::ObservedContainer],
+) -> BTreeMap<String, ServiceObserved> {
+    let mut out: BTreeMap<String, ServiceObserved> = desired
+        .services
+        .iter()
+        .map(|(name, d)| {
+            (
+                name.clone(),
+                ServiceObserved {
+                    desired: d.spec.replicas,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    for c in observed
+        .iter()
+        .filter(|c| c.role == Role::Replica && c.is_up())
+    {
+        let o = out.entry(c.service.clone()).or_default();
+        o.running += 1;
+        if matches!(
+            c.health,
+            crate::runtime::HealthState::Healthy | crate::runtime::HealthState::None
+        ) {
+            o.healthy += 1;
+        }
+        *o.images.entry(c.image.clone()).or_default() += 1;
+    }
+    out
 }
 
 /// A migration's part in one apply.
@@ -411,10 +462,20 @@ impl Executor {
                 }
             })
             .collect();
+        // A reconcile that changed nothing costs one list call; one that did looks again.
+        let after = if changing.is_empty() {
+            observe(desired, &observed)
+        } else {
+            match self.engine.list_project(project).await {
+                Ok(now) => observe(desired, &now),
+                Err(_) => observe(desired, &observed),
+            }
+        };
         let report = ApplyReport {
             project: project.to_string(),
             services: reports,
             migrations,
+            observed: after,
         };
         self.record_deploy(desired, &observed, &report, started_at);
         Ok(report)

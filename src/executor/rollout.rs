@@ -167,6 +167,7 @@ impl Rollout<'_> {
             &self.opts.state_dir,
         )?;
         let started = tokio::time::Instant::now();
+        tracing::info!(project = self.project, service = self.service(), slot, action = "create", container = %name);
         let id = match self.engine.create(&spec).await {
             Ok(id) => id,
             Err(crate::runtime::RuntimeError::Conflict(_)) => {

@@ -72,7 +72,9 @@ impl Agent {
         std::fs::create_dir_all(state).unwrap();
         let file = std::fs::File::create(&log).unwrap();
         let mut args = vec![
-            "agent".to_string(),
+            "--log-format".to_string(),
+            "text".into(),
+            "agent".into(),
             "--repo".into(),
             repo.into(),
             "--state-dir".into(),
@@ -88,7 +90,7 @@ impl Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(&args)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
             .unwrap();
