@@ -7,6 +7,7 @@ mod history;
 mod pause;
 mod plan;
 mod source;
+mod status;
 mod validate;
 
 use std::net::SocketAddr;
@@ -205,6 +206,20 @@ pub struct PauseArgs {
     pub listen: SocketAddr,
 }
 
+/// Flags of `berth status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The agent's listener, asked first.
+    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
+    pub listen: SocketAddr,
+    /// Where the ledger lives, read when no agent answers.
+    #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
+    pub output: Output,
+}
+
 /// Flags of `berth history`.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
@@ -265,6 +280,14 @@ enum Command {
     Pause(PauseArgs),
     /// Lift a pause.
     Resume(PauseArgs),
+    /// Per service: desired and running image, healthy replicas, last deploy, state.
+    /// Asks the running agent; without one, reads Docker and the ledger.
+    Status(StatusArgs),
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The deploy log: per apply, its commit and time, each service's image before and
     /// after with the outcome, and the migrations run.
     History(HistoryArgs),
@@ -291,6 +314,16 @@ pub fn run() -> ExitCode {
         } => validate::run(&path, &allow_host_path, output),
         Command::Plan(args) => runtime().block_on(plan::run(&args)),
         Command::History(args) => history::run(&args),
+        Command::Status(args) => runtime().block_on(status::run(&args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(&script);
+            exit::OK
+        }
         Command::Pause(args) => pause::run(&args, true),
         Command::Resume(args) => pause::run(&args, false),
         Command::Apply(args) => {

@@ -239,7 +239,8 @@ impl Rollout<'_> {
                 match self.gate().pass(self.engine, &id).await {
                     Ok(()) => Ok((*slot, *old, id)),
                     Err(e) => {
-                        tracing::warn!(project = self.project, service = self.service(), slot, action = "gate-failed", container = %name, error = %e);
+                        // The error, with the replica's last output, is logged once secrets are masked.
+                        tracing::warn!(project = self.project, service = self.service(), slot, action = "gate-failed", container = %name);
                         let _ = self.engine.remove(&id).await;
                         Err(format!("new replica {name} {e}; the old replica kept serving"))
                     }

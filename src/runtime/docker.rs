@@ -292,6 +292,25 @@ impl Engine for DockerEngine {
         list.into_iter().map(convert_summary).collect()
     }
 
+    async fn list_managed(&self) -> Result<Vec<(String, ObservedContainer)>, RuntimeError> {
+        let filters = HashMap::from([("label".to_string(), vec![labels::PROJECT.to_string()])]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(err)?;
+        list.into_iter()
+            .map(|c| {
+                let project = c
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::PROJECT).cloned())
+                    .unwrap_or_default();
+                convert_summary(c).map(|o| (project, o))
+            })
+            .collect()
+    }
+
     async fn find_by_name(
         &self,
         name: &str,

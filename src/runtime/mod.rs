@@ -255,6 +255,8 @@ pub struct ContainerDetails {
 /// this trait.
 #[async_trait]
 pub trait Engine: Send + Sync {
+    /// Every container berth manages, of every project, in one list call.
+    async fn list_managed(&self) -> Result<Vec<(String, ObservedContainer)>, RuntimeError>;
     /// Every container of `project`, in one list call.
     async fn list_project(&self, project: &str) -> Result<Vec<ObservedContainer>, RuntimeError>;
     /// The container with this exact name, managed or not: `(id, berth.project label)`.

@@ -1,0 +1,250 @@
+//! `berth status`: what the agent reports, or, with no agent answering, what Docker and
+//! the ledger say.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use super::{exit, Output, StatusArgs};
+use crate::ledger::{Ledger, SqliteLedger};
+use crate::plan::desired::short;
+use crate::runtime::{DockerEngine, Engine, HealthState, Role};
+
+/// Prints the status.
+pub async fn run(args: &StatusArgs) -> u8 {
+    if let Some(body) = ask_agent(args) {
+        let Ok(status) = serde_json::from_str::<serde_json::Value>(&body) else {
+            eprintln!(
+                "error: the agent on {} answered something that is not its status",
+                args.listen
+            );
+            return exit::FAILED;
+        };
+        match args.output {
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&status).expect("serializes")
+            ),
+            Output::Human => print!("{}", render_agent(&status)),
+        }
+        return exit::OK;
+    }
+    match from_engine(args).await {
+        Ok(v) => {
+            match args.output {
+                Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&v).expect("serializes"))
+                }
+                Output::Human => print!("{}", render_engine(&v)),
+            }
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn ask_agent(args: &StatusArgs) -> Option<String> {
+    let mut s = std::net::TcpStream::connect_timeout(&args.listen, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        args.listen
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+fn or_dash(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The agent's status as a table.
+pub fn render_agent(s: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let commit = &s["applied_commit"];
+    let sha = commit["sha"]
+        .as_str()
+        .map(|c| &c[..c.len().min(12)])
+        .unwrap_or("-");
+    out.push_str(&format!(
+        "agent: {} ({}) at commit {sha} {}\n",
+        or_dash(&s["repo"]),
+        or_dash(&s["branch"]),
+        commit["summary"]
+            .as_str()
+            .map(|m| format!("\"{m}\""))
+            .unwrap_or_default()
+    ));
+    out.push_str(&format!(
+        "last reconcile: {} ({} ms){}\n",
+        or_dash(&s["last_reconcile"]),
+        or_dash(&s["last_reconcile_ms"]),
+        if s["paused"] == true {
+            "; everything paused"
+        } else {
+            ""
+        }
+    ));
+    if let Some(e) = s["last_error"].as_str() {
+        out.push_str(&format!("last error: {e}\n"));
+    }
+    let mut rows = vec![[
+        "SERVICE",
+        "DESIRED IMAGE",
+        "RUNNING",
+        "HEALTHY",
+        "LAST DEPLOY",
+        "STATE",
+    ]
+    .map(String::from)];
+    if let Some(services) = s["services"].as_object() {
+        for (name, v) in services {
+            let running: Vec<String> = v["running_images"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(img, n)| format!("{n}×{}", short(img)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let state = if v["paused"] == true {
+                "paused".to_string()
+            } else if let Some(t) = v["failed_target"].as_object() {
+                if t.get("given_up") == Some(&serde_json::Value::Bool(true)) {
+                    "failed (held)".into()
+                } else {
+                    "failed (retrying)".into()
+                }
+            } else {
+                or_dash(&v["last_outcome"])
+            };
+            let last = v["last_deploy"]
+                .as_object()
+                .map(|d| format!("{} {}", or_dash(&d["outcome"]), or_dash(&d["at"])))
+                .unwrap_or_else(|| "-".into());
+            rows.push([
+                name.clone(),
+                v["desired_image"]
+                    .as_str()
+                    .map(short)
+                    .unwrap_or_else(|| "-".into()),
+                if running.is_empty() {
+                    "-".into()
+                } else {
+                    running.join(" ")
+                },
+                format!("{}/{}", or_dash(&v["healthy"]), or_dash(&v["desired"])),
+                last,
+                state,
+            ]);
+        }
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+/// What Docker and the ledger say, per project and service.
+async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
+    let engine = DockerEngine::connect().await.map_err(|e| e.to_string())?;
+    let all = engine.list_managed().await.map_err(|e| e.to_string())?;
+    let mut services: BTreeMap<(String, String), (BTreeMap<String, u32>, u32, u32)> =
+        BTreeMap::new();
+    for (project, c) in all.iter().filter(|(_, c)| c.role == Role::Replica) {
+        let e = services
+            .entry((project.clone(), c.service.clone()))
+            .or_default();
+        if c.is_up() {
+            *e.0.entry(c.image.clone()).or_default() += 1;
+            e.1 += 1;
+            if matches!(c.health, HealthState::Healthy | HealthState::None) {
+                e.2 += 1;
+            }
+        }
+    }
+    let ledger_path = args.state_dir.join("ledger.db");
+    let deploys = if ledger_path.exists() {
+        SqliteLedger::open(&ledger_path)
+            .and_then(|l| l.deploys(None, None, 200))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let rows: Vec<serde_json::Value> = services
+        .into_iter()
+        .map(|((project, service), (images, running, healthy))| {
+            let last = deploys
+                .iter()
+                .filter(|d| d.project == project)
+                .find_map(|d| d.services.iter().find(|s| s.service == service).map(|s| (d, s)));
+            serde_json::json!({
+                "project": project,
+                "service": service,
+                "running_images": images,
+                "running": running,
+                "healthy": healthy,
+                "last_deploy": last.map(|(d, s)| serde_json::json!({"at": d.started_at, "commit": d.commit, "outcome": s.outcome})),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "agent": null, "services": rows }))
+}
+
+fn render_engine(v: &serde_json::Value) -> String {
+    let mut out = String::from("no agent answered; from Docker and the ledger:\n");
+    let mut rows =
+        vec![["PROJECT", "SERVICE", "RUNNING", "HEALTHY", "LAST DEPLOY"].map(String::from)];
+    for s in v["services"].as_array().into_iter().flatten() {
+        let running: Vec<String> = s["running_images"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(img, n)| format!("{n}×{}", short(img)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push([
+            or_dash(&s["project"]),
+            or_dash(&s["service"]),
+            if running.is_empty() {
+                "-".into()
+            } else {
+                running.join(" ")
+            },
+            format!("{}/{}", or_dash(&s["healthy"]), or_dash(&s["running"])),
+            s["last_deploy"]
+                .as_object()
+                .map(|d| format!("{} {}", or_dash(&d["outcome"]), or_dash(&d["at"])))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
