@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use super::{exit, Output, StatusArgs};
+use crate::executor::ServiceObserved;
 use crate::ledger::{Ledger, SqliteLedger};
 use crate::plan::desired::short;
 use crate::runtime::{DockerEngine, Engine, HealthState, Role};
@@ -158,18 +159,13 @@ pub fn render_agent(s: &serde_json::Value) -> String {
 async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
     let engine = DockerEngine::connect().await.map_err(|e| e.to_string())?;
     let all = engine.list_managed().await.map_err(|e| e.to_string())?;
-    let mut services: BTreeMap<(String, String), (BTreeMap<String, u32>, u32, u32)> =
-        BTreeMap::new();
-    for (project, c) in all.iter().filter(|(_, c)| c.role == Role::Replica) {
-        let e = services
-            .entry((project.clone(), c.service.clone()))
-            .or_default();
-        if c.is_up() {
-            *e.0.entry(c.image.clone()).or_default() += 1;
-            e.1 += 1;
-            if matches!(c.health, HealthState::Healthy | HealthState::None) {
-                e.2 += 1;
-            }
+    let mut services: BTreeMap<(String, String), ServiceObserved> = BTreeMap::new();
+    for (project, c) in all.iter().filter(|(_, c)| c.role == Role::Replica && c.is_up()) {
+        let e = services.entry((project.clone(), c.service.clone())).or_default();
+        *e.images.entry(c.image.clone()).or_default() += 1;
+        e.running += 1;
+        if matches!(c.health, HealthState::Healthy | HealthState::None) {
+            e.healthy += 1;
         }
     }
     let ledger_path = args.state_dir.join("ledger.db");
@@ -182,7 +178,7 @@ async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
     };
     let rows: Vec<serde_json::Value> = services
         .into_iter()
-        .map(|((project, service), (images, running, healthy))| {
+        .map(|((project, service), o)| {
             let last = deploys
                 .iter()
                 .filter(|d| d.project == project)
@@ -190,9 +186,9 @@ async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
             serde_json::json!({
                 "project": project,
                 "service": service,
-                "running_images": images,
-                "running": running,
-                "healthy": healthy,
+                "running_images": o.images,
+                "running": o.running,
+                "healthy": o.healthy,
                 "last_deploy": last.map(|(d, s)| serde_json::json!({"at": d.started_at, "commit": d.commit, "outcome": s.outcome})),
             })
         })
