@@ -1,6 +1,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod demo;
 pub mod executor;
 pub mod ledger;
 pub mod model;

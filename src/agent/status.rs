@@ -173,7 +173,14 @@ impl AgentStatus {
                     Some(format!("depends on {by}, which did not converge")),
                 ),
                 Outcome::Skipped => ("not-pruned", None),
-                Outcome::Held { reason } => ("held", Some(reason.clone())),
+                // While held, the failure that led there stays the error to read.
+                Outcome::Held { reason } => (
+                    "held",
+                    previous
+                        .get(&s.service)
+                        .and_then(|p| p.last_error.clone())
+                        .or_else(|| Some(reason.clone())),
+                ),
             };
             let changed = !matches!(
                 s.outcome,

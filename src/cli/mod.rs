@@ -283,6 +283,27 @@ enum Command {
     /// Per service: desired and running image, healthy replicas, last deploy, state.
     /// Asks the running agent; without one, reads Docker and the ledger.
     Status(StatusArgs),
+    /// A complete deploy story on this host, offline, in under a minute: builds demo
+    /// images, makes a local desired-state repository, runs the agent, and commits a
+    /// bump, a broken release and reverts. Cleans up after itself.
+    Demo {
+        /// Leave the demo stack and images in place.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// The demo's HTTP service (runs inside the demo image).
+    #[command(hide = true)]
+    DemoServe {
+        /// The version it answers with.
+        #[arg(long)]
+        version: String,
+        /// Fail the health check.
+        #[arg(long)]
+        broken: bool,
+    },
+    /// The demo's health check (runs inside the demo image).
+    #[command(hide = true)]
+    DemoProbe,
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -314,6 +335,33 @@ pub fn run() -> ExitCode {
         } => validate::run(&path, &allow_host_path, output),
         Command::Plan(args) => runtime().block_on(plan::run(&args)),
         Command::History(args) => history::run(&args),
+        Command::Demo { keep } => {
+            // The demo tells its own story; the agent's log (RUST_LOG=info) would drown it.
+            init_logs_at(LogFormat::Text, false, "off");
+            match runtime().block_on(crate::demo::run(crate::demo::DemoOptions { keep })) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAILED
+                }
+            }
+        }
+        Command::DemoServe { version, broken } => {
+            match runtime().block_on(crate::demo::serve(version, broken)) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAILED
+                }
+            }
+        }
+        Command::DemoProbe => {
+            if crate::demo::probe() {
+                exit::OK
+            } else {
+                exit::FAILED
+            }
+        }
         Command::Status(args) => runtime().block_on(status::run(&args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -342,9 +390,13 @@ pub fn run() -> ExitCode {
 /// Sets up logging to stdout (the agent) or stderr (commands whose answer is on
 /// stdout); `RUST_LOG` filters.
 fn init_logs(format: LogFormat, stdout: bool) {
+    init_logs_at(format, stdout, "info")
+}
+
+fn init_logs_at(format: LogFormat, stdout: bool, default_level: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let terminal = if stdout {
         std::io::stdout().is_terminal()
     } else {

@@ -50,16 +50,20 @@ pub async fn run(args: &StatusArgs) -> u8 {
 fn ask_agent(args: &StatusArgs) -> Option<String> {
     let mut s = std::net::TcpStream::connect_timeout(&args.listen, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    // HTTP/1.0, so the answer comes whole rather than chunked.
     write!(
         s,
-        "GET /status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "GET /status HTTP/1.0
+Host: {}
+
+",
         args.listen
     )
     .ok()?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).ok()?;
     let (head, body) = raw.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
 }
 
 fn or_dash(v: &serde_json::Value) -> String {
@@ -160,8 +164,13 @@ async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
     let engine = DockerEngine::connect().await.map_err(|e| e.to_string())?;
     let all = engine.list_managed().await.map_err(|e| e.to_string())?;
     let mut services: BTreeMap<(String, String), ServiceObserved> = BTreeMap::new();
-    for (project, c) in all.iter().filter(|(_, c)| c.role == Role::Replica && c.is_up()) {
-        let e = services.entry((project.clone(), c.service.clone())).or_default();
+    for (project, c) in all
+        .iter()
+        .filter(|(_, c)| c.role == Role::Replica && c.is_up())
+    {
+        let e = services
+            .entry((project.clone(), c.service.clone()))
+            .or_default();
         *e.images.entry(c.image.clone()).or_default() += 1;
         e.running += 1;
         if matches!(c.health, HealthState::Healthy | HealthState::None) {

@@ -47,6 +47,11 @@ impl DockerEngine {
         Ok(Self { docker })
     }
 
+    /// The underlying client, for what only the demo needs (image import).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
     /// A stream that yields once for every die, destroy or health change of a
     /// berth-managed container.
     pub fn events_of_managed(
