@@ -5,6 +5,7 @@ pub mod demo;
 pub mod executor;
 pub mod ledger;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod runtime;
 pub mod source;

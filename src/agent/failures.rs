@@ -93,6 +93,12 @@ impl FailedTargets {
         delay
     }
 
+    /// Forgets everything: a new commit is a new desired state, and each of its targets
+    /// deserves a fresh set of attempts.
+    pub fn clear_all(&mut self) {
+        self.targets.clear();
+    }
+
     /// Forgets a service that converged.
     pub fn clear(&mut self, service: &str) {
         self.targets.remove(service);

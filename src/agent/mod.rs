@@ -83,6 +83,10 @@ pub struct AgentConfig {
     pub apply: ApplyOptions,
     /// Backoff and attempts per failed target.
     pub retry: RetryPolicy,
+    /// Where deploy events go.
+    pub notifier: crate::notify::Notifier,
+    /// This host's name, in notifications.
+    pub host: String,
 }
 
 /// The agent's failures that stop it.
@@ -116,6 +120,7 @@ struct Loop {
     last_seen: Option<String>,
     failures: FailedTargets,
     triggers: mpsc::UnboundedSender<Trigger>,
+    deployed: crate::notify::DeployedOnce,
 }
 
 /// Runs the agent until `shutdown` is cancelled (first signal). The step in flight
@@ -198,6 +203,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         last_seen: None,
         failures: FailedTargets::default(),
         triggers: tx.clone(),
+        deployed: crate::notify::DeployedOnce::new(),
     };
     let _ = tx.send(Trigger::Start);
     loop {
@@ -218,6 +224,8 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
             break;
         }
     }
+    // Events already queued get a moment to go out; a dead endpoint does not hold the stop.
+    state.config.notifier.flush(Duration::from_secs(5)).await;
     tracing::info!("agent stopped");
     Ok(())
 }
@@ -350,6 +358,7 @@ impl Loop {
                         _ => {}
                     }
                 }
+                self.notify_report(&commit, &desired, &report);
                 self.metrics.record(
                     &commit.sha,
                     &report,
@@ -374,6 +383,72 @@ impl Loop {
                     .await
                     .finish_reconcile(started.elapsed(), Some(e.to_string()));
             }
+        }
+    }
+
+    fn event(
+        &self,
+        kind: crate::notify::EventKind,
+        project: &str,
+        service: Option<&str>,
+        commit: Option<&str>,
+        image: Option<String>,
+        message: String,
+    ) -> crate::notify::Event {
+        crate::notify::Event {
+            kind,
+            project: project.to_string(),
+            host: self.config.host.clone(),
+            service: service.map(str::to_string),
+            commit: commit.map(str::to_string),
+            image,
+            message,
+            time: crate::ledger::now_rfc3339(),
+        }
+    }
+
+    /// Deployed (once per commit and service), failed and rolled back.
+    fn notify_report(
+        &mut self,
+        commit: &CommitInfo,
+        desired: &Desired,
+        report: &crate::executor::ApplyReport,
+    ) {
+        use crate::notify::EventKind;
+        if !self.config.notifier.is_enabled() {
+            return;
+        }
+        for s in &report.services {
+            let image = desired
+                .services
+                .get(&s.service)
+                .map(|d| d.spec.image.full.clone());
+            let (kind, message) = match &s.outcome {
+                Outcome::Converged if s.action != crate::executor::Action::Remove => {
+                    if !self.deployed.first_time(&commit.sha, &s.service) {
+                        continue;
+                    }
+                    (EventKind::Deployed, s.reasons.join("; "))
+                }
+                Outcome::Failed {
+                    error,
+                    serving,
+                    rolled_back: true,
+                } => (EventKind::RolledBack, format!("{error}; {serving}")),
+                Outcome::Failed { error, serving, .. } => {
+                    (EventKind::Failed, format!("{error}; {serving}"))
+                }
+                _ => continue,
+            };
+            let e = self.event(
+                kind,
+                &report.project,
+                Some(&s.service),
+                Some(&commit.sha),
+                image,
+                message,
+            );
+            self.config.notifier.send(e);
         }
     }
 
@@ -421,6 +496,20 @@ impl Loop {
             Ok(Err(e)) => {
                 self.metrics.invalid_commits.inc();
                 tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
+                let project = self
+                    .last_good
+                    .as_ref()
+                    .map(|(_, d)| d.spec.project.clone())
+                    .unwrap_or_default();
+                let ev = self.event(
+                    crate::notify::EventKind::InvalidCommit,
+                    &project,
+                    None,
+                    Some(&sha),
+                    None,
+                    e.clone(),
+                );
+                self.config.notifier.send(ev);
                 self.status.write().await.invalid_commit(&sha, e);
                 return;
             }
@@ -437,6 +526,7 @@ impl Loop {
                 tracing::info!(commit = %info.short(), summary = %info.summary, action = "new-commit", "desired state loaded");
                 let desired = Desired::resolve(spec);
                 self.status.write().await.valid_commit(&info);
+                self.failures.clear_all();
                 self.last_good = Some((info, desired));
             }
             None => {
@@ -445,6 +535,20 @@ impl Loop {
                 let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));
                 self.metrics.invalid_commits.inc();
                 tracing::error!(commit = %info.sha, errors = errors.len(), "{message}; keeping the last good commit");
+                let project = self
+                    .last_good
+                    .as_ref()
+                    .map(|(_, d)| d.spec.project.clone())
+                    .unwrap_or_default();
+                let ev = self.event(
+                    crate::notify::EventKind::InvalidCommit,
+                    &project,
+                    None,
+                    Some(&info.sha),
+                    None,
+                    message.clone(),
+                );
+                self.config.notifier.send(ev);
                 self.status.write().await.invalid_commit(&info.sha, message);
             }
         }

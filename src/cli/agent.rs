@@ -27,14 +27,20 @@ fn retry_policy(c: &ConvergeArgs, attempts: u32) -> RetryPolicy {
     }
 }
 
+/// This machine's name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
 /// Runs the agent until SIGTERM or SIGINT: the first lets the step in flight finish,
 /// the second exits at once.
 pub async fn run(args: AgentArgs) -> u8 {
-    let Some(repo) = args.source.repo.clone() else {
+    if args.source.repo.is_none() {
         eprintln!("error: the agent follows a git repository; give --repo (a URL or a local path)");
         return exit::USAGE;
-    };
-    let _ = repo;
+    }
     let fail = |e: String| {
         eprintln!("error: {e}");
         exit::USAGE
@@ -56,7 +62,23 @@ pub async fn run(args: AgentArgs) -> u8 {
         },
         None => None,
     };
+    for url in &args.notify_url {
+        if let Err(e) = crate::notify::check_url(url) {
+            return fail(format!("--notify-url {url}: {e}"));
+        }
+    }
+    let format = match args.notify_format {
+        super::NotifyFormat::Json => crate::notify::Format::Json,
+        super::NotifyFormat::Slack => crate::notify::Format::Slack,
+    };
+    let notifier = crate::notify::Notifier::start(
+        args.notify_url.clone(),
+        format,
+        crate::notify::RetrySettings::default(),
+    );
     let config = AgentConfig {
+        notifier,
+        host: hostname(),
         source,
         state_dir,
         listen: args.listen,

@@ -2,6 +2,7 @@
 //! [`run`].
 
 mod agent;
+pub use agent::hostname;
 mod apply;
 mod history;
 mod pause;
@@ -191,6 +192,22 @@ pub struct AgentArgs {
     /// Attempts per failed (service, spec) before it is held until the desired state changes.
     #[arg(long, env = "BERTH_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
+    /// Posts deploy events (deployed, failed, rolled back, invalid commit) to this URL
+    /// (repeatable; http://).
+    #[arg(long = "notify-url", env = "BERTH_NOTIFY_URL", value_delimiter = ',')]
+    pub notify_url: Vec<String>,
+    /// The payload: berth's JSON, or Slack-compatible.
+    #[arg(long, value_enum, env = "BERTH_NOTIFY_FORMAT", default_value_t = NotifyFormat::Json)]
+    pub notify_format: NotifyFormat,
+}
+
+/// Notification payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyFormat {
+    /// berth's event as JSON.
+    Json,
+    /// A Slack incoming-webhook payload.
+    Slack,
 }
 
 /// Flags of `berth pause` and `berth resume`.

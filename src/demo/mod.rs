@@ -71,7 +71,7 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
     build_images(&engine).await?;
     let repo = work.path().join("deploy");
     git_init(&repo)?;
-    commit(&repo, &STACK.replace(":v1", ":v1"), "deploy v1")?;
+    commit(&repo, STACK, "deploy v1")?;
 
     let cancel = CancellationToken::new();
     let port = free_port()?;
@@ -103,6 +103,8 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
             max_attempts: 1,
             ..RetryPolicy::default()
         },
+        notifier: crate::notify::Notifier::disabled(),
+        host: crate::cli::hostname(),
     };
     let agent_cancel = cancel.clone();
     let agent = tokio::spawn(async move { crate::agent::run(config, agent_cancel).await });

@@ -101,11 +101,15 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `/status`, waiting for the listener while the agent starts.
     pub fn status(&self) -> serde_json::Value {
-        let (code, body) =
-            http(self.port, "GET", "/status", &[], b"").unwrap_or((0, String::new()));
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
+        for _ in 0..100 {
+            if let Some((200, body)) = http(self.port, "GET", "/status", &[], b"") {
+                return serde_json::from_str(&body).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no /status from the agent:\n{}", self.log());
     }
 
     pub fn signal(&self, sig: &str) {

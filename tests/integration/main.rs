@@ -9,6 +9,7 @@ mod apply;
 mod demo;
 mod harness;
 mod migrate;
+mod ops;
 mod plan;
 
 use std::path::{Path, PathBuf};

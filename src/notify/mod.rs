@@ -1,0 +1,940 @@
+//! Deploy notifications: each event goes to every configured webhook URL, in the
+//! background, so that a slow or dead endpoint can never block or fail a deploy.
+//!
+//! Every URL has its own queue and its own delivery task: events for one URL keep their
+//! order, and one endpoint that times out or is retried with backoff holds up only its
+//! own queue. A full queue drops the event with a warning rather than making the caller
+//! wait, since a lost notification is better than a stalled reconcile.
+
+mod http;
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoff;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+pub use http::UrlError;
+
+use http::Target;
+
+/// How many events may wait for one URL before new ones are dropped: enough for a
+/// burst of deploys while an endpoint is retried, small enough to bound memory.
+const QUEUE_CAPACITY: usize = 1000;
+
+/// How long one delivery attempt may take, connect to status line, so a black-holed
+/// endpoint costs a bounded time per attempt.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Random spread of each retry delay, so that endpoints recovering at once are not hit
+/// in lockstep.
+const JITTER: f64 = 0.1;
+
+/// Slack rejects a section text longer than 3000 characters; the message is cut well
+/// before that to leave room for the other lines.
+const SLACK_MESSAGE_MAX: usize = 2000;
+
+/// The longest message excerpt in the one-line summary.
+const SUMMARY_MESSAGE_MAX: usize = 200;
+
+/// How many characters of a commit id a person needs to recognise it.
+const SHORT_COMMIT: usize = 12;
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A service runs the desired state of a commit.
+    Deployed,
+    /// Applying a service failed.
+    Failed,
+    /// A failed rollout was undone and the previous containers kept.
+    RolledBack,
+    /// A commit was refused (unsigned, unparsable or invalid desired state).
+    InvalidCommit,
+}
+
+/// One notification. Never carries a secret: callers pass already-redacted text.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The project the event belongs to.
+    pub project: String,
+    /// The host the agent runs on.
+    pub host: String,
+    /// The service concerned, when the event is about one.
+    pub service: Option<String>,
+    /// The full commit id, when one is known.
+    pub commit: Option<String>,
+    /// The image reference, when the event is about one.
+    pub image: Option<String>,
+    /// A human-readable explanation, already redacted.
+    pub message: String,
+    /// When it happened, RFC 3339.
+    pub time: String,
+}
+
+/// The shape of the body sent to each URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The event itself as JSON, for relays and custom receivers.
+    Json,
+    /// A Slack incoming-webhook message (also understood by Slack-compatible chats).
+    Slack,
+}
+
+/// How a failed delivery to one URL is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// The delay after the first failed attempt.
+    pub initial: Duration,
+    /// The longest delay between two attempts (before jitter).
+    pub max: Duration,
+    /// Attempts in all, the first one included, before the event is given up for that
+    /// URL. Zero counts as one.
+    pub attempts: u32,
+}
+
+impl Default for RetrySettings {
+    /// 2 s doubling to a 1 min cap, 5 attempts: an endpoint that restarts within about
+    /// half a minute still gets the event.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+            attempts: 5,
+        }
+    }
+}
+
+impl RetrySettings {
+    /// The delays between attempts: one fewer than the attempts.
+    fn delays(&self) -> impl Iterator<Item = Duration> {
+        let initial = self.initial.min(self.max);
+        let mut backoff = ExponentialBackoff {
+            current_interval: initial,
+            initial_interval: initial,
+            randomization_factor: JITTER,
+            multiplier: 2.0,
+            max_interval: self.max,
+            max_elapsed_time: None,
+            ..Default::default()
+        };
+        let waits = self.attempts.max(1) - 1;
+        (0..waits).map_while(move |_| backoff.next_backoff())
+    }
+}
+
+/// Checks that a URL can be delivered to, so that configuration can be refused early
+/// instead of every event being given up later.
+pub fn check_url(url: &str) -> Result<(), UrlError> {
+    Target::parse(url).map(|_| ())
+}
+
+/// The payload as sent, for tests and for logging.
+pub fn payload(event: &Event, format: Format) -> Value {
+    match format {
+        Format::Json => serde_json::to_value(event).unwrap_or(Value::Null),
+        Format::Slack => slack(event),
+    }
+}
+
+/// The emoji and label that open a Slack message of each kind.
+fn headline(kind: &EventKind) -> (&'static str, &'static str) {
+    match kind {
+        EventKind::Deployed => (":white_check_mark:", "Deployed"),
+        EventKind::Failed => (":x:", "Failed"),
+        EventKind::RolledBack => (":leftwards_arrow_with_hook:", "Rolled back"),
+        EventKind::InvalidCommit => (":warning:", "Invalid commit"),
+    }
+}
+
+/// A Slack incoming-webhook body: `text` is the one-line fallback shown in
+/// notifications, the section block the full message.
+fn slack(event: &Event) -> Value {
+    let (emoji, label) = headline(&event.kind);
+    let short = event.commit.as_deref().map(short_commit);
+
+    let subject = match &event.service {
+        Some(service) => format!("{}/{}", event.project, service),
+        None => event.project.clone(),
+    };
+    let mut summary = format!("{emoji} {label}: {}", escape(&subject));
+    if let Some(short) = &short {
+        summary.push_str(&format!(" at {}", escape(short)));
+    }
+    summary.push_str(&format!(" on {}", escape(&event.host)));
+    if let Some(first) = event.message.lines().find(|l| !l.trim().is_empty()) {
+        summary.push_str(&format!(
+            ": {}",
+            escape(&truncate(first.trim(), SUMMARY_MESSAGE_MAX))
+        ));
+    }
+
+    let mut lines = vec![format!("{emoji} *{label}*")];
+    lines.push(format!("*Project:* {}", code(&event.project)));
+    if let Some(service) = &event.service {
+        lines.push(format!("*Service:* {}", code(service)));
+    }
+    if let Some(short) = &short {
+        lines.push(format!("*Commit:* {}", code(short)));
+    }
+    if let Some(image) = &event.image {
+        lines.push(format!("*Image:* {}", code(image)));
+    }
+    lines.push(format!("*Host:* {}", code(&event.host)));
+    if !event.time.is_empty() {
+        lines.push(format!("*Time:* {}", escape(&event.time)));
+    }
+    let message = truncate(event.message.trim(), SLACK_MESSAGE_MAX);
+    if !message.is_empty() {
+        for line in message.lines() {
+            lines.push(format!("> {}", escape(line)));
+        }
+    }
+
+    json!({
+        "text": summary,
+        "blocks": [
+            { "type": "section", "text": { "type": "mrkdwn", "text": lines.join("\n") } }
+        ]
+    })
+}
+
+/// The first characters of a commit id.
+fn short_commit(commit: &str) -> String {
+    commit.chars().take(SHORT_COMMIT).collect()
+}
+
+/// Escapes the three characters Slack gives a meaning in message text, so that a
+/// message cannot turn into a link or a mention.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Inline code, with backticks in the value swapped so that they cannot end the span.
+fn code(text: &str) -> String {
+    format!("`{}`", escape(&text.replace('`', "'")))
+}
+
+/// At most `max` characters, with an ellipsis when something was cut.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// Limits that tests shrink; production uses the defaults.
+#[derive(Debug, Clone, Copy)]
+struct Tuning {
+    attempt_timeout: Duration,
+    queue_capacity: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: ATTEMPT_TIMEOUT,
+            queue_capacity: QUEUE_CAPACITY,
+        }
+    }
+}
+
+/// One event ready to send: serialized once, shared by every URL's queue.
+struct Job {
+    event: Event,
+    body: Vec<u8>,
+}
+
+/// One URL's queue.
+struct Route {
+    tx: mpsc::Sender<Arc<Job>>,
+    label: String,
+}
+
+/// What every clone of a notifier shares. Dropping the last clone drops the queues'
+/// senders, so each delivery task finishes what is queued and ends.
+struct Shared {
+    routes: Vec<Route>,
+    format: Format,
+    /// (event, URL) deliveries queued or in progress, for `flush`.
+    pending: Arc<watch::Sender<usize>>,
+}
+
+/// Sends events to every configured URL in the background: never blocks or fails a deploy.
+#[derive(Clone)]
+pub struct Notifier {
+    shared: Option<Arc<Shared>>,
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs stay out: webhook URLs often carry their secret in the path.
+        let urls = self.shared.as_ref().map_or(0, |s| s.routes.len());
+        f.debug_struct("Notifier").field("urls", &urls).finish()
+    }
+}
+
+impl Notifier {
+    /// Starts one background delivery task per URL (`tokio::spawn`). `retry` gives the
+    /// backoff: initial delay, max delay, max attempts. A URL that cannot be used (see
+    /// [`check_url`]) is skipped with a warning, since nothing sent to it could arrive.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, when at least one URL is usable.
+    pub fn start(urls: Vec<String>, format: Format, retry: RetrySettings) -> Notifier {
+        Self::start_tuned(urls, format, retry, Tuning::default())
+    }
+
+    fn start_tuned(
+        urls: Vec<String>,
+        format: Format,
+        retry: RetrySettings,
+        tuning: Tuning,
+    ) -> Notifier {
+        let pending = Arc::new(watch::Sender::new(0usize));
+        let mut routes = Vec::new();
+        for url in urls {
+            let target = match Target::parse(&url) {
+                Ok(target) => target,
+                Err(error) => {
+                    tracing::warn!(error = %error, "notification URL skipped");
+                    continue;
+                }
+            };
+            let (tx, rx) = mpsc::channel(tuning.queue_capacity.max(1));
+            let label = target.redacted();
+            tokio::spawn(deliver_all(
+                target,
+                rx,
+                retry,
+                tuning.attempt_timeout,
+                pending.clone(),
+            ));
+            routes.push(Route { tx, label });
+        }
+        if routes.is_empty() {
+            return Notifier::disabled();
+        }
+        Notifier {
+            shared: Some(Arc::new(Shared {
+                routes,
+                format,
+                pending,
+            })),
+        }
+    }
+
+    /// A notifier that drops everything (no URL configured).
+    pub fn disabled() -> Notifier {
+        Notifier { shared: None }
+    }
+
+    /// Whether events go anywhere, so callers can skip building them.
+    pub fn is_enabled(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Queues an event for every URL and returns at once. When a URL's queue is full
+    /// (1000 events), the event is dropped for that URL and a warning logged.
+    pub fn send(&self, event: Event) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let body = match serde_json::to_vec(&payload(&event, shared.format)) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(error = %error, "notification could not be serialized; dropped");
+                return;
+            }
+        };
+        let job = Arc::new(Job { event, body });
+        for route in &shared.routes {
+            // Counted before it is queued, so the delivery task can never count it
+            // done first.
+            shared.pending.send_modify(|n| *n += 1);
+            if let Err(error) = route.tx.try_send(job.clone()) {
+                shared.pending.send_modify(|n| *n = n.saturating_sub(1));
+                let reason = match error {
+                    mpsc::error::TrySendError::Full(_) => "queue full",
+                    mpsc::error::TrySendError::Closed(_) => "delivery task gone",
+                };
+                tracing::warn!(
+                    url = %route.label,
+                    kind = ?job.event.kind,
+                    project = %job.event.project,
+                    service = job.event.service.as_deref().unwrap_or("-"),
+                    reason,
+                    "notification dropped"
+                );
+            }
+        }
+    }
+
+    /// Waits until every queued event was delivered or given up, or `timeout` passes
+    /// (for a clean shutdown); returns whether everything was delivered or given up.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let mut idle = shared.pending.subscribe();
+        // The borrow `wait_for` returns holds a read lock: drop it at once.
+        let idle = async { idle.wait_for(|n| *n == 0).await.is_ok() };
+        tokio::time::timeout(timeout, idle).await.unwrap_or(false)
+    }
+}
+
+/// One URL's delivery task: events in queue order, each retried until delivered or
+/// given up before the next one, so the receiver sees them in order.
+async fn deliver_all(
+    target: Target,
+    mut rx: mpsc::Receiver<Arc<Job>>,
+    retry: RetrySettings,
+    attempt_timeout: Duration,
+    pending: Arc<watch::Sender<usize>>,
+) {
+    while let Some(job) = rx.recv().await {
+        deliver(&target, &job, retry, attempt_timeout).await;
+        pending.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Delivers one event to one URL with retries; failures end in a warning, never an error.
+async fn deliver(target: &Target, job: &Job, retry: RetrySettings, attempt_timeout: Duration) {
+    let mut delays = retry.delays();
+    let mut attempt = 1u32;
+    loop {
+        let error = match http::post_json(target, &job.body, attempt_timeout).await {
+            Ok(()) => {
+                tracing::debug!(url = %target.redacted(), kind = ?job.event.kind, attempt, "notification delivered");
+                return;
+            }
+            Err(error) => error,
+        };
+        match delays.next() {
+            Some(delay) => {
+                tracing::debug!(
+                    url = %target.redacted(),
+                    kind = ?job.event.kind,
+                    attempt,
+                    error = %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "notification failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            None => {
+                tracing::warn!(
+                    url = %target.redacted(),
+                    kind = ?job.event.kind,
+                    project = %job.event.project,
+                    service = job.event.service.as_deref().unwrap_or("-"),
+                    attempts = attempt,
+                    error = %error,
+                    "notification given up"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// How many (commit, service) pairs are remembered: far more than one commit's
+/// services, yet bounded on an agent that runs for months.
+const DEPLOYED_ONCE_CAPACITY: usize = 10_000;
+
+/// Deduplicates `Deployed` events: once per (commit, service), since every reconcile
+/// re-confirms a converged service and would otherwise announce it again.
+#[derive(Debug, Default)]
+pub struct DeployedOnce {
+    seen: HashSet<(String, String)>,
+    order: VecDeque<(String, String)>,
+}
+
+impl DeployedOnce {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True the first time a (commit, service) pair is seen, false after. The oldest
+    /// pairs are forgotten past a bound, long after their commit was superseded.
+    pub fn first_time(&mut self, commit: &str, service: &str) -> bool {
+        let key = (commit.to_string(), service.to_string());
+        if self.seen.contains(&key) {
+            return false;
+        }
+        if self.order.len() >= DEPLOYED_ONCE_CAPACITY {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(key.clone());
+        self.order.push_back(key);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use axum::extract::State;
+    use axum::http::{StatusCode, Uri};
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use tokio::net::TcpListener;
+    use tokio::sync::Semaphore;
+
+    /// What the test server saw: request path, body, and the status it answered.
+    type Hit = (String, Value, u16);
+
+    #[derive(Clone)]
+    struct Hook {
+        /// Statuses to answer, in order; 200 once they run out (or `fallback`).
+        script: Arc<Mutex<VecDeque<u16>>>,
+        fallback: u16,
+        hits: mpsc::UnboundedSender<Hit>,
+        /// When set, each answer waits for a permit.
+        gate: Option<Arc<Semaphore>>,
+    }
+
+    async fn hook(State(h): State<Hook>, uri: Uri, Json(body): Json<Value>) -> StatusCode {
+        if let Some(gate) = &h.gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        let status = h.script.lock().unwrap().pop_front().unwrap_or(h.fallback);
+        let _ = h.hits.send((uri.to_string(), body, status));
+        StatusCode::from_u16(status).unwrap()
+    }
+
+    /// A real HTTP server on loopback; returns its base URL and what it receives.
+    async fn server(
+        script: &[u16],
+        fallback: u16,
+        gate: Option<Arc<Semaphore>>,
+    ) -> (String, mpsc::UnboundedReceiver<Hit>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Hook {
+            script: Arc::new(Mutex::new(script.iter().copied().collect())),
+            fallback,
+            hits: tx,
+            gate,
+        };
+        let app = Router::new()
+            .route("/{*path}", post(hook))
+            .with_state(state);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), rx)
+    }
+
+    /// A loopback port nobody listens on.
+    async fn dead_url() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}/dead")
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<Hit>) -> Hit {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the server got nothing in time")
+            .expect("server gone")
+    }
+
+    fn event(kind: EventKind, message: &str) -> Event {
+        Event {
+            kind,
+            project: "shop".to_string(),
+            host: "host-1".to_string(),
+            service: Some("web".to_string()),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".to_string()),
+            image: Some("nginx:1.27".to_string()),
+            message: message.to_string(),
+            time: "2025-01-02T03:04:05Z".to_string(),
+        }
+    }
+
+    fn fast(attempts: u32) -> RetrySettings {
+        RetrySettings {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            attempts,
+        }
+    }
+
+    #[tokio::test]
+    async fn json_event_arrives_exactly_and_in_order() {
+        let (base, mut hits) = server(&[], 200, None).await;
+        let n = Notifier::start(vec![format!("{base}/hooks/abc")], Format::Json, fast(3));
+        let mut e = event(EventKind::Deployed, "web is up");
+        e.image = None;
+        n.send(e);
+        let (path, body, _) = next(&mut hits).await;
+        assert_eq!(path, "/hooks/abc");
+        assert_eq!(
+            body,
+            json!({
+                "kind": "deployed",
+                "project": "shop",
+                "host": "host-1",
+                "service": "web",
+                "commit": "0123456789abcdef0123456789abcdef01234567",
+                "image": null,
+                "message": "web is up",
+                "time": "2025-01-02T03:04:05Z"
+            })
+        );
+
+        for i in 0..20 {
+            n.send(event(EventKind::Failed, &format!("event {i}")));
+        }
+        for i in 0..20 {
+            let (_, body, _) = next(&mut hits).await;
+            assert_eq!(body["message"], format!("event {i}"));
+            assert_eq!(body["kind"], "failed");
+        }
+        assert!(n.flush(Duration::from_secs(5)).await);
+    }
+
+    #[test]
+    fn kinds_serialize_kebab_case() {
+        let kinds = [
+            (EventKind::Deployed, "deployed"),
+            (EventKind::Failed, "failed"),
+            (EventKind::RolledBack, "rolled-back"),
+            (EventKind::InvalidCommit, "invalid-commit"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(payload(&event(kind, ""), Format::Json)["kind"], name);
+        }
+    }
+
+    #[test]
+    fn slack_payload_shape() {
+        let p = payload(
+            &event(EventKind::Failed, "health check failed\nsecond line"),
+            Format::Slack,
+        );
+        let text = p["text"].as_str().unwrap();
+        assert_eq!(
+            text,
+            ":x: Failed: shop/web at 0123456789ab on host-1: health check failed"
+        );
+        let blocks = p["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0]["type"], "section");
+        assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
+        let body = blocks[0]["text"]["text"].as_str().unwrap();
+        assert_eq!(
+            body,
+            ":x: *Failed*\n*Project:* `shop`\n*Service:* `web`\n*Commit:* `0123456789ab`\n\
+             *Image:* `nginx:1.27`\n*Host:* `host-1`\n*Time:* 2025-01-02T03:04:05Z\n\
+             > health check failed\n> second line"
+        );
+        assert!(!body.contains("0123456789abc"), "only the short commit");
+        assert_eq!(p.as_object().unwrap().len(), 2, "text and blocks only");
+    }
+
+    #[test]
+    fn slack_emoji_per_kind_and_optional_fields() {
+        let cases = [
+            (EventKind::Deployed, ":white_check_mark: Deployed"),
+            (
+                EventKind::RolledBack,
+                ":leftwards_arrow_with_hook: Rolled back",
+            ),
+            (EventKind::InvalidCommit, ":warning: Invalid commit"),
+        ];
+        for (kind, start) in cases {
+            let p = payload(&event(kind, ""), Format::Slack);
+            assert!(p["text"].as_str().unwrap().starts_with(start), "{p}");
+        }
+        let bare = Event {
+            service: None,
+            commit: None,
+            image: None,
+            ..event(EventKind::InvalidCommit, "")
+        };
+        let p = payload(&bare, Format::Slack);
+        assert_eq!(p["text"], ":warning: Invalid commit: shop on host-1");
+        let body = p["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(!body.contains("Service") && !body.contains("Commit") && !body.contains("Image"));
+    }
+
+    #[test]
+    fn slack_text_cannot_inject_links_or_mentions() {
+        let mut e = event(EventKind::Failed, "<!channel> see <http://x|here> & `rm`");
+        e.image = Some("evil`image".to_string());
+        let p = payload(&e, Format::Slack);
+        assert!(!p.to_string().contains('<'), "every < escaped: {p}");
+        let text = p["text"].as_str().unwrap();
+        assert!(text.ends_with("&lt;!channel&gt; see &lt;http://x|here&gt; &amp; `rm`"));
+        let body = p["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(body.contains("*Image:* `evil'image`"));
+        assert!(!body.contains("<!channel>"));
+    }
+
+    #[test]
+    fn slack_long_message_is_cut() {
+        let p = payload(
+            &event(EventKind::Failed, &"x".repeat(10_000)),
+            Format::Slack,
+        );
+        let body = p["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(body.chars().count() < 3000, "Slack's section limit");
+        assert!(p["text"].as_str().unwrap().chars().count() < 400);
+    }
+
+    #[tokio::test]
+    async fn slack_format_is_what_is_sent() {
+        let (base, mut hits) = server(&[], 200, None).await;
+        let n = Notifier::start(
+            vec![format!("{base}/services/T/B/X")],
+            Format::Slack,
+            fast(3),
+        );
+        let e = event(EventKind::RolledBack, "kept the old containers");
+        n.send(e.clone());
+        let (_, body, _) = next(&mut hits).await;
+        assert_eq!(body, payload(&e, Format::Slack));
+    }
+
+    #[tokio::test]
+    async fn error_then_success_is_delivered_on_retry_in_order() {
+        let (base, mut hits) = server(&[500], 200, None).await;
+        let n = Notifier::start(vec![format!("{base}/h")], Format::Json, fast(3));
+        n.send(event(EventKind::Deployed, "first"));
+        n.send(event(EventKind::Deployed, "second"));
+        let seen: Vec<(String, u16)> = [
+            next(&mut hits).await,
+            next(&mut hits).await,
+            next(&mut hits).await,
+        ]
+        .into_iter()
+        .map(|(_, body, status)| (body["message"].as_str().unwrap().to_string(), status))
+        .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("first".to_string(), 500),
+                ("first".to_string(), 200),
+                ("second".to_string(), 200)
+            ]
+        );
+        assert!(n.flush(Duration::from_secs(5)).await);
+        assert!(hits.try_recv().is_err(), "nothing sent twice");
+    }
+
+    #[tokio::test]
+    async fn failing_endpoint_is_given_up_after_attempts() {
+        let (base, mut hits) = server(&[], 500, None).await;
+        let n = Notifier::start(vec![format!("{base}/h")], Format::Json, fast(3));
+        n.send(event(EventKind::Failed, "boom"));
+        assert!(n.flush(Duration::from_secs(10)).await, "given up in time");
+        let mut count = 0;
+        while let Ok((_, _, status)) = hits.try_recv() {
+            assert_eq!(status, 500);
+            count += 1;
+        }
+        assert_eq!(count, 3, "exactly `attempts` tries");
+    }
+
+    #[tokio::test]
+    async fn dead_endpoint_does_not_hold_a_live_one() {
+        let (base, mut hits) = server(&[], 200, None).await;
+        let retry = RetrySettings {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+            attempts: 3,
+        };
+        // The dead one first, so a sequential sender would reach the live one last.
+        let n = Notifier::start(
+            vec![dead_url().await, format!("{base}/live")],
+            Format::Json,
+            retry,
+        );
+        let started = Instant::now();
+        for i in 0..3 {
+            n.send(event(EventKind::Deployed, &format!("e{i}")));
+        }
+        for i in 0..3 {
+            let (path, body, _) = next(&mut hits).await;
+            assert_eq!(
+                (path.as_str(), body["message"].clone()),
+                ("/live", json!(format!("e{i}")))
+            );
+        }
+        let live_done = started.elapsed();
+        // The dead endpoint needs at least 3 × (0.9 × (200 + 400)) ms to give everything
+        // up, so it must still be busy once the live one has all three events.
+        assert!(
+            !n.flush(Duration::ZERO).await,
+            "dead endpoint still retrying"
+        );
+        assert!(
+            n.flush(Duration::from_secs(20)).await,
+            "dead endpoint given up"
+        );
+        let dead_done = started.elapsed();
+        assert!(dead_done >= Duration::from_millis(3 * 540), "{dead_done:?}");
+        assert!(
+            live_done * 2 < dead_done,
+            "live {live_done:?} dead {dead_done:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn black_hole_times_out_per_attempt() {
+        let (base, mut hits) = server(&[], 200, None).await;
+        let hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hole_url = format!("http://{}/", hole.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = hole.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let tuning = Tuning {
+            attempt_timeout: Duration::from_millis(100),
+            queue_capacity: 10,
+        };
+        let n = Notifier::start_tuned(
+            vec![hole_url, format!("{base}/live")],
+            Format::Json,
+            fast(2),
+            tuning,
+        );
+        n.send(event(EventKind::Deployed, "x"));
+        let (path, _, _) = next(&mut hits).await;
+        assert_eq!(path, "/live");
+        assert!(n.flush(Duration::from_secs(10)).await);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "one connection per attempt"
+        );
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_instead_of_waiting() {
+        let gate = Arc::new(Semaphore::new(0));
+        let (base, mut hits) = server(&[], 200, Some(gate.clone())).await;
+        let tuning = Tuning {
+            attempt_timeout: Duration::from_secs(10),
+            queue_capacity: 2,
+        };
+        let n = Notifier::start_tuned(vec![format!("{base}/h")], Format::Json, fast(1), tuning);
+        // The test runtime is single-threaded: the delivery task cannot take anything
+        // off the queue until this test yields, so the queue holds exactly two.
+        for i in 0..5 {
+            n.send(event(EventKind::Deployed, &format!("e{i}")));
+        }
+        assert!(!n.flush(Duration::from_millis(50)).await);
+        gate.add_permits(10);
+        assert!(n.flush(Duration::from_secs(5)).await);
+        let mut got = Vec::new();
+        while let Ok((_, body, _)) = hits.try_recv() {
+            got.push(body["message"].as_str().unwrap().to_string());
+        }
+        assert_eq!(got, vec!["e0", "e1"]);
+    }
+
+    #[tokio::test]
+    async fn disabled_notifier_does_nothing() {
+        let n = Notifier::disabled();
+        assert!(!n.is_enabled());
+        n.send(event(EventKind::Deployed, "x"));
+        assert!(n.flush(Duration::ZERO).await);
+
+        let none = Notifier::start(Vec::new(), Format::Json, RetrySettings::default());
+        assert!(!none.is_enabled());
+        let unusable = Notifier::start(
+            vec!["https://hooks.example/x".to_string(), "nope".to_string()],
+            Format::Slack,
+            RetrySettings::default(),
+        );
+        assert!(!unusable.is_enabled());
+        unusable.send(event(EventKind::Deployed, "x"));
+        assert!(unusable.flush(Duration::ZERO).await);
+        assert_eq!(format!("{unusable:?}"), "Notifier { urls: 0 }");
+    }
+
+    #[test]
+    fn check_url_explains_https() {
+        assert_eq!(check_url("http://127.0.0.1:9/x"), Ok(()));
+        let err = check_url("https://hooks.slack.com/services/T/B/X").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "https notification URLs need a TLS client; use an http:// relay"
+        );
+    }
+
+    #[test]
+    fn deployed_once_per_commit_and_service() {
+        let mut once = DeployedOnce::new();
+        assert!(once.first_time("c1", "web"));
+        assert!(!once.first_time("c1", "web"));
+        assert!(once.first_time("c1", "db"));
+        assert!(once.first_time("c2", "web"));
+        assert!(!once.first_time("c2", "web"));
+        assert!(!once.first_time("c1", "db"));
+    }
+
+    #[test]
+    fn deployed_once_stays_bounded() {
+        let mut once = DeployedOnce::new();
+        for i in 0..DEPLOYED_ONCE_CAPACITY + 10 {
+            assert!(once.first_time(&format!("c{i}"), "web"));
+        }
+        assert_eq!(once.seen.len(), DEPLOYED_ONCE_CAPACITY);
+        assert!(!once.first_time(&format!("c{}", DEPLOYED_ONCE_CAPACITY + 9), "web"));
+        assert!(once.first_time("c0", "web"), "the oldest was forgotten");
+    }
+
+    #[test]
+    fn retry_delays_double_within_jitter_and_cap() {
+        let retry = RetrySettings {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(300),
+            attempts: 5,
+        };
+        let delays: Vec<Duration> = retry.delays().collect();
+        assert_eq!(delays.len(), 4, "5 attempts mean 4 waits");
+        for (d, base) in delays.iter().zip([100.0, 200.0, 300.0, 300.0]) {
+            let ms = d.as_secs_f64() * 1000.0;
+            assert!(
+                ms >= base * 0.9 - 1.0 && ms <= base * 1.1 + 1.0,
+                "{ms} vs {base}"
+            );
+        }
+        let once = RetrySettings {
+            attempts: 0,
+            ..retry
+        };
+        assert_eq!(once.delays().count(), 0, "zero attempts still tries once");
+    }
+}
