@@ -74,13 +74,7 @@ impl From<DurationArg> for std::time::Duration {
 #[derive(Debug, Clone, clap::Args)]
 pub struct SourceArgs {
     /// The desired state on disk: a berth.yaml file or a directory of *.yaml files.
-    #[arg(
-        long,
-        short = 'f',
-        env = "BERTH_FILE",
-        conflicts_with = "repo",
-        required_unless_present = "repo"
-    )]
+    #[arg(long, short = 'f', env = "BERTH_FILE", conflicts_with = "repo")]
     pub file: Option<PathBuf>,
     /// A git repository holding the desired state: a URL (https://, ssh://, git@host:path,
     /// file://) or a local path.
@@ -247,10 +241,10 @@ pub struct HistoryArgs {
     #[arg(long, env = "BERTH_PROJECT")]
     pub project: Option<String>,
     /// Only deploys that touched this service.
-    #[arg(long)]
+    #[arg(long, env = "BERTH_SERVICE")]
     pub service: Option<String>,
     /// At most this many deploys, newest first.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, env = "BERTH_LIMIT", default_value_t = 20)]
     pub limit: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
@@ -305,7 +299,7 @@ enum Command {
     /// bump, a broken release and reverts. Cleans up after itself.
     Demo {
         /// Leave the demo stack and images in place.
-        #[arg(long)]
+        #[arg(long, env = "BERTH_DEMO_KEEP")]
         keep: bool,
     },
     /// The demo's HTTP service (runs inside the demo image).

@@ -85,9 +85,11 @@ pub fn load(
         eprintln!("error: {e}");
         exit::USAGE
     };
-    let source = git_source(args, state_dir)
-        .map_err(fail)?
-        .expect("clap requires --file or --repo");
+    let Some(source) = git_source(args, state_dir).map_err(fail)? else {
+        return Err(fail(
+            "give the desired state with --file PATH or --repo URL_OR_PATH".into(),
+        ));
+    };
     let signers = allowed_signers(args).map_err(fail)?;
     let oid = source.fetch().map_err(|e| fail(e.to_string()))?;
     let info = source.commit_info(oid).map_err(|e| fail(e.to_string()))?;

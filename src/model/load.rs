@@ -239,7 +239,8 @@ pub fn load_tree_with(
         Some(names) => {
             let yaml: Vec<String> = names
                 .into_iter()
-                .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+                // Hidden files (`.yamllint.yaml`, editor leftovers) are not desired state.
+                .filter(|n| !n.starts_with('.') && (n.ends_with(".yaml") || n.ends_with(".yml")))
                 .map(|n| {
                     if config.is_empty() {
                         n
