@@ -327,7 +327,11 @@ impl Loop {
             cancel: shutdown.clone(),
         };
         self.executor.set_commit(Some(commit.sha.clone()));
-        let result = self.executor.apply_with(&desired, &control).await;
+        // Every event of this reconcile carries the commit.
+        let span = tracing::info_span!("reconcile", commit = %commit.short());
+        let result =
+            tracing::Instrument::instrument(self.executor.apply_with(&desired, &control), span)
+                .await;
         match result {
             Ok(report) => {
                 for s in &report.services {

@@ -425,13 +425,13 @@ fn init_logs_at(format: LogFormat, stdout: bool, default_level: &str) {
         (true, true) => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_span_list(false)
             .with_writer(std::io::stdout)
             .try_init(),
         (true, false) => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_span_list(false)
             .with_writer(std::io::stderr)
             .try_init(),
         (false, true) => builder

@@ -439,7 +439,9 @@ impl Executor {
                 reports.push(r);
             }
         }
-        if self.opts.prune {
+        // Networks only go when something changed, so that a resync of a converged
+        // project costs one list call and nothing more.
+        if self.opts.prune && !changing.is_empty() {
             self.prune_networks(desired).await;
         }
         reports.sort_by(|a, b| a.service.cmp(&b.service));
