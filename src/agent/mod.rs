@@ -61,6 +61,10 @@ impl Trigger {
     }
 }
 
+/// The first wait after the engine fails; it doubles up to [`ENGINE_BACKOFF_MAX`].
+const ENGINE_BACKOFF_START: Duration = Duration::from_secs(1);
+const ENGINE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// Everything the agent needs to run.
 pub struct AgentConfig {
     /// The repository followed.
@@ -121,6 +125,8 @@ struct Loop {
     failures: FailedTargets,
     triggers: mpsc::UnboundedSender<Trigger>,
     deployed: crate::notify::DeployedOnce,
+    /// The wait before retrying after the engine failed; doubles up to 30 s.
+    engine_backoff: Duration,
 }
 
 /// Runs the agent until `shutdown` is cancelled (first signal). The step in flight
@@ -204,6 +210,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         failures: FailedTargets::default(),
         triggers: tx.clone(),
         deployed: crate::notify::DeployedOnce::new(),
+        engine_backoff: ENGINE_BACKOFF_START,
     };
     let _ = tx.send(Trigger::Start);
     loop {
@@ -362,6 +369,7 @@ impl Loop {
                         _ => {}
                     }
                 }
+                self.engine_backoff = ENGINE_BACKOFF_START;
                 self.notify_report(&commit, &desired, &report);
                 self.metrics.record(
                     &commit.sha,
@@ -381,7 +389,15 @@ impl Loop {
                         outcome: "error".into(),
                     })
                     .inc();
-                tracing::error!(error = %e, "reconcile failed");
+                // The engine (or the state dir) failed: try again soon, backing off.
+                let wait = self.engine_backoff;
+                self.engine_backoff = (self.engine_backoff * 2).min(ENGINE_BACKOFF_MAX);
+                tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
+                let tx = self.triggers.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = tx.send(Trigger::Retry);
+                });
                 self.status
                     .write()
                     .await

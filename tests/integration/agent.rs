@@ -67,6 +67,10 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(repo: &str, state: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(repo, state, extra, &[])
+    }
+
+    pub fn start_with_env(repo: &str, state: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = state.join("agent.log");
         std::fs::create_dir_all(state).unwrap();
@@ -90,6 +94,7 @@ impl Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(&args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()

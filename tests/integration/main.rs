@@ -11,6 +11,7 @@ mod harness;
 mod migrate;
 mod ops;
 mod plan;
+mod reliability;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
