@@ -53,7 +53,7 @@ impl Repo {
     pub fn commit(&self, yaml: &str, message: &str) -> String {
         std::fs::write(self.path().join("berth.yaml"), yaml).unwrap();
         self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
         self.git(&["rev-parse", "HEAD"])
     }
 }

@@ -563,11 +563,7 @@ services:
     };
     repo.commit(&kinds(&img.app_v1, &img.app_nohealth, &img.app_v1), "first");
     let state = TempDir::default();
-    let agent = Agent::start(
-        &repo.path().display().to_string(),
-        state.path(),
-        &["--drain", "500ms"],
-    );
+    let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
     let count = || {
         docker_stdout([
             "ps",
