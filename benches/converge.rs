@@ -80,6 +80,15 @@ fn compose_file(image: &str, bumped: Option<&str>) -> String {
     s
 }
 
+/// CPU seconds (user + system) of all finished child processes so far.
+fn children_cpu() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn time(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
@@ -95,13 +104,16 @@ impl Series {
         v[v.len() / 2]
     }
     fn line(&self, name: &str, base: Option<f64>) -> String {
+        self.line_in(name, base, "s")
+    }
+    fn line_in(&self, name: &str, base: Option<f64>, unit: &str) -> String {
         let min = self.0.iter().cloned().fold(f64::MAX, f64::min);
         let max = self.0.iter().cloned().fold(0.0, f64::max);
         let ratio = base
             .map(|b| format!("  ratio {:.2}", self.median() / b))
             .unwrap_or_default();
         format!(
-            "{name:<28} median {:>6.2}s  min {min:>6.2}s  max {max:>6.2}s{ratio}",
+            "{name:<28} median {:>6.2}{unit}  min {min:>6.2}{unit}  max {max:>6.2}{unit}{ratio}",
             self.median()
         )
     }
@@ -115,6 +127,7 @@ fn main() {
     let img = images();
     let (mut b_cold, mut c_cold, mut r_cold, mut b_bump, mut c_bump) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut cpu_create, mut cpu_bump) = (vec![], vec![]);
     for round in 0..rounds {
         eprintln!("round {} of {rounds}", round + 1);
         // berth
@@ -134,9 +147,16 @@ fn main() {
             "--drain",
             "0s",
         ];
+        let cpu0 = children_cpu();
         b_cold.push(time(|| berth(&args)));
+        let cpu1 = children_cpu();
         std::fs::write(&file, berth_stack(p.name(), &img.app_v1, Some(&img.app_v2))).unwrap();
         b_bump.push(time(|| berth(&args)));
+        let cpu2 = children_cpu();
+        // berth's own CPU per replica: the cold converge creates 20, the bump replaces 1
+        // (and plans 20).
+        cpu_create.push((cpu1 - cpu0) / SERVICES as f64 * 1000.0);
+        cpu_bump.push((cpu2 - cpu1) * 1000.0);
         drop(p);
 
         // docker-compose
@@ -217,4 +237,13 @@ fn main() {
     println!("one-service image bump, until the new replica is healthy and the old gone");
     println!("{}", cb.line("docker-compose up -d", None));
     println!("{}", Series(b_bump).line("berth apply", Some(cb.median())));
+    println!("berth's own CPU time (user + system), in milliseconds");
+    println!(
+        "{}",
+        Series(cpu_create).line_in("per replica, cold converge", None, "ms")
+    );
+    println!(
+        "{}",
+        Series(cpu_bump).line_in("whole apply, one replaced", None, "ms")
+    );
 }

@@ -69,7 +69,7 @@ impl Default for ApplyOptions {
             },
             concurrency: 4,
             drain: Duration::from_secs(1),
-            poll: Duration::from_millis(100),
+            poll: Duration::from_millis(50),
             prune: true,
         }
     }
