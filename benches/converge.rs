@@ -16,10 +16,13 @@ use support::{docker, docker_stdout, images, wait_until, Project};
 
 const SERVICES: usize = 20;
 
-fn berth(args: &[&str]) {
+/// Runs berth, logging JSON at `level` to stderr; returns the log.
+fn berth(args: &[&str], level: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--log-format")
+        .arg("json")
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .output()
         .unwrap();
     assert!(
@@ -28,6 +31,21 @@ fn berth(args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Seconds from `since` to the first log event with `"action":"<action>"`.
+fn event_after(log: &str, action: &str, since: std::time::SystemTime) -> Option<f64> {
+    let needle = format!("\"action\":\"{action}\"");
+    let line = log.lines().find(|l| l.contains(&needle))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let t = time::OffsetDateTime::parse(
+        v["timestamp"].as_str()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    let at = std::time::UNIX_EPOCH + Duration::from_nanos(t.unix_timestamp_nanos() as u64);
+    at.duration_since(since).ok().map(|d| d.as_secs_f64())
 }
 
 fn all_healthy(project: &Project, n: usize) -> bool {
@@ -127,7 +145,7 @@ fn main() {
     let img = images();
     let (mut b_cold, mut c_cold, mut r_cold, mut b_bump, mut c_bump) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let (mut cpu_create, mut cpu_bump) = (vec![], vec![]);
+    let (mut cpu_create, mut cpu_bump, mut b_serves) = (vec![], vec![], vec![]);
     for round in 0..rounds {
         eprintln!("round {} of {rounds}", round + 1);
         // berth
@@ -148,10 +166,16 @@ fn main() {
             "0s",
         ];
         let cpu0 = children_cpu();
-        b_cold.push(time(|| berth(&args)));
+        b_cold.push(time(|| {
+            berth(&args, "warn");
+        }));
         let cpu1 = children_cpu();
         std::fs::write(&file, berth_stack(p.name(), &img.app_v1, Some(&img.app_v2))).unwrap();
-        b_bump.push(time(|| berth(&args)));
+        let since = std::time::SystemTime::now();
+        let mut log = String::new();
+        b_bump.push(time(|| log = berth(&args, "info")));
+        // The new replica serves once it passed its gate and took the replica's name.
+        b_serves.push(event_after(&log, "replaced", since).expect("a replaced event"));
         let cpu2 = children_cpu();
         // berth's own CPU per replica: the cold converge creates 20, the bump replaces 1
         // (and plans 20).
@@ -237,6 +261,11 @@ fn main() {
     println!("one-service image bump, until the new replica is healthy and the old gone");
     println!("{}", cb.line("docker-compose up -d", None));
     println!("{}", Series(b_bump).line("berth apply", Some(cb.median())));
+    println!("one-service image bump, until the new replica serves (compose: the same as above)");
+    println!(
+        "{}",
+        Series(b_serves).line("berth apply", Some(cb.median()))
+    );
     println!("berth's own CPU time (user + system), in milliseconds");
     println!(
         "{}",

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{exit, ApplyArgs, Output};
+use super::{exit, ApplyArgs};
 use crate::executor::{ApplyReport, Executor, Outcome};
 use crate::ledger::SqliteLedger;
 use crate::plan::Desired;
@@ -40,13 +40,7 @@ pub async fn run(args: &ApplyArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serializes")
-        ),
-        Output::Human => print!("{}", render(&report)),
-    }
+    super::print_answer(args.output, &report, render);
     if report.converged() {
         exit::OK
     } else {

@@ -1,6 +1,6 @@
 //! `berth history`: the deploy log from the ledger.
 
-use super::{exit, HistoryArgs, Output};
+use super::{exit, HistoryArgs};
 use crate::ledger::{DeployRecord, Ledger, SqliteLedger};
 use crate::plan::desired::short;
 
@@ -29,13 +29,7 @@ pub fn run(args: &HistoryArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&deploys).expect("serializes")
-        ),
-        Output::Human => print!("{}", render(&deploys)),
-    }
+    super::print_answer(args.output, &deploys, |d| render(d));
     exit::OK
 }
 

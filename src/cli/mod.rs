@@ -251,6 +251,17 @@ pub struct HistoryArgs {
     pub output: Output,
 }
 
+/// Prints a command's answer: pretty JSON, or the text `human` renders.
+fn print_answer<T: serde::Serialize>(output: Output, value: &T, human: impl FnOnce(&T) -> String) {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("plain data serializes")
+        ),
+        Output::Human => print!("{}", human(value)),
+    }
+}
+
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {

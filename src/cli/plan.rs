@@ -1,6 +1,6 @@
 //! `berth plan`.
 
-use super::{exit, Output, PlanArgs};
+use super::{exit, PlanArgs};
 use crate::plan::{plan, Action, Desired, EnvFile, Plan};
 use crate::runtime::{DockerEngine, Engine};
 
@@ -31,13 +31,7 @@ pub async fn run(args: &PlanArgs) -> u8 {
         }
     }
     let plan = plan(&desired, &observed);
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).expect("serializes")
-        ),
-        Output::Human => print!("{}", render(&plan)),
-    }
+    super::print_answer(args.output, &plan, render);
     if plan.in_sync() {
         exit::OK
     } else {

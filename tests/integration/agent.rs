@@ -191,7 +191,8 @@ fn stack(project: &str, image: &str, replicas: u32) -> String {
     )
 }
 
-fn api_images(p: &Project) -> Vec<String> {
+/// `name image` of the running replicas of `api`, sorted.
+pub fn api_images(p: &Project) -> Vec<String> {
     let out = docker_stdout([
         "ps",
         "--filter",

@@ -49,7 +49,7 @@ migrations:
 }
 
 /// The lines the migration appended, read through the volume.
-fn runs(p: &Project) -> Vec<String> {
+pub fn runs(p: &Project) -> Vec<String> {
     let out = std::process::Command::new("docker")
         .args([
             "run",

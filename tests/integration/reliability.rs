@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::agent::{Agent, Repo};
+use crate::agent::{api_images, Agent, Repo};
+use crate::migrate::runs;
 use crate::support::{docker_ok, docker_stdout, images, wait_until, Project, Registry};
 use crate::TempDir;
 
@@ -83,26 +84,6 @@ migrations:
     command: [\"sh\", \"-c\", \"sleep 1; cat /version >> /data/runs\"]
 "
     )
-}
-
-fn runs(p: &Project) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{}_data:/data", p.name()),
-            &images().tool_v1,
-            "sh",
-            "-c",
-            "cat /data/runs 2>/dev/null || true",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
@@ -239,21 +220,6 @@ fn pipe(a: UnixStream, b: UnixStream, up: Arc<AtomicBool>) {
             }
         });
     }
-}
-
-fn api_images(p: &Project) -> Vec<String> {
-    let out = docker_stdout([
-        "ps",
-        "--filter",
-        &format!("label=berth.project={}", p.name()),
-        "--filter",
-        "label=berth.service=api",
-        "--format",
-        "{{.Names}} {{.Label \"berth.image\"}}",
-    ]);
-    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
-    v.sort();
-    v
 }
 
 fn stack(project: &str, image: &str, replicas: u32) -> String {
