@@ -12,6 +12,7 @@ mod migrate;
 mod ops;
 mod plan;
 mod reliability;
+mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
