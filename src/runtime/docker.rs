@@ -316,25 +316,6 @@ impl Engine for DockerEngine {
             .collect()
     }
 
-    async fn find_by_name(
-        &self,
-        name: &str,
-    ) -> Result<Option<(String, Option<String>)>, RuntimeError> {
-        match self.docker.inspect_container(name, None).await {
-            Ok(c) => {
-                let project = c
-                    .config
-                    .and_then(|cfg| cfg.labels)
-                    .and_then(|l| l.get(labels::PROJECT).cloned());
-                Ok(Some((c.id.unwrap_or_default(), project)))
-            }
-            Err(e) => match err(e) {
-                RuntimeError::NotFound(_) => Ok(None),
-                other => Err(other),
-            },
-        }
-    }
-
     async fn inspect(&self, id: &str) -> Result<ContainerDetails, RuntimeError> {
         let c = self.docker.inspect_container(id, None).await.map_err(err)?;
         let state = c.state.unwrap_or_default();
@@ -440,11 +421,6 @@ impl Engine for DockerEngine {
             }
         }
         Ok(())
-    }
-
-    async fn image_id(&self, image: &str) -> Result<String, RuntimeError> {
-        let i = self.docker.inspect_image(image).await.map_err(err)?;
-        i.id.ok_or_else(|| RuntimeError::Docker(format!("image {image} has no ID")))
     }
 
     async fn image_digest(&self, image: &str) -> Result<String, RuntimeError> {

@@ -221,13 +221,6 @@ pub enum RuntimeError {
     },
 }
 
-impl RuntimeError {
-    /// True for "no such object" answers.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, RuntimeError::NotFound(_))
-    }
-}
-
 /// The details of one container that listing does not give.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerDetails {
@@ -259,19 +252,12 @@ pub trait Engine: Send + Sync {
     async fn list_managed(&self) -> Result<Vec<(String, ObservedContainer)>, RuntimeError>;
     /// Every container of `project`, in one list call.
     async fn list_project(&self, project: &str) -> Result<Vec<ObservedContainer>, RuntimeError>;
-    /// The container with this exact name, managed or not: `(id, berth.project label)`.
-    async fn find_by_name(
-        &self,
-        name: &str,
-    ) -> Result<Option<(String, Option<String>)>, RuntimeError>;
     /// Inspects one container.
     async fn inspect(&self, id: &str) -> Result<ContainerDetails, RuntimeError>;
     /// True when the image is present on the host.
     async fn has_image(&self, image: &str) -> Result<bool, RuntimeError>;
     /// Pulls an image with the given registry credentials.
     async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError>;
-    /// The image's ID (`sha256:…`).
-    async fn image_id(&self, image: &str) -> Result<String, RuntimeError>;
     /// The digest that names the image's content everywhere: the manifest digest the
     /// registry gave for its repository, or, for an image never pulled or pushed, its
     /// ID.
