@@ -89,8 +89,8 @@ pub struct AgentConfig {
     pub retry: RetryPolicy,
     /// Where deploy events go.
     pub notifier: crate::notify::Notifier,
-    /// This host's name, in notifications.
-    pub host: String,
+    /// This host: placement, labels and notifications.
+    pub host: crate::plan::Host,
 }
 
 /// The agent's failures that stop it.
@@ -418,7 +418,7 @@ impl Loop {
         crate::notify::Event {
             kind,
             project: project.to_string(),
-            host: self.config.host.clone(),
+            host: self.config.host.name.clone(),
             service: service.map(str::to_string),
             commit: commit.map(str::to_string),
             image,
@@ -544,7 +544,7 @@ impl Loop {
                     tracing::warn!(commit = %info.short(), "{}", w.headline());
                 }
                 tracing::info!(commit = %info.short(), summary = %info.summary, action = "new-commit", "desired state loaded");
-                let desired = Desired::resolve(spec);
+                let desired = Desired::resolve_for(spec, &self.config.host);
                 self.status.write().await.valid_commit(&info);
                 self.failures.clear_all();
                 self.last_good = Some((info, desired));

@@ -78,7 +78,7 @@ pub async fn run(args: AgentArgs) -> u8 {
     );
     let config = AgentConfig {
         notifier,
-        host: hostname(),
+        host: args.host.host(),
         source,
         state_dir,
         listen: args.listen,
@@ -88,7 +88,10 @@ pub async fn run(args: AgentArgs) -> u8 {
         allowed_signers,
         load: super::source::load_options(&args.source),
         // Within one reconcile nothing is retried; the agent retries across reconciles.
-        apply: apply_options(&args.converge, 1),
+        apply: ApplyOptions {
+            host: Some(args.host.host().name),
+            ..apply_options(&args.converge, 1)
+        },
         retry: retry_policy(&args.converge, args.max_attempts),
     };
     let shutdown = CancellationToken::new();

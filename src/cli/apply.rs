@@ -15,7 +15,8 @@ pub async fn run(args: &ApplyArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let desired = Desired::resolve(spec);
+    let host = args.host.host();
+    let desired = Desired::resolve_for(spec, &host);
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,
         Err(e) => {
@@ -25,6 +26,7 @@ pub async fn run(args: &ApplyArgs) -> u8 {
     };
     let mut opts = super::agent::apply_options(c, args.retries + 1);
     opts.commit = args.commit.clone().or(commit.map(|i| i.sha));
+    opts.host = Some(host.name.clone());
     let ledger = match SqliteLedger::open(&c.state_dir.join("ledger.db")) {
         Ok(l) => l,
         Err(e) => {

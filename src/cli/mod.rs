@@ -109,6 +109,34 @@ pub struct SourceArgs {
     pub allow_host_path: Vec<PathBuf>,
 }
 
+/// Who this host is, for placement.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostArgs {
+    /// This host's name, matched by `placement.hosts` (default: the machine's hostname).
+    #[arg(long = "host", env = "BERTH_HOST")]
+    pub host: Option<String>,
+    /// A label of this host, matched by `placement.labels` (repeatable, KEY=VALUE).
+    #[arg(long = "host-label", env = "BERTH_HOST_LABELS", value_delimiter = ',', value_parser = parse_label)]
+    pub host_label: Vec<(String, String)>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+impl HostArgs {
+    /// The host identity.
+    pub fn host(&self) -> crate::plan::Host {
+        crate::plan::Host {
+            name: self.host.clone().unwrap_or_else(agent::hostname),
+            labels: self.host_label.iter().cloned().collect(),
+        }
+    }
+}
+
 /// How a converge behaves.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConvergeArgs {
@@ -137,6 +165,8 @@ pub struct ConvergeArgs {
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
     pub converge: ConvergeArgs,
@@ -155,6 +185,8 @@ pub struct ApplyArgs {
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
     pub source: SourceArgs,
     /// Where the git clone is kept (with --repo).
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
@@ -167,6 +199,8 @@ pub struct PlanArgs {
 /// Flags of `berth agent`.
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]

@@ -10,7 +10,7 @@ pub async fn run(args: &PlanArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let desired = Desired::resolve(spec);
+    let desired = Desired::resolve_for(spec, &args.host.host());
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,
         Err(e) => {

@@ -104,7 +104,10 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
             ..RetryPolicy::default()
         },
         notifier: crate::notify::Notifier::disabled(),
-        host: crate::cli::hostname(),
+        host: crate::plan::Host {
+            name: crate::cli::hostname(),
+            labels: Default::default(),
+        },
     };
     let agent_cancel = cancel.clone();
     let agent = tokio::spawn(async move { crate::agent::run(config, agent_cancel).await });

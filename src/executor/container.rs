@@ -33,9 +33,9 @@ pub fn replica_spec(
     d: &DesiredService,
     slot: u32,
     name: &str,
-    commit: Option<&str>,
-    state_dir: &Path,
+    opts: &super::ApplyOptions,
 ) -> Result<ContainerSpec, String> {
+    let (commit, state_dir) = (opts.commit.as_deref(), opts.state_dir.as_path());
     let s = &d.spec;
     let mut env: Vec<String> = match &d.env_file {
         EnvFile::None => Vec::new(),
@@ -53,6 +53,9 @@ pub fn replica_spec(
     lbls.insert(labels::ROLE.into(), "replica".into());
     if let Some(c) = commit {
         lbls.insert(labels::COMMIT.into(), c.to_string());
+    }
+    if let Some(h) = &opts.host {
+        lbls.insert(labels::HOST.into(), h.clone());
     }
     let mounts = s
         .volumes

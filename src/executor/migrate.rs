@@ -128,15 +128,8 @@ impl MigrationRunner<'_> {
                 c.id.clone()
             }
             None => {
-                let mut spec = replica_spec(
-                    project,
-                    from,
-                    0,
-                    &name,
-                    self.opts.commit.as_deref(),
-                    &self.opts.state_dir,
-                )
-                .map_err(MigrationFailure::from)?;
+                let mut spec = replica_spec(project, from, 0, &name, self.opts)
+                    .map_err(MigrationFailure::from)?;
                 spec.command = Some(m.command.clone());
                 spec.ports.clear();
                 spec.restart = false;

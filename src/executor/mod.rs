@@ -46,6 +46,8 @@ pub struct ApplyOptions {
     pub state_dir: PathBuf,
     /// The commit being applied, recorded in labels.
     pub commit: Option<String>,
+    /// This host's name, recorded in labels.
+    pub host: Option<String>,
     /// Retries of a failed service within this run, and their delays.
     pub retry: RetryPolicy,
     /// Services converged at the same time.
@@ -63,6 +65,7 @@ impl Default for ApplyOptions {
         Self {
             state_dir: PathBuf::from("/var/lib/berth"),
             commit: None,
+            host: None,
             retry: RetryPolicy {
                 max_attempts: 1,
                 ..RetryPolicy::default()

@@ -158,14 +158,7 @@ impl Rollout<'_> {
     /// Creates and starts a replica of the desired spec under `name`.
     async fn start_new(&self, slot: u32, name: &str) -> Result<String, String> {
         let d = self.desired.expect("desired");
-        let spec = replica_spec(
-            self.project,
-            d,
-            slot,
-            name,
-            self.opts.commit.as_deref(),
-            &self.opts.state_dir,
-        )?;
+        let spec = replica_spec(self.project, d, slot, name, self.opts)?;
         let started = tokio::time::Instant::now();
         tracing::info!(project = self.project, service = self.service(), slot, action = "create", container = %name);
         let id = match self.engine.create(&spec).await {

@@ -47,6 +47,15 @@ pub struct RawService {
     pub stop_grace: Option<Value>,
     pub update: Option<Value>,
     pub depends_on: Option<Value>,
+    pub placement: Option<Value>,
+}
+
+/// `services.<name>.placement`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    pub hosts: Option<Value>,
+    pub labels: Option<Value>,
 }
 
 /// `services.<name>.health`.
@@ -112,6 +121,7 @@ pub struct KnownKeys {
     pub resources: Vec<&'static str>,
     pub update: Vec<&'static str>,
     pub migration: Vec<&'static str>,
+    pub placement: Vec<&'static str>,
 }
 
 impl KnownKeys {
@@ -127,6 +137,7 @@ impl KnownKeys {
             resources: known_keys::<RawResources>(),
             update: known_keys::<RawUpdate>(),
             migration: known_keys::<RawMigration>(),
+            placement: known_keys::<RawPlacement>(),
         })
     }
 }

@@ -63,6 +63,27 @@ pub struct ServiceSpec {
     pub update: UpdatePolicy,
     /// Services that must be healthy before this one changes.
     pub depends_on: Vec<String>,
+    /// Which hosts run it.
+    pub placement: Placement,
+}
+
+/// Which hosts run a service: every host by default; with `hosts`, only those named;
+/// with `labels`, only hosts carrying every one of them (both must hold when both are
+/// given). Replicas are per host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Host names; empty for any.
+    pub hosts: Vec<String>,
+    /// Labels a host must carry.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Placement {
+    /// True when a host of this name and these labels runs the service.
+    pub fn admits(&self, host: &str, labels: &BTreeMap<String, String>) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h == host))
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
 }
 
 /// A published port: `[ip:]host:container[/proto]`.

@@ -451,3 +451,26 @@ fn host_paths_need_the_hosts_allowance() {
         .diagnostics
         .has_errors());
 }
+
+#[test]
+fn placement_names_hosts_or_labels() {
+    let yaml = format!("{GOOD}    placement: {{ hosts: [web-1], labels: {{ role: web }} }}\n");
+    let spec = load(&[("berth.yaml", &yaml)]).spec.unwrap();
+    let p = &spec.services["api"].placement;
+    let web = std::collections::BTreeMap::from([("role".to_string(), "web".to_string())]);
+    assert!(p.admits("web-1", &web));
+    assert!(!p.admits("web-2", &web));
+    assert!(!p.admits("web-1", &Default::default()));
+    assert!(Placement::default().admits("anything", &Default::default()));
+    assert_eq!(
+        errors(&format!("{GOOD}    placement: {{ host: [a], labels: [x] }}\n")),
+        [
+            "berth.yaml:6:18: error: services.api.placement.host: unknown key `host`; did you mean `hosts`?",
+            "berth.yaml:6:37: error: services.api.placement.labels: `placement.labels` must be a mapping such as { role: web }; found a list",
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{GOOD}    placement: {{ hosts: [] }}\n")),
+        ["berth.yaml:6:25: error: services.api.placement.hosts: `placement.hosts` is empty, so no host would run the service; leave it out for every host, or set `replicas: 0`"]
+    );
+}

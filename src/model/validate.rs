@@ -613,6 +613,11 @@ fn service(
         }),
     };
 
+    let placement = match &raw.placement {
+        None => Some(Placement::default()),
+        Some(v) => placement(ctx, file, &path.key("placement"), v),
+    };
+
     if let (Some(ports), Some(n)) = (&ports, replicas) {
         if n > 1 && !ports.is_empty() {
             ctx.error(file, &path.key("replicas"), format!("`{name}` publishes host port {} and has {n} replicas, which would all bind it; use 1 replica, or publish through the proxy", ports[0].host_port));
@@ -639,6 +644,7 @@ fn service(
         stop_grace: stop_grace?,
         update: update?,
         depends_on: depends_on?,
+        placement: placement?,
     })
 }
 
@@ -1009,6 +1015,66 @@ fn resources(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Re
     Some(Resources {
         memory: memory?,
         cpus: cpus?,
+    })
+}
+
+fn placement(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Placement> {
+    let raw: super::raw::RawPlacement = raw(
+        ctx,
+        file,
+        path,
+        v,
+        &KnownKeys::get().placement,
+        "`placement`",
+    )?;
+    let hosts = match &raw.hosts {
+        None => Some(Vec::new()),
+        Some(v) => string_list(ctx, file, &path.key("hosts"), v, "`placement.hosts`", "[web-1, web-2]").filter(|h| {
+            if h.is_empty() {
+                ctx.error(file, &path.key("hosts"), "`placement.hosts` is empty, so no host would run the service; leave it out for every host, or set `replicas: 0`");
+                false
+            } else {
+                true
+            }
+        }),
+    };
+    let labels = match &raw.labels {
+        None => Some(BTreeMap::new()),
+        Some(Value::Mapping(m)) => {
+            let mut out = BTreeMap::new();
+            let mut good = true;
+            for (k, val) in m {
+                match (k.as_str(), scalar(val)) {
+                    (Some(k), Some(val)) => {
+                        out.insert(k.to_string(), val);
+                    }
+                    _ => {
+                        ctx.error(
+                            file,
+                            &path.key("labels"),
+                            "`placement.labels` maps label names to values, e.g. { role: web }",
+                        );
+                        good = false;
+                    }
+                }
+            }
+            good.then_some(out)
+        }
+        Some(other) => {
+            ctx.error(
+                file,
+                &path.key("labels"),
+                format!(
+                    "`placement.labels` must be a mapping such as {{ role: web }}; found {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    };
+    Some(Placement {
+        hosts: hosts?,
+        labels: labels?,
     })
 }
 

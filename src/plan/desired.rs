@@ -188,8 +188,31 @@ impl DesiredService {
     }
 }
 
+/// The host a desired state is resolved for: its name and labels decide placement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Host {
+    /// The host's name (`--host`, default the machine's hostname).
+    pub name: String,
+    /// Its labels (`--host-label KEY=VALUE`).
+    pub labels: BTreeMap<String, String>,
+}
+
 impl Desired {
-    /// Resolves a spec on this host, reading each env file once.
+    /// Resolves a spec for `host`: only the services placed on it (and the migrations of
+    /// those), each env file read once. A service placed elsewhere is, for this host,
+    /// not desired, so what runs of it here is pruned.
+    pub fn resolve_for(mut spec: Spec, host: &Host) -> Self {
+        spec.services
+            .retain(|_, s| s.placement.admits(&host.name, &host.labels));
+        let placed: std::collections::BTreeSet<String> = spec.services.keys().cloned().collect();
+        spec.migrations.retain(|_, m| placed.contains(&m.from));
+        for m in spec.migrations.values_mut() {
+            m.gates.retain(|g| placed.contains(g));
+        }
+        Self::resolve(spec)
+    }
+
+    /// Resolves a spec with every service, reading each env file once.
     pub fn resolve(spec: Spec) -> Self {
         let mut cache: BTreeMap<std::path::PathBuf, EnvFile> = BTreeMap::new();
         let services = spec

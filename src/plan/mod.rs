@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-pub use desired::{describe_change, image_change, Desired, DesiredService, EnvFile, SpecParts};
+pub use desired::{
+    describe_change, image_change, Desired, DesiredService, EnvFile, Host, SpecParts,
+};
 
 use crate::runtime::{HealthState, ObservedContainer, Role, RunState};
 
@@ -165,7 +167,7 @@ fn plan_removal(name: &str, containers: &[&ObservedContainer]) -> ServicePlan {
     ServicePlan {
         service: name.to_string(),
         action: Action::Remove,
-        reasons: vec!["service is no longer in the desired state".into()],
+        reasons: vec!["service is no longer in the desired state of this host".into()],
         desired: 0,
         running: containers.iter().filter(|c| c.is_up()).count() as u32,
         image: None,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::{load_tree, MemTree};
+use crate::plan::Host;
 use crate::runtime::{HealthState, ObservedContainer, Role, RunState};
 
 const STACK: &str = "\
@@ -255,7 +256,7 @@ fn a_service_gone_from_the_desired_state_is_removed() {
     assert_eq!(mailer.action, Action::Remove);
     assert_eq!(
         mailer.reasons,
-        ["service is no longer in the desired state"]
+        ["service is no longer in the desired state of this host"]
     );
     assert_eq!(
         mailer.steps,
@@ -329,5 +330,49 @@ fn duplicates_in_a_slot_keep_the_desired_one() {
             slot: 1,
             container: "shop-worker-1-old".into()
         }]
+    );
+}
+
+#[test]
+fn a_host_resolves_only_what_is_placed_on_it() {
+    let yaml = STACK.replace(
+        "  worker:\n",
+        "  worker:\n    placement: { hosts: [batch-1] }\n",
+    ) + "migrations:\n  migrate:\n    from: worker\n    command: [\"true\"]\n";
+    let tree = MemTree::new()
+        .with("berth.yaml", yaml.as_str())
+        .with("files/Caddyfile", ":80");
+    let spec = load_tree(&tree, "berth.yaml").unwrap().spec.unwrap();
+    let web = Desired::resolve_for(
+        spec.clone(),
+        &Host {
+            name: "web-1".into(),
+            labels: Default::default(),
+        },
+    );
+    assert_eq!(web.services.keys().collect::<Vec<_>>(), ["api", "proxy"]);
+    assert!(
+        web.spec.migrations.is_empty(),
+        "a migration runs where its `from` service runs"
+    );
+    let batch = Desired::resolve_for(
+        spec,
+        &Host {
+            name: "batch-1".into(),
+            labels: Default::default(),
+        },
+    );
+    assert!(batch.services.contains_key("worker"));
+    assert_eq!(batch.spec.migrations["migrate"].gates, ["api", "worker"]);
+    // What runs of a service placed elsewhere is pruned on this host.
+    let all = desired();
+    let p = plan(&web, &converged(&all));
+    assert_eq!(
+        p.services
+            .iter()
+            .find(|s| s.service == "worker")
+            .unwrap()
+            .action,
+        Action::Remove
     );
 }

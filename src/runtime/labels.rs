@@ -20,3 +20,5 @@ pub const IMAGE: &str = "berth.image";
 pub const ROLE: &str = "berth.role";
 /// For migration containers: the migration's name.
 pub const MIGRATION: &str = "berth.migration";
+/// The host that created the container (a fleet shares one repository).
+pub const HOST: &str = "berth.host";

@@ -251,7 +251,7 @@ fn a_removed_service_is_pruned_and_unmanaged_containers_survive() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout
-            .contains("✓ web  remove: service is no longer in the desired state"),
+            .contains("✓ web  remove: service is no longer in the desired state of this host"),
         "{}",
         r.stdout
     );
@@ -522,4 +522,56 @@ fn http(port: u16) -> String {
         thread::sleep(Duration::from_millis(100));
     }
     last.expect("the published port answers")
+}
+
+#[test]
+fn a_host_runs_what_is_placed_on_it_and_prunes_what_moved_away() {
+    let p = Project::new("placement");
+    let img = images();
+    let s = Stack::new();
+    s.write(&format!(
+        "project: {n}
+services:
+  api:
+    image: {v1}
+    update: {{ monitor: 0s }}
+  web:
+    image: {v1}
+    placement: {{ hosts: [edge-1] }}
+    update: {{ monitor: 0s }}
+  batch:
+    image: {v1}
+    placement: {{ labels: {{ role: batch }} }}
+    update: {{ monitor: 0s }}
+",
+        n = p.name(),
+        v1 = img.app_v1
+    ));
+    let mut args = s.apply_args();
+    args.extend(["--host", "core-1", "--host-label", "role=batch"].map(String::from));
+    let r = berth(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(containers(&p, "api"), expect(&p, "api", &img.app_v1, 1));
+    assert_eq!(containers(&p, "batch"), expect(&p, "batch", &img.app_v1, 1));
+    assert!(containers(&p, "web").is_empty());
+    let host = docker_stdout([
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"berth.host\"}}",
+        &format!("{}-api-1", p.name()),
+    ]);
+    assert_eq!(host, "core-1");
+    // The same engine answering as edge-1 without the label: web comes, batch goes.
+    let mut args = s.apply_args();
+    args.extend(["--host", "edge-1"].map(String::from));
+    let r = berth(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("✓ batch  remove: service is no longer in the desired state of this host"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(containers(&p, "web"), expect(&p, "web", &img.app_v1, 1));
+    assert!(containers(&p, "batch").is_empty());
 }
