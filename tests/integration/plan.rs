@@ -21,6 +21,15 @@ fn validate_accepts_the_reference_stack() {
 }
 
 #[test]
+fn the_examples_are_valid() {
+    for dir in ["examples/minimal", "examples/demo"] {
+        let r = berth(["validate", &format!("{}/{dir}", manifest_dir())]);
+        assert_eq!(r.code, 0, "{dir}: {r:?}");
+        assert!(r.stdout.contains(": valid: project "), "{}", r.stdout);
+    }
+}
+
+#[test]
 fn validate_reports_every_mistake_and_exits_1() {
     let s = Stack::new();
     s.write("project: shop\nservices:\n  api:\n    image: x/api:latest\n    replica: 2\n    update: { order: sideways }\n");
