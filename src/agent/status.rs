@@ -56,6 +56,8 @@ pub struct LastDeploy {
 /// The agent's state.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentStatus {
+    /// This host.
+    pub host: crate::plan::Host,
     /// The repository followed.
     pub repo: String,
     /// The branch followed.
@@ -88,6 +90,7 @@ impl AgentStatus {
     /// The state before the first reconcile.
     pub fn new(config: &AgentConfig) -> Self {
         Self {
+            host: config.host.clone(),
             repo: config.source.url.clone(),
             branch: config.source.branch.clone(),
             applied_commit: None,

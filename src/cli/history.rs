@@ -45,8 +45,13 @@ pub fn render(deploys: &[DeployRecord]) -> String {
             .as_deref()
             .map(|c| &c[..c.len().min(12)])
             .unwrap_or("-");
+        let host = d
+            .host
+            .as_deref()
+            .map(|h| format!(" on {h}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "#{} {} {} commit {commit}\n",
+            "#{} {} {}{host} commit {commit}\n",
             d.id, d.started_at, d.project
         ));
         let width = d

@@ -83,7 +83,8 @@ pub fn render_agent(s: &serde_json::Value) -> String {
         .map(|c| &c[..c.len().min(12)])
         .unwrap_or("-");
     out.push_str(&format!(
-        "agent: {} ({}) at commit {sha} {}\n",
+        "agent on {}: {} ({}) at commit {sha} {}\n",
+        or_dash(&s["host"]["name"]),
         or_dash(&s["repo"]),
         or_dash(&s["branch"]),
         commit["summary"]

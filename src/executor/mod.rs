@@ -551,6 +551,7 @@ impl Executor {
         }
         let record = DeployRecord {
             id: 0,
+            host: self.opts.host.clone(),
             project: report.project.clone(),
             commit: self.opts.commit.clone(),
             started_at,

@@ -102,6 +102,9 @@ pub struct DeployRecord {
     pub id: i64,
     /// The project.
     pub project: String,
+    /// The host that made the deploy.
+    #[serde(default)]
+    pub host: Option<String>,
     /// The desired-state commit, when known.
     pub commit: Option<String>,
     /// Start time, RFC 3339.

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The ledger in `<state-dir>/ledger.db`.
 pub struct SqliteLedger {
@@ -59,6 +59,16 @@ impl SqliteLedger {
                    services TEXT NOT NULL, migrations TEXT NOT NULL);
                  CREATE INDEX IF NOT EXISTS deploys_project ON deploys (project, id);
                  PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(|e| fail(&e))?;
+        }
+        if version < 2 {
+            // Version 2: deploys name the host that made them.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE deploys ADD COLUMN host TEXT;
+                 PRAGMA user_version = 2;
                  COMMIT;",
             )
             .map_err(|e| fail(&e))?;
@@ -159,15 +169,16 @@ impl Ledger for SqliteLedger {
     fn record_deploy(&self, d: &DeployRecord) -> Result<i64, LedgerError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO deploys (project, commit_sha, started_at, ended_at, services, migrations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO deploys (project, commit_sha, started_at, ended_at, services, migrations, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 d.project,
                 d.commit,
                 d.started_at,
                 d.ended_at,
                 serde_json::to_string(&d.services).map_err(|e| self.err(e))?,
-                serde_json::to_string(&d.migrations).map_err(|e| self.err(e))?
+                serde_json::to_string(&d.migrations).map_err(|e| self.err(e))?,
+                d.host
             ],
         )
         .map_err(|e| self.err(e))?;
@@ -183,7 +194,7 @@ impl Ledger for SqliteLedger {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT id, project, commit_sha, started_at, ended_at, services, migrations FROM deploys
+                "SELECT id, project, commit_sha, started_at, ended_at, services, migrations, host FROM deploys
                  WHERE (?1 IS NULL OR project = ?1) ORDER BY id DESC",
             )
             .map_err(|e| self.err(e))?;
@@ -197,12 +208,13 @@ impl Ledger for SqliteLedger {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, project, commit, started_at, ended_at, services, migrations) =
+            let (id, project, commit, started_at, ended_at, services, migrations, host) =
                 row.map_err(|e| self.err(e))?;
             let mut services: Vec<ServiceDeploy> =
                 serde_json::from_str(&services).map_err(|e| self.err(e))?;
@@ -215,6 +227,7 @@ impl Ledger for SqliteLedger {
             out.push(DeployRecord {
                 id,
                 project,
+                host,
                 commit,
                 started_at,
                 ended_at,
@@ -287,6 +300,7 @@ mod tests {
         for i in 0..20 {
             let d = DeployRecord {
                 id: 0,
+                host: Some("web-1".into()),
                 project: "shop".into(),
                 commit: Some(format!("c{i}")),
                 started_at: now_rfc3339(),
@@ -309,6 +323,7 @@ mod tests {
         drop(writer);
         let again = SqliteLedger::open(&path).unwrap();
         let api = again.deploys(Some("shop"), Some("api"), 3).unwrap();
+        assert_eq!(api[0].host.as_deref(), Some("web-1"));
         assert_eq!(
             api.iter()
                 .map(|d| d.commit.clone().unwrap())

@@ -87,6 +87,13 @@ fn images_of(p: &Project, service: &str) -> Vec<String> {
     v
 }
 
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 fn history_json(s: &Stack) -> serde_json::Value {
     let r = berth([
         "history",
@@ -169,7 +176,8 @@ fn runs_once_per_image_and_never_on_reapply_or_revert() {
     let lines: Vec<&str> = text.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", text.stdout);
     assert!(
-        lines[0].starts_with("#3 ") && lines[0].ends_with(&format!(" {} commit -", p.name())),
+        lines[0].starts_with("#3 ")
+            && lines[0].ends_with(&format!(" {} on {} commit -", p.name(), hostname())),
         "{}",
         lines[0]
     );
