@@ -254,33 +254,49 @@ impl Rollout<'_> {
                 }
                 return Err(e);
             }
-            for (slot, old, new_id) in passed {
-                let stable = self.stable(slot);
-                // Names first, traffic second: after a crash between any two of these
-                // steps the slot holds the new replica under its name, or as the only
-                // healthy one of the desired spec, and the next plan finishes the move.
-                let t = tokio::time::Instant::now();
+            // Names first, traffic second: after a crash between any two of these
+            // steps each slot holds the new replica under its name, or as the only
+            // healthy one of the desired spec, and the next plan finishes the move.
+            let t = tokio::time::Instant::now();
+            for (slot, old, new_id) in &passed {
+                let stable = self.stable(*slot);
                 self.engine
                     .rename(&old.id, &format!("{stable}-prev"))
                     .await
                     .map_err(|e| format!("rename {}: {e}", old.name))?;
                 self.engine
-                    .rename(&new_id, &stable)
+                    .rename(new_id, &stable)
                     .await
                     .map_err(|e| format!("rename to {stable}: {e}"))?;
-                let prev_networks = self.take_off_networks(&old.id).await;
-                tokio::time::sleep(self.opts.drain).await;
+            }
+            // The old replicas of the chunk leave the network together, so clients
+            // see one moment of change per chunk rather than one per slot, then drain
+            // together and stop together.
+            let networks = join_all(
+                passed
+                    .iter()
+                    .map(|(_, old, _)| self.take_off_networks(&old.id)),
+            )
+            .await;
+            tokio::time::sleep(self.opts.drain).await;
+            let stops = join_all(passed.iter().map(|(_, old, _)| async move {
                 self.engine
                     .stop(&old.id, d.spec.stop_grace)
                     .await
-                    .map_err(|e| format!("stop {}: {e}", old.name))?;
-                tracing::info!(project = self.project, service = self.service(), slot, action = "replaced", container = %stable, stop_ms = ms(t.elapsed()));
+                    .map_err(|e| format!("stop {}: {e}", old.name))
+            }))
+            .await;
+            for ((slot, old, new_id), prev_networks) in passed.into_iter().zip(networks) {
+                tracing::info!(project = self.project, service = self.service(), slot, action = "replaced", container = %self.stable(slot), stop_ms = ms(t.elapsed()));
                 moved.push(Moved {
                     slot,
                     new_id,
                     prev_id: old.id.clone(),
                     prev_networks,
                 });
+            }
+            if let Some(e) = stops.into_iter().find_map(Result::err) {
+                return Err(e);
             }
         }
         Ok(())
