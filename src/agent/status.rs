@@ -159,36 +159,16 @@ impl AgentStatus {
         self.failed_targets = failures.list();
         let previous = std::mem::take(&mut self.services);
         for s in &report.services {
-            let (outcome, error) = match &s.outcome {
-                Outcome::InSync => ("in-sync", None),
-                Outcome::Converged if s.action == crate::executor::Action::Remove => {
-                    ("removed", None)
-                }
-                Outcome::Converged => ("converged", None),
-                Outcome::Failed {
-                    error,
-                    rolled_back: true,
-                    ..
-                } => ("rolled-back", Some(error.clone())),
-                Outcome::Failed { error, .. } => ("failed", Some(error.clone())),
-                Outcome::Blocked { by } => (
-                    "blocked",
-                    Some(format!("depends on {by}, which did not converge")),
-                ),
-                Outcome::Skipped => ("not-pruned", None),
-                // While held, the failure that led there stays the error to read.
-                Outcome::Held { reason } => (
-                    "held",
-                    previous
-                        .get(&s.service)
-                        .and_then(|p| p.last_error.clone())
-                        .or_else(|| Some(reason.clone())),
-                ),
+            let outcome = s.outcome_word();
+            // While held, the failure that led there stays the error to read.
+            let error = match &s.outcome {
+                Outcome::Held { .. } => previous
+                    .get(&s.service)
+                    .and_then(|p| p.last_error.clone())
+                    .or_else(|| s.error()),
+                _ => s.error(),
             };
-            let changed = !matches!(
-                s.outcome,
-                Outcome::InSync | Outcome::Skipped | Outcome::Held { .. }
-            );
+            let changed = s.attempted();
             let last_deploy = if changed {
                 Some(LastDeploy {
                     at: now_rfc3339(),

@@ -197,16 +197,7 @@ impl Metrics {
             })
             .inc();
         for s in &report.services {
-            let outcome = match &s.outcome {
-                Outcome::Converged if s.action == Action::Remove => Some("removed"),
-                Outcome::Converged => Some("converged"),
-                Outcome::Failed {
-                    rolled_back: true, ..
-                } => Some("rolled-back"),
-                Outcome::Failed { .. } => Some("failed"),
-                Outcome::Blocked { .. } => Some("blocked"),
-                _ => None,
-            };
+            let outcome = s.attempted().then(|| s.outcome_word());
             if let Some(outcome) = outcome {
                 self.deploys
                     .get_or_create(&DeployLabels {

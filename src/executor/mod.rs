@@ -128,6 +128,43 @@ pub struct ServiceReport {
     pub millis: u64,
 }
 
+impl ServiceReport {
+    /// The outcome in the one word history, status and metrics use: `in-sync`,
+    /// `converged`, `removed`, `failed`, `rolled-back`, `blocked`, `not-pruned`, `held`.
+    pub fn outcome_word(&self) -> &'static str {
+        match &self.outcome {
+            Outcome::InSync => "in-sync",
+            Outcome::Converged if self.action == Action::Remove => "removed",
+            Outcome::Converged => "converged",
+            Outcome::Failed {
+                rolled_back: true, ..
+            } => "rolled-back",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Blocked { .. } => "blocked",
+            Outcome::Skipped => "not-pruned",
+            Outcome::Held { .. } => "held",
+        }
+    }
+
+    /// Why the service did not converge, when it did not.
+    pub fn error(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::Failed { error, .. } => Some(error.clone()),
+            Outcome::Blocked { by } => Some(format!("depends on {by}, which did not converge")),
+            Outcome::Held { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    /// True when the apply changed (or tried to change) the service.
+    pub fn attempted(&self) -> bool {
+        !matches!(
+            self.outcome,
+            Outcome::InSync | Outcome::Skipped | Outcome::Held { .. }
+        )
+    }
+}
+
 /// The report of one `apply`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyReport {
@@ -497,12 +534,7 @@ impl Executor {
         let services: Vec<ServiceDeploy> = report
             .services
             .iter()
-            .filter(|s| {
-                !matches!(
-                    s.outcome,
-                    Outcome::InSync | Outcome::Skipped | Outcome::Held { .. }
-                )
-            })
+            .filter(|s| s.attempted())
             .map(|s| {
                 let mut before: BTreeMap<&str, usize> = BTreeMap::new();
                 for c in observed
@@ -515,20 +547,6 @@ impl Executor {
                     .into_iter()
                     .max_by_key(|(_, n)| *n)
                     .map(|(i, _)| i.to_string());
-                let (outcome, error) = match &s.outcome {
-                    Outcome::Failed {
-                        error,
-                        rolled_back: true,
-                        ..
-                    } => ("rolled-back", Some(error.clone())),
-                    Outcome::Failed { error, .. } => ("failed", Some(error.clone())),
-                    Outcome::Blocked { by } => (
-                        "blocked",
-                        Some(format!("depends on {by}, which did not converge")),
-                    ),
-                    _ if s.action == Action::Remove => ("removed", None),
-                    _ => ("converged", None),
-                };
                 ServiceDeploy {
                     service: s.service.clone(),
                     from,
@@ -536,8 +554,8 @@ impl Executor {
                         .services
                         .get(&s.service)
                         .map(|d| d.spec.image.full.clone()),
-                    outcome: outcome.to_string(),
-                    error,
+                    outcome: s.outcome_word().to_string(),
+                    error: s.error(),
                 }
             })
             .collect();
