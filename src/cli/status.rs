@@ -2,7 +2,6 @@
 //! the ledger say.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use super::{exit, Output, StatusArgs};
@@ -48,22 +47,16 @@ pub async fn run(args: &StatusArgs) -> u8 {
 }
 
 fn ask_agent(args: &StatusArgs) -> Option<String> {
-    let mut s = std::net::TcpStream::connect_timeout(&args.listen, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    // HTTP/1.0, so the answer comes whole rather than chunked.
-    write!(
-        s,
-        "GET /status HTTP/1.0
-Host: {}
-
-",
-        args.listen
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
+    let addr = args.listen.to_string();
+    match crate::api::http_get(
+        &addr,
+        "/status",
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    )? {
+        (200, body) => Some(body),
+        _ => None,
+    }
 }
 
 fn or_dash(v: &serde_json::Value) -> String {

@@ -4,7 +4,6 @@
 //! commits a bump, a broken release and two reverts, saying at each step what happened.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -297,7 +296,9 @@ async fn replicas(engine: &DockerEngine) -> Result<Vec<(String, String, bool)>, 
         }
         let ip = container_ip(engine, &c.id).await;
         let served = match ip {
-            Some(ip) => http_get(&format!("{ip}:8000"), "/").unwrap_or_else(|| "?".into()),
+            Some(ip) => http_get(&format!("{ip}:8000"), "/")
+                .map(|r| r.1)
+                .unwrap_or_else(|| "?".into()),
             None => "?".into(),
         };
         out.push((
@@ -316,17 +317,6 @@ async fn container_ip(engine: &DockerEngine, id: &str) -> Option<String> {
         .networks?
         .values()
         .find_map(|n| n.ip_address.clone().filter(|ip| !ip.is_empty()))
-}
-
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s =
-        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(500))
-            .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: demo\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 async fn show(engine: &DockerEngine) -> Result<(), DemoError> {
@@ -405,7 +395,7 @@ async fn watch_rollout(engine: &DockerEngine, want: &[&str]) -> Result<(), DemoE
 /// Waits until the agent reports the app as failed.
 async fn wait_failed(port: u16) -> Result<(), DemoError> {
     for _ in 0..400 {
-        if let Some(body) = http_get(&format!("127.0.0.1:{port}"), "/status") {
+        if let Some((_, body)) = http_get(&format!("127.0.0.1:{port}"), "/status") {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
                 if let Some(err) = v["services"]["app"]["last_error"].as_str() {
                     if ["rolled-back", "failed", "held"]
@@ -476,18 +466,17 @@ pub async fn serve(version: String, broken: bool) -> std::io::Result<()> {
         .await
 }
 
-/// The demo's health check: exit 0 when `GET /health` on port 8000 answers 200.
-pub fn probe() -> bool {
-    http_get_status("127.0.0.1:8000", "/health") == Some(200)
+/// A GET as the demo does it: quick to give up on a replica that is not there.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    crate::api::http_get(
+        addr,
+        path,
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+    )
 }
 
-fn http_get_status(addr: &str, path: &str) -> Option<u16> {
-    let mut s =
-        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(500))
-            .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: demo\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    raw.split_whitespace().nth(1)?.parse().ok()
+/// The demo's health check: exit 0 when `GET /health` on port 8000 answers 200.
+pub fn probe() -> bool {
+    http_get("127.0.0.1:8000", "/health").map(|r| r.0) == Some(200)
 }
