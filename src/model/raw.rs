@@ -86,6 +86,8 @@ pub struct RawUpdate {
     pub monitor: Option<Value>,
     pub deadline: Option<Value>,
     pub on_failure: Option<Value>,
+    pub max_hosts: Option<Value>,
+    pub canary: Option<Value>,
 }
 
 /// `migrations.<name>`.
@@ -96,6 +98,7 @@ pub struct RawMigration {
     pub command: Option<Value>,
     pub timeout: Option<Value>,
     pub gates: Option<Value>,
+    pub run_on: Option<Value>,
 }
 
 /// The keys a raw type accepts, read off the type itself so the list can never drift

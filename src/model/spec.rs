@@ -218,6 +218,12 @@ pub struct UpdatePolicy {
     pub deadline: Duration,
     /// What a failed gate leads to.
     pub on_failure: OnFailure,
+    /// At most this many hosts replace the service's replicas at once (fleet
+    /// coordination only); `None` for all.
+    pub max_hosts: Option<u32>,
+    /// The host that goes first; the others wait until its replicas are healthy
+    /// (fleet coordination only).
+    pub canary: Option<String>,
 }
 
 /// A one-shot job run once per image of its `from` service.
@@ -233,4 +239,7 @@ pub struct MigrationSpec {
     pub timeout: Duration,
     /// Services that wait for it.
     pub gates: Vec<String>,
+    /// The only host that runs it, when set; the others wait for its result (with
+    /// fleet coordination) or leave it alone (without).
+    pub run_on: Option<String>,
 }

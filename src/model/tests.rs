@@ -474,3 +474,25 @@ fn placement_names_hosts_or_labels() {
         ["berth.yaml:6:25: error: services.api.placement.hosts: `placement.hosts` is empty, so no host would run the service; leave it out for every host, or set `replicas: 0`"]
     );
 }
+
+#[test]
+fn fleet_update_keys_and_run_on() {
+    let yaml = format!("{GOOD}    update: {{ max_hosts: 1, canary: web-1 }}\nmigrations:\n  migrate:\n    from: api\n    command: [\"true\"]\n    run_on: db-1\n");
+    let spec = load(&[("berth.yaml", &yaml)]).spec.unwrap();
+    assert_eq!(spec.services["api"].update.max_hosts, Some(1));
+    assert_eq!(spec.services["api"].update.canary.as_deref(), Some("web-1"));
+    assert_eq!(spec.migrations["migrate"].run_on.as_deref(), Some("db-1"));
+    let plain = load(&[("berth.yaml", GOOD)]).spec.unwrap();
+    assert_eq!(plain.services["api"].update.max_hosts, None);
+    assert_eq!(
+        errors(&format!("{GOOD}    update: {{ max_hosts: 0, canary: [a] }}\n")),
+        [
+            "berth.yaml:6:26: error: services.api.update.max_hosts: 0 is out of range; use a whole number from 1 to 1000",
+            "berth.yaml:6:37: error: services.api.update.canary: expected a string such as `web-1`; found a list",
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{GOOD}    placement: {{ hosts: [web-1] }}\n    update: {{ canary: web-2 }}\n")),
+        ["berth.yaml:7:23: error: services.api.update.canary: canary host `web-2` is not in `placement.hosts`, so it never runs `api` and the other hosts would wait for it forever; name one of web-1"]
+    );
+}

@@ -625,6 +625,15 @@ fn service(
         }
     }
 
+    if let (Some(u), Some(pl)) = (&update, &placement) {
+        if let Some(c) = &u.canary {
+            if !pl.hosts.is_empty() && !pl.hosts.contains(c) {
+                ctx.error(file, &path.key("update").key("canary"), format!("canary host `{c}` is not in `placement.hosts`, so it never runs `{name}` and the other hosts would wait for it forever; name one of {}", pl.hosts.join(", ")));
+                ok = false;
+            }
+        }
+    }
+
     if !ok {
         return None;
     }
@@ -1089,6 +1098,8 @@ fn default_update(publishes: bool) -> UpdatePolicy {
         monitor: Duration::from_secs(5),
         deadline: Duration::from_secs(120),
         on_failure: OnFailure::Rollback,
+        max_hosts: None,
+        canary: None,
     }
 }
 
@@ -1173,12 +1184,22 @@ fn update(
             }
         },
     };
+    let max_hosts = match &raw.max_hosts {
+        None => Some(None),
+        Some(v) => integer(ctx, file, &path.key("max_hosts"), v, 1, 1000).map(|n| Some(n as u32)),
+    };
+    let canary = match &raw.canary {
+        None => Some(None),
+        Some(v) => string(ctx, file, &path.key("canary"), v, "web-1").map(Some),
+    };
     Some(UpdatePolicy {
         order: order?,
         parallelism: parallelism? as u32,
         monitor: monitor?,
         deadline: deadline?,
         on_failure: on_failure?,
+        max_hosts: max_hosts?,
+        canary: canary?,
     })
 }
 
@@ -1377,6 +1398,10 @@ fn migration(
             None => vec![f.clone()],
         }),
     };
+    let run_on = match &raw.run_on {
+        None => Some(None),
+        Some(v) => string(ctx, file, &path.key("run_on"), v, "db-host").map(Some),
+    };
     if !ok {
         return None;
     }
@@ -1386,5 +1411,6 @@ fn migration(
         command: command?,
         timeout: timeout?,
         gates: gates?,
+        run_on: run_on?,
     })
 }
