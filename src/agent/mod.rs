@@ -91,6 +91,8 @@ pub struct AgentConfig {
     pub notifier: crate::notify::Notifier,
     /// This host: placement, labels and notifications.
     pub host: crate::plan::Host,
+    /// The ledger: embedded, or the fleet's shared store.
+    pub ledger: Arc<dyn Ledger>,
 }
 
 /// The agent's failures that stop it.
@@ -127,6 +129,8 @@ struct Loop {
     deployed: crate::notify::DeployedOnce,
     /// The wait before retrying after the engine failed; doubles up to 30 s.
     engine_backoff: Duration,
+    /// The same for a coordination store that does not answer.
+    coordination_backoff: Duration,
 }
 
 /// Runs the agent until `shutdown` is cancelled (first signal). The step in flight
@@ -136,14 +140,16 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
     let engine = DockerEngine::connect()
         .await
         .map_err(|e| AgentError::Setup(e.to_string()))?;
-    let ledger: Arc<dyn Ledger> = Arc::new(
-        crate::ledger::SqliteLedger::open(&config.state_dir.join("ledger.db"))
-            .map_err(|e| AgentError::Setup(e.to_string()))?,
-    );
+    let ledger = config.ledger.clone();
+    if ledger.is_shared() {
+        tracing::info!(host = %config.host.name, coordination = %ledger.describe(), "fleet coordination through the shared ledger");
+    } else {
+        tracing::warn!(host = %config.host.name, "coordination is local: migrations run once per host, not once per fleet; for several hosts use --coordination postgres://… or pin migrations with run_on");
+    }
     let engine: Arc<dyn Engine> = Arc::new(engine.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
     let status: SharedStatus = Arc::new(RwLock::new(AgentStatus::new(&config)));
-    let metrics = Arc::new(crate::api::metrics::Metrics::new());
+    let metrics = Arc::new(crate::api::metrics::Metrics::new(Some(&config.host.name)));
 
     // The HTTP listener: webhook, health, status.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -211,6 +217,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         triggers: tx.clone(),
         deployed: crate::notify::DeployedOnce::new(),
         engine_backoff: ENGINE_BACKOFF_START,
+        coordination_backoff: ENGINE_BACKOFF_START,
     };
     let _ = tx.send(Trigger::Start);
     loop {
@@ -305,7 +312,54 @@ fn spawn_docker_events(tx: mpsc::UnboundedSender<Trigger>, stop: CancellationTok
     });
 }
 
+/// How soon a service waiting for the fleet is tried again.
+const FLEET_RETRY: Duration = Duration::from_secs(2);
+
 impl Loop {
+    fn retry_in(&self, wait: Duration) {
+        let tx = self.triggers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = tx.send(Trigger::Retry);
+        });
+    }
+
+    /// With a shared ledger: checks that it answers. When it does not, the host is
+    /// degraded: what runs keeps running, nothing changes (no migration could be
+    /// recorded, no lease taken), and the check is retried with backoff.
+    async fn coordination_ok(&mut self, started: Instant) -> bool {
+        let ledger = self.config.ledger.clone();
+        if !ledger.is_shared() {
+            return true;
+        }
+        match ledger.check().await {
+            Ok(()) => {
+                self.coordination_backoff = ENGINE_BACKOFF_START;
+                self.metrics.coordination_up.set(1);
+                let started_migrations = ledger.started_migrations(None).await.unwrap_or_default();
+                let mut st = self.status.write().await;
+                if st.degraded.take().is_some() {
+                    tracing::info!(coordination = %ledger.describe(), "coordination store answers again; converging");
+                }
+                st.started_migrations = started_migrations;
+                true
+            }
+            Err(e) => {
+                let wait = self.coordination_backoff;
+                self.coordination_backoff = (wait * 2).min(ENGINE_BACKOFF_MAX);
+                self.metrics.coordination_up.set(0);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "degraded: the coordination store does not answer; what runs keeps running, nothing changes until it does");
+                self.retry_in(wait);
+                let mut st = self.status.write().await;
+                st.degraded = Some(format!(
+                    "the coordination store does not answer ({e}); what runs keeps running, nothing changes until it does"
+                ));
+                st.finish_reconcile(started.elapsed(), None);
+                false
+            }
+        }
+    }
+
     async fn reconcile(&mut self, fetch: bool, shutdown: &CancellationToken) {
         let started = Instant::now();
         if fetch {
@@ -318,6 +372,9 @@ impl Loop {
                 .finish_reconcile(started.elapsed(), None);
             return;
         };
+        if !self.coordination_ok(started).await {
+            return;
+        }
         let pause = PauseState::load(&self.config.state_dir);
         let mut exclude: BTreeMap<String, String> = BTreeMap::new();
         for name in desired.services.keys() {
@@ -366,6 +423,10 @@ impl Loop {
                             }
                         }
                         Outcome::Converged | Outcome::InSync => self.failures.clear(&s.service),
+                        Outcome::Waiting { reason } => {
+                            tracing::info!(service = %s.service, reason = %reason, "waiting for the fleet; trying again shortly");
+                            self.retry_in(FLEET_RETRY);
+                        }
                         _ => {}
                     }
                 }

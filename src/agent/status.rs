@@ -80,6 +80,13 @@ pub struct AgentStatus {
     pub failed_targets: Vec<FailedTarget>,
     /// Everything paused.
     pub paused: bool,
+    /// Where migrations and deploys are recorded.
+    pub coordination: String,
+    /// Why the host is degraded (its coordination store does not answer), if it is.
+    pub degraded: Option<String>,
+    /// Migrations recorded as started without a result, fleet-wide: a run whose host
+    /// died stays here until that host returns or an operator settles it.
+    pub started_migrations: Vec<crate::ledger::StartedMigration>,
     #[serde(skip)]
     last_reconcile_at: Option<std::time::Instant>,
     #[serde(skip)]
@@ -102,6 +109,9 @@ impl AgentStatus {
             services: BTreeMap::new(),
             failed_targets: Vec::new(),
             paused: false,
+            coordination: config.ledger.describe(),
+            degraded: None,
+            started_migrations: Vec::new(),
             last_reconcile_at: None,
             // Two missed resyncs, or three missed polls, whichever is longer.
             stale_after: (config.resync * 2).max(config.interval * 3),
@@ -162,7 +172,7 @@ impl AgentStatus {
             let outcome = s.outcome_word();
             // While held, the failure that led there stays the error to read.
             let error = match &s.outcome {
-                Outcome::Held { .. } => previous
+                Outcome::Held { .. } | Outcome::Waiting { .. } => previous
                     .get(&s.service)
                     .and_then(|p| p.last_error.clone())
                     .or_else(|| s.error()),

@@ -86,18 +86,27 @@ pub struct Metrics {
     pub failed_targets: Gauge,
     /// Commits refused (invalid or unsigned).
     pub invalid_commits: Counter,
+    /// 1 while the coordination store answers (always 1 with the local ledger).
+    pub coordination_up: Gauge,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(None)
     }
 }
 
 impl Metrics {
-    /// Registers every series under the `berth_` prefix.
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("berth");
+    /// Registers every series under the `berth_` prefix, each labelled with the host
+    /// when one is given (a fleet's series then tell hosts apart).
+    pub fn new(host: Option<&str>) -> Self {
+        let labels = host.map(|h| {
+            (
+                std::borrow::Cow::Borrowed("host"),
+                std::borrow::Cow::Owned(h.to_string()),
+            )
+        });
+        let mut registry = Registry::with_prefix_and_labels("berth", labels.into_iter());
         let m = Self {
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 16)),
             reconciles: Family::default(),
@@ -112,6 +121,7 @@ impl Metrics {
             healthy_replicas: Family::default(),
             failed_targets: Gauge::default(),
             invalid_commits: Counter::default(),
+            coordination_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -167,6 +177,12 @@ impl Metrics {
             "Commits refused as invalid or unsigned",
             m.invalid_commits.clone(),
         );
+        registry.register(
+            "coordination_up",
+            "1 while the coordination store answers",
+            m.coordination_up.clone(),
+        );
+        m.coordination_up.set(1);
         Self { registry, ..m }
     }
 

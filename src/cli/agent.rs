@@ -76,7 +76,12 @@ pub async fn run(args: AgentArgs) -> u8 {
         format,
         crate::notify::RetrySettings::default(),
     );
+    let ledger = match args.converge.coordination.open(&state_dir) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
     let config = AgentConfig {
+        ledger,
         notifier,
         host: args.host.host(),
         source,

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use super::{exit, ApplyArgs};
 use crate::executor::{ApplyReport, Executor, Outcome};
-use crate::ledger::SqliteLedger;
 use crate::plan::Desired;
 use crate::runtime::DockerEngine;
 
@@ -27,14 +26,14 @@ pub async fn run(args: &ApplyArgs) -> u8 {
     let mut opts = super::agent::apply_options(c, args.retries + 1);
     opts.commit = args.commit.clone().or(commit.map(|i| i.sha));
     opts.host = Some(host.name.clone());
-    let ledger = match SqliteLedger::open(&c.state_dir.join("ledger.db")) {
+    let ledger = match c.coordination.open(&c.state_dir) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::FAILED;
+            return exit::USAGE;
         }
     };
-    let executor = Executor::new(Arc::new(engine), Arc::new(ledger), opts);
+    let executor = Executor::new(Arc::new(engine), ledger, opts);
     let report = match executor.apply(&desired).await {
         Ok(r) => r,
         Err(e) => {
@@ -95,6 +94,14 @@ pub fn render(report: &ApplyReport) -> String {
                 s.service,
                 s.action.as_str()
             ),
+            Outcome::Waiting { reason } => {
+                failed += 1;
+                format!(
+                    "… {:<width$}  {} waiting: {reason}",
+                    s.service,
+                    s.action.as_str()
+                )
+            }
             Outcome::Skipped => format!(
                 "- {:<width$}  left running: not in the desired state, and pruning is off",
                 s.service

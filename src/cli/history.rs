@@ -1,27 +1,29 @@
 //! `berth history`: the deploy log from the ledger.
 
 use super::{exit, HistoryArgs};
-use crate::ledger::{DeployRecord, Ledger, SqliteLedger};
+use crate::ledger::DeployRecord;
 use crate::plan::desired::short;
 
 /// Prints deploys, newest first.
-pub fn run(args: &HistoryArgs) -> u8 {
+pub async fn run(args: &HistoryArgs) -> u8 {
     let path = args.state_dir.join("ledger.db");
-    if !path.exists() {
+    if args.coordination.is_local() && !path.exists() {
         eprintln!(
             "error: no ledger at {}; berth has not applied anything with this --state-dir",
             path.display()
         );
         return exit::USAGE;
     }
-    let ledger = match SqliteLedger::open(&path) {
+    let ledger = match args.coordination.open(&args.state_dir) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::FAILED;
         }
     };
-    let deploys = match ledger.deploys(args.project.as_deref(), args.service.as_deref(), args.limit)
+    let deploys = match ledger
+        .deploys(args.project.as_deref(), args.service.as_deref(), args.limit)
+        .await
     {
         Ok(d) => d,
         Err(e) => {

@@ -4,6 +4,8 @@
 mod agent;
 pub use agent::hostname;
 mod apply;
+mod coordination;
+pub use coordination::CoordinationArgs;
 mod history;
 mod pause;
 mod plan;
@@ -159,6 +161,8 @@ pub struct ConvergeArgs {
     /// Keep services that left the desired state running.
     #[arg(long, env = "BERTH_NO_PRUNE")]
     pub no_prune: bool,
+    #[command(flatten)]
+    pub coordination: CoordinationArgs,
 }
 
 /// Flags of `berth apply`.
@@ -260,6 +264,8 @@ pub struct StatusArgs {
     /// Where the ledger lives, read when no agent answers.
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub coordination: CoordinationArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
     pub output: Output,
@@ -271,6 +277,8 @@ pub struct HistoryArgs {
     /// Where the ledger lives (`<state-dir>/ledger.db`).
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub coordination: CoordinationArgs,
     /// Only this project.
     #[arg(long, env = "BERTH_PROJECT")]
     pub project: Option<String>,
@@ -368,6 +376,9 @@ enum Command {
     /// The deploy log: per apply, its commit and time, each service's image before and
     /// after with the outcome, and the migrations run.
     History(HistoryArgs),
+    /// The migration ledger: runs under way, and settling one whose host never came back.
+    #[command(subcommand)]
+    Migrations(coordination::MigrationsCommand),
 }
 
 /// Parses the command line and runs the command.
@@ -390,7 +401,8 @@ pub fn run() -> ExitCode {
             output,
         } => validate::run(&path, &allow_host_path, output),
         Command::Plan(args) => runtime().block_on(plan::run(&args)),
-        Command::History(args) => history::run(&args),
+        Command::History(args) => runtime().block_on(history::run(&args)),
+        Command::Migrations(command) => runtime().block_on(coordination::run(&command)),
         Command::Demo { keep } => {
             // The demo tells its own story; the agent's log (RUST_LOG=info) would drown it.
             init_logs_at(LogFormat::Text, false, "off");

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::{exit, Output, StatusArgs};
 use crate::executor::ServiceObserved;
-use crate::ledger::{Ledger, SqliteLedger};
 use crate::plan::desired::short;
 use crate::runtime::{DockerEngine, Engine, HealthState, Role};
 
@@ -172,12 +171,17 @@ async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
         }
     }
     let ledger_path = args.state_dir.join("ledger.db");
-    let deploys = if ledger_path.exists() {
-        SqliteLedger::open(&ledger_path)
-            .and_then(|l| l.deploys(None, None, 200))
-            .unwrap_or_default()
+    let ledger = if args.coordination.is_local() && !ledger_path.exists() {
+        None
     } else {
-        Vec::new()
+        Some(args.coordination.open(&args.state_dir)?)
+    };
+    let (deploys, started) = match &ledger {
+        Some(l) => (
+            l.deploys(None, None, 200).await.unwrap_or_default(),
+            l.started_migrations(None).await.unwrap_or_default(),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     let rows: Vec<serde_json::Value> = services
         .into_iter()
@@ -196,7 +200,7 @@ async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
             })
         })
         .collect();
-    Ok(serde_json::json!({ "agent": null, "services": rows }))
+    Ok(serde_json::json!({ "agent": null, "services": rows, "started_migrations": started }))
 }
 
 fn render_engine(v: &serde_json::Value) -> String {

@@ -74,7 +74,10 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
 
     let cancel = CancellationToken::new();
     let port = free_port()?;
+    let ledger = crate::ledger::SqliteLedger::open(&work.path().join("state").join("ledger.db"))
+        .map_err(fail)?;
     let config = AgentConfig {
+        ledger: std::sync::Arc::new(ledger),
         source: GitSource::new(
             &repo.display().to_string(),
             "main",

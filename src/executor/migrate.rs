@@ -1,18 +1,28 @@
 //! Migrations: a one-shot container per (migration, image digest), run before any
 //! container of a gated service moves to that image, and recorded in the ledger.
 //!
-//! The container itself is the record that a run is under way: it is found by its
-//! labels (a running one is awaited, never doubled; an exited one is recorded from its
-//! exit code) and removed only once the ledger holds the result. So a `kill -9` of berth
-//! at any point can neither lose a run nor start a second one.
+//! The container itself is the record that a run is under way on this host: it is found
+//! by its labels (a running one is awaited, never doubled; an exited one is recorded
+//! from its exit code) and removed only once the ledger holds the result. So a `kill -9`
+//! of berth at any point can neither lose a run nor start a second one.
+//!
+//! Across a fleet, the shared ledger decides: a host records `started` (host, container,
+//! time) in the same transaction that checks nobody else did, and only then starts the
+//! container. Other hosts wait for the recorded result; a run whose host went away stays
+//! `started` until that host comes back or an operator settles it. Safety over
+//! liveness: no second run while the first may still be under way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::container::replica_spec;
+use super::fleet::age;
 use super::redact::Redactor;
 use super::ApplyOptions;
-use crate::ledger::{now_rfc3339, Ledger, MigrationOutcome, MigrationRecord, MigrationRun};
+use crate::ledger::{
+    now_rfc3339, Claim, Ledger, MigrationClaim, MigrationOutcome, MigrationRecord, MigrationRun,
+    StartedMigration,
+};
 use crate::model::MigrationSpec;
 use crate::plan::Desired;
 use crate::runtime::{labels, Engine, HealthConfig, ObservedContainer, Role, RunState};
@@ -21,6 +31,11 @@ use crate::runtime::{labels, Engine, HealthConfig, ObservedContainer, Role, RunS
 const OUTPUT_LINES: usize = 100;
 /// Lines of output quoted in an error.
 const ERROR_LINES: usize = 5;
+/// How often a host waiting for another host's run looks at the ledger.
+const FLEET_POLL: Duration = Duration::from_millis(500);
+/// Beyond its timeout, how long a run on another host may take to be recorded before
+/// the waiting host calls it stuck.
+const FLEET_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs migrations for one project.
 pub struct MigrationRunner<'a> {
@@ -41,12 +56,6 @@ pub fn container_name(project: &str, migration: &str, digest: &str) -> String {
 
 fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-}
-
-fn since(started: &str) -> Duration {
-    parse_time(started)
-        .map(|t| (time::OffsetDateTime::now_utc() - t).unsigned_abs())
-        .unwrap_or_default()
 }
 
 impl MigrationRunner<'_> {
@@ -94,15 +103,23 @@ impl MigrationRunner<'_> {
         digest: &str,
     ) -> Result<Option<MigrationRun>, MigrationFailure> {
         let project = &desired.spec.project;
-        let ledger_err = |e: crate::ledger::LedgerError| MigrationFailure::from(e.to_string());
+        let host = self.opts.host.clone().unwrap_or_default();
         if let Some(r) = self
             .ledger
             .migration(project, &m.name, digest)
-            .map_err(ledger_err)?
+            .await
+            .map_err(MigrationFailure::unreachable)?
         {
             if r.outcome == MigrationOutcome::Succeeded {
                 return Ok(None);
             }
+        }
+        if let Some(on) = m.run_on.as_deref().filter(|on| *on != host) {
+            if !self.ledger.is_shared() {
+                tracing::info!(project = %project, migration = %m.name, run_on = on, "migration runs on another host only; without coordination this host does not wait for it");
+                return Ok(None);
+            }
+            return self.await_elsewhere(project, m, digest, on, None).await;
         }
         let from = desired.services.get(&m.from).ok_or_else(|| {
             MigrationFailure::from(format!("migration {}: no service {}", m.name, m.from))
@@ -128,6 +145,29 @@ impl MigrationRunner<'_> {
                 c.id.clone()
             }
             None => {
+                let claim = MigrationClaim {
+                    project: project.clone(),
+                    migration: m.name.clone(),
+                    digest: digest.to_string(),
+                    image: from.spec.image.full.clone(),
+                    commit: self.opts.commit.clone(),
+                    host: host.clone(),
+                    container: name.clone(),
+                };
+                // No container starts unless its start is on record first.
+                match self
+                    .ledger
+                    .claim_migration(&claim)
+                    .await
+                    .map_err(MigrationFailure::unreachable)?
+                {
+                    Claim::Granted => {}
+                    Claim::Succeeded => return Ok(None),
+                    Claim::RunningElsewhere(s) => {
+                        let on = s.host.clone();
+                        return self.await_elsewhere(project, m, digest, &on, Some(s)).await;
+                    }
+                }
                 let mut spec = replica_spec(project, from, 0, &name, self.opts)
                     .map_err(MigrationFailure::from)?;
                 spec.command = Some(m.command.clone());
@@ -178,7 +218,69 @@ impl MigrationRunner<'_> {
             _ => Err(MigrationFailure {
                 message: self.failure_message(&m.name, &run),
                 run: Some(run.summary(&m.name)),
+                wait: false,
             }),
+        }
+    }
+
+    /// Waits for the result another host records: success lets the gated services move;
+    /// a failure or a run that outlives its timeout (its host presumably gone) stops them.
+    async fn await_elsewhere(
+        &self,
+        project: &str,
+        m: &MigrationSpec,
+        digest: &str,
+        on: &str,
+        started: Option<StartedMigration>,
+    ) -> Result<Option<MigrationRun>, MigrationFailure> {
+        let waited = tokio::time::Instant::now();
+        let limit = m.timeout + FLEET_GRACE;
+        tracing::info!(project, migration = %m.name, host = on, action = "migration-wait", "waiting for the migration's result from another host");
+        loop {
+            match self.ledger.migration(project, &m.name, digest).await {
+                Ok(Some(r)) if r.outcome == MigrationOutcome::Succeeded => {
+                    tracing::info!(project, migration = %m.name, host = r.host.as_deref().unwrap_or(on), action = "migration-done-elsewhere");
+                    return Ok(None);
+                }
+                Ok(Some(r)) => {
+                    return Err(MigrationFailure {
+                        message: format!(
+                            "migration {} {} on host {} (exit code {}); the gated services were not changed",
+                            m.name,
+                            r.outcome.as_str().replace('-', " "),
+                            r.host.as_deref().unwrap_or(on),
+                            r.exit_code
+                        ),
+                        run: None,
+                        wait: false,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => return Err(MigrationFailure::unreachable(e)),
+            }
+            let age = started
+                .as_ref()
+                .map(|s| age(&s.since))
+                .unwrap_or_else(|| waited.elapsed());
+            if age > limit {
+                let what = match &started {
+                    Some(s) => format!(
+                        "migration {} for {digest} was started on host {} at {} (container {}) and has no recorded result after {}s, beyond its timeout",
+                        m.name, s.host, s.since, s.container, age.as_secs()
+                    ),
+                    None => format!(
+                        "migration {} runs on host {on} only, which has recorded no result for {digest} after {}s",
+                        m.name,
+                        age.as_secs()
+                    ),
+                };
+                return Err(MigrationFailure {
+                    message: format!("{what}; no other host runs it while that may still happen. When {on} comes back its agent records the result; if it never does, settle it with `berth migrations resolve {} --image {digest} --as succeeded|failed`", m.name),
+                    run: None,
+                    wait: true,
+                });
+            }
+            tokio::time::sleep(FLEET_POLL).await;
         }
     }
 
@@ -242,7 +344,7 @@ impl MigrationRunner<'_> {
             _ => {
                 // The timeout counts from the container's start, also across a restart
                 // of berth.
-                let left = limit.saturating_sub(since(&started_at));
+                let left = limit.saturating_sub(age(&started_at));
                 match tokio::time::timeout(left, self.engine.wait(id)).await {
                     Ok(Ok(code)) => (
                         code,
@@ -294,9 +396,11 @@ impl MigrationRunner<'_> {
             outcome,
             output: output.clone(),
             attempts: 0,
+            host: self.opts.host.clone(),
         };
         self.ledger
             .record_migration(&record)
+            .await
             .map_err(|e| e.to_string())?;
         tracing::info!(
             project,
@@ -326,11 +430,30 @@ pub struct MigrationFailure {
     pub message: String,
     /// The finished run, for the deploy history.
     pub run: Option<MigrationRun>,
+    /// True when nothing failed but the fleet must be waited for: another host's run,
+    /// or a ledger that does not answer (so nothing may start).
+    pub wait: bool,
 }
 
 impl From<String> for MigrationFailure {
     fn from(message: String) -> Self {
-        Self { message, run: None }
+        Self {
+            message,
+            run: None,
+            wait: false,
+        }
+    }
+}
+
+impl MigrationFailure {
+    /// The ledger did not answer: nothing was started, and nothing may start until it
+    /// does.
+    pub fn unreachable(e: crate::ledger::LedgerError) -> Self {
+        Self {
+            message: format!("{e}; no migration starts that cannot be recorded"),
+            run: None,
+            wait: true,
+        }
     }
 }
 

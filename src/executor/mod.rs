@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod container;
+pub mod fleet;
 pub mod gate;
 pub mod migrate;
 pub mod policy;
@@ -58,6 +59,9 @@ pub struct ApplyOptions {
     pub poll: Duration,
     /// Remove services that left the desired state.
     pub prune: bool,
+    /// With a shared ledger, the longest a service waits for the fleet (canary,
+    /// rollout lease) within one apply before it is reported as waiting.
+    pub fleet_wait: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -74,6 +78,7 @@ impl Default for ApplyOptions {
             drain: Duration::from_secs(1),
             poll: Duration::from_millis(50),
             prune: true,
+            fleet_wait: Duration::from_secs(600),
         }
     }
 }
@@ -108,6 +113,13 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Not changed yet because the fleet comes first: the canary host, another host's
+    /// rollout lease or migration, or a coordination store that does not answer. Tried
+    /// again soon; what runs keeps running.
+    Waiting {
+        /// For what.
+        reason: String,
+    },
 }
 
 /// The report of one service.
@@ -130,7 +142,8 @@ pub struct ServiceReport {
 
 impl ServiceReport {
     /// The outcome in the one word history, status and metrics use: `in-sync`,
-    /// `converged`, `removed`, `failed`, `rolled-back`, `blocked`, `not-pruned`, `held`.
+    /// `converged`, `removed`, `failed`, `rolled-back`, `blocked`, `not-pruned`, `held`,
+    /// `waiting`.
     pub fn outcome_word(&self) -> &'static str {
         match &self.outcome {
             Outcome::InSync => "in-sync",
@@ -143,6 +156,7 @@ impl ServiceReport {
             Outcome::Blocked { .. } => "blocked",
             Outcome::Skipped => "not-pruned",
             Outcome::Held { .. } => "held",
+            Outcome::Waiting { .. } => "waiting",
         }
     }
 
@@ -151,7 +165,7 @@ impl ServiceReport {
         match &self.outcome {
             Outcome::Failed { error, .. } => Some(error.clone()),
             Outcome::Blocked { by } => Some(format!("depends on {by}, which did not converge")),
-            Outcome::Held { reason } => Some(reason.clone()),
+            Outcome::Held { reason } | Outcome::Waiting { reason } => Some(reason.clone()),
             _ => None,
         }
     }
@@ -160,7 +174,7 @@ impl ServiceReport {
     pub fn attempted(&self) -> bool {
         !matches!(
             self.outcome,
-            Outcome::InSync | Outcome::Skipped | Outcome::Held { .. }
+            Outcome::InSync | Outcome::Skipped | Outcome::Held { .. } | Outcome::Waiting { .. }
         )
     }
 }
@@ -242,9 +256,12 @@ pub struct MigrationReport {
 impl ApplyReport {
     /// True when no service failed or was blocked.
     pub fn converged(&self) -> bool {
-        self.services
-            .iter()
-            .all(|s| !matches!(s.outcome, Outcome::Failed { .. } | Outcome::Blocked { .. }))
+        self.services.iter().all(|s| {
+            !matches!(
+                s.outcome,
+                Outcome::Failed { .. } | Outcome::Blocked { .. } | Outcome::Waiting { .. }
+            )
+        })
     }
 }
 
@@ -269,6 +286,8 @@ pub struct Executor {
     engine: Arc<dyn Engine>,
     ledger: Arc<dyn Ledger>,
     opts: ApplyOptions,
+    /// With a shared ledger: the fleet target last recorded as converged, by service.
+    recorded: std::sync::Mutex<HashMap<String, String>>,
 }
 
 type MigrationCell = tokio::sync::OnceCell<Result<Option<MigrationRun>, MigrationFailure>>;
@@ -280,6 +299,7 @@ impl Executor {
             engine,
             ledger,
             opts,
+            recorded: Default::default(),
         }
     }
 
@@ -416,6 +436,7 @@ impl Executor {
                         };
                     }
                     let mut migration_error = None;
+                    let mut migration_wait = None;
                     if sp.action != Action::InSync && blocked_by.is_none() && pull_error.is_none() {
                         for (m, digest, cell) in &gates {
                             let result = cell
@@ -424,8 +445,12 @@ impl Executor {
                                 })
                                 .await;
                             if let Err(f) = result {
-                                migration_error =
-                                    Some(format!("{}; {name} was not changed", f.message));
+                                let message = format!("{}; {name} was not changed", f.message);
+                                if f.wait {
+                                    migration_wait = Some(message);
+                                } else {
+                                    migration_error = Some(message);
+                                }
                                 break;
                             }
                         }
@@ -434,6 +459,8 @@ impl Executor {
                         (Outcome::InSync, 0)
                     } else if let Some(by) = blocked_by {
                         (Outcome::Blocked { by }, 0)
+                    } else if let Some(reason) = migration_wait {
+                        (Outcome::Waiting { reason }, 0)
                     } else if let Some(error) = pull_error.or(migration_error) {
                         let serving = self.serving(project, &name).await;
                         (
@@ -447,10 +474,19 @@ impl Executor {
                     } else if sp.action == Action::Remove && !self.opts.prune {
                         (Outcome::Skipped, 0)
                     } else {
-                        let _permit = semaphore.acquire().await.expect("semaphore open");
-                        self.converge_with_retries(desired, &name, redactor, &control.cancel)
-                            .await
+                        self.converge_in_fleet(
+                            desired,
+                            &name,
+                            sp.action,
+                            redactor,
+                            &semaphore,
+                            &control.cancel,
+                        )
+                        .await
                     };
+                    if matches!(outcome, Outcome::InSync | Outcome::Converged) {
+                        self.record_converged(desired, &name).await;
+                    }
                     // Only a replacement has anything to roll back.
                     let outcome = match outcome {
                         Outcome::Failed {
@@ -519,12 +555,95 @@ impl Executor {
             migrations,
             observed: after,
         };
-        self.record_deploy(desired, &observed, &report, started_at);
+        self.record_deploy(desired, &observed, &report, started_at)
+            .await;
         Ok(report)
     }
 
+    /// Converges one service, first passing the fleet's gate (canary, rollout lease)
+    /// when the ledger is shared and the service's replicas are to be replaced.
+    async fn converge_in_fleet(
+        &self,
+        desired: &Desired,
+        name: &str,
+        action: Action,
+        redactor: &Redactor,
+        semaphore: &tokio::sync::Semaphore,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> (Outcome, u32) {
+        let staged = self.ledger.is_shared()
+            && matches!(action, Action::Create | Action::Replace | Action::Restart);
+        let lease = match desired.services.get(name).filter(|_| staged) {
+            Some(d) => {
+                let gate = fleet::FleetGate {
+                    ledger: &self.ledger,
+                    project: &desired.spec.project,
+                    host: self.opts.host.as_deref().unwrap_or_default(),
+                    wait: self.opts.fleet_wait,
+                    cancel,
+                };
+                match gate.admit(d).await {
+                    Ok(lease) => lease,
+                    Err(fleet::Hold::Wait(reason)) => return (Outcome::Waiting { reason }, 0),
+                    Err(fleet::Hold::Shutdown) => {
+                        return (
+                            Outcome::Held {
+                                reason: rollout::SHUTDOWN.into(),
+                            },
+                            0,
+                        )
+                    }
+                }
+            }
+            None => None,
+        };
+        let result = {
+            let _permit = semaphore.acquire().await.expect("semaphore open");
+            self.converge_with_retries(desired, name, redactor, cancel)
+                .await
+        };
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+
+    /// With a shared ledger, records that this host runs the service's release healthy
+    /// (what canary waits read); once per release, not on every resync.
+    async fn record_converged(&self, desired: &Desired, name: &str) {
+        let (Some(d), Some(host)) = (desired.services.get(name), self.opts.host.as_deref()) else {
+            return;
+        };
+        if !self.ledger.is_shared() {
+            return;
+        }
+        let target = fleet::fleet_target(d);
+        let known = self
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .is_some_and(|t| *t == target);
+        if known {
+            return;
+        }
+        match self
+            .ledger
+            .record_converged(&desired.spec.project, name, host, &target)
+            .await
+        {
+            Ok(()) => {
+                self.recorded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.to_string(), target);
+            }
+            Err(e) => tracing::warn!(service = name, error = %e, "converged release not recorded"),
+        }
+    }
+
     /// Appends the apply to the deploy history when it changed or tried anything.
-    fn record_deploy(
+    async fn record_deploy(
         &self,
         desired: &Desired,
         observed: &[crate::runtime::ObservedContainer],
@@ -577,7 +696,7 @@ impl Executor {
             services,
             migrations,
         };
-        if let Err(e) = self.ledger.record_deploy(&record) {
+        if let Err(e) = self.ledger.record_deploy(&record).await {
             tracing::error!(error = %e, "deploy not recorded in the ledger");
         }
     }

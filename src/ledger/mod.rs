@@ -1,11 +1,15 @@
-//! The durable record of migrations and deploys. One host keeps it embedded (SQLite in
-//! the state dir); everything else talks to the [`Ledger`] trait, so a shared store can
-//! stand behind it for a fleet.
+//! The durable record of migrations and deploys, and the coordination of a fleet. One
+//! host keeps it embedded (SQLite in the state dir); a fleet shares PostgreSQL. The rest
+//! of berth talks to the [`Ledger`] trait only.
 
+mod postgres;
 mod sqlite;
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use postgres::{PgLedger, PgTarget};
 pub use sqlite::SqliteLedger;
 
 /// How a migration run ended.
@@ -30,7 +34,7 @@ impl MigrationOutcome {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "succeeded" => MigrationOutcome::Succeeded,
             "timed-out" => MigrationOutcome::TimedOut,
@@ -66,6 +70,100 @@ pub struct MigrationRecord {
     pub output: String,
     /// Runs recorded for this key (failed ones included).
     pub attempts: u32,
+    /// The host that ran it (or the operator who settled it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// What a host asks before it starts a migration's container.
+#[derive(Debug, Clone)]
+pub struct MigrationClaim {
+    /// The project.
+    pub project: String,
+    /// The migration.
+    pub migration: String,
+    /// The image digest it runs for.
+    pub digest: String,
+    /// The image reference.
+    pub image: String,
+    /// The desired-state commit, when known.
+    pub commit: Option<String>,
+    /// The asking host.
+    pub host: String,
+    /// The container it is about to start.
+    pub container: String,
+}
+
+/// The answer to a [`MigrationClaim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Recorded as started by the asking host: it may start the container.
+    Granted,
+    /// It already succeeded.
+    Succeeded,
+    /// Another host recorded it as started and has not recorded a result.
+    RunningElsewhere(StartedMigration),
+}
+
+/// A migration recorded as started whose result is not recorded yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartedMigration {
+    /// The project.
+    pub project: String,
+    /// The migration.
+    pub migration: String,
+    /// The image digest.
+    pub digest: String,
+    /// The host running it.
+    pub host: String,
+    /// Its container there.
+    pub container: String,
+    /// When it was recorded as started, RFC 3339.
+    pub since: String,
+}
+
+/// An operator's settlement of a migration: `berth migrations resolve`.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The project; may be left out when the store knows only one project with this
+    /// migration and digest.
+    pub project: Option<String>,
+    /// The migration.
+    pub migration: String,
+    /// The image digest.
+    pub digest: String,
+    /// Succeeded or failed.
+    pub outcome: MigrationOutcome,
+    /// Who settled it (recorded).
+    pub by: String,
+}
+
+/// What a host holds while it replaces a service's replicas under `update.max_hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseKey {
+    /// The project.
+    pub project: String,
+    /// The service.
+    pub service: String,
+    /// The holding host.
+    pub host: String,
+}
+
+/// The answer to a lease request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseAnswer {
+    /// Held (or renewed) until the lease time passes.
+    Held,
+    /// Refused: these hosts hold every lease.
+    Busy(Vec<String>),
+}
+
+/// The message for a resolution of a migration that already succeeded.
+pub(crate) fn already_succeeded(m: &MigrationRecord) -> String {
+    format!(
+        "migration {} for {} already succeeded (ended {}); a success is final and is not resolved again",
+        m.migration, m.digest, m.ended_at
+    )
 }
 
 /// A service's part in one deploy.
@@ -127,26 +225,93 @@ pub struct LedgerError {
     pub message: String,
 }
 
-/// The durable record berth keeps.
+/// The durable record berth keeps, and what hosts of a fleet agree on through it.
+///
+/// The fleet methods have single-host defaults: on one host every claim and lease is
+/// granted at once (the migration container itself is the record of a run under way).
+#[async_trait::async_trait]
 pub trait Ledger: Send + Sync {
-    /// The record of a migration for an image, if it ever ran.
-    fn migration(
+    /// Where the record lives, for logs and status (never with a password).
+    fn describe(&self) -> String;
+    /// True when several hosts share this store.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Checks that the store answers; flushes what was kept while it did not.
+    async fn check(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+    /// The finished record of a migration for an image, if one ever finished.
+    async fn migration(
         &self,
         project: &str,
         migration: &str,
         digest: &str,
     ) -> Result<Option<MigrationRecord>, LedgerError>;
+    /// Records, in one transaction, that `claim.host` starts the migration, unless it
+    /// succeeded or another host's run is under way. Only a `Granted` claim may start
+    /// the container; an error means nothing may start.
+    async fn claim_migration(&self, _claim: &MigrationClaim) -> Result<Claim, LedgerError> {
+        Ok(Claim::Granted)
+    }
     /// Stores a finished run, replacing an earlier one of the same key and counting it.
-    fn record_migration(&self, record: &MigrationRecord) -> Result<(), LedgerError>;
+    /// A success is final.
+    async fn record_migration(&self, record: &MigrationRecord) -> Result<(), LedgerError>;
+    /// Settles a migration by hand.
+    async fn resolve_migration(
+        &self,
+        resolution: &Resolution,
+    ) -> Result<MigrationRecord, LedgerError>;
+    /// Migrations recorded as started with no result yet.
+    async fn started_migrations(
+        &self,
+        _project: Option<&str>,
+    ) -> Result<Vec<StartedMigration>, LedgerError> {
+        Ok(Vec::new())
+    }
     /// Appends a deploy and returns its id.
-    fn record_deploy(&self, deploy: &DeployRecord) -> Result<i64, LedgerError>;
+    async fn record_deploy(&self, deploy: &DeployRecord) -> Result<i64, LedgerError>;
     /// Deploys of a project, newest first, optionally only those touching `service`.
-    fn deploys(
+    async fn deploys(
         &self,
         project: Option<&str>,
         service: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DeployRecord>, LedgerError>;
+    /// Takes or renews a lease to replace a service's replicas; at most `max` hosts
+    /// hold one at a time, and each lapses after `ttl` unless renewed.
+    async fn acquire_lease(
+        &self,
+        _key: &LeaseKey,
+        _max: u32,
+        _ttl: Duration,
+    ) -> Result<LeaseAnswer, LedgerError> {
+        Ok(LeaseAnswer::Held)
+    }
+    /// Gives a lease back.
+    async fn release_lease(&self, _key: &LeaseKey) -> Result<(), LedgerError> {
+        Ok(())
+    }
+    /// Records that `host` runs `target` of a service, converged and healthy.
+    async fn record_converged(
+        &self,
+        _project: &str,
+        _service: &str,
+        _host: &str,
+        _target: &str,
+    ) -> Result<(), LedgerError> {
+        Ok(())
+    }
+    /// Since when `host` has run `target` of a service converged, if it does.
+    async fn converged_since(
+        &self,
+        _project: &str,
+        _service: &str,
+        _host: &str,
+        _target: &str,
+    ) -> Result<Option<String>, LedgerError> {
+        Ok(None)
+    }
 }
 
 /// Now, RFC 3339 in UTC with milliseconds.

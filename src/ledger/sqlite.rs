@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// The ledger in `<state-dir>/ledger.db`.
 pub struct SqliteLedger {
@@ -73,6 +73,16 @@ impl SqliteLedger {
             )
             .map_err(|e| fail(&e))?;
         }
+        if version < 3 {
+            // Version 3: migrations name the host that ran (or settled) them.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE migrations ADD COLUMN host TEXT;
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )
+            .map_err(|e| fail(&e))?;
+        }
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -91,8 +101,9 @@ impl SqliteLedger {
     }
 }
 
-impl Ledger for SqliteLedger {
-    fn migration(
+impl SqliteLedger {
+    /// See [`Ledger::migration`].
+    pub fn migration(
         &self,
         project: &str,
         migration: &str,
@@ -100,7 +111,7 @@ impl Ledger for SqliteLedger {
     ) -> Result<Option<MigrationRecord>, LedgerError> {
         self.conn()
             .query_row(
-                "SELECT image, commit_sha, started_at, ended_at, exit_code, duration_ms, outcome, output, attempts
+                "SELECT image, commit_sha, started_at, ended_at, exit_code, duration_ms, outcome, output, attempts, host
                  FROM migrations WHERE project = ?1 AND name = ?2 AND digest = ?3",
                 params![project, migration, digest],
                 |r| {
@@ -117,6 +128,7 @@ impl Ledger for SqliteLedger {
                         outcome: MigrationOutcome::parse(&r.get::<_, String>(6)?),
                         output: r.get(7)?,
                         attempts: r.get::<_, i64>(8)? as u32,
+                        host: r.get(9)?,
                     })
                 },
             )
@@ -124,7 +136,8 @@ impl Ledger for SqliteLedger {
             .map_err(|e| self.err(e))
     }
 
-    fn record_migration(&self, m: &MigrationRecord) -> Result<(), LedgerError> {
+    /// See [`Ledger::record_migration`].
+    pub fn record_migration(&self, m: &MigrationRecord) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let previous: Option<(String, i64)> = tx
@@ -145,8 +158,8 @@ impl Ledger for SqliteLedger {
         let attempts = previous.map(|p| p.1).unwrap_or(0) + 1;
         tx.execute(
             "INSERT OR REPLACE INTO migrations
-             (project, name, digest, image, commit_sha, started_at, ended_at, exit_code, duration_ms, outcome, output, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             (project, name, digest, image, commit_sha, started_at, ended_at, exit_code, duration_ms, outcome, output, attempts, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 m.project,
                 m.migration,
@@ -159,14 +172,16 @@ impl Ledger for SqliteLedger {
                 m.duration_ms as i64,
                 m.outcome.as_str(),
                 m.output,
-                attempts
+                attempts,
+                m.host
             ],
         )
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
 
-    fn record_deploy(&self, d: &DeployRecord) -> Result<i64, LedgerError> {
+    /// See [`Ledger::record_deploy`].
+    pub fn record_deploy(&self, d: &DeployRecord) -> Result<i64, LedgerError> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO deploys (project, commit_sha, started_at, ended_at, services, migrations, host)
@@ -185,7 +200,8 @@ impl Ledger for SqliteLedger {
         Ok(conn.last_insert_rowid())
     }
 
-    fn deploys(
+    /// See [`Ledger::deploys`].
+    pub fn deploys(
         &self,
         project: Option<&str>,
         service: Option<&str>,
@@ -242,6 +258,77 @@ impl Ledger for SqliteLedger {
     }
 }
 
+impl SqliteLedger {
+    /// See [`Ledger::resolve_migration`]. One host has no run of another host to
+    /// settle; this marks a migration's result by hand (e.g. one applied out of band).
+    pub fn resolve_migration(&self, r: &Resolution) -> Result<MigrationRecord, LedgerError> {
+        let project = r.project.as_deref().ok_or_else(|| {
+            self.err("name the project with --project (the local ledger keeps several)")
+        })?;
+        if let Some(m) = self.migration(project, &r.migration, &r.digest)? {
+            if m.outcome == MigrationOutcome::Succeeded {
+                return Err(self.err(already_succeeded(&m)));
+            }
+        }
+        let now = now_rfc3339();
+        let record = MigrationRecord {
+            project: project.to_string(),
+            migration: r.migration.clone(),
+            digest: r.digest.clone(),
+            image: String::new(),
+            commit: None,
+            started_at: now.clone(),
+            ended_at: now,
+            exit_code: -1,
+            duration_ms: 0,
+            outcome: r.outcome,
+            output: format!("resolved by hand by {}", r.by),
+            attempts: 0,
+            host: Some(r.by.clone()),
+        };
+        self.record_migration(&record)?;
+        self.migration(project, &r.migration, &r.digest)?
+            .ok_or_else(|| self.err("the resolution was not stored"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Ledger for SqliteLedger {
+    fn describe(&self) -> String {
+        format!("local ledger {}", self.path.display())
+    }
+
+    async fn migration(
+        &self,
+        project: &str,
+        migration: &str,
+        digest: &str,
+    ) -> Result<Option<MigrationRecord>, LedgerError> {
+        SqliteLedger::migration(self, project, migration, digest)
+    }
+
+    async fn record_migration(&self, record: &MigrationRecord) -> Result<(), LedgerError> {
+        SqliteLedger::record_migration(self, record)
+    }
+
+    async fn resolve_migration(&self, r: &Resolution) -> Result<MigrationRecord, LedgerError> {
+        SqliteLedger::resolve_migration(self, r)
+    }
+
+    async fn record_deploy(&self, deploy: &DeployRecord) -> Result<i64, LedgerError> {
+        SqliteLedger::record_deploy(self, deploy)
+    }
+
+    async fn deploys(
+        &self,
+        project: Option<&str>,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeployRecord>, LedgerError> {
+        SqliteLedger::deploys(self, project, service, limit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +351,7 @@ mod tests {
             outcome,
             output: "done".into(),
             attempts: 0,
+            host: Some("web-1".into()),
         }
     }
 

@@ -1,0 +1,167 @@
+//! Staged rollouts across the hosts of a fleet, through the shared ledger: with
+//! `update.canary` that host goes first and the others wait until its replicas have been
+//! healthy for `update.monitor`; with `update.max_hosts` at most that many hosts replace
+//! a service's replicas at once, each holding a lease that lapses unless renewed, so a
+//! host that dies mid-rollout holds the fleet up for one lease time at most.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::ledger::{LeaseAnswer, LeaseKey, Ledger};
+use crate::plan::DesiredService;
+
+/// How long a lease lasts unless renewed.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How often a held lease is renewed.
+const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// How often a waiting host looks again.
+const POLL: Duration = Duration::from_millis(500);
+
+/// What every host of the fleet runs for a service: its parts without the env file,
+/// which is each host's own. Equal targets mean the same release.
+pub fn fleet_target(d: &DesiredService) -> String {
+    let mut parts = d.parts.clone();
+    parts.env_file = None;
+    let bytes = serde_json::to_vec(&parts).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..12])
+}
+
+/// Why a host did not go ahead with a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// The fleet is not ready for this host yet (canary, leases) or the ledger did not
+    /// answer; the service is tried again soon.
+    Wait(String),
+    /// berth is stopping.
+    Shutdown,
+}
+
+/// The gate a host passes before it changes a service's replicas.
+pub struct FleetGate<'a> {
+    pub ledger: &'a Arc<dyn Ledger>,
+    pub project: &'a str,
+    pub host: &'a str,
+    /// The longest wait before the service is reported as waiting and tried later.
+    pub wait: Duration,
+    pub cancel: &'a CancellationToken,
+}
+
+/// A lease held while the host replaces a service's replicas; renewed in the
+/// background, given back by [`Lease::release`] (or lapsing, should berth die).
+pub struct Lease {
+    key: LeaseKey,
+    ledger: Arc<dyn Ledger>,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// Stops renewing and gives the lease back.
+    pub async fn release(self) {
+        self.renew.abort();
+        if let Err(e) = self.ledger.release_lease(&self.key).await {
+            tracing::warn!(service = %self.key.service, error = %e, "lease not given back; it lapses by itself");
+        }
+    }
+}
+
+impl FleetGate<'_> {
+    /// Waits for the canary (unless this is it), then takes a lease when the service
+    /// limits how many hosts replace at once.
+    pub async fn admit(&self, d: &DesiredService) -> Result<Option<Lease>, Hold> {
+        let service = &d.spec.name;
+        let target = fleet_target(d);
+        let until = Instant::now() + self.wait;
+        if let Some(canary) = d.spec.update.canary.as_deref().filter(|c| *c != self.host) {
+            let mut logged = false;
+            loop {
+                let since = self
+                    .ledger
+                    .converged_since(self.project, service, canary, &target)
+                    .await
+                    .map_err(|e| Hold::Wait(e.to_string()))?;
+                let healthy_for = since.as_deref().map(age);
+                match healthy_for {
+                    Some(h) if h >= d.spec.update.monitor => break,
+                    _ if Instant::now() >= until => {
+                        return Err(Hold::Wait(format!(
+                            "waiting for canary host {canary} to run this release healthy for {:?}",
+                            d.spec.update.monitor
+                        )))
+                    }
+                    _ => {}
+                }
+                if !logged {
+                    tracing::info!(service = %service, canary, action = "canary-wait", "waiting for the canary host");
+                    logged = true;
+                }
+                self.pause(POLL).await?;
+            }
+        }
+        let Some(max) = d.spec.update.max_hosts else {
+            return Ok(None);
+        };
+        let key = LeaseKey {
+            project: self.project.to_string(),
+            service: service.clone(),
+            host: self.host.to_string(),
+        };
+        let mut logged = false;
+        loop {
+            match self
+                .ledger
+                .acquire_lease(&key, max, LEASE_TTL)
+                .await
+                .map_err(|e| Hold::Wait(e.to_string()))?
+            {
+                LeaseAnswer::Held => break,
+                LeaseAnswer::Busy(holders) => {
+                    if Instant::now() >= until {
+                        return Err(Hold::Wait(format!(
+                            "waiting for a rollout lease (max_hosts {max}; held by {})",
+                            holders.join(", ")
+                        )));
+                    }
+                    if !logged {
+                        tracing::info!(service = %service, holders = %holders.join(","), action = "lease-wait", "waiting for a rollout lease");
+                        logged = true;
+                    }
+                }
+            }
+            self.pause(POLL).await?;
+        }
+        tracing::info!(service = %service, action = "lease-taken");
+        let ledger = self.ledger.clone();
+        let renew_key = key.clone();
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_RENEW).await;
+                if let Err(e) = ledger.acquire_lease(&renew_key, max, LEASE_TTL).await {
+                    tracing::warn!(service = %renew_key.service, error = %e, "lease not renewed");
+                }
+            }
+        });
+        Ok(Some(Lease {
+            key,
+            ledger: self.ledger.clone(),
+            renew,
+        }))
+    }
+
+    async fn pause(&self, d: Duration) -> Result<(), Hold> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.cancel.cancelled() => Err(Hold::Shutdown),
+        }
+    }
+}
+
+/// How long ago an RFC 3339 time was (zero when it does not parse).
+pub(crate) fn age(t: &str) -> Duration {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map(|t| (time::OffsetDateTime::now_utc() - t).unsigned_abs())
+        .unwrap_or_default()
+}
