@@ -7,6 +7,7 @@ mod support;
 mod agent;
 mod apply;
 mod demo;
+mod fleet;
 mod harness;
 mod migrate;
 mod ops;

@@ -1,5 +1,6 @@
 //! Integration-test support: a real Docker engine, a loopback registry and
-//! images built locally from busybox, so no test needs the internet.
+//! images built locally from busybox, so no test needs the internet; for
+//! fleet tests, extra engines on the same machine and a PostgreSQL server.
 //!
 //! Each test binary compiles this module with `mod support;` and uses only a
 //! part of it, hence the module-wide allowances below.
@@ -7,7 +8,9 @@
 
 mod cleanup;
 mod docker;
+mod engines;
 mod images;
+mod postgres;
 mod project;
 mod registry;
 
@@ -16,7 +19,9 @@ pub use docker::{
     http_get_via_container, image_id, inspect, repo_digest, require_docker, wait_for, wait_healthy,
     wait_until,
 };
+pub use engines::Engine;
 pub use images::{images, Images};
+pub use postgres::Postgres;
 pub use project::{ClientLoop, ClientReport, Project, PROJECT_LABEL};
 pub use registry::{registry, Registry};
 

@@ -1,0 +1,631 @@
+//! A fleet: several Docker engines on this machine stand in for hosts, one agent per
+//! engine, one repository, one loopback registry and a real PostgreSQL they coordinate
+//! through.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::agent::{Agent, Repo};
+use crate::support::{images, wait_until, Engine, Postgres, Project};
+use crate::{berth, TempDir};
+
+/// Engines, PostgreSQL, the repository and a host directory every engine mounts (the
+/// migration appends to a file there, so runs are counted across hosts).
+struct Fleet {
+    engines: Vec<Engine>,
+    pg: Postgres,
+    url: String,
+    repo: Repo,
+    shared: TempDir,
+    states: Vec<TempDir>,
+    project: String,
+}
+
+impl Fleet {
+    fn new(hosts: usize, prefix: &str) -> Fleet {
+        let _ = images();
+        let engines: Vec<Engine> = std::thread::scope(|s| {
+            let started: Vec<_> = (1..=hosts)
+                .map(|i| s.spawn(move || Engine::start(&format!("h{i}"))))
+                .collect();
+            started.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let pg = Postgres::start();
+        pg.create_role_and_db("berth", "fleet-secret", "berth");
+        let url = pg.url("berth", "fleet-secret", "berth");
+        Fleet {
+            engines,
+            pg,
+            url,
+            repo: Repo::new(),
+            shared: TempDir::default(),
+            states: (0..hosts).map(|_| TempDir::default()).collect(),
+            project: Project::unique_name(prefix),
+        }
+    }
+
+    /// Host `i` (1-based) is `h<i>` on engine `i`.
+    fn agent(&self, i: usize, labels: &[&str]) -> Agent {
+        let host = format!("h{i}");
+        let mut args = vec![
+            "--host",
+            &host,
+            "--coordination",
+            &self.url,
+            "--allow-host-path",
+            self.shared_path(),
+        ];
+        for l in labels {
+            args.extend(["--host-label", l]);
+        }
+        let docker_host = self.engines[i - 1].host();
+        Agent::start_with_env(
+            &self.repo.path().display().to_string(),
+            self.states[i - 1].path(),
+            &args,
+            &[("DOCKER_HOST", &docker_host)],
+        )
+    }
+
+    fn shared_path(&self) -> &str {
+        self.shared.path().to_str().unwrap()
+    }
+
+    /// Images of the running containers of `service` on host `i`, sorted (candidates
+    /// included).
+    fn running(&self, i: usize, service: &str) -> Vec<String> {
+        let out = self.engines[i - 1].docker_stdout([
+            "ps",
+            "--filter",
+            &format!("label=berth.project={}", self.project),
+            "--filter",
+            &format!("label=berth.service={service}"),
+            "--filter",
+            "label=berth.role=replica",
+            "--format",
+            "{{.Image}}",
+        ]);
+        let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+
+    /// Containers of `service` on host `i`, running or not.
+    fn containers(&self, i: usize, service: &str) -> usize {
+        self.engines[i - 1]
+            .docker_stdout([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=berth.project={}", self.project),
+                "--filter",
+                &format!("label=berth.service={service}"),
+                "--format",
+                "{{.Names}}",
+            ])
+            .lines()
+            .count()
+    }
+
+    /// Lines the migration appended, across every host.
+    fn runs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.shared.path().join("runs"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn sql(&self, q: &str) -> String {
+        self.pg.psql_db("berth", q).trim().to_string()
+    }
+
+    /// Waits until every host in `hosts` runs exactly `replicas` of `service` on `image`.
+    fn wait_converged(
+        &self,
+        hosts: &[usize],
+        service: &str,
+        image: &str,
+        timeout: Duration,
+    ) -> bool {
+        wait_until(timeout, Duration::from_millis(200), || {
+            hosts
+                .iter()
+                .all(|&i| self.running(i, service) == vec![image.to_string()])
+        })
+    }
+
+    /// The first `berth migrations list` entry, as JSON.
+    fn started_migrations(&self) -> Vec<serde_json::Value> {
+        let r = berth([
+            "migrations",
+            "list",
+            "--coordination",
+            &self.url,
+            "--output",
+            "json",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    }
+}
+
+fn logs(agents: &[&Agent]) -> String {
+    agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("--- agent h{} ---\n{}", i + 1, a.log()))
+        .collect()
+}
+
+/// api on every host (gated by the migration), web on hosts labelled role=web, cron on
+/// h3 only.
+fn stack(f: &Fleet, image: &str, update: &str, sleep: u32) -> String {
+    format!(
+        "project: {p}
+services:
+  api:
+    image: {image}
+    volumes: [\"{shared}:/shared\"]
+    stop_grace: 1s
+    update: {{ monitor: 1s, deadline: 30s{update} }}
+  web:
+    image: {image}
+    stop_grace: 1s
+    update: {{ monitor: 0s, deadline: 30s }}
+    placement: {{ labels: {{ role: web }} }}
+  cron:
+    image: {image}
+    stop_grace: 1s
+    update: {{ monitor: 0s, deadline: 30s }}
+    placement: {{ hosts: [h3] }}
+migrations:
+  migrate:
+    from: api
+    command: [\"sh\", \"-c\", \"sleep {sleep}; cat /version >> /shared/runs\"]
+    gates: [api]
+    timeout: 2m
+",
+        p = f.project,
+        shared = f.shared_path(),
+    )
+}
+
+#[test]
+fn three_hosts_run_each_migration_once_and_converge_with_placement() {
+    let f = Fleet::new(3, "fleet");
+    let im = images();
+    f.repo.commit(&stack(&f, &im.app_v1, "", 1), "v1");
+    let a1 = f.agent(1, &["role=web"]);
+    let a2 = f.agent(2, &["role=web"]);
+    let a3 = f.agent(3, &["role=db"]);
+    let all = [&a1, &a2, &a3];
+    assert!(
+        f.wait_converged(&[1, 2, 3], "api", &im.app_v1, Duration::from_secs(90)),
+        "v1 did not converge:\n{}",
+        logs(&all)
+    );
+    // Placement: by label, web runs on h1 and h2 only; by name, cron on h3 only.
+    assert!(f.wait_converged(&[1, 2], "web", &im.app_v1, Duration::from_secs(30)));
+    assert!(f.wait_converged(&[3], "cron", &im.app_v1, Duration::from_secs(30)));
+    assert!(f.running(3, "web").is_empty());
+    assert!(f.running(1, "cron").is_empty() && f.running(2, "cron").is_empty());
+
+    f.repo.commit(&stack(&f, &im.app_v2, "", 2), "v2");
+    assert!(
+        f.wait_converged(&[1, 2, 3], "api", &im.app_v2, Duration::from_secs(120)),
+        "v2 did not converge:\n{}",
+        logs(&all)
+    );
+    // Once per image across the fleet: one line for v1, one for v2.
+    assert_eq!(f.runs(), ["app:v1", "app:v2"], "{}", logs(&all));
+    let ledger = f.sql(&format!(
+        "SELECT status || ' ' || attempts FROM berth.migrations WHERE project = '{}' ORDER BY started_at",
+        f.project
+    ));
+    assert_eq!(ledger, "succeeded 1\nsucceeded 1");
+    // Every host's deploys are in the one history, and status carries the host.
+    let hosts = f.sql(&format!(
+        "SELECT string_agg(DISTINCT host, ',' ORDER BY host) FROM berth.deploys WHERE project = '{}'",
+        f.project
+    ));
+    assert_eq!(hosts, "h1,h2,h3");
+    let st = a2.status();
+    assert_eq!(st["host"]["name"], "h2");
+    assert!(st["coordination"]
+        .as_str()
+        .unwrap()
+        .starts_with("postgres://berth@127.0.0.1:"));
+    assert!(!st.to_string().contains("fleet-secret"));
+    let r = berth(["history", "--coordination", &f.url, "--project", &f.project]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for h in ["on h1", "on h2", "on h3"] {
+        assert!(
+            r.stdout.contains(h),
+            "{h} missing from history:\n{}",
+            r.stdout
+        );
+    }
+    // Moving the label moves the service: h2 loses web when it is no longer role=web.
+    drop(a2);
+    let _a2 = f.agent(2, &["role=db"]);
+    assert!(
+        wait_until(Duration::from_secs(60), Duration::from_millis(200), || f
+            .running(2, "web")
+            .is_empty()),
+        "web was not pruned from h2"
+    );
+    assert_eq!(f.running(1, "web"), std::slice::from_ref(&im.app_v2));
+}
+
+/// Per host: replacing (more api containers than replicas), and running the new image.
+type Sample = ([bool; 3], [bool; 3]);
+
+#[test]
+fn max_hosts_one_replaces_one_host_at_a_time_after_the_canary() {
+    let f = Fleet::new(3, "stage");
+    let im = images();
+    let staged = ", max_hosts: 1, canary: h2";
+    f.repo.commit(&stack(&f, &im.app_v1, staged, 0), "v1");
+    let agents: Vec<Agent> = (1..=3).map(|i| f.agent(i, &[])).collect();
+    let all: Vec<&Agent> = agents.iter().collect();
+    assert!(
+        f.wait_converged(&[1, 2, 3], "api", &im.app_v1, Duration::from_secs(90)),
+        "v1 did not converge:\n{}",
+        logs(&all)
+    );
+
+    // Sample every host throughout the release: a host replaces while it has more api
+    // containers than replicas (the start-first candidate beside the old one).
+    let stop = AtomicBool::new(false);
+    let samples: Mutex<Vec<Sample>> = Mutex::default();
+    let release = |image: &str, update: &str, name: &str| -> Duration {
+        stop.store(false, Ordering::SeqCst);
+        samples.lock().unwrap().clear();
+        let started = Instant::now();
+        f.repo.commit(&stack(&f, image, update, 0), name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let replacing = [1, 2, 3].map(|i| f.containers(i, "api") > 1);
+                    let moved = [1, 2, 3].map(|i| f.running(i, "api").iter().any(|x| x == image));
+                    samples.lock().unwrap().push((replacing, moved));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            let ok = f.wait_converged(&[1, 2, 3], "api", image, Duration::from_secs(180));
+            stop.store(true, Ordering::SeqCst);
+            assert!(ok, "{name} did not converge:\n{}", logs(&all));
+        });
+        started.elapsed()
+    };
+
+    let staged_time = release(&im.app_v2, staged, "v2 staged");
+    let seen = samples.lock().unwrap().clone();
+    assert!(seen.len() > 10, "too few samples: {}", seen.len());
+    for (replacing, _) in &seen {
+        assert!(
+            replacing.iter().filter(|r| **r).count() <= 1,
+            "two hosts replaced at once: {replacing:?}\n{}",
+            logs(&all)
+        );
+    }
+    // The canary moved first: every sample where another host runs v2 comes after h2
+    // runs it.
+    let first = |host: usize| seen.iter().position(|(_, moved)| moved[host - 1]);
+    let canary = first(2).expect("h2 moved");
+    for other in [1, 3] {
+        let at = first(other).expect("host moved");
+        assert!(at > canary, "h{other} moved before the canary h2");
+    }
+    // Leases are given back.
+    assert_eq!(f.sql("SELECT count(*) FROM berth.leases"), "0");
+
+    // The same release without staging: every host at once.
+    let all_time = release(&im.app_v3, "", "v3 all at once");
+    eprintln!(
+        "release of 3 hosts: max_hosts 1 with canary {:.1}s, all at once {:.1}s ({:.2}x)",
+        staged_time.as_secs_f64(),
+        all_time.as_secs_f64(),
+        staged_time.as_secs_f64() / all_time.as_secs_f64()
+    );
+}
+
+/// Waits until the migration is recorded as started, and returns (host, digest).
+fn wait_started(f: &Fleet, agents: &[&Agent]) -> (String, String) {
+    let mut found = None;
+    let ok = wait_until(Duration::from_secs(90), Duration::from_millis(200), || {
+        found = f
+            .started_migrations()
+            .into_iter()
+            .find(|m| m["project"] == f.project.as_str())
+            .map(|m| {
+                (
+                    m["host"].as_str().unwrap().to_string(),
+                    m["digest"].as_str().unwrap().to_string(),
+                )
+            });
+        found.is_some()
+    });
+    assert!(ok, "no migration started:\n{}", logs(agents));
+    found.unwrap()
+}
+
+#[test]
+fn kill_9_of_the_host_running_a_migration_never_doubles_it() {
+    let f = Fleet::new(3, "kill");
+    let im = images();
+    f.repo
+        .commit(&stack(&f, &im.app_v1, "", 8), "v1 with a slow migration");
+    // h1 alone first, so that it is the one that takes the migration.
+    let mut a1 = f.agent(1, &[]);
+    let (host, _) = wait_started(&f, &[&a1]);
+    assert_eq!(host, "h1");
+    let a2 = f.agent(2, &[]);
+    let a3 = f.agent(3, &[]);
+    a1.signal("KILL");
+    a1.wait_exit(Duration::from_secs(10));
+    // The run goes on in its container on h1; the others wait for its result and run
+    // nothing themselves, however long h1's agent is away.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(f.runs(), ["app:v1"], "{}", logs(&[&a1, &a2, &a3]));
+    assert!(f.running(2, "api").is_empty() && f.running(3, "api").is_empty());
+    let st = a2.status();
+    let started = st["started_migrations"].as_array().unwrap();
+    assert_eq!(started.len(), 1, "{st}");
+    assert_eq!(started[0]["host"], "h1");
+    assert_eq!(
+        f.sql(&format!(
+            "SELECT status || ' ' || host FROM berth.migrations WHERE project = '{}'",
+            f.project
+        )),
+        "started h1"
+    );
+
+    // h1's agent comes back, records the result, and the fleet converges.
+    let a1 = f.agent(1, &[]);
+    let all = [&a1, &a2, &a3];
+    assert!(
+        f.wait_converged(&[1, 2, 3], "api", &im.app_v1, Duration::from_secs(120)),
+        "no convergence after h1 came back:\n{}",
+        logs(&all)
+    );
+    assert_eq!(f.runs(), ["app:v1"]);
+    assert_eq!(
+        f.sql(&format!(
+            "SELECT status || ' ' || host || ' ' || attempts FROM berth.migrations WHERE project = '{}'",
+            f.project
+        )),
+        "succeeded h1 1"
+    );
+}
+
+#[test]
+fn an_operator_resolves_a_migration_whose_host_never_returns() {
+    let f = Fleet::new(2, "resolve");
+    let im = images();
+    f.repo.commit(
+        &stack(&f, &im.app_v1, "", 300),
+        "v1 with a hanging migration",
+    );
+    let mut a1 = f.agent(1, &[]);
+    let (_, digest) = wait_started(&f, &[&a1]);
+    // h1 is gone for good: its agent and its engine.
+    a1.signal("KILL");
+    a1.wait_exit(Duration::from_secs(10));
+    f.engines[0].stop();
+    let a2 = f.agent(2, &[]);
+    // h2 waits, and says for what.
+    assert!(
+        wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+            a2.status()["started_migrations"]
+                .as_array()
+                .is_some_and(|m| m.len() == 1 && m[0]["host"] == "h1")
+        }),
+        "{}",
+        a2.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(f.running(2, "api").is_empty());
+
+    let r = berth([
+        "migrations",
+        "resolve",
+        "migrate",
+        "--image",
+        &digest,
+        "--as",
+        "succeeded",
+        "--coordination",
+        &f.url,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("recorded as succeeded"), "{}", r.stdout);
+    assert!(
+        f.wait_converged(&[2], "api", &im.app_v1, Duration::from_secs(60)),
+        "h2 did not go on after the resolution:\n{}",
+        a2.log()
+    );
+    assert!(
+        f.runs().is_empty(),
+        "the migration ran elsewhere: {:?}",
+        f.runs()
+    );
+    // A success is final.
+    let again = berth([
+        "migrations",
+        "resolve",
+        "migrate",
+        "--image",
+        &digest,
+        "--as",
+        "failed",
+        "--coordination",
+        &f.url,
+    ]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("a success is final"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn hosts_keep_serving_while_postgres_is_away_and_converge_when_it_returns() {
+    let f = Fleet::new(2, "degraded");
+    let im = images();
+    f.repo.commit(&stack(&f, &im.app_v1, "", 0), "v1");
+    let a1 = f.agent(1, &[]);
+    let a2 = f.agent(2, &[]);
+    let all = [&a1, &a2];
+    assert!(
+        f.wait_converged(&[1, 2], "api", &im.app_v1, Duration::from_secs(90)),
+        "{}",
+        logs(&all)
+    );
+    f.pg.stop();
+    f.repo
+        .commit(&stack(&f, &im.app_v2, "", 0), "v2 while PostgreSQL is away");
+    for a in all {
+        assert!(
+            wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+                a.status()["degraded"].is_string()
+            }),
+            "not degraded:\n{}",
+            a.log()
+        );
+    }
+    // Nothing changed meanwhile: v1 keeps serving, no migration started.
+    std::thread::sleep(Duration::from_secs(3));
+    for i in [1, 2] {
+        assert_eq!(f.running(i, "api"), std::slice::from_ref(&im.app_v1));
+    }
+    assert_eq!(f.runs(), ["app:v1"]);
+    let metrics = crate::agent::http(a1.port, "GET", "/metrics", &[], b"")
+        .unwrap()
+        .1;
+    assert!(
+        metrics.contains("berth_coordination_up{host=\"h1\"} 0"),
+        "{metrics}"
+    );
+
+    f.pg.start_again();
+    assert!(
+        f.wait_converged(&[1, 2], "api", &im.app_v2, Duration::from_secs(120)),
+        "no convergence after PostgreSQL returned:\n{}",
+        logs(&all)
+    );
+    assert_eq!(f.runs(), ["app:v1", "app:v2"]);
+    for a in all {
+        assert!(wait_until(
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+            || a.status()["degraded"].is_null()
+        ));
+    }
+}
+
+/// Placement and `run_on` without PostgreSQL: the agent warns that migrations are once
+/// per host, and a pinned migration runs on its host only.
+#[test]
+fn without_coordination_run_on_pins_a_migration_to_one_host() {
+    let _ = images();
+    let engines: Vec<Engine> = std::thread::scope(|s| {
+        let h: Vec<_> = (1..=2)
+            .map(|i| s.spawn(move || Engine::start(&format!("l{i}"))))
+            .collect();
+        h.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let shared = TempDir::default();
+    let project = Project::unique_name("pinned");
+    let repo = Repo::new();
+    let im = images();
+    repo.commit(
+        &format!(
+            "project: {project}
+services:
+  api:
+    image: {}
+    volumes: [\"{}:/shared\"]
+    stop_grace: 1s
+    update: {{ monitor: 0s, deadline: 30s }}
+migrations:
+  migrate:
+    from: api
+    command: [\"sh\", \"-c\", \"cat /version >> /shared/runs\"]
+    run_on: l2
+",
+            im.app_v1,
+            shared.path().display()
+        ),
+        "v1",
+    );
+    let states = [TempDir::default(), TempDir::default()];
+    let agents: Vec<Agent> = (0..2)
+        .map(|i| {
+            Agent::start_with_env(
+                &repo.path().display().to_string(),
+                states[i].path(),
+                &[
+                    "--host",
+                    &format!("l{}", i + 1),
+                    "--allow-host-path",
+                    shared.path().to_str().unwrap(),
+                ],
+                &[("DOCKER_HOST", &engines[i].host())],
+            )
+        })
+        .collect();
+    let converged = |i: usize| {
+        engines[i]
+            .docker_stdout([
+                "ps",
+                "--filter",
+                &format!("label=berth.project={project}"),
+                "--format",
+                "{{.Image}}",
+            ])
+            .trim()
+            == im.app_v1
+    };
+    assert!(
+        wait_until(Duration::from_secs(90), Duration::from_millis(200), || {
+            converged(0) && converged(1)
+        }),
+        "{}{}",
+        agents[0].log(),
+        agents[1].log()
+    );
+    let runs = std::fs::read_to_string(shared.path().join("runs")).unwrap_or_default();
+    assert_eq!(runs, "app:v1\n");
+    assert!(agents[0]
+        .log()
+        .contains("migrations run once per host, not once per fleet"));
+    let ledger_of = |dir: &Path| {
+        let r = berth([
+            "history",
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout).unwrap_or_default()
+    };
+    let ran: BTreeMap<usize, usize> = (0..2)
+        .map(|i| {
+            (
+                i,
+                ledger_of(states[i].path())
+                    .iter()
+                    .map(|d| d["migrations"].as_array().map_or(0, |m| m.len()))
+                    .sum(),
+            )
+        })
+        .collect();
+    assert_eq!(ran[&0], 0, "l1 ran the pinned migration");
+    assert_eq!(ran[&1], 1, "l2 did not run its migration");
+}
