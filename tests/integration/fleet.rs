@@ -615,17 +615,26 @@ migrations:
         ]);
         serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout).unwrap_or_default()
     };
-    let ran: BTreeMap<usize, usize> = (0..2)
-        .map(|i| {
-            (
-                i,
-                ledger_of(states[i].path())
-                    .iter()
-                    .map(|d| d["migrations"].as_array().map_or(0, |m| m.len()))
-                    .sum(),
-            )
-        })
-        .collect();
+    let ran = || -> BTreeMap<usize, usize> {
+        (0..2)
+            .map(|i| {
+                (
+                    i,
+                    ledger_of(states[i].path())
+                        .iter()
+                        .map(|d| d["migrations"].as_array().map_or(0, |m| m.len()))
+                        .sum(),
+                )
+            })
+            .collect()
+    };
+    // The deploy is recorded when the apply ends, a moment after the containers run.
+    let mut ran_now = ran();
+    wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        ran_now = ran();
+        ran_now[&1] > 0
+    });
+    let ran = ran_now;
     assert_eq!(ran[&0], 0, "l1 ran the pinned migration");
     assert_eq!(ran[&1], 1, "l2 did not run its migration");
 }
