@@ -97,6 +97,13 @@ pub fn render_agent(s: &serde_json::Value) -> String {
     if let Some(e) = s["last_error"].as_str() {
         out.push_str(&format!("last error: {e}\n"));
     }
+    if let Some(c) = s["coordination"].as_str() {
+        out.push_str(&format!("coordination: {c}\n"));
+    }
+    if let Some(d) = s["degraded"].as_str() {
+        out.push_str(&format!("DEGRADED: {d}\n"));
+    }
+    out.push_str(&started_migrations(&s["started_migrations"]));
     let mut rows = vec![[
         "SERVICE",
         "DESIRED IMAGE",
@@ -149,6 +156,35 @@ pub fn render_agent(s: &serde_json::Value) -> String {
         }
     }
     out.push_str(&table(&rows));
+    out
+}
+
+/// One line per migration recorded as started without a result: where it runs and
+/// since when, and how to settle it should that host never return.
+fn started_migrations(list: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for m in list.as_array().into_iter().flatten() {
+        let since = m["since"].as_str().unwrap_or("");
+        let age =
+            time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+                .map(|t| {
+                    format!(
+                        " ({}s ago)",
+                        (time::OffsetDateTime::now_utc() - t).whole_seconds()
+                    )
+                })
+                .unwrap_or_default();
+        out.push_str(&format!(
+            "migration {} for {} under way on {} since {since}{age} (container {}); if {} never returns: berth migrations resolve {} --image {} --as succeeded|failed\n",
+            or_dash(&m["migration"]),
+            or_dash(&m["digest"]),
+            or_dash(&m["host"]),
+            or_dash(&m["container"]),
+            or_dash(&m["host"]),
+            or_dash(&m["migration"]),
+            or_dash(&m["digest"]),
+        ));
+    }
     out
 }
 
@@ -205,6 +241,7 @@ async fn from_engine(args: &StatusArgs) -> Result<serde_json::Value, String> {
 
 fn render_engine(v: &serde_json::Value) -> String {
     let mut out = String::from("no agent answered; from Docker and the ledger:\n");
+    out.push_str(&started_migrations(&v["started_migrations"]));
     let mut rows =
         vec![["PROJECT", "SERVICE", "RUNNING", "HEALTHY", "LAST DEPLOY"].map(String::from)];
     for s in v["services"].as_array().into_iter().flatten() {

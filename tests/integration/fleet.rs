@@ -428,6 +428,13 @@ fn an_operator_resolves_a_migration_whose_host_never_returns() {
         "{}",
         a2.log()
     );
+    let human = berth(["status", "--listen", &format!("127.0.0.1:{}", a2.port)]);
+    assert!(
+        human.stdout.contains("migration migrate for sha256:")
+            && human.stdout.contains("under way on h1 since"),
+        "{}",
+        human.stdout
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert!(f.running(2, "api").is_empty());
 
