@@ -356,6 +356,37 @@ mod tests {
     }
 
     #[test]
+    fn resolving_by_hand_records_the_operator_and_a_success_stays_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = SqliteLedger::open(&dir.path().join("ledger.db")).unwrap();
+        let mut r = Resolution {
+            project: None,
+            migration: "migrate".into(),
+            digest: "sha256:aaa".into(),
+            outcome: MigrationOutcome::Succeeded,
+            by: "ops@web-1".into(),
+        };
+        assert!(l
+            .resolve_migration(&r)
+            .unwrap_err()
+            .message
+            .contains("--project"));
+        r.project = Some("shop".into());
+        l.record_migration(&record(MigrationOutcome::Failed))
+            .unwrap();
+        let done = l.resolve_migration(&r).unwrap();
+        assert_eq!(done.outcome, MigrationOutcome::Succeeded);
+        assert_eq!(done.host.as_deref(), Some("ops@web-1"));
+        assert_eq!(done.output, "resolved by hand by ops@web-1");
+        r.outcome = MigrationOutcome::Failed;
+        assert!(l
+            .resolve_migration(&r)
+            .unwrap_err()
+            .message
+            .contains("a success is final"));
+    }
+
+    #[test]
     fn a_success_is_final_and_attempts_are_counted() {
         let dir = tempfile::tempdir().unwrap();
         let l = SqliteLedger::open(&dir.path().join("ledger.db")).unwrap();

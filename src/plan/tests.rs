@@ -376,3 +376,34 @@ fn a_host_resolves_only_what_is_placed_on_it() {
         Action::Remove
     );
 }
+
+#[test]
+fn the_fleet_target_is_the_release_not_the_hosts_env_file() {
+    use crate::executor::fleet::fleet_target;
+    let d = desired();
+    let base = d.services["api"].spec.clone();
+    let on = |url: &str| {
+        DesiredService::new(
+            base.clone(),
+            EnvFile::Loaded(vec![("DATABASE_URL".into(), url.into())]),
+        )
+    };
+    // Each host's own env file: same release.
+    assert_eq!(
+        fleet_target(&on("postgres://a")),
+        fleet_target(&on("postgres://b"))
+    );
+    // A new image or committed env: another release.
+    let mut bumped = base.clone();
+    bumped.image = d.services["proxy"].spec.image.clone();
+    assert_ne!(
+        fleet_target(&DesiredService::new(bumped, EnvFile::None)),
+        fleet_target(&on("postgres://a"))
+    );
+    let mut env = base.clone();
+    env.env.insert("LOG".into(), "text".into());
+    assert_ne!(
+        fleet_target(&DesiredService::new(env, EnvFile::None)),
+        fleet_target(&DesiredService::new(base, EnvFile::None))
+    );
+}
