@@ -95,7 +95,7 @@ fn unknown_key_suggests_the_nearest() {
 fn unknown_key_without_a_near_one_lists_the_valid_ones() {
     assert_eq!(
         errors(&format!("{GOOD}    update: {{ strategy: fast }}\n")),
-        ["berth.yaml:6:15: error: services.api.update.strategy: unknown key `strategy`; valid keys: `order`, `parallelism`, `monitor`, `deadline`, `on_failure`"]
+        ["berth.yaml:6:15: error: services.api.update.strategy: unknown key `strategy`; valid keys: `order`, `parallelism`, `monitor`, `deadline`, `on_failure`, `max_hosts`, `canary`"]
     );
 }
 
