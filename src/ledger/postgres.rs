@@ -353,9 +353,17 @@ async fn upgrade_schema(client: &mut Client) -> Result<(), tokio_postgres::Error
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .await?;
+    // A schema made for berth by an administrator needs no CREATE on the database;
+    // only a missing one is created (which does).
+    let exists = tx
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = 'berth'", &[])
+        .await?
+        .is_some();
+    if !exists {
+        tx.batch_execute("CREATE SCHEMA berth").await?;
+    }
     tx.batch_execute(
-        "CREATE SCHEMA IF NOT EXISTS berth;
-         CREATE TABLE IF NOT EXISTS berth.schema_version (
+        "CREATE TABLE IF NOT EXISTS berth.schema_version (
            version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
     )
     .await?;

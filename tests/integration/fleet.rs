@@ -33,9 +33,18 @@ impl Fleet {
                 .collect();
             started.into_iter().map(|h| h.join().unwrap()).collect()
         });
+        // Least privilege, as README sets it up: a login role owning one schema in the
+        // application's database, with no right to create anything else there.
         let pg = Postgres::start();
-        pg.create_role_and_db("berth", "fleet-secret", "berth");
-        let url = pg.url("berth", "fleet-secret", "berth");
+        pg.psql(
+            "CREATE ROLE berth LOGIN PASSWORD 'fleet-secret' NOSUPERUSER NOCREATEDB NOCREATEROLE",
+        );
+        pg.psql("CREATE DATABASE app");
+        pg.psql_db(
+            "app",
+            "REVOKE CREATE ON DATABASE app FROM PUBLIC; CREATE SCHEMA berth AUTHORIZATION berth",
+        );
+        let url = pg.url("berth", "fleet-secret", "app");
         Fleet {
             engines,
             pg,
@@ -120,7 +129,7 @@ impl Fleet {
     }
 
     fn sql(&self, q: &str) -> String {
-        self.pg.psql_db("berth", q).trim().to_string()
+        self.pg.psql_db("app", q).trim().to_string()
     }
 
     /// Waits until every host in `hosts` runs exactly `replicas` of `service` on `image`.

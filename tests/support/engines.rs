@@ -129,6 +129,7 @@ impl Engine {
             .expect("create engine directory")
             .keep();
         fs::write(dir.join("daemon.json"), "{}\n").expect("write engine daemon.json");
+        fs::write(dir.join("owner"), std::process::id().to_string()).expect("write engine owner");
         let slot = claim_slot(&dir);
         register(&dir, slot);
 
@@ -464,8 +465,9 @@ fn register(dir: &Path, slot: u8) {
 
 /// Claims a free address block by creating its bridge: `ip link add` is the
 /// lock between test processes. The bridge's alias names the engine
-/// directory; a bridge whose directory is gone was left by a test process
-/// and watchdog that both died, and its slot is cleaned and reused.
+/// directory; a bridge whose directory or test process is gone was left by a
+/// test process and watchdog that both died, and its slot is cleaned and
+/// reused.
 fn claim_slot(dir: &Path) -> u8 {
     for slot in 0..SLOTS {
         let bridge = bridge_name(slot);
@@ -473,7 +475,7 @@ fn claim_slot(dir: &Path) -> u8 {
         if let Ok(owner) = fs::read_to_string(&alias) {
             let owner = owner.trim();
             // An empty alias: another process is claiming it right now.
-            if owner.is_empty() || Path::new(owner).exists() {
+            if owner.is_empty() || !abandoned(Path::new(owner)) {
                 continue;
             }
             teardown(Path::new(owner), slot);
@@ -499,6 +501,17 @@ fn claim_slot(dir: &Path) -> u8 {
         "no free address block for another engine (10.{FIRST_OCTET2}.0.0 to 10.{}.0.0, /16 each)",
         FIRST_OCTET2 + (SLOTS - 1)
     );
+}
+
+/// Whether the test process that made an engine directory is gone.
+fn abandoned(dir: &Path) -> bool {
+    if !dir.exists() {
+        return true;
+    }
+    fs::read_to_string(dir.join("owner"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 fn ip(args: &[&str]) -> bool {
