@@ -43,6 +43,8 @@ pub struct MigrationRunner<'a> {
     pub ledger: Arc<dyn Ledger>,
     pub opts: &'a ApplyOptions,
     pub redactor: &'a Redactor,
+    /// Stops a wait for another host's run when berth is asked to stop.
+    pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
 }
 
 /// The container name of a run: `<project>-migrate-<name>-<12 digest digits>`.
@@ -280,7 +282,22 @@ impl MigrationRunner<'_> {
                     wait: true,
                 });
             }
-            tokio::time::sleep(FLEET_POLL).await;
+            let stopping = async {
+                match self.cancel {
+                    Some(c) => c.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(FLEET_POLL) => {}
+                _ = stopping => {
+                    return Err(MigrationFailure {
+                        message: super::rollout::SHUTDOWN.into(),
+                        run: None,
+                        wait: true,
+                    })
+                }
+            }
         }
     }
 

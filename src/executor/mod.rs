@@ -310,6 +310,7 @@ impl Executor {
 
     fn migrations<'a>(&'a self, redactor: &'a Redactor) -> MigrationRunner<'a> {
         MigrationRunner {
+            cancel: None,
             engine: self.engine.as_ref(),
             ledger: self.ledger.clone(),
             opts: &self.opts,
@@ -441,7 +442,13 @@ impl Executor {
                         for (m, digest, cell) in &gates {
                             let result = cell
                                 .get_or_init(|| {
-                                    self.migrate_with_retries(desired, m, digest, redactor)
+                                    self.migrate_with_retries(
+                                        desired,
+                                        m,
+                                        digest,
+                                        redactor,
+                                        &control.cancel,
+                                    )
                                 })
                                 .await;
                             if let Err(f) = result {
@@ -707,11 +714,16 @@ impl Executor {
         name: &str,
         digest: &str,
         redactor: &Redactor,
+        cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<Option<MigrationRun>, MigrationFailure> {
         let m = &desired.spec.migrations[name];
         let mut delays = self.opts.retry.schedule();
         loop {
-            match self.migrations(redactor).ensure(desired, m, digest).await {
+            let runner = MigrationRunner {
+                cancel: Some(cancel),
+                ..self.migrations(redactor)
+            };
+            match runner.ensure(desired, m, digest).await {
                 Ok(run) => return Ok(run),
                 Err(f) => {
                     tracing::warn!(migration = name, error = %f.message, "migration failed");
