@@ -398,6 +398,7 @@ impl Loop {
                 .await;
         match result {
             Ok(report) => {
+                let mut waiting = false;
                 for s in &report.services {
                     match &s.outcome {
                         Outcome::Failed { error, .. } => {
@@ -425,11 +426,19 @@ impl Loop {
                         Outcome::Converged | Outcome::InSync => self.failures.clear(&s.service),
                         Outcome::Waiting { reason } => {
                             tracing::info!(service = %s.service, reason = %reason, "waiting for the fleet; trying again shortly");
-                            self.retry_in(FLEET_RETRY);
+                            waiting = true;
                         }
                         _ => {}
                     }
                 }
+                if waiting {
+                    self.retry_in(FLEET_RETRY);
+                }
+                let started_migrations = if self.config.ledger.is_shared() {
+                    self.config.ledger.started_migrations(None).await.ok()
+                } else {
+                    None
+                };
                 self.engine_backoff = ENGINE_BACKOFF_START;
                 self.notify_report(&commit, &desired, &report);
                 self.metrics.record(
@@ -439,6 +448,9 @@ impl Loop {
                     self.failures.list().len(),
                 );
                 let mut st = self.status.write().await;
+                if let Some(m) = started_migrations {
+                    st.started_migrations = m;
+                }
                 st.apply_report(&commit, &desired, &report, &self.failures, &pause);
                 st.finish_reconcile(started.elapsed(), None);
                 tracing::info!(commit = %commit.short(), converged = report.converged(), duration_ms = started.elapsed().as_millis() as u64, action = "reconcile", "reconcile finished");

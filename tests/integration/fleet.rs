@@ -417,6 +417,14 @@ fn kill_9_of_the_host_running_a_migration_never_doubles_it() {
         )),
         "succeeded h1 1"
     );
+    // Status no longer shows it under way.
+    assert!(wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || a2.status()["started_migrations"]
+            .as_array()
+            .is_some_and(|m| m.is_empty())
+    ));
 }
 
 #[test]
