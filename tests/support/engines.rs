@@ -23,6 +23,10 @@
 //!   bridges break routing on the host.
 //! - `--config-file` of its own: `/etc/docker/daemon.json` may set
 //!   `data-root`, which dockerd refuses to combine with the flag.
+//! - A dockerd started with `--default-address-pool` on existing data (a
+//!   restart) deletes `docker0` too, unless live restore is on. Each engine
+//!   therefore starts with live restore and turns it off (config reload)
+//!   once it runs, so that stopping it still stops its containers.
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
@@ -128,9 +132,11 @@ impl Engine {
             .tempdir_in("/tmp")
             .expect("create engine directory")
             .keep();
-        fs::write(dir.join("daemon.json"), "{}\n").expect("write engine daemon.json");
         fs::write(dir.join("owner"), std::process::id().to_string()).expect("write engine owner");
-        let slot = claim_slot(&dir);
+        let slot = claim_slot(&dir).unwrap_or_else(|e| {
+            let _ = fs::remove_dir_all(&dir);
+            panic!("{e}")
+        });
         register(&dir, slot);
 
         let watchdog = Command::new("sh")
@@ -172,7 +178,8 @@ impl Engine {
     }
 
     /// Directory of the engine: `data/` (data root), `exec/` (exec root),
-    /// `docker.sock`, `docker.pid`, `dockerd.log`.
+    /// `docker.sock`, `docker.pid`, `dockerd.log`, `daemon.json` and `owner`
+    /// (pid of the test process).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -188,8 +195,8 @@ impl Engine {
         fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
     }
 
-    /// A `docker` command line aimed at this engine, to add arguments or
-    /// environment to (e.g. to run berth itself against the engine).
+    /// A `docker` command aimed at this engine (`DOCKER_HOST` set), for what
+    /// [`Engine::docker`] does not cover: stdin, extra environment, spawn.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new("docker");
         cmd.env("DOCKER_HOST", self.host())
@@ -273,6 +280,9 @@ impl Engine {
             .open(self.dir.join("dockerd.log"))
             .expect("open dockerd log");
         let d = |p: &str| self.dir.join(p);
+        // Live restore while the engine starts (a restart would delete
+        // `docker0` otherwise), off once it runs; see the module comment.
+        fs::write(d("daemon.json"), "{\"live-restore\": true}\n").expect("write daemon.json");
         let pool = format!("base={},size=24", self.address_block());
         let mut spawned = Command::new("dockerd")
             .arg("--config-file")
@@ -318,6 +328,25 @@ impl Engine {
                 self.name,
                 self.host(),
                 d("dockerd.log").display(),
+                tail(&self.log(), 40)
+            );
+        }
+        fs::write(d("daemon.json"), "{\"live-restore\": false}\n").expect("write daemon.json");
+        // SAFETY: plain kill(2) of our own child process.
+        unsafe {
+            libc::kill(spawned.id() as i32, libc::SIGHUP);
+        }
+        let reloaded = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            self.docker(["info", "--format", "{{.LiveRestoreEnabled}}"])
+                .stdout
+                .starts_with(b"false")
+        });
+        if !reloaded {
+            let _ = spawned.kill();
+            let _ = spawned.wait();
+            panic!(
+                "engine {} did not turn live restore off; end of its log:\n{}",
+                self.name,
                 tail(&self.log(), 40)
             );
         }
@@ -468,7 +497,7 @@ fn register(dir: &Path, slot: u8) {
 /// directory; a bridge whose directory or test process is gone was left by a
 /// test process and watchdog that both died, and its slot is cleaned and
 /// reused.
-fn claim_slot(dir: &Path) -> u8 {
+fn claim_slot(dir: &Path) -> Result<u8, String> {
     for slot in 0..SLOTS {
         let bridge = bridge_name(slot);
         let alias = Path::new("/sys/class/net").join(&bridge).join("ifalias");
@@ -492,15 +521,15 @@ fn claim_slot(dir: &Path) -> u8 {
         if ip(&["link", "set", "dev", &bridge, "alias", &dir])
             && ip(&["addr", "add", &address, "dev", &bridge])
         {
-            return slot;
+            return Ok(slot);
         }
         ip(&["link", "del", &bridge]);
-        panic!("cannot set up bridge {bridge} for an engine");
+        return Err(format!("cannot set up bridge {bridge} for an engine"));
     }
-    panic!(
+    Err(format!(
         "no free address block for another engine (10.{FIRST_OCTET2}.0.0 to 10.{}.0.0, /16 each)",
         FIRST_OCTET2 + (SLOTS - 1)
-    );
+    ))
 }
 
 /// Whether the test process that made an engine directory is gone.
