@@ -380,6 +380,17 @@ fn kill_9_of_the_host_running_a_migration_never_doubles_it() {
     let mut a1 = f.agent(1, &[]);
     let (host, _) = wait_started(&f, &[&a1]);
     assert_eq!(host, "h1");
+    // The start is on record before the container exists; kill once it runs.
+    let running = || {
+        !f.engines[0]
+            .docker_stdout(["ps", "-q", "--filter", "label=berth.role=migration"])
+            .is_empty()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), Duration::from_millis(50), running),
+        "{}",
+        a1.log()
+    );
     let a2 = f.agent(2, &[]);
     let a3 = f.agent(3, &[]);
     a1.signal("KILL");
