@@ -172,3 +172,38 @@ pub(crate) fn sweep_dead_owners() {
         docker_ok(args);
     }
 }
+
+/// A shell script that cleans up after the test process when it dies without
+/// doing so itself (exit hooks do not run on a kill): it gets the process's
+/// pid as `$1` and the given arguments after it, and runs in its own process
+/// group, so a Ctrl-C on the test run does not kill it before it is done.
+pub(crate) struct Watchdog(Mutex<Option<std::process::Child>>);
+
+impl Watchdog {
+    /// Starts `script` as `sh -c script name PID args...`.
+    pub(crate) fn spawn<S: AsRef<std::ffi::OsStr>>(script: &str, name: &str, args: &[S]) -> Self {
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(name)
+            .arg(std::process::id().to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Self(Mutex::new(Some(child)))
+    }
+
+    /// Stops it without letting it run: the owner cleaned up itself.
+    pub(crate) fn disarm(&self) {
+        if let Some(mut w) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}

@@ -63,14 +63,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
+    quietly(Command::new("docker").args(args))
+}
+
+/// Runs a command with no input or output and tells whether it succeeded.
+pub(crate) fn quietly(cmd: &mut Command) -> bool {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+        .is_ok_and(|s| s.success())
 }
 
 /// Output of a command that may fail, without panicking.

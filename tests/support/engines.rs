@@ -38,7 +38,7 @@ use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use super::cleanup;
-use super::docker::wait_until;
+use super::docker::{quietly, wait_until};
 
 /// Address blocks: engine slot `N` owns `10.(FIRST_OCTET2+N).0.0/16`, its
 /// default bridge is `bxengN` with `10.(..).0.1/24`, and its user-defined
@@ -107,7 +107,7 @@ pub struct Engine {
     dir: PathBuf,
     slot: u8,
     child: Mutex<Option<Child>>,
-    watchdog: Mutex<Option<Child>>,
+    watchdog: cleanup::Watchdog,
 }
 
 impl Engine {
@@ -139,20 +139,11 @@ impl Engine {
         });
         register(&dir, slot);
 
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{WATCHDOG}{TEARDOWN}"))
-            .arg("berth-test-engine-watchdog")
-            .arg(std::process::id().to_string())
-            .args(teardown_args(&dir, slot))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group, so a Ctrl-C on the test run does not
-            // kill it before it has cleaned up.
-            .process_group(0)
-            .spawn()
-            .expect("start engine watchdog");
+        let watchdog = cleanup::Watchdog::spawn(
+            &format!("{WATCHDOG}{TEARDOWN}"),
+            "berth-test-engine-watchdog",
+            &teardown_args(&dir, slot),
+        );
 
         // From here on, a panic drops the engine, which cleans up.
         let engine = Engine {
@@ -160,7 +151,7 @@ impl Engine {
             dir,
             slot,
             child: Mutex::new(None),
-            watchdog: Mutex::new(Some(watchdog)),
+            watchdog,
         };
         engine.allow_bridged_traffic();
         engine.start_again();
@@ -426,15 +417,7 @@ impl Drop for Engine {
         }
         self.stop();
         teardown(&self.dir, self.slot);
-        if let Some(mut w) = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
+        self.watchdog.disarm();
         LIVE.lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(d, _)| d != &self.dir);
@@ -544,14 +527,7 @@ fn abandoned(dir: &Path) -> bool {
 }
 
 fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    quietly(Command::new("ip").args(args))
 }
 
 /// Destinations of the host's IPv4 routes, except the default route.

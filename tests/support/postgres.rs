@@ -44,7 +44,7 @@ pub struct Postgres {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
-    watchdog: Mutex<Option<std::process::Child>>,
+    watchdog: cleanup::Watchdog,
 }
 
 impl Postgres {
@@ -76,27 +76,14 @@ impl Postgres {
         assert!(chown.success(), "chown postgres {}", dir.display());
         register(&dir, &bin);
 
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("berth-test-postgres-watchdog")
-            .arg(std::process::id().to_string())
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group, so a Ctrl-C on the test run does not
-            // kill it before it has cleaned up.
-            .process_group(0)
-            .spawn()
-            .expect("start PostgreSQL watchdog");
+        let watchdog = cleanup::Watchdog::spawn(WATCHDOG, "berth-test-postgres-watchdog", &[&dir]);
 
         // From here on, a panic drops the server, which cleans up.
         let mut pg = Postgres {
             port: 0,
             dir,
             bin,
-            watchdog: Mutex::new(Some(watchdog)),
+            watchdog,
         };
         let started = Instant::now();
         let data = pg.data_dir();
@@ -320,15 +307,7 @@ impl Postgres {
 
     fn shutdown(&self) {
         self.stop();
-        if let Some(mut w) = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
+        self.watchdog.disarm();
         let _ = fs::remove_dir_all(&self.dir);
         LIVE.lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -3,7 +3,6 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -30,7 +29,7 @@ pub struct Registry {
     port: u16,
     dir: PathBuf,
     child: Mutex<Option<Child>>,
-    watchdog: Mutex<Option<Child>>,
+    watchdog: cleanup::Watchdog,
 }
 
 /// The registry shared by every test of this process; images are pushed
@@ -107,27 +106,20 @@ impl Registry {
         );
         fs::write(dir.join("config.yml"), config).expect("write registry config");
 
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("berth-test-registry-watchdog")
-            .arg(std::process::id().to_string())
-            .arg(dir.join("registry.pid"))
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group, so a Ctrl-C on the test run does not
-            // kill it before it has cleaned up.
-            .process_group(0)
-            .spawn()
-            .expect("start registry watchdog");
+        let watchdog = cleanup::Watchdog::spawn(
+            WATCHDOG,
+            "berth-test-registry-watchdog",
+            &[
+                dir.join("registry.pid").into_os_string(),
+                dir.clone().into_os_string(),
+            ],
+        );
 
         Registry {
             port,
             dir,
             child: Mutex::new(None),
-            watchdog: Mutex::new(Some(watchdog)),
+            watchdog,
         }
     }
 
@@ -308,15 +300,7 @@ impl Registry {
     /// Stops the registry and its watchdog and deletes its storage.
     fn shutdown(&self) {
         self.stop();
-        if let Some(mut w) = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
+        self.watchdog.disarm();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
