@@ -53,6 +53,15 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// May bring a new desired state (or an operator's change) that should not wait
+    /// behind a wait for the fleet.
+    fn supersedes(self) -> bool {
+        matches!(
+            self,
+            Trigger::Watch | Trigger::Poll | Trigger::Webhook | Trigger::Control
+        )
+    }
+
     fn fetches(self) -> bool {
         matches!(
             self,
@@ -233,7 +242,28 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
             why.push(t);
         }
         tracing::debug!(triggers = ?why, "reconcile");
-        state.reconcile(fetch, &shutdown).await;
+        // Triggers that arrive while the reconcile runs wait for the next one; those
+        // that may bring a new desired state end a wait for the fleet at once.
+        let supersede = CancellationToken::new();
+        let mut later = Vec::new();
+        {
+            let work = state.reconcile(fetch, &shutdown, &supersede);
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    _ = &mut work => break,
+                    Some(t) = rx.recv() => {
+                        if t.supersedes() {
+                            supersede.cancel();
+                        }
+                        later.push(t);
+                    }
+                }
+            }
+        }
+        for t in later {
+            let _ = tx.send(t);
+        }
         if shutdown.is_cancelled() {
             break;
         }
@@ -360,7 +390,12 @@ impl Loop {
         }
     }
 
-    async fn reconcile(&mut self, fetch: bool, shutdown: &CancellationToken) {
+    async fn reconcile(
+        &mut self,
+        fetch: bool,
+        shutdown: &CancellationToken,
+        supersede: &CancellationToken,
+    ) {
         let started = Instant::now();
         if fetch {
             self.refresh_desired().await;
@@ -389,6 +424,7 @@ impl Loop {
         let control = ApplyControl {
             exclude,
             cancel: shutdown.clone(),
+            supersede: supersede.clone(),
         };
         self.executor.set_commit(Some(commit.sha.clone()));
         // Every event of this reconcile carries the commit.

@@ -95,6 +95,7 @@ pub async fn run(args: AgentArgs) -> u8 {
         // Within one reconcile nothing is retried; the agent retries across reconciles.
         apply: ApplyOptions {
             host: Some(args.host.host().name),
+            fleet_wait: args.fleet_wait.into(),
             ..apply_options(&args.converge, 1)
         },
         retry: retry_policy(&args.converge, args.max_attempts),

@@ -224,6 +224,11 @@ pub struct AgentArgs {
     /// Attempts per failed (service, spec) before it is held until the desired state changes.
     #[arg(long, env = "BERTH_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
+    /// With a shared ledger: the longest one reconcile waits for the fleet (the canary,
+    /// a rollout lease, another host's migration) before it reports the service as
+    /// waiting in /status and looks again.
+    #[arg(long, env = "BERTH_FLEET_WAIT", default_value = "30s")]
+    pub fleet_wait: DurationArg,
     /// Posts deploy events (deployed, failed, rolled back, invalid commit) to this URL
     /// (repeatable; http://).
     #[arg(long = "notify-url", env = "BERTH_NOTIFY_URL", value_delimiter = ',')]

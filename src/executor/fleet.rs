@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+
+use super::ApplyControl;
 
 use crate::ledger::{LeaseAnswer, LeaseKey, Ledger};
 use crate::plan::DesiredService;
@@ -38,6 +39,20 @@ pub enum Hold {
     Wait(String),
     /// berth is stopping.
     Shutdown,
+    /// The desired state may have changed: it is looked at before waiting on.
+    Superseded,
+}
+
+impl Hold {
+    /// A pause cut short while waiting for `what`, as the caller reports it.
+    pub fn explain(self, what: &str) -> Hold {
+        match self {
+            Hold::Superseded => Hold::Wait(format!(
+                "{what}; looking at the desired state first, which may have changed"
+            )),
+            other => other,
+        }
+    }
 }
 
 /// The gate a host passes before it changes a service's replicas.
@@ -47,7 +62,8 @@ pub struct FleetGate<'a> {
     pub host: &'a str,
     /// The longest wait before the service is reported as waiting and tried later.
     pub wait: Duration,
-    pub cancel: &'a CancellationToken,
+    /// Ends the wait early (berth stopping, a new commit).
+    pub control: &'a ApplyControl,
 }
 
 /// A lease held while the host replaces a service's replicas; renewed in the
@@ -84,21 +100,22 @@ impl FleetGate<'_> {
                     .await
                     .map_err(|e| Hold::Wait(e.to_string()))?;
                 let healthy_for = since.as_deref().map(age);
+                let what = format!(
+                    "waiting for canary host {canary} to run this release healthy for {:?}",
+                    d.spec.update.monitor
+                );
                 match healthy_for {
                     Some(h) if h >= d.spec.update.monitor => break,
-                    _ if Instant::now() >= until => {
-                        return Err(Hold::Wait(format!(
-                            "waiting for canary host {canary} to run this release healthy for {:?}",
-                            d.spec.update.monitor
-                        )))
-                    }
+                    _ if Instant::now() >= until => return Err(Hold::Wait(what)),
                     _ => {}
                 }
                 if !logged {
                     tracing::info!(service = %service, canary, action = "canary-wait", "waiting for the canary host");
                     logged = true;
                 }
-                self.pause(POLL).await?;
+                pause(POLL, self.control)
+                    .await
+                    .map_err(|h| h.explain(&what))?;
             }
         }
         let Some(max) = d.spec.update.max_hosts else {
@@ -119,19 +136,22 @@ impl FleetGate<'_> {
             {
                 LeaseAnswer::Held => break,
                 LeaseAnswer::Busy(holders) => {
+                    let what = format!(
+                        "waiting for a rollout lease (max_hosts {max}; held by {})",
+                        holders.join(", ")
+                    );
                     if Instant::now() >= until {
-                        return Err(Hold::Wait(format!(
-                            "waiting for a rollout lease (max_hosts {max}; held by {})",
-                            holders.join(", ")
-                        )));
+                        return Err(Hold::Wait(what));
                     }
                     if !logged {
                         tracing::info!(service = %service, holders = %holders.join(","), action = "lease-wait", "waiting for a rollout lease");
                         logged = true;
                     }
+                    pause(POLL, self.control)
+                        .await
+                        .map_err(|h| h.explain(&what))?;
                 }
             }
-            self.pause(POLL).await?;
         }
         tracing::info!(service = %service, action = "lease-taken");
         let ledger = self.ledger.clone();
@@ -150,12 +170,15 @@ impl FleetGate<'_> {
             renew,
         }))
     }
+}
 
-    async fn pause(&self, d: Duration) -> Result<(), Hold> {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => Ok(()),
-            _ = self.cancel.cancelled() => Err(Hold::Shutdown),
-        }
+/// Sleeps between two looks at the fleet, unless berth stops or the desired state may
+/// have changed (then the caller reports waiting, and the new state is looked at first).
+pub(crate) async fn pause(d: Duration, control: &ApplyControl) -> Result<(), Hold> {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => Ok(()),
+        _ = control.cancel.cancelled() => Err(Hold::Shutdown),
+        _ = control.supersede.cancelled() => Err(Hold::Superseded),
     }
 }
 

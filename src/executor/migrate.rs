@@ -43,8 +43,8 @@ pub struct MigrationRunner<'a> {
     pub ledger: Arc<dyn Ledger>,
     pub opts: &'a ApplyOptions,
     pub redactor: &'a Redactor,
-    /// Stops a wait for another host's run when berth is asked to stop.
-    pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
+    /// Ends a wait for another host's run early (berth stopping, a new commit).
+    pub control: Option<&'a super::ApplyControl>,
 }
 
 /// The container name of a run: `<project>-migrate-<name>-<12 digest digits>`.
@@ -282,22 +282,32 @@ impl MigrationRunner<'_> {
                     wait: true,
                 });
             }
-            let stopping = async {
-                match self.cancel {
-                    Some(c) => c.cancelled().await,
-                    None => std::future::pending().await,
+            let waiting = format!(
+                "waiting for the result of migration {} on host {on}",
+                m.name
+            );
+            let paused = match self.control {
+                Some(control) => super::fleet::pause(FLEET_POLL, control).await,
+                None => {
+                    tokio::time::sleep(FLEET_POLL).await;
+                    Ok(())
                 }
             };
-            tokio::select! {
-                _ = tokio::time::sleep(FLEET_POLL) => {}
-                _ = stopping => {
-                    return Err(MigrationFailure {
-                        message: super::rollout::SHUTDOWN.into(),
-                        run: None,
-                        wait: true,
-                    })
-                }
-            }
+            let message = match paused {
+                Ok(()) if waited.elapsed() < self.opts.fleet_wait => continue,
+                // Reported as waiting, and looked at again on the next reconcile.
+                Ok(()) => format!("{waiting} (for {}s so far)", age.as_secs()),
+                Err(hold) => match hold.explain(&waiting) {
+                    super::fleet::Hold::Shutdown => super::rollout::SHUTDOWN.to_string(),
+                    super::fleet::Hold::Wait(reason) => reason,
+                    super::fleet::Hold::Superseded => waiting,
+                },
+            };
+            return Err(MigrationFailure {
+                message,
+                run: None,
+                wait: true,
+            });
         }
     }
 

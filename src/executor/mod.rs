@@ -38,6 +38,10 @@ pub struct ApplyControl {
     /// Cancelled when berth is asked to stop: the step in flight finishes, nothing new
     /// starts, and no service is left below its healthy count.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Cancelled when the desired state may have changed (a push, a poll, an operator):
+    /// a wait for the fleet (another host's migration, the canary, a lease) ends early,
+    /// so that a new commit — a revert, say — is looked at first.
+    pub supersede: tokio_util::sync::CancellationToken,
 }
 
 /// How `apply` behaves.
@@ -310,7 +314,7 @@ impl Executor {
 
     fn migrations<'a>(&'a self, redactor: &'a Redactor) -> MigrationRunner<'a> {
         MigrationRunner {
-            cancel: None,
+            control: None,
             engine: self.engine.as_ref(),
             ledger: self.ledger.clone(),
             opts: &self.opts,
@@ -442,13 +446,7 @@ impl Executor {
                         for (m, digest, cell) in &gates {
                             let result = cell
                                 .get_or_init(|| {
-                                    self.migrate_with_retries(
-                                        desired,
-                                        m,
-                                        digest,
-                                        redactor,
-                                        &control.cancel,
-                                    )
+                                    self.migrate_with_retries(desired, m, digest, redactor, control)
                                 })
                                 .await;
                             if let Err(f) = result {
@@ -482,12 +480,7 @@ impl Executor {
                         (Outcome::Skipped, 0)
                     } else {
                         self.converge_in_fleet(
-                            desired,
-                            &name,
-                            sp.action,
-                            redactor,
-                            &semaphore,
-                            &control.cancel,
+                            desired, &name, sp.action, redactor, &semaphore, control,
                         )
                         .await
                     };
@@ -576,7 +569,7 @@ impl Executor {
         action: Action,
         redactor: &Redactor,
         semaphore: &tokio::sync::Semaphore,
-        cancel: &tokio_util::sync::CancellationToken,
+        control: &ApplyControl,
     ) -> (Outcome, u32) {
         let staged = self.ledger.is_shared()
             && matches!(action, Action::Create | Action::Replace | Action::Restart);
@@ -587,11 +580,19 @@ impl Executor {
                     project: &desired.spec.project,
                     host: self.opts.host.as_deref().unwrap_or_default(),
                     wait: self.opts.fleet_wait,
-                    cancel,
+                    control,
                 };
                 match gate.admit(d).await {
                     Ok(lease) => lease,
                     Err(fleet::Hold::Wait(reason)) => return (Outcome::Waiting { reason }, 0),
+                    Err(fleet::Hold::Superseded) => {
+                        return (
+                            Outcome::Waiting {
+                                reason: "the desired state may have changed".into(),
+                            },
+                            0,
+                        )
+                    }
                     Err(fleet::Hold::Shutdown) => {
                         return (
                             Outcome::Held {
@@ -606,7 +607,7 @@ impl Executor {
         };
         let result = {
             let _permit = semaphore.acquire().await.expect("semaphore open");
-            self.converge_with_retries(desired, name, redactor, cancel)
+            self.converge_with_retries(desired, name, redactor, &control.cancel)
                 .await
         };
         if let Some(lease) = lease {
@@ -714,13 +715,13 @@ impl Executor {
         name: &str,
         digest: &str,
         redactor: &Redactor,
-        cancel: &tokio_util::sync::CancellationToken,
+        control: &ApplyControl,
     ) -> Result<Option<MigrationRun>, MigrationFailure> {
         let m = &desired.spec.migrations[name];
         let mut delays = self.opts.retry.schedule();
         loop {
             let runner = MigrationRunner {
-                cancel: Some(cancel),
+                control: Some(control),
                 ..self.migrations(redactor)
             };
             match runner.ensure(desired, m, digest).await {

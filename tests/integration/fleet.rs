@@ -22,6 +22,8 @@ struct Fleet {
     shared: TempDir,
     states: Vec<TempDir>,
     project: String,
+    /// The agents' `--fleet-wait`.
+    fleet_wait: &'static str,
 }
 
 impl Fleet {
@@ -53,6 +55,7 @@ impl Fleet {
             shared: TempDir::default(),
             states: (0..hosts).map(|_| TempDir::default()).collect(),
             project: Project::unique_name(prefix),
+            fleet_wait: "3s",
         }
     }
 
@@ -66,6 +69,8 @@ impl Fleet {
             &self.url,
             "--allow-host-path",
             self.shared_path(),
+            "--fleet-wait",
+            self.fleet_wait,
         ];
         for l in labels {
             args.extend(["--host-label", l]);
@@ -679,4 +684,57 @@ migrations:
     let ran = ran_now;
     assert_eq!(ran[&0], 0, "l1 ran the pinned migration");
     assert_eq!(ran[&1], 1, "l2 did not run its migration");
+}
+
+/// A canary host that is gone holds the release on the others, not a revert: the hosts
+/// waiting for it take up a new commit at once.
+#[test]
+fn a_revert_gets_through_while_hosts_wait_for_a_dead_canary() {
+    let mut f = Fleet::new(2, "canary");
+    // Longer than the test: only a new commit cuts the wait short.
+    f.fleet_wait = "10m";
+    let im = images();
+    f.repo.commit(&stack(&f, &im.app_v1, "", 0), "v1");
+    let a1 = f.agent(1, &[]);
+    let a2 = f.agent(2, &[]);
+    assert!(
+        f.wait_converged(&[1, 2], "api", &im.app_v1, Duration::from_secs(90)),
+        "{}",
+        logs(&[&a1, &a2])
+    );
+    drop(a2);
+    f.repo
+        .commit(&stack(&f, &im.app_v2, ", canary: h2", 0), "v2, canary h2");
+    let waiting = |a: &Agent| {
+        let st = a.status();
+        st["services"]["api"]["last_outcome"] == "waiting"
+            && st["services"]["api"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("canary host h2"))
+    };
+    // h1 waits for the canary; an operator's nudge makes it report why.
+    assert!(
+        wait_until(Duration::from_secs(60), Duration::from_millis(500), || {
+            crate::agent::http(a1.port, "POST", "/control/reconcile", &[], b"");
+            std::thread::sleep(Duration::from_millis(300));
+            waiting(&a1)
+        }),
+        "{}",
+        a1.log()
+    );
+    assert_eq!(f.running(1, "api"), std::slice::from_ref(&im.app_v1));
+    let revert = f.repo.commit(&stack(&f, &im.app_v1, "", 0), "revert v2");
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            a1.status()["applied_commit"]["sha"] == revert.as_str()
+        }),
+        "the revert was not taken up while waiting for the canary:\n{}",
+        a1.log()
+    );
+    assert_eq!(f.running(1, "api"), std::slice::from_ref(&im.app_v1));
+    assert!(wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || a1.status()["services"]["api"]["last_outcome"] == "in-sync"
+    ));
 }
