@@ -738,3 +738,91 @@ fn a_revert_gets_through_while_hosts_wait_for_a_dead_canary() {
         || a1.status()["services"]["api"]["last_outcome"] == "in-sync"
     ));
 }
+
+/// The ledger's fleet primitives against a real PostgreSQL, many hosts at once: one
+/// claim wins, leases are counted and lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_are_exclusive_and_leases_lapse_on_postgres() {
+    use berth::ledger::{Claim, LeaseAnswer, LeaseKey, Ledger, MigrationClaim, PgLedger, PgTarget};
+    let pg = Postgres::start();
+    pg.create_role_and_db("berth", "pw", "berth");
+    let url = pg.url("berth", "pw", "berth");
+    let open = || {
+        let target = PgTarget::parse(&url, None, &|_| None).unwrap();
+        std::sync::Arc::new(PgLedger::new(target).unwrap())
+    };
+    // Eight hosts, each with its own connection, claim the same migration at once.
+    let claims = (1..=8).map(|i| {
+        let ledger = open();
+        tokio::spawn(async move {
+            let claim = MigrationClaim {
+                project: "shop".into(),
+                migration: "migrate".into(),
+                digest: "sha256:aaa".into(),
+                image: "api:v1".into(),
+                commit: None,
+                host: format!("h{i}"),
+                container: format!("shop-migrate-migrate-aaa-h{i}"),
+            };
+            (i, ledger.claim_migration(&claim).await.unwrap())
+        })
+    });
+    let answers: Vec<(i32, Claim)> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let granted: Vec<i32> = answers
+        .iter()
+        .filter(|(_, c)| *c == Claim::Granted)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(granted.len(), 1, "{answers:?}");
+    let winner = format!("h{}", granted[0]);
+    for (_, c) in &answers {
+        if let Claim::RunningElsewhere(s) = c {
+            assert_eq!(s.host, winner);
+        }
+    }
+
+    // max_hosts 2: the third host is refused until a lease lapses.
+    let ledger = open();
+    let key = |h: &str| LeaseKey {
+        project: "shop".into(),
+        service: "api".into(),
+        host: h.into(),
+    };
+    let ttl = Duration::from_millis(1500);
+    assert_eq!(
+        ledger.acquire_lease(&key("a"), 2, ttl).await.unwrap(),
+        LeaseAnswer::Held
+    );
+    assert_eq!(
+        ledger
+            .acquire_lease(&key("b"), 2, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        LeaseAnswer::Held
+    );
+    assert_eq!(
+        ledger.acquire_lease(&key("c"), 2, ttl).await.unwrap(),
+        LeaseAnswer::Busy(vec!["a".into(), "b".into()])
+    );
+    // Renewing one's own lease is always granted.
+    assert_eq!(
+        ledger.acquire_lease(&key("a"), 2, ttl).await.unwrap(),
+        LeaseAnswer::Held
+    );
+    // a dies without giving its lease back: c gets in once it lapses.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(
+        ledger.acquire_lease(&key("c"), 2, ttl).await.unwrap(),
+        LeaseAnswer::Held
+    );
+    ledger.release_lease(&key("b")).await.unwrap();
+    ledger.release_lease(&key("c")).await.unwrap();
+    assert_eq!(
+        pg.psql_db("berth", "SELECT count(*) FROM berth.leases"),
+        "0"
+    );
+}
