@@ -478,17 +478,20 @@ fn an_operator_resolves_a_migration_whose_host_never_returns() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(f.running(2, "api").is_empty());
 
-    let r = berth([
-        "migrations",
-        "resolve",
-        "migrate",
-        "--image",
-        &digest,
-        "--as",
-        "succeeded",
-        "--coordination",
-        &f.url,
-    ]);
+    let resolve = |outcome: &str| {
+        berth([
+            "migrations",
+            "resolve",
+            "migrate",
+            "--image",
+            &digest,
+            "--as",
+            outcome,
+            "--coordination",
+            &f.url,
+        ])
+    };
+    let r = resolve("succeeded");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("recorded as succeeded"), "{}", r.stdout);
     assert!(
@@ -502,17 +505,7 @@ fn an_operator_resolves_a_migration_whose_host_never_returns() {
         f.runs()
     );
     // A success is final.
-    let again = berth([
-        "migrations",
-        "resolve",
-        "migrate",
-        "--image",
-        &digest,
-        "--as",
-        "failed",
-        "--coordination",
-        &f.url,
-    ]);
+    let again = resolve("failed");
     assert_eq!(again.code, 1);
     assert!(
         again.stderr.contains("a success is final"),
