@@ -49,6 +49,11 @@ impl Repo {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// An agent following this repository (watched on disk), with its state in `state`.
+    pub fn agent(&self, state: &Path, extra: &[&str]) -> Agent {
+        Agent::start(&self.path().display().to_string(), state, extra)
+    }
+
     /// Writes berth.yaml and commits it; returns the commit SHA.
     pub fn commit(&self, yaml: &str, message: &str) -> String {
         std::fs::write(self.path().join("berth.yaml"), yaml).unwrap();
@@ -226,11 +231,7 @@ fn a_watched_local_repository_is_followed_commit_by_commit() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &img.app_v1, 2), "first");
     let state = TempDir::default();
-    let agent = Agent::start(
-        &repo.path().display().to_string(),
-        state.path(),
-        &["--interval", "1h"],
-    );
+    let agent = repo.agent(state.path(), &["--interval", "1h"]);
     assert!(converges_to(&p, &img.app_v1, 2), "{}", agent.log());
     let sha = repo.commit(&stack(p.name(), &img.app_v2, 2), "bump");
     assert!(converges_to(&p, &img.app_v2, 2), "{}", agent.log());
@@ -303,7 +304,7 @@ fn a_revert_rolls_back_without_the_registry() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &v1, 2), "first");
     let state = TempDir::default();
-    let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let agent = repo.agent(state.path(), &[]);
     assert!(converges_to(&p, &v1, 2), "{}", agent.log());
     repo.commit(&stack(p.name(), &v2, 2), "bump");
     assert!(converges_to(&p, &v2, 2), "{}", agent.log());
@@ -396,7 +397,7 @@ fn one_agent_per_state_dir() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &img.app_v1, 1), "first");
     let state = TempDir::default();
-    let _first = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let _first = repo.agent(state.path(), &[]);
     assert!(converges_to(&p, &img.app_v1, 1));
     let r = berth([
         "agent",
@@ -430,7 +431,7 @@ fn sigterm_mid_rollout_keeps_the_healthy_count_and_a_restart_completes_it() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &img.app_v1, 3), "first");
     let state = TempDir::default();
-    let mut agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let mut agent = repo.agent(state.path(), &[]);
     assert!(converges_to(&p, &img.app_v1, 3), "{}", agent.log());
     repo.commit(&stack(p.name(), &img.app_v2, 3), "bump");
     // Wait until the first replacement has started, then ask the agent to stop.
@@ -467,7 +468,7 @@ fn sigterm_mid_rollout_keeps_the_healthy_count_and_a_restart_completes_it() {
         images_now.iter().any(|l| l.ends_with(&img.app_v1)),
         "the rollout should have stopped midway: {images_now:?}"
     );
-    let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let agent = repo.agent(state.path(), &[]);
     assert!(converges_to(&p, &img.app_v2, 3), "{}", agent.log());
 }
 
@@ -478,7 +479,7 @@ fn pause_holds_a_service_and_resume_lets_it_go_on() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &img.app_v1, 1), "first");
     let state = TempDir::default();
-    let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let agent = repo.agent(state.path(), &[]);
     assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
     let listen = format!("127.0.0.1:{}", agent.port);
     let r = berth([
@@ -518,11 +519,7 @@ fn a_host_path_outside_the_allowance_is_an_invalid_commit() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &img.app_v1, 1), "first");
     let state = TempDir::default();
-    let agent = Agent::start(
-        &repo.path().display().to_string(),
-        state.path(),
-        &["--allow-host-path", "/srv/berth-data"],
-    );
+    let agent = repo.agent(state.path(), &["--allow-host-path", "/srv/berth-data"]);
     assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
     let yaml = stack(p.name(), &img.app_v2, 1) + "    volumes: [\"/etc:/host-etc:ro\"]\n";
     let bad = repo.commit(&yaml, "grab /etc");
@@ -590,8 +587,7 @@ fn only_heads_signed_by_an_allowed_key_are_applied() {
     let repo = Repo::new();
     repo.commit_signed(&stack(p.name(), &img.app_v1, 1), "first", &alice);
     let state = TempDir::default();
-    let agent = Agent::start(
-        &repo.path().display().to_string(),
+    let agent = repo.agent(
         state.path(),
         &["--verify-signatures", &signers.display().to_string()],
     );

@@ -111,8 +111,7 @@ fn metrics_status_healthz_notifications_and_no_secret_anywhere() {
     let live = Sink::start(1);
     let dead = format!("http://127.0.0.1:{}/dead", crate::agent::free_port());
     let state = TempDir::default();
-    let agent = Agent::start(
-        &repo.path().display().to_string(),
+    let agent = repo.agent(
         state.path(),
         &[
             "--notify-url",

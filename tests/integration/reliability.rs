@@ -120,11 +120,11 @@ fn kill_9_of_the_agent_at_random_points_then_exact_convergence() {
             &migrated_stack(p.name(), image, replicas, workers),
             &format!("round {round}"),
         );
-        let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+        let agent = repo.agent(state.path(), &[]);
         thread::sleep(Duration::from_millis(200 + rng.below(3000)));
         drop(agent); // SIGKILL
     }
-    let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let agent = repo.agent(state.path(), &[]);
     let mut want: Vec<String> = (1..=replicas)
         .map(|i| format!("{}-api-{i} {image} running", p.name()))
         .chain((1..=workers).map(|i| format!("{}-worker-{i} {image} running", p.name())))
@@ -303,11 +303,7 @@ fn registry_down_during_a_bump_backs_off_and_converges_when_it_returns() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &v1, 2), "first");
     let state = TempDir::default();
-    let agent = Agent::start(
-        &repo.path().display().to_string(),
-        state.path(),
-        &["--max-attempts", "6"],
-    );
+    let agent = repo.agent(state.path(), &["--max-attempts", "6"]);
     assert!(
         wait_until(
             Duration::from_secs(30),
@@ -367,11 +363,7 @@ fn an_unhealthy_release_follows_the_backoff_and_stops_after_max_attempts() {
     let repo = Repo::new();
     repo.commit(&stack(p.name(), &img.app_v1, 1), "first");
     let state = TempDir::default();
-    let agent = Agent::start(
-        &repo.path().display().to_string(),
-        state.path(),
-        &["--max-attempts", "3"],
-    );
+    let agent = repo.agent(state.path(), &["--max-attempts", "3"]);
     assert!(
         wait_until(
             Duration::from_secs(30),
@@ -432,7 +424,7 @@ fn thirty_bad_commits_are_each_refused_and_nothing_is_touched() {
     let good = stack(p.name(), &img.app_v1, 1);
     repo.commit(&good, "good");
     let state = TempDir::default();
-    let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let agent = repo.agent(state.path(), &[]);
     assert!(
         wait_until(
             Duration::from_secs(30),
@@ -546,7 +538,7 @@ services:
     };
     repo.commit(&kinds(&img.app_v1, &img.app_nohealth, &img.app_v1), "first");
     let state = TempDir::default();
-    let agent = Agent::start(&repo.path().display().to_string(), state.path(), &[]);
+    let agent = repo.agent(state.path(), &[]);
     let count = || {
         docker_stdout([
             "ps",
