@@ -115,14 +115,6 @@ pub fn render_agent(s: &serde_json::Value) -> String {
     .map(String::from)];
     if let Some(services) = s["services"].as_object() {
         for (name, v) in services {
-            let running: Vec<String> = v["running_images"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(img, n)| format!("{n}×{}", short(img)))
-                        .collect()
-                })
-                .unwrap_or_default();
             let state = if v["paused"] == true {
                 "paused".to_string()
             } else if let Some(t) = v["failed_target"].as_object() {
@@ -134,23 +126,15 @@ pub fn render_agent(s: &serde_json::Value) -> String {
             } else {
                 or_dash(&v["last_outcome"])
             };
-            let last = v["last_deploy"]
-                .as_object()
-                .map(|d| format!("{} {}", or_dash(&d["outcome"]), or_dash(&d["at"])))
-                .unwrap_or_else(|| "-".into());
             rows.push([
                 name.clone(),
                 v["desired_image"]
                     .as_str()
                     .map(short)
                     .unwrap_or_else(|| "-".into()),
-                if running.is_empty() {
-                    "-".into()
-                } else {
-                    running.join(" ")
-                },
+                running_cell(&v["running_images"]),
                 format!("{}/{}", or_dash(&v["healthy"]), or_dash(&v["desired"])),
-                last,
+                last_deploy_cell(&v["last_deploy"]),
                 state,
             ]);
         }
@@ -165,15 +149,9 @@ fn started_migrations(list: &serde_json::Value) -> String {
     let mut out = String::new();
     for m in list.as_array().into_iter().flatten() {
         let since = m["since"].as_str().unwrap_or("");
-        let age =
-            time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
-                .map(|t| {
-                    format!(
-                        " ({}s ago)",
-                        (time::OffsetDateTime::now_utc() - t).whole_seconds()
-                    )
-                })
-                .unwrap_or_default();
+        let age = crate::ledger::age_of(since)
+            .map(|d| format!(" ({}s ago)", d.as_secs()))
+            .unwrap_or_default();
         out.push_str(&format!(
             "migration {} for {} under way on {} since {since}{age} (container {}); if {} never returns: berth migrations resolve {} --image {} --as succeeded|failed\n",
             or_dash(&m["migration"]),
@@ -245,31 +223,40 @@ fn render_engine(v: &serde_json::Value) -> String {
     let mut rows =
         vec![["PROJECT", "SERVICE", "RUNNING", "HEALTHY", "LAST DEPLOY"].map(String::from)];
     for s in v["services"].as_array().into_iter().flatten() {
-        let running: Vec<String> = s["running_images"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(img, n)| format!("{n}×{}", short(img)))
-                    .collect()
-            })
-            .unwrap_or_default();
         rows.push([
             or_dash(&s["project"]),
             or_dash(&s["service"]),
-            if running.is_empty() {
-                "-".into()
-            } else {
-                running.join(" ")
-            },
+            running_cell(&s["running_images"]),
             format!("{}/{}", or_dash(&s["healthy"]), or_dash(&s["running"])),
-            s["last_deploy"]
-                .as_object()
-                .map(|d| format!("{} {}", or_dash(&d["outcome"]), or_dash(&d["at"])))
-                .unwrap_or_else(|| "-".into()),
+            last_deploy_cell(&s["last_deploy"]),
         ]);
     }
     out.push_str(&table(&rows));
     out
+}
+
+/// `2×sha-1111111 1×sha-2222222` from running replicas by image, or `-`.
+fn running_cell(by_image: &serde_json::Value) -> String {
+    let running: Vec<String> = by_image
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(img, n)| format!("{n}×{}", short(img)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if running.is_empty() {
+        "-".into()
+    } else {
+        running.join(" ")
+    }
+}
+
+/// `converged 2026-…` from a last deploy, or `-`.
+fn last_deploy_cell(last: &serde_json::Value) -> String {
+    last.as_object()
+        .map(|d| format!("{} {}", or_dash(&d["outcome"]), or_dash(&d["at"])))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn table<const N: usize>(rows: &[[String; N]]) -> String {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::ApplyControl;
 
-use crate::ledger::{LeaseAnswer, LeaseKey, Ledger};
+use crate::ledger::{age_of, LeaseAnswer, LeaseKey, Ledger};
 use crate::plan::DesiredService;
 
 /// How long a lease lasts unless renewed.
@@ -99,7 +99,7 @@ impl FleetGate<'_> {
                     .converged_since(self.project, service, canary, &target)
                     .await
                     .map_err(|e| Hold::Wait(e.to_string()))?;
-                let healthy_for = since.as_deref().map(age);
+                let healthy_for = since.as_deref().and_then(age_of);
                 let what = format!(
                     "waiting for canary host {canary} to run this release healthy for {:?}",
                     d.spec.update.monitor
@@ -180,11 +180,4 @@ pub(crate) async fn pause(d: Duration, control: &ApplyControl) -> Result<(), Hol
         _ = control.cancel.cancelled() => Err(Hold::Shutdown),
         _ = control.supersede.cancelled() => Err(Hold::Superseded),
     }
-}
-
-/// How long ago an RFC 3339 time was (zero when it does not parse).
-pub(crate) fn age(t: &str) -> Duration {
-    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-        .map(|t| (time::OffsetDateTime::now_utc() - t).unsigned_abs())
-        .unwrap_or_default()
 }

@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::container::replica_spec;
-use super::fleet::age;
 use super::redact::Redactor;
 use super::ApplyOptions;
 use crate::ledger::{
-    now_rfc3339, Claim, Ledger, MigrationClaim, MigrationOutcome, MigrationRecord, MigrationRun,
-    StartedMigration,
+    age_of, now_rfc3339, Claim, Ledger, MigrationClaim, MigrationOutcome, MigrationRecord,
+    MigrationRun, StartedMigration,
 };
 use crate::model::MigrationSpec;
 use crate::plan::Desired;
@@ -262,7 +261,7 @@ impl MigrationRunner<'_> {
             }
             let age = started
                 .as_ref()
-                .map(|s| age(&s.since))
+                .map(|s| age_of(&s.since).unwrap_or_default())
                 .unwrap_or_else(|| waited.elapsed());
             if age > limit {
                 let what = match &started {
@@ -371,7 +370,7 @@ impl MigrationRunner<'_> {
             _ => {
                 // The timeout counts from the container's start, also across a restart
                 // of berth.
-                let left = limit.saturating_sub(age(&started_at));
+                let left = limit.saturating_sub(age_of(&started_at).unwrap_or_default());
                 match tokio::time::timeout(left, self.engine.wait(id)).await {
                     Ok(Ok(code)) => (
                         code,

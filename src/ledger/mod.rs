@@ -314,6 +314,13 @@ pub trait Ledger: Send + Sync {
     }
 }
 
+/// How long ago an RFC 3339 time was; `None` when it does not parse.
+pub fn age_of(t: &str) -> Option<Duration> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (time::OffsetDateTime::now_utc() - t).unsigned_abs())
+}
+
 /// Now, RFC 3339 in UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
