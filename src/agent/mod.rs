@@ -366,12 +366,10 @@ impl Loop {
             Ok(()) => {
                 self.coordination_backoff = ENGINE_BACKOFF_START;
                 self.metrics.coordination_up.set(1);
-                let started_migrations = ledger.started_migrations(None).await.unwrap_or_default();
-                let mut st = self.status.write().await;
-                if st.degraded.take().is_some() {
+                // The migrations under way are read after the apply, for status.
+                if self.status.write().await.degraded.take().is_some() {
                     tracing::info!(coordination = %ledger.describe(), "coordination store answers again; converging");
                 }
-                st.started_migrations = started_migrations;
                 true
             }
             Err(e) => {
@@ -623,23 +621,8 @@ impl Loop {
         let (info, loaded) = match outcome {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
-                self.metrics.invalid_commits.inc();
                 tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
-                let project = self
-                    .last_good
-                    .as_ref()
-                    .map(|(_, d)| d.spec.project.clone())
-                    .unwrap_or_default();
-                let ev = self.event(
-                    crate::notify::EventKind::InvalidCommit,
-                    &project,
-                    None,
-                    Some(&sha),
-                    None,
-                    e.clone(),
-                );
-                self.config.notifier.send(ev);
-                self.status.write().await.invalid_commit(&sha, e);
+                self.refuse_commit(&sha, e).await;
                 return;
             }
             Err(e) => {
@@ -662,24 +645,30 @@ impl Loop {
                 let errors: Vec<String> =
                     loaded.diagnostics.errors().map(|d| d.headline()).collect();
                 let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));
-                self.metrics.invalid_commits.inc();
                 tracing::error!(commit = %info.sha, errors = errors.len(), "{message}; keeping the last good commit");
-                let project = self
-                    .last_good
-                    .as_ref()
-                    .map(|(_, d)| d.spec.project.clone())
-                    .unwrap_or_default();
-                let ev = self.event(
-                    crate::notify::EventKind::InvalidCommit,
-                    &project,
-                    None,
-                    Some(&info.sha),
-                    None,
-                    message.clone(),
-                );
-                self.config.notifier.send(ev);
-                self.status.write().await.invalid_commit(&info.sha, message);
+                self.refuse_commit(&info.sha, message).await;
             }
         }
+    }
+
+    /// A head that cannot be applied (unreadable, unsigned, invalid): counted,
+    /// notified and shown in status; the last good commit stays.
+    async fn refuse_commit(&mut self, sha: &str, message: String) {
+        self.metrics.invalid_commits.inc();
+        let project = self
+            .last_good
+            .as_ref()
+            .map(|(_, d)| d.spec.project.clone())
+            .unwrap_or_default();
+        let ev = self.event(
+            crate::notify::EventKind::InvalidCommit,
+            &project,
+            None,
+            Some(sha),
+            None,
+            message.clone(),
+        );
+        self.config.notifier.send(ev);
+        self.status.write().await.invalid_commit(sha, message);
     }
 }
