@@ -10,7 +10,28 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 
-const SCHEMA_VERSION: i64 = 3;
+/// Schema steps, in order; step `i` brings `user_version` to `i + 1`, in one
+/// transaction with it.
+const SCHEMA: &[&str] = &[
+    // 1: migrations and deploys.
+    "CREATE TABLE IF NOT EXISTS migrations (
+       project TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL,
+       image TEXT NOT NULL, commit_sha TEXT, started_at TEXT NOT NULL,
+       ended_at TEXT NOT NULL, exit_code INTEGER NOT NULL,
+       duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL, output TEXT NOT NULL,
+       attempts INTEGER NOT NULL DEFAULT 1,
+       PRIMARY KEY (project, name, digest));
+     CREATE TABLE IF NOT EXISTS deploys (
+       id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL,
+       commit_sha TEXT, started_at TEXT NOT NULL, ended_at TEXT NOT NULL,
+       services TEXT NOT NULL, migrations TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS deploys_project ON deploys (project, id);",
+    // 2: deploys name the host that made them.
+    "ALTER TABLE deploys ADD COLUMN host TEXT;",
+    // 3: migrations name the host that ran (or settled) them.
+    "ALTER TABLE migrations ADD COLUMN host TEXT;",
+];
+const SCHEMA_VERSION: i64 = SCHEMA.len() as i64;
 
 /// The ledger in `<state-dir>/ledger.db`.
 pub struct SqliteLedger {
@@ -43,44 +64,11 @@ impl SqliteLedger {
                 "schema version {version} is newer than this berth understands ({SCHEMA_VERSION}); upgrade berth"
             )));
         }
-        if version < 1 {
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS migrations (
-                   project TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL,
-                   image TEXT NOT NULL, commit_sha TEXT, started_at TEXT NOT NULL,
-                   ended_at TEXT NOT NULL, exit_code INTEGER NOT NULL,
-                   duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL, output TEXT NOT NULL,
-                   attempts INTEGER NOT NULL DEFAULT 1,
-                   PRIMARY KEY (project, name, digest));
-                 CREATE TABLE IF NOT EXISTS deploys (
-                   id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL,
-                   commit_sha TEXT, started_at TEXT NOT NULL, ended_at TEXT NOT NULL,
-                   services TEXT NOT NULL, migrations TEXT NOT NULL);
-                 CREATE INDEX IF NOT EXISTS deploys_project ON deploys (project, id);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )
-            .map_err(|e| fail(&e))?;
-        }
-        if version < 2 {
-            // Version 2: deploys name the host that made them.
-            conn.execute_batch(
-                "BEGIN;
-                 ALTER TABLE deploys ADD COLUMN host TEXT;
-                 PRAGMA user_version = 2;
-                 COMMIT;",
-            )
-            .map_err(|e| fail(&e))?;
-        }
-        if version < 3 {
-            // Version 3: migrations name the host that ran (or settled) them.
-            conn.execute_batch(
-                "BEGIN;
-                 ALTER TABLE migrations ADD COLUMN host TEXT;
-                 PRAGMA user_version = 3;
-                 COMMIT;",
-            )
+        for (i, step) in SCHEMA.iter().enumerate().skip(version.max(0) as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {step} PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))
             .map_err(|e| fail(&e))?;
         }
         Ok(Self {
