@@ -104,10 +104,12 @@ pub fn replica_spec(
         command: s.command.clone(),
         env,
         labels: lbls,
+        // No alias yet: a replica joins its service's alias only once it has passed
+        // its gate (see `rollout`).
         networks: s
             .networks
             .iter()
-            .map(|n| (object_name(project, n), vec![s.name.clone()]))
+            .map(|n| (object_name(project, n), Vec::new()))
             .collect(),
         expose: s.expose.clone(),
         ports: s

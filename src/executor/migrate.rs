@@ -181,9 +181,6 @@ impl MigrationRunner<'_> {
                     retries: 0,
                     start_period: Duration::ZERO,
                 });
-                for (_, aliases) in &mut spec.networks {
-                    aliases.clear();
-                }
                 spec.labels.insert(labels::ROLE.into(), "migration".into());
                 spec.labels.insert(labels::MIGRATION.into(), m.name.clone());
                 spec.labels.insert(labels::SPEC.into(), digest.to_string());

@@ -1,10 +1,25 @@
 //! One service's steps against the engine: creates, restarts, removals, and the rolling
 //! replacement with its rollback.
 //!
-//! A replacement keeps the replica it replaces, stopped and renamed `<name>-prev`, until
-//! every slot of the service has passed its gate; so a failure rolls back to exactly the
+//! Traffic follows the service's network alias (its name on each of its networks), and
+//! berth moves replicas in and out of it by hand:
+//! - a new replica starts under `<name>-next`, outside the alias, reachable only by its
+//!   own name; it joins the alias once it has passed its gate, and only then takes the
+//!   slot's stable name. So a replica under its stable name is one that serves.
+//! - a replica on its way out is renamed `<name>-prev` (or keeps the name of a slot that
+//!   goes away), leaves the alias, drains for `--drain`, and only then gets its stop
+//!   signal. It stays on its networks, without the alias, until it has stopped: requests
+//!   in flight and its own connections finish.
+//!
+//! Docker changes aliases only by a disconnect and a connect; the engine makes the two
+//! take turns with berth's other endpoint changes so the address comes back the same
+//! (see [`Engine::reconnect`]), and a changed address is logged.
+//!
+//! A replacement keeps the replica it replaces, stopped as `<name>-prev`, until every
+//! slot of the service has passed its gate; so a failure rolls back to exactly the
 //! containers that ran before. A crash at any point leaves names and labels from which
-//! the next plan repairs the slot (see `plan`).
+//! the next plan repairs the slot (see `plan`): a lone `-next` of the desired spec is
+//! joined and promoted, anything else beside the replica is removed.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,7 +51,6 @@ struct Moved {
     slot: u32,
     new_id: String,
     prev_id: String,
-    prev_networks: Vec<String>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -85,25 +99,19 @@ impl Rollout<'_> {
         for step in steps {
             if let Step::Adopt { slot, container } = step {
                 let stable = self.stable(*slot);
+                let id = id_of(container)?;
                 tracing::info!(project = self.project, service = self.service(), action = "adopt", container = %container, to = %stable);
+                // A lone replacement may have stopped short of its alias.
+                self.join(&id, container).await?;
                 self.engine
-                    .rename(&id_of(container)?, &stable)
+                    .rename(&id, &stable)
                     .await
                     .map_err(|e| format!("rename {container} to {stable}: {e}"))?;
             }
         }
         for step in steps {
-            if let Step::Restart { container, .. } = step {
-                let id = id_of(container)?;
-                tracing::info!(project = self.project, service = self.service(), action = "restart", container = %container);
-                self.engine
-                    .start(&id)
-                    .await
-                    .map_err(|e| format!("start {container}: {e}"))?;
-                self.gate()
-                    .pass(self.engine, &id)
-                    .await
-                    .map_err(|e| format!("restarted replica {container} {e}"))?;
+            if let Step::Restart { slot, container } = step {
+                self.restart(*slot, container, &id_of(container)?).await?;
             }
         }
         let creates: Vec<u32> = steps
@@ -131,28 +139,85 @@ impl Rollout<'_> {
         Ok(())
     }
 
+    /// Starts a stopped replica again the way a new one starts: outside the alias until
+    /// it has passed its gate. One that does not pass is stopped again, as it was found.
+    async fn restart(&self, slot: u32, container: &str, id: &str) -> Result<(), String> {
+        let stable = self.stable(slot);
+        let next = format!("{stable}-next");
+        tracing::info!(project = self.project, service = self.service(), action = "restart", container = %container);
+        self.engine
+            .rename(id, &next)
+            .await
+            .map_err(|e| format!("rename {container}: {e}"))?;
+        self.unjoin_stopped(id).await;
+        let outcome = match self.engine.start(id).await {
+            Ok(()) => self
+                .gate()
+                .pass(self.engine, id)
+                .await
+                .map_err(|e| format!("restarted replica {container} {e}")),
+            Err(e) => Err(format!("start {container}: {e}")),
+        };
+        if let Err(e) = outcome {
+            if let Err(stop) = self.engine.stop(id, self.grace()).await {
+                tracing::warn!(container = %container, error = %stop, "replica that failed its gate not stopped");
+            }
+            self.rename_or_log(id, &stable).await;
+            return Err(e);
+        }
+        self.join(id, &next).await?;
+        self.engine
+            .rename(id, &stable)
+            .await
+            .map_err(|e| format!("rename {next} to {stable}: {e}"))
+    }
+
     /// New slots all start at once (no running replica is at stake); one that fails its
     /// gate is removed.
     async fn create_slots(&self, slots: &[u32]) -> Result<(), String> {
-        {
-            let chunk = slots;
-            let results = join_all(chunk.iter().map(|slot| async move {
-                let name = self.stable(*slot);
-                let id = self.start_new(*slot, &name).await?;
-                match self.gate().pass(self.engine, &id).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        let _ = self.engine.remove(&id).await;
-                        Err(format!("new replica {name} {e}"))
-                    }
-                }
-            }))
-            .await;
-            if let Some(err) = results.into_iter().find_map(Result::err) {
-                return Err(err);
+        let results = join_all(slots.iter().map(|slot| async move {
+            // The new replica gets the slot's name only after its gate: make sure,
+            // before anything starts, that nobody else holds it.
+            let stable = self.stable(*slot);
+            match self.engine.inspect(&stable).await {
+                Err(crate::runtime::RuntimeError::NotFound(_)) => {}
+                Ok(_) => return Err(name_taken(&stable)),
+                Err(e) => return Err(format!("inspect {stable}: {e}")),
+            }
+            let id = self.start_gated(*slot).await?;
+            self.promote(*slot, &id).await
+        }))
+        .await;
+        results
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+
+    /// Creates and starts a replica of the desired spec as `<name>-next`, outside the
+    /// service's alias, and waits for its gate; one that fails is removed.
+    async fn start_gated(&self, slot: u32) -> Result<String, String> {
+        let name = format!("{}-next", self.stable(slot));
+        let id = self.start_new(slot, &name).await?;
+        match self.gate().pass(self.engine, &id).await {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                // The error, with the replica's last output, is logged once secrets are masked.
+                tracing::warn!(project = self.project, service = self.service(), slot, action = "gate-failed", container = %name);
+                self.remove_or_log(&id).await;
+                Err(format!("new replica {name} {e}"))
             }
         }
-        Ok(())
+    }
+
+    /// Puts a replica that passed its gate into the alias and gives it the slot's name.
+    async fn promote(&self, slot: u32, id: &str) -> Result<(), String> {
+        let stable = self.stable(slot);
+        self.join(id, &format!("{stable}-next")).await?;
+        self.engine
+            .rename(id, &stable)
+            .await
+            .map_err(|e| format!("rename to {stable}: {e}"))
     }
 
     /// Creates and starts a replica of the desired spec under `name`.
@@ -163,15 +228,11 @@ impl Rollout<'_> {
         tracing::info!(project = self.project, service = self.service(), slot, action = "create", container = %name);
         let id = match self.engine.create(&spec).await {
             Ok(id) => id,
-            Err(crate::runtime::RuntimeError::Conflict(_)) => {
-                return Err(format!(
-                    "container name {name} is taken by a container berth does not manage (or of another project); rename or remove it"
-                ))
-            }
+            Err(crate::runtime::RuntimeError::Conflict(_)) => return Err(name_taken(name)),
             Err(e) => return Err(format!("create {name}: {e}")),
         };
         if let Err(e) = self.engine.start(&id).await {
-            let _ = self.engine.remove(&id).await;
+            self.remove_or_log(&id).await;
             return Err(format!("start {name}: {e}"));
         }
         tracing::info!(project = self.project, service = self.service(), slot, action = "start", container = %name, duration_ms = ms(started.elapsed()));
@@ -186,32 +247,20 @@ impl Rollout<'_> {
             UpdateOrder::StopFirst => self.replace_stop_first(slots, &mut moved).await,
         };
         match result {
-            Ok(()) => {
-                for m in &moved {
-                    if let Err(e) = self.engine.remove(&m.prev_id).await {
-                        tracing::warn!(service = self.service(), error = %e, "previous replica not removed; the next run removes it");
-                    }
-                }
-                Ok(())
-            }
-            Err(e) if e == SHUTDOWN => {
-                // The slots moved so far stay moved; the stopped previous replicas go.
-                for m in &moved {
-                    let _ = self.engine.remove(&m.prev_id).await;
-                }
+            Err(e)
+                if e != SHUTDOWN
+                    && d.spec.update.on_failure == crate::model::OnFailure::Rollback =>
+            {
+                self.roll_back(moved).await;
                 Err(e)
             }
-            Err(e) => {
-                if d.spec.update.on_failure == crate::model::OnFailure::Rollback {
-                    self.roll_back(moved).await;
-                } else {
-                    // `pause`: the slots that moved stay on the new spec; the previous
-                    // replicas are removed so the service is left as it stands.
-                    for m in &moved {
-                        let _ = self.engine.remove(&m.prev_id).await;
-                    }
+            // Success, shutdown (the slots moved so far stay moved) and `pause` (they
+            // stay on the new spec): the stopped previous replicas go.
+            result => {
+                for m in &moved {
+                    self.remove_or_log(&m.prev_id).await;
                 }
-                Err(e)
+                result
             }
         }
     }
@@ -227,17 +276,10 @@ impl Rollout<'_> {
                 return Err(SHUTDOWN.into());
             }
             let results = join_all(chunk.iter().map(|(slot, old)| async move {
-                let name = format!("{}-next", self.stable(*slot));
-                let id = self.start_new(*slot, &name).await?;
-                match self.gate().pass(self.engine, &id).await {
-                    Ok(()) => Ok((*slot, *old, id)),
-                    Err(e) => {
-                        // The error, with the replica's last output, is logged once secrets are masked.
-                        tracing::warn!(project = self.project, service = self.service(), slot, action = "gate-failed", container = %name);
-                        let _ = self.engine.remove(&id).await;
-                        Err(format!("new replica {name} {e}; the old replica kept serving"))
-                    }
-                }
+                self.start_gated(*slot)
+                    .await
+                    .map(|id| (*slot, *old, id))
+                    .map_err(|e| format!("{e}; the old replica kept serving"))
             }))
             .await;
             let mut passed = Vec::new();
@@ -250,14 +292,20 @@ impl Rollout<'_> {
             }
             if let Some(e) = failure {
                 for (_, _, id) in passed {
-                    let _ = self.engine.remove(&id).await;
+                    self.remove_or_log(&id).await;
                 }
                 return Err(e);
             }
-            // Names first, traffic second: after a crash between any two of these
-            // steps each slot holds the new replica under its name, or as the only
-            // healthy one of the desired spec, and the next plan finishes the move.
+            // Traffic first, then names, then traffic again: the new replicas join the
+            // alias beside the old ones, take the slots' names, and only then do the
+            // old ones leave. After a crash between any two steps each slot holds a
+            // replica in the alias under its name, or a lone joined `-next` of the
+            // desired spec that the next plan promotes.
             let t = tokio::time::Instant::now();
+            for (slot, _, new_id) in &passed {
+                self.join(new_id, &format!("{}-next", self.stable(*slot)))
+                    .await?;
+            }
             for (slot, old, new_id) in &passed {
                 let stable = self.stable(*slot);
                 self.engine
@@ -269,35 +317,20 @@ impl Rollout<'_> {
                     .await
                     .map_err(|e| format!("rename to {stable}: {e}"))?;
             }
-            // The old replicas of the chunk leave the network together, so clients
-            // see one moment of change per chunk rather than one per slot, then drain
-            // together and stop together.
-            let networks = join_all(
-                passed
-                    .iter()
-                    .map(|(_, old, _)| self.take_off_networks(&old.id)),
-            )
-            .await;
-            tokio::time::sleep(self.opts.drain).await;
-            let stops = join_all(passed.iter().map(|(_, old, _)| async move {
-                self.engine
-                    .stop(&old.id, d.spec.stop_grace)
-                    .await
-                    .map_err(|e| format!("stop {}: {e}", old.name))
-            }))
-            .await;
-            for ((slot, old, new_id), prev_networks) in passed.into_iter().zip(networks) {
+            // The old replicas of the chunk leave together, so clients see one moment
+            // of change per chunk rather than one per slot, then drain together and
+            // stop together.
+            let ids: Vec<&str> = passed.iter().map(|(_, old, _)| old.id.as_str()).collect();
+            let stops = self.retire(&ids, d.spec.stop_grace).await;
+            for (slot, old, new_id) in passed {
                 tracing::info!(project = self.project, service = self.service(), slot, action = "replaced", container = %self.stable(slot), stop_ms = ms(t.elapsed()));
                 moved.push(Moved {
                     slot,
                     new_id,
                     prev_id: old.id.clone(),
-                    prev_networks,
                 });
             }
-            if let Some(e) = stops.into_iter().find_map(Result::err) {
-                return Err(e);
-            }
+            stops?;
         }
         Ok(())
     }
@@ -313,37 +346,34 @@ impl Rollout<'_> {
                 return Err(SHUTDOWN.into());
             }
             let stable = self.stable(*slot);
-            let prev = format!("{stable}-prev");
             self.engine
-                .stop(&old.id, d.spec.stop_grace)
-                .await
-                .map_err(|e| format!("stop {}: {e}", old.name))?;
-            self.engine
-                .rename(&old.id, &prev)
+                .rename(&old.id, &format!("{stable}-prev"))
                 .await
                 .map_err(|e| format!("rename {}: {e}", old.name))?;
-            let outcome = match self.start_new(*slot, &stable).await {
-                Ok(id) => match self.gate().pass(self.engine, &id).await {
+            if let Err(e) = self.retire(&[old.id.as_str()], d.spec.stop_grace).await {
+                self.rename_or_log(&old.id, &stable).await;
+                self.rejoin(&old.id).await;
+                return Err(e);
+            }
+            let outcome = match self.start_gated(*slot).await {
+                Ok(id) => match self.promote(*slot, &id).await {
                     Ok(()) => Ok(id),
                     Err(e) => {
-                        let _ = self.engine.remove(&id).await;
-                        Err(format!(
-                            "new replica {stable} {e}; the old replica was restarted"
-                        ))
+                        self.remove_or_log(&id).await;
+                        Err(e)
                     }
                 },
-                Err(e) => Err(e),
+                Err(e) => Err(format!("{e}; the old replica was restarted")),
             };
             match outcome {
                 Ok(new_id) => moved.push(Moved {
                     slot: *slot,
                     new_id,
                     prev_id: old.id.clone(),
-                    prev_networks: Vec::new(),
                 }),
                 Err(e) => {
-                    let _ = self.engine.rename(&old.id, &stable).await;
-                    let _ = self.engine.start(&old.id).await;
+                    self.rename_or_log(&old.id, &stable).await;
+                    self.rejoin(&old.id).await;
                     return Err(e);
                 }
             }
@@ -351,7 +381,8 @@ impl Rollout<'_> {
         Ok(())
     }
 
-    /// Puts the previous replicas back, newest move first.
+    /// Puts the previous replicas back, newest move first: each starts, passes its gate
+    /// as a new replica would, and joins the alias before the new one leaves it.
     async fn roll_back(&self, moved: Vec<Moved>) {
         let d = self.desired.expect("desired");
         for m in moved.into_iter().rev() {
@@ -359,64 +390,161 @@ impl Rollout<'_> {
             tracing::warn!(project = self.project, service = self.service(), slot = m.slot, action = "rollback", container = %stable);
             match d.spec.update.order {
                 UpdateOrder::StartFirst => {
-                    for net in &m.prev_networks {
-                        let _ = self
-                            .engine
-                            .connect(net, &m.prev_id, vec![self.service().to_string()])
-                            .await;
-                    }
-                    let _ = self.engine.start(&m.prev_id).await;
-                    if let Err(e) = self.gate().pass(self.engine, &m.prev_id).await {
-                        tracing::error!(service = self.service(), slot = m.slot, error = %e, "previous replica did not come back healthy");
-                    }
-                    let _ = self
-                        .engine
-                        .rename(&m.new_id, &format!("{stable}-next"))
+                    self.rejoin(&m.prev_id).await;
+                    self.rename_or_log(&m.new_id, &format!("{stable}-next"))
                         .await;
-                    let _ = self.engine.rename(&m.prev_id, &stable).await;
-                    self.take_off_networks(&m.new_id).await;
-                    tokio::time::sleep(self.opts.drain).await;
-                    let _ = self.engine.stop(&m.new_id, d.spec.stop_grace).await;
-                    let _ = self.engine.remove(&m.new_id).await;
+                    self.rename_or_log(&m.prev_id, &stable).await;
+                    if let Err(e) = self.retire(&[m.new_id.as_str()], d.spec.stop_grace).await {
+                        tracing::warn!(service = self.service(), slot = m.slot, error = %e, "replica rolled back from not stopped");
+                    }
+                    self.remove_or_log(&m.new_id).await;
                 }
                 UpdateOrder::StopFirst => {
-                    let _ = self.engine.stop(&m.new_id, d.spec.stop_grace).await;
-                    let _ = self.engine.remove(&m.new_id).await;
-                    let _ = self.engine.rename(&m.prev_id, &stable).await;
-                    let _ = self.engine.start(&m.prev_id).await;
+                    self.rename_or_log(&m.new_id, &format!("{stable}-next"))
+                        .await;
+                    if let Err(e) = self.retire(&[m.new_id.as_str()], d.spec.stop_grace).await {
+                        tracing::warn!(service = self.service(), slot = m.slot, error = %e, "replica rolled back from not stopped");
+                    }
+                    self.remove_or_log(&m.new_id).await;
+                    self.rename_or_log(&m.prev_id, &stable).await;
+                    self.rejoin(&m.prev_id).await;
                 }
             }
         }
     }
 
-    /// Disconnects a container from every network so no new request reaches it;
-    /// returns the networks it was on.
-    async fn take_off_networks(&self, id: &str) -> Vec<String> {
-        let networks = match self.engine.inspect(id).await {
-            Ok(d) => d.networks,
-            Err(_) => return Vec::new(),
-        };
-        for net in &networks {
-            if let Err(e) = self.engine.disconnect(net, id).await {
-                tracing::debug!(network = %net, error = %e, "disconnect failed");
-            }
+    /// Starts a previous replica again and puts it back into the alias once it has
+    /// passed its gate (or, when it does not, all the same: it is what served before).
+    async fn rejoin(&self, id: &str) {
+        self.unjoin_stopped(id).await;
+        if let Err(e) = self.engine.start(id).await {
+            tracing::error!(service = self.service(), container = %id, error = %e, "previous replica not started again");
+            return;
         }
-        networks
+        if let Err(e) = self.gate().pass(self.engine, id).await {
+            tracing::error!(service = self.service(), container = %id, error = %e, "previous replica did not come back healthy");
+        }
+        if let Err(e) = self.join(id, id).await {
+            tracing::error!(service = self.service(), container = %id, error = %e, "previous replica not put back into its alias");
+        }
     }
 
-    /// Takes a container off its networks, lets requests drain, stops it with its
+    /// Puts a replica into its service's alias on each of its networks, where it is not
+    /// yet; the step that lets a replica that passed its gate take traffic.
+    async fn join(&self, id: &str, name: &str) -> Result<(), String> {
+        let d = self.desired.expect("desired");
+        let started = tokio::time::Instant::now();
+        let attached = self
+            .engine
+            .inspect(id)
+            .await
+            .map_err(|e| format!("inspect {name}: {e}"))?
+            .networks;
+        let alias = vec![self.service().to_string()];
+        for net in &d.spec.networks {
+            let net = super::container::object_name(self.project, net);
+            let result = match attached.iter().find(|e| e.network == net) {
+                Some(e) if e.aliases.contains(&alias[0]) => continue,
+                Some(e) => self
+                    .engine
+                    .reconnect(&net, id, alias.clone())
+                    .await
+                    .map(|now| log_moved(name, &net, e.address.as_deref(), now.as_deref())),
+                None => self.engine.connect(&net, id, alias.clone()).await,
+            };
+            result.map_err(|e| format!("join {name} to {}'s alias on {net}: {e}", alias[0]))?;
+        }
+        tracing::info!(project = self.project, service = self.service(), action = "join", container = %name, duration_ms = ms(started.elapsed()));
+        Ok(())
+    }
+
+    /// Takes a replica out of `service`'s alias on every network, keeping it attached
+    /// (same address, when the engine hands it back) so that requests in flight and its
+    /// own connections go on while it drains and stops. Failures are logged: a replica
+    /// that could not leave is stopped all the same.
+    async fn leave(&self, id: &str, service: &str) {
+        let started = tokio::time::Instant::now();
+        let attached = match self.engine.inspect(id).await {
+            Ok(d) => d.networks,
+            Err(e) => {
+                tracing::debug!(container = %id, error = %e, "not inspected before leaving its alias");
+                return;
+            }
+        };
+        for e in attached
+            .iter()
+            .filter(|e| e.aliases.iter().any(|a| a == service))
+        {
+            match self.engine.reconnect(&e.network, id, Vec::new()).await {
+                Ok(now) => log_moved(id, &e.network, e.address.as_deref(), now.as_deref()),
+                Err(err) => {
+                    tracing::warn!(network = %e.network, container = %id, error = %err, "replica did not leave its alias")
+                }
+            }
+        }
+        tracing::debug!(project = self.project, service, action = "leave", container = %id, duration_ms = ms(started.elapsed()));
+    }
+
+    /// Before a stopped replica starts again: it leaves its alias (it joins again after
+    /// its gate) and forgets the address it last held, which a newer replica may hold
+    /// by now.
+    async fn unjoin_stopped(&self, id: &str) {
+        let attached = match self.engine.inspect(id).await {
+            Ok(d) => d.networks,
+            Err(e) => {
+                tracing::debug!(container = %id, error = %e, "not inspected before its start");
+                return;
+            }
+        };
+        for e in attached {
+            if let Err(err) = self.engine.reconnect(&e.network, id, Vec::new()).await {
+                tracing::warn!(network = %e.network, container = %id, error = %err, "stopped replica not detached from its alias");
+            }
+        }
+    }
+
+    /// Retires running replicas: they leave the alias together, drain for `--drain`,
+    /// then get their stop signal with `grace`, together.
+    async fn retire(&self, ids: &[&str], grace: Duration) -> Result<(), String> {
+        join_all(ids.iter().map(|id| self.leave(id, self.service()))).await;
+        tokio::time::sleep(self.opts.drain).await;
+        let stops = join_all(ids.iter().map(|id| async move {
+            self.engine
+                .stop(id, grace)
+                .await
+                .map_err(|e| format!("stop {id}: {e}"))
+        }))
+        .await;
+        stops.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+    }
+
+    fn grace(&self) -> Duration {
+        self.desired
+            .map(|d| d.spec.stop_grace)
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    async fn rename_or_log(&self, id: &str, name: &str) {
+        if let Err(e) = self.engine.rename(id, name).await {
+            tracing::warn!(service = self.service(), container = %id, to = %name, error = %e, "rename failed; the next run repairs the slot");
+        }
+    }
+
+    async fn remove_or_log(&self, id: &str) {
+        if let Err(e) = self.engine.remove(id).await {
+            tracing::warn!(service = self.service(), container = %id, error = %e, "container not removed; the next run removes it");
+        }
+    }
+
+    /// Takes a container out of its alias, lets requests drain, stops it with its
     /// grace and removes it.
     async fn remove_gracefully(&self, c: &ObservedContainer) -> Result<(), String> {
         tracing::info!(project = self.project, service = %c.service, action = "remove", container = %c.name);
-        let grace = self
-            .desired
-            .map(|d| d.spec.stop_grace)
-            .unwrap_or(Duration::from_secs(10));
         if c.state == RunState::Running {
-            self.take_off_networks(&c.id).await;
+            self.leave(&c.id, &c.service).await;
             tokio::time::sleep(self.opts.drain).await;
             self.engine
-                .stop(&c.id, grace)
+                .stop(&c.id, self.grace())
                 .await
                 .map_err(|e| format!("stop {}: {e}", c.name))?;
         }
@@ -424,5 +552,19 @@ impl Rollout<'_> {
             .remove(&c.id)
             .await
             .map_err(|e| format!("remove {}: {e}", c.name))
+    }
+}
+
+fn name_taken(name: &str) -> String {
+    format!(
+        "container name {name} is taken by a container berth does not manage (or of another project); rename or remove it"
+    )
+}
+
+/// Logs an endpoint whose address changed across a reconnect: connections through the
+/// old address did not survive it.
+fn log_moved(container: &str, network: &str, before: Option<&str>, after: Option<&str>) {
+    if before.is_some() && before != after {
+        tracing::info!(container = %container, network = %network, before = ?before, after = ?after, action = "address-changed", "the engine gave another address; connections through the old one were cut");
     }
 }

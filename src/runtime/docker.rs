@@ -7,10 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
-    HealthConfig as DockerHealth, HealthStatusEnum, HostConfig, HostConfigLogConfig,
-    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointIpamConfig,
+    EndpointSettings, HealthConfig as DockerHealth, HealthStatusEnum, HostConfig,
+    HostConfigLogConfig, Ipam, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
@@ -29,6 +29,11 @@ use super::*;
 #[derive(Clone)]
 pub struct DockerEngine {
     docker: Docker,
+    /// IPAM hands out the lowest free address of a network, so a disconnect and connect
+    /// that nothing else of ours interleaves with gets its address back. Endpoint
+    /// changes hold this exclusively; a container start, which takes addresses too,
+    /// holds it shared, so starts still run side by side.
+    endpoints: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 impl DockerEngine {
@@ -44,7 +49,10 @@ impl DockerEngine {
                 "cannot reach the Docker engine: {e}; is dockerd running and DOCKER_HOST right?"
             ))
         })?;
-        Ok(Self { docker })
+        Ok(Self {
+            docker,
+            endpoints: Default::default(),
+        })
     }
 
     /// The underlying client, for what only the demo needs (image import).
@@ -286,6 +294,59 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     }
 }
 
+impl DockerEngine {
+    async fn disconnect_now(&self, network: &str, id: &str) -> Result<(), RuntimeError> {
+        let req = NetworkDisconnectRequest {
+            container: id.to_string(),
+            force: Some(true),
+        };
+        self.docker
+            .disconnect_network(network, req)
+            .await
+            .map_err(err)
+    }
+
+    async fn connect_now(
+        &self,
+        network: &str,
+        id: &str,
+        aliases: Vec<String>,
+    ) -> Result<(), RuntimeError> {
+        self.connect_with(network, id, aliases, None).await
+    }
+
+    async fn connect_with(
+        &self,
+        network: &str,
+        id: &str,
+        aliases: Vec<String>,
+        address: Option<String>,
+    ) -> Result<(), RuntimeError> {
+        let req = bollard::models::NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(aliases),
+                ipam_config: address.map(|a| EndpointIpamConfig {
+                    ipv4_address: Some(a),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        self.docker.connect_network(network, req).await.map_err(err)
+    }
+
+    /// The container's IPv4 address on `network`, `None` while it is not running.
+    async fn address(&self, id: &str, network: &str) -> Result<Option<String>, RuntimeError> {
+        let c = self.docker.inspect_container(id, None).await.map_err(err)?;
+        Ok(c.network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .filter(|a| !a.is_empty()))
+    }
+}
+
 #[async_trait]
 impl Engine for DockerEngine {
     async fn list_project(&self, project: &str) -> Result<Vec<ObservedContainer>, RuntimeError> {
@@ -360,7 +421,15 @@ impl Engine for DockerEngine {
         let networks = c
             .network_settings
             .and_then(|n| n.networks)
-            .map(|n| n.into_keys().collect())
+            .map(|n| {
+                n.into_iter()
+                    .map(|(network, e)| Endpoint {
+                        network,
+                        aliases: e.aliases.unwrap_or_default(),
+                        address: e.ip_address.filter(|a| !a.is_empty()),
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let restart_count = c.restart_count.unwrap_or_default();
         Ok(ContainerDetails {
@@ -460,6 +529,7 @@ impl Engine for DockerEngine {
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        let _turn = self.endpoints.read().await;
         self.docker.start_container(id, None).await.map_err(err)
     }
 
@@ -508,14 +578,8 @@ impl Engine for DockerEngine {
     }
 
     async fn disconnect(&self, network: &str, id: &str) -> Result<(), RuntimeError> {
-        let req = NetworkDisconnectRequest {
-            container: id.to_string(),
-            force: Some(true),
-        };
-        self.docker
-            .disconnect_network(network, req)
-            .await
-            .map_err(err)
+        let _turn = self.endpoints.write().await;
+        self.disconnect_now(network, id).await
     }
 
     async fn connect(
@@ -524,14 +588,34 @@ impl Engine for DockerEngine {
         id: &str,
         aliases: Vec<String>,
     ) -> Result<(), RuntimeError> {
-        let req = bollard::models::NetworkConnectRequest {
-            container: id.to_string(),
-            endpoint_config: Some(EndpointSettings {
-                aliases: Some(aliases),
-                ..Default::default()
-            }),
+        let _turn = self.endpoints.write().await;
+        self.connect_now(network, id, aliases).await
+    }
+
+    async fn reconnect(
+        &self,
+        network: &str,
+        id: &str,
+        aliases: Vec<String>,
+    ) -> Result<Option<String>, RuntimeError> {
+        let _turn = self.endpoints.write().await;
+        let before = self.address(id, network).await?;
+        self.disconnect_now(network, id).await?;
+        // The address asked for again: Docker grants it on a network with a subnet of
+        // its own (berth creates its networks so) and refuses it elsewhere, where the
+        // lowest free address, most often the same, is what comes back.
+        let kept = match &before {
+            Some(address) => self
+                .connect_with(network, id, aliases.clone(), Some(address.clone()))
+                .await
+                .inspect_err(|e| tracing::debug!(network, error = %e, "address not kept"))
+                .is_ok(),
+            None => false,
         };
-        self.docker.connect_network(network, req).await.map_err(err)
+        if !kept {
+            self.connect_now(network, id, aliases).await?;
+        }
+        self.address(id, network).await
     }
 
     async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError> {
@@ -559,11 +643,35 @@ impl Engine for DockerEngine {
             labels: Some(labels.into_iter().collect()),
             ..Default::default()
         };
-        self.docker
-            .create_network(req)
+        self.docker.create_network(req.clone()).await.map_err(err)?;
+        // Docker keeps an address across a reconnect only on a network whose subnet was
+        // given at its creation: take the subnet Docker chose and create the network
+        // again with it. Should that fail (another network took the subnet meanwhile),
+        // the network is made as before and reconnects keep addresses only mostly.
+        let chosen = self
+            .docker
+            .inspect_network(name, None)
             .await
-            .map_err(err)
-            .map(|_| ())
+            .map_err(err)?
+            .ipam
+            .and_then(|i| i.config)
+            .filter(|c| c.iter().all(|c| c.subnet.is_some()));
+        let Some(config) = chosen else {
+            return Ok(());
+        };
+        self.docker.remove_network(name).await.map_err(err)?;
+        let pinned = NetworkCreateRequest {
+            ipam: Some(Ipam {
+                config: Some(config),
+                ..Default::default()
+            }),
+            ..req.clone()
+        };
+        if let Err(e) = self.docker.create_network(pinned).await {
+            tracing::warn!(network = %name, error = %e, "network created without a fixed subnet; a replica's address may change when it joins or leaves its alias");
+            self.docker.create_network(req).await.map_err(err)?;
+        }
+        Ok(())
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), RuntimeError> {

@@ -191,6 +191,18 @@ pub struct ContainerSpec {
     pub restart: bool,
 }
 
+/// A container's place on one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The network's full name.
+    pub network: String,
+    /// The names it answers to on that network besides its own (Docker adds the short
+    /// container ID).
+    pub aliases: Vec<String>,
+    /// Its IPv4 address there; `None` while it is not running.
+    pub address: Option<String>,
+}
+
 /// Failures at the Docker boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -236,8 +248,8 @@ pub struct ContainerDetails {
     pub started_at: Option<String>,
     /// When it last stopped (RFC 3339), if ever.
     pub finished_at: Option<String>,
-    /// The full names of the networks it is attached to.
-    pub networks: Vec<String>,
+    /// Its endpoint on each network it is attached to.
+    pub networks: Vec<Endpoint>,
     /// How often Docker's restart policy has restarted it.
     pub restart_count: i64,
     /// The exit code of its last run, when it has exited at least once.
@@ -283,6 +295,18 @@ pub trait Engine: Send + Sync {
         id: &str,
         aliases: Vec<String>,
     ) -> Result<(), RuntimeError>;
+    /// Takes a container off a network and puts it back at once with other aliases (the
+    /// only way Docker changes them), returning its address afterwards. Endpoint changes
+    /// made through one engine take turns with each other and with container starts,
+    /// so the address just given up is, unless something outside berth takes it
+    /// meanwhile, the one handed back: connections
+    /// to and from the container then survive the change.
+    async fn reconnect(
+        &self,
+        network: &str,
+        id: &str,
+        aliases: Vec<String>,
+    ) -> Result<Option<String>, RuntimeError>;
     /// Managed networks of `project`.
     async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError>;
     /// Creates a labelled bridge network.

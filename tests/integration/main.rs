@@ -14,6 +14,7 @@ mod ops;
 mod plan;
 mod reliability;
 mod ssh;
+mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -263,8 +263,14 @@ fn build_all() -> Images {
     }
 }
 
-/// A root filesystem holding the static busybox and a symlink per applet.
+/// A root filesystem holding the static busybox and a symlink per applet, tarred.
 fn make_rootfs_tar(root: &Path, tar: &Path) {
+    make_rootfs(root);
+    tar_rootfs(root, tar);
+}
+
+/// A root filesystem holding the static busybox and a symlink per applet.
+fn make_rootfs(root: &Path) {
     assert!(
         Path::new(BUSYBOX).exists(),
         "{BUSYBOX} is missing; install Debian's busybox-static package"
@@ -294,7 +300,9 @@ fn make_rootfs_tar(root: &Path, tar: &Path) {
     )
     .expect("write /etc/passwd");
     fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("write /etc/group");
+}
 
+fn tar_rootfs(root: &Path, tar: &Path) {
     let status = Command::new("tar")
         .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
         .arg(root)
@@ -304,4 +312,59 @@ fn make_rootfs_tar(root: &Path, tar: &Path) {
         .status()
         .expect("run tar");
     assert!(status.success(), "tar of the test rootfs failed");
+}
+
+const CADDY: &str = "/usr/bin/caddy";
+
+/// A Caddy image (`127.0.0.1:PORT/berth-test/caddy:2`) made from Debian's `caddy`
+/// binary, the libraries `ldd` names and the busybox root filesystem; it runs
+/// `caddy run` on `/etc/caddy/Caddyfile`. Built and pushed once per process.
+pub fn caddy_image() -> &'static str {
+    static CADDY_IMAGE: OnceLock<String> = OnceLock::new();
+    CADDY_IMAGE.get_or_init(build_caddy)
+}
+
+fn build_caddy() -> String {
+    assert!(
+        Path::new(CADDY).exists(),
+        "{CADDY} is missing; install Debian's caddy package"
+    );
+    let addr = &images().registry;
+    let work = tempfile::Builder::new()
+        .prefix("berth-test-caddy-")
+        .tempdir()
+        .expect("create image build directory");
+    let root = work.path().join("rootfs");
+    let tar = work.path().join("rootfs.tar");
+    let ldd = Command::new("ldd").arg(CADDY).output().expect("run ldd");
+    let libs: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(str::to_string)
+        .collect();
+    make_rootfs(&root);
+    for file in libs.iter().map(String::as_str).chain([CADDY]) {
+        let to = root.join(file.trim_start_matches('/'));
+        fs::create_dir_all(to.parent().expect("file has a parent")).expect("create lib dir");
+        fs::copy(file, &to).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+    tar_rootfs(&root, &tar);
+    let reference = format!("{addr}/berth-test/caddy:2");
+    let owner = format!("LABEL {OWNER_LABEL}={}", owner_id());
+    docker([
+        "import",
+        "--change",
+        PATH_ENV,
+        "--change",
+        &owner,
+        "--change",
+        "ENV XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config",
+        "--change",
+        r#"CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]"#,
+        &tar.display().to_string(),
+        &reference,
+    ]);
+    cleanup::record_tag(&reference);
+    push(&reference);
+    reference
 }

@@ -20,7 +20,7 @@ pub use docker::{
     wait_until,
 };
 pub use engines::Engine;
-pub use images::{images, Images};
+pub use images::{caddy_image, images, Images};
 pub use postgres::Postgres;
 pub use project::{ClientLoop, ClientReport, Project, PROJECT_LABEL};
 pub use registry::{registry, Registry};

@@ -119,6 +119,21 @@ impl Project {
         self.client_loop_with_retries(network, alias, 0)
     }
 
+    /// A [`ClientLoop`] over several labelled URLs (see [`ClientLoop::start_rounds`]).
+    pub fn client_rounds(
+        &self,
+        network: &str,
+        targets: &[(&str, &str)],
+        retries: u32,
+    ) -> ClientLoop {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = self.child(&format!(
+            "rounds{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        ClientLoop::start_rounds(&name, network, targets, retries)
+    }
+
     /// A [`ClientLoop`] that, like a reverse proxy with a retry window, tries a
     /// request up to `retries` more times before counting it failed.
     pub fn client_loop_with_retries(&self, network: &str, alias: &str, retries: u32) -> ClientLoop {
@@ -221,18 +236,36 @@ impl ClientLoop {
     /// Starts the loop; each request is tried `1 + retries` times before it
     /// counts as failed.
     pub fn start_with_retries(name: &str, network: &str, url: &str, retries: u32) -> ClientLoop {
-        let attempt = format!("b=$(timeout 2 wget -q -O- '{url}' 2>/dev/null)");
-        let attempts = vec![attempt; 1 + retries as usize].join(" || ");
+        ClientLoop::start_rounds(name, network, &[("", url)], retries)
+    }
+
+    /// Starts a loop that requests each `(label, url)` in turn, then sleeps 50 ms;
+    /// each request is tried `1 + retries` times before it counts as failed. A
+    /// labelled target's lines start with its label (see [`ClientLoop::report_of`]).
+    pub fn start_rounds(
+        name: &str,
+        network: &str,
+        targets: &[(&str, &str)],
+        retries: u32,
+    ) -> ClientLoop {
         // A request that hangs counts as failed after 2 s (`wget -T` crashes
         // in the static busybox, so `timeout` bounds it).
-        let script = format!(
-            "trap 'exit 0' TERM; \
-             while :; do \
-               if {attempts}; then echo \"ok $b\"; \
-               else echo fail; fi; \
-               usleep 50000; \
-             done"
-        );
+        let round: String = targets
+            .iter()
+            .map(|(label, url)| {
+                let attempt = format!("b=$(timeout 2 wget -q -O- '{url}' 2>/dev/null)");
+                let attempts = vec![attempt; 1 + retries as usize].join(" || ");
+                let prefix = if label.is_empty() {
+                    String::new()
+                } else {
+                    format!("{label} ")
+                };
+                format!(
+                    "if {attempts}; then echo \"{prefix}ok $b\"; else echo \"{prefix}fail\"; fi; "
+                )
+            })
+            .collect();
+        let script = format!("trap 'exit 0' TERM; while :; do {round}usleep 50000; done");
         docker([
             "run",
             "-d",
@@ -251,6 +284,24 @@ impl ClientLoop {
             name: name.to_string(),
             done: false,
         }
+    }
+
+    /// What the requests to the target labelled `label` saw so far.
+    pub fn report_of(&self, label: &str) -> ClientReport {
+        let out = docker(["logs", &self.name]);
+        let prefix = format!("{label} ");
+        let lines: String = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        parse_report(&lines)
+    }
+
+    /// Stops the loop; what it saw stays readable with [`ClientLoop::report_of`]
+    /// until it is dropped.
+    pub fn stop_only(&self) {
+        docker_ok(["kill", &self.name]);
     }
 
     pub fn container(&self) -> &str {
