@@ -351,11 +351,10 @@ fn zero_failed_requests_during_a_rolling_update_behind_the_alias() {
     let s = Stack::new();
     s.write(&two_services(p.name(), &img.app_v1, 3, &img.app_v1));
     assert_eq!(s.apply().code, 0);
-    // A request already in flight in the tens of milliseconds in which Docker tears the
-    // old replica's endpoint down cannot be saved by any orchestrator; a reverse proxy
-    // retries such a request (Caddy's `lb_try_duration`, set in desired/files/Caddyfile),
-    // and so does this client, once. Every request that was not in flight at that
-    // instant must succeed at the first try.
+    // With the short drain of these tests (300 ms) a connection attempt lost in the
+    // instant the old replica leaves the alias may be retried by TCP only after that
+    // replica stopped; a client retrying once, like a reverse proxy does, loses nothing
+    // (traffic.rs counts the client that never retries, at the default drain).
     let client = p.client_loop_with_retries(&format!("{}_default", p.name()), "api", 1);
     assert!(client.wait_for_ok(Duration::from_secs(10)));
     s.write(&two_services(p.name(), &img.app_v2, 3, &img.app_v1));

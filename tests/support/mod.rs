@@ -13,6 +13,7 @@ mod images;
 mod postgres;
 mod project;
 mod registry;
+pub mod traffic;
 
 pub use docker::{
     container_exists, container_health, container_status, docker, docker_ok, docker_stdout,
