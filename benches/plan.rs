@@ -17,7 +17,10 @@ fn desired(n: usize, tag: &str) -> Desired {
         ));
     }
     let tree = MemTree::new().with("berth.yaml", yaml);
-    Desired::resolve(load_tree(&tree, "berth.yaml").unwrap().spec.unwrap())
+    Desired::resolve(
+        load_tree(&tree, "berth.yaml").unwrap().spec.unwrap(),
+        std::path::Path::new("/etc/berth/bench"),
+    )
 }
 
 fn observed(d: &Desired) -> Vec<ObservedContainer> {
@@ -59,7 +62,12 @@ fn bench(c: &mut Criterion) {
     group.finish();
     let spec = desired(1000, "v1").spec;
     c.bench_function("resolve_and_hash/1000", |b| {
-        b.iter(|| Desired::resolve(black_box(spec.clone())))
+        b.iter(|| {
+            Desired::resolve(
+                black_box(spec.clone()),
+                std::path::Path::new("/etc/berth/bench"),
+            )
+        })
     });
 }
 

@@ -626,7 +626,10 @@ impl Loop {
                 return;
             }
             Err(e) => {
-                tracing::error!(error = %e, "load task failed");
+                // A load that panicked is a refused commit like any other.
+                let message = format!("commit {sha} could not be loaded: {e}");
+                tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
+                self.refuse_commit(&sha, message).await;
                 return;
             }
         };
@@ -636,7 +639,21 @@ impl Loop {
                     tracing::warn!(commit = %info.short(), "{}", w.headline());
                 }
                 tracing::info!(commit = %info.short(), summary = %info.summary, action = "new-commit", "desired state loaded");
-                let desired = Desired::resolve_for(spec, &self.config.host);
+                // Env files are read here: off the runtime's threads.
+                let host = self.config.host.clone();
+                let desired = match tokio::task::spawn_blocking(move || {
+                    Desired::resolve_for(spec, &host)
+                })
+                .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let message = format!("commit {} could not be resolved: {e}", info.short());
+                        tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
+                        self.refuse_commit(&info.sha, message).await;
+                        return;
+                    }
+                };
                 self.status.write().await.valid_commit(&info);
                 self.failures.clear_all();
                 self.last_good = Some((info, desired));

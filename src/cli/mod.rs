@@ -120,6 +120,11 @@ pub struct HostArgs {
     /// A label of this host, matched by `placement.labels` (repeatable, KEY=VALUE).
     #[arg(long = "host-label", env = "BERTH_HOST_LABELS", value_delimiter = ',', value_parser = parse_label)]
     pub host_label: Vec<(String, String)>,
+    /// The only directory env files are read from; `<project>` stands for the project
+    /// (default: /etc/berth/<project>). A commit naming an env file elsewhere is refused
+    /// for that service.
+    #[arg(long = "env-dir", env = "BERTH_ENV_DIR", value_name = "DIR")]
+    pub env_dir: Option<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -135,6 +140,7 @@ impl HostArgs {
         crate::plan::Host {
             name: self.host.clone().unwrap_or_else(agent::hostname),
             labels: self.host_label.iter().cloned().collect(),
+            env_dir: self.env_dir.clone(),
         }
     }
 }

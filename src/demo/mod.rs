@@ -109,6 +109,7 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
         host: crate::plan::Host {
             name: crate::cli::hostname(),
             labels: Default::default(),
+            env_dir: None,
         },
     };
     let agent_cancel = cancel.clone();

@@ -83,29 +83,6 @@ fn digest_json<T: Serialize>(v: &T) -> String {
     digest(&[&serde_json::to_vec(v).expect("plain data serializes")])
 }
 
-/// Reads and parses an env file (`KEY=VALUE` lines, `#` comments, optional quotes).
-/// Errors name the file and line but never a value.
-pub fn read_env_file(path: &Path) -> EnvFile {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => return EnvFile::Unreadable(format!("env_file {}: {e}", path.display())),
-    };
-    let mut out = Vec::new();
-    for (i, item) in dotenvy::from_read_iter(file).enumerate() {
-        match item {
-            Ok(kv) => out.push(kv),
-            Err(_) => {
-                return EnvFile::Unreadable(format!(
-                    "env_file {}: entry {} is not KEY=VALUE; fix the line (its value is not shown)",
-                    path.display(),
-                    i + 1
-                ))
-            }
-        }
-    }
-    EnvFile::Loaded(out)
-}
-
 impl DesiredService {
     /// Normalizes and hashes a service.
     pub fn new(spec: ServiceSpec, env_file: EnvFile) -> Self {
@@ -195,6 +172,9 @@ pub struct Host {
     pub name: String,
     /// Its labels (`--host-label KEY=VALUE`).
     pub labels: BTreeMap<String, String>,
+    /// Where its env files live (`--env-dir`, with `<project>` filled in); `None` for
+    /// `/etc/berth/<project>/`.
+    pub env_dir: Option<std::path::PathBuf>,
 }
 
 impl Desired {
@@ -209,11 +189,12 @@ impl Desired {
         for m in spec.migrations.values_mut() {
             m.gates.retain(|g| placed.contains(g));
         }
-        Self::resolve(spec)
+        let dir = super::env_file::env_dir(host.env_dir.as_deref(), &spec.project);
+        Self::resolve(spec, &dir)
     }
 
-    /// Resolves a spec with every service, reading each env file once.
-    pub fn resolve(spec: Spec) -> Self {
+    /// Resolves a spec with every service, reading each env file once from `env_dir`.
+    pub fn resolve(spec: Spec, env_dir: &Path) -> Self {
         let mut cache: BTreeMap<std::path::PathBuf, EnvFile> = BTreeMap::new();
         let services = spec
             .services
@@ -223,7 +204,10 @@ impl Desired {
                     None => EnvFile::None,
                     Some(p) => cache
                         .entry(p.clone())
-                        .or_insert_with(|| read_env_file(p))
+                        .or_insert_with(|| match super::env_file::read(p, env_dir) {
+                            Ok(kvs) => EnvFile::Loaded(kvs),
+                            Err(why) => EnvFile::Unreadable(why),
+                        })
                         .clone(),
                 };
                 (s.name.clone(), DesiredService::new(s.clone(), env_file))

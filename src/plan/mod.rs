@@ -1,6 +1,7 @@
 //! (desired, observed) → [`Plan`]: a pure function, tested as plain data.
 
 pub mod desired;
+pub mod env_file;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -32,6 +32,7 @@ fn desired_from(yaml: &str, caddyfile: &str) -> Desired {
         loaded
             .spec
             .unwrap_or_else(|| panic!("{}", loaded.diagnostics)),
+        std::path::Path::new("/etc/berth/shop"),
     )
 }
 
@@ -348,6 +349,7 @@ fn a_host_resolves_only_what_is_placed_on_it() {
         &Host {
             name: "web-1".into(),
             labels: Default::default(),
+            env_dir: None,
         },
     );
     assert_eq!(web.services.keys().collect::<Vec<_>>(), ["api", "proxy"]);
@@ -360,6 +362,7 @@ fn a_host_resolves_only_what_is_placed_on_it() {
         &Host {
             name: "batch-1".into(),
             labels: Default::default(),
+            env_dir: None,
         },
     );
     assert!(batch.services.contains_key("worker"));

@@ -15,6 +15,7 @@ mod plan;
 mod reliability;
 mod ssh;
 mod traffic;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,11 +56,12 @@ pub fn spawn_berth(args: &[&str]) -> Child {
         .expect("berth starts")
 }
 
-/// A desired-state directory and a state dir for one test.
+/// A desired-state directory, a state dir and an env dir (`--env-dir`) for one test.
 #[derive(Default)]
 pub struct Stack {
     pub dir: TempDir,
     pub state: TempDir,
+    pub env: TempDir,
 }
 
 /// A temporary directory removed when dropped.
@@ -114,6 +116,8 @@ impl Stack {
             self.state_path().display().to_string(),
             "--drain".into(),
             "300ms".into(),
+            "--env-dir".into(),
+            self.env.path().display().to_string(),
         ]
     }
 
@@ -122,6 +126,12 @@ impl Stack {
     }
 
     pub fn plan(&self) -> Run {
-        berth(["plan", "--file", &self.path().display().to_string()])
+        berth([
+            "plan",
+            "--file",
+            &self.path().display().to_string(),
+            "--env-dir",
+            &self.env.path().display().to_string(),
+        ])
     }
 }

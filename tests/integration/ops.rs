@@ -98,8 +98,8 @@ impl Sink {
 fn metrics_status_healthz_notifications_and_no_secret_anywhere() {
     let p = Project::new("ops");
     let img = images();
-    let secrets = TempDir::default();
-    let env_file = secrets.path().join("api.env");
+    let s = Stack::new();
+    let env_file = s.env.path().join("api.env");
     std::fs::write(
         &env_file,
         "DATABASE_URL=postgres://app:hunter2-envfile-7f3a@db/app\n",
@@ -120,6 +120,8 @@ fn metrics_status_healthz_notifications_and_no_secret_anywhere() {
             &format!("http://127.0.0.1:{}/hook", live.port),
             "--max-attempts",
             "1",
+            "--env-dir",
+            &s.env.path().display().to_string(),
         ],
     );
     assert!(
@@ -235,7 +237,6 @@ fn metrics_status_healthz_notifications_and_no_secret_anywhere() {
         outputs.push(r.stdout);
         outputs.push(r.stderr);
     }
-    let s = Stack::new();
     s.write(&stack(p.name(), &img.app_v2, &env_file));
     for r in [
         s.plan(),
@@ -245,6 +246,8 @@ fn metrics_status_healthz_notifications_and_no_secret_anywhere() {
             &s.path().display().to_string(),
             "--output",
             "json",
+            "--env-dir",
+            &s.env.path().display().to_string(),
         ]),
         berth(["validate", &s.path().display().to_string()]),
     ] {

@@ -93,7 +93,7 @@ fn reason_stack(
     conf: &str,
     s: &Stack,
 ) {
-    let env_path = s.state.path().join("api.env");
+    let env_path = s.env.path().join("api.env");
     std::fs::write(&env_path, env_file).unwrap();
     s.file("files/app.conf", conf);
     s.write(&format!(

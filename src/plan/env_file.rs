@@ -1,0 +1,235 @@
+//! Host-side env files, read the way `docker run --env-file` reads them: `KEY=VALUE`
+//! lines whose value is taken literally, from the operator's env directory only.
+//!
+//! The path comes from a commit, which anyone with push access writes; the file is the
+//! host operator's. So the path must resolve inside the env directory
+//! (`/etc/berth/<project>/` unless `--env-dir` says otherwise), the file must be a
+//! regular file of at most [`MAX_ENV_FILE_BYTES`], and a value is never expanded: no
+//! `$VAR` is filled in from berth's own environment, and a `$` in a password stays.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The largest env file berth reads.
+pub const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
+
+/// Where env files may live: the directory that `--env-dir` names (its `<project>`
+/// placeholder filled in), `/etc/berth/<project>/` by default.
+pub fn env_dir(template: Option<&Path>, project: &str) -> PathBuf {
+    match template {
+        Some(t) => PathBuf::from(t.to_string_lossy().replace("<project>", project)),
+        None => Path::new("/etc/berth").join(project),
+    }
+}
+
+/// Reads an env file that must lie inside `dir`. Errors name the file, the rule it broke
+/// and, for a bad line, the line number and key; never a value, and never whether a
+/// path outside `dir` exists.
+pub fn read(path: &Path, dir: &Path) -> Result<Vec<(String, String)>, String> {
+    let shown = path.display();
+    let outside = || {
+        format!(
+            "env_file {shown} is not inside the env directory {}; env files are read only from there (--env-dir)",
+            dir.display()
+        )
+    };
+    // Judged by its spelling first, so nothing outside is ever looked at.
+    if !path.is_absolute()
+        || !path.starts_with(dir)
+        || path.components().any(|c| c.as_os_str() == "..")
+    {
+        return Err(outside());
+    }
+    let real_dir = dir.canonicalize().map_err(|e| {
+        format!(
+            "env_file {shown}: the env directory {} cannot be read ({e}); create it, or point --env-dir at the right one",
+            dir.display()
+        )
+    })?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("env_file {shown}: {e}"))?;
+    if !real.starts_with(&real_dir) {
+        return Err(outside());
+    }
+    // Non-blocking, so a FIFO planted there cannot hang the open; then only a regular
+    // file is read, and no more than the limit.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(&real)
+        .map_err(|e| format!("env_file {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("env_file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("env_file {shown} is not a regular file"));
+    }
+    if meta.len() > MAX_ENV_FILE_BYTES {
+        return Err(format!(
+            "env_file {shown} is larger than {} KiB; env files hold settings, not data",
+            MAX_ENV_FILE_BYTES / 1024
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_ENV_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("env_file {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_ENV_FILE_BYTES {
+        return Err(format!("env_file {shown} grew past the limit while read"));
+    }
+    parse(&bytes).map_err(|e| format!("env_file {shown}: {e}"))
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Parses env-file text as Docker does: blank lines and lines starting with `#` (after
+/// leading whitespace) are skipped; the key is what comes before the first `=` and may
+/// hold no whitespace; the value is everything after it, byte for byte (quotes included,
+/// a trailing carriage return dropped). A line without `=` is refused: Docker would take
+/// the value from its own environment, which for berth would leak the agent's.
+pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        format!("line {line} is not valid UTF-8")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let n = i + 1;
+        let Some((key, value)) = trimmed.split_once('=') else {
+            return Err(format!(
+                "line {n} has no `=`; write KEY=VALUE (berth never fills a value in from its own environment)"
+            ));
+        };
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(format!(
+                "line {n}: the name before `=` must be one word without spaces"
+            ));
+        }
+        out.push((key.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(text: &str) -> Vec<(String, String)> {
+        parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn values_are_literal() {
+        assert_eq!(
+            kv("A=pa$word\nB=${HOME}\nC=\"quoted\"\nD='single'\nE= spaced \nF=x=y\n"),
+            [
+                ("A", "pa$word"),
+                ("B", "${HOME}"),
+                ("C", "\"quoted\""),
+                ("D", "'single'"),
+                ("E", " spaced "),
+                ("F", "x=y"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+    }
+
+    #[test]
+    fn comments_blank_lines_crlf_and_bom() {
+        assert_eq!(
+            kv("\u{feff}# comment\r\n\r\n   \n  # indented\nA=1\r\n  B=2\n"),
+            [("A", "1"), ("B", "2")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+    }
+
+    #[test]
+    fn a_name_alone_is_refused_not_taken_from_the_environment() {
+        let e = parse(b"A=1\nPGPASSWORD\n").unwrap_err();
+        assert_eq!(
+            e,
+            "line 2 has no `=`; write KEY=VALUE (berth never fills a value in from its own environment)"
+        );
+    }
+
+    #[test]
+    fn bad_names_and_bytes_are_refused_without_the_value() {
+        assert_eq!(
+            parse(b"MY KEY=secret\n").unwrap_err(),
+            "line 1: the name before `=` must be one word without spaces"
+        );
+        assert_eq!(
+            parse(b"=secret\n").unwrap_err(),
+            "line 1: the name before `=` must be one word without spaces"
+        );
+        assert_eq!(
+            parse(b"A=1\nB=\xff\xfe\n").unwrap_err(),
+            "line 2 is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn the_env_dir_takes_the_project() {
+        assert_eq!(env_dir(None, "shop"), Path::new("/etc/berth/shop"));
+        assert_eq!(
+            env_dir(Some(Path::new("/srv/env/<project>")), "shop"),
+            Path::new("/srv/env/shop")
+        );
+        assert_eq!(
+            env_dir(Some(Path::new("/srv/env")), "shop"),
+            Path::new("/srv/env")
+        );
+    }
+
+    #[test]
+    fn only_regular_files_inside_the_dir_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("env");
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::write(inside.join("api.env"), "A=pa$word\n").unwrap();
+        std::fs::write(dir.path().join("secret.env"), "S=1\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.env"), inside.join("link.env")).unwrap();
+        let fifo = inside.join("fifo.env");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+
+        assert_eq!(
+            read(&inside.join("api.env"), &inside).unwrap()[0].1,
+            "pa$word"
+        );
+        let outside = |p: &Path| {
+            format!(
+                "env_file {} is not inside the env directory {}; env files are read only from there (--env-dir)",
+                p.display(),
+                inside.display()
+            )
+        };
+        // The same answer whether or not an outside path exists.
+        for p in [
+            dir.path().join("secret.env"),
+            dir.path().join("absent.env"),
+            inside.join("../secret.env"),
+            inside.join("link.env"),
+        ] {
+            assert_eq!(read(&p, &inside).unwrap_err(), outside(&p));
+        }
+        assert_eq!(
+            read(&fifo, &inside).unwrap_err(),
+            format!("env_file {} is not a regular file", fifo.display())
+        );
+        assert_eq!(
+            read(Path::new("/dev/zero"), Path::new("/dev")).unwrap_err(),
+            "env_file /dev/zero is not a regular file"
+        );
+    }
+}
