@@ -145,7 +145,14 @@ struct Loop {
 /// Runs the agent until `shutdown` is cancelled (first signal). The step in flight
 /// finishes; no service is left below its healthy count.
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
-    let _lock = StateLock::acquire(&config.state_dir).map_err(AgentError::Locked)?;
+    // An `apply` that holds the state dir is awaited; another agent is not.
+    let dir = config.state_dir.clone();
+    let _lock = tokio::task::spawn_blocking(move || {
+        StateLock::acquire(&dir, "agent", Duration::from_secs(600))
+    })
+    .await
+    .map_err(|e| AgentError::Locked(e.to_string()))?
+    .map_err(AgentError::Locked)?;
     let engine = DockerEngine::connect()
         .await
         .map_err(|e| AgentError::Setup(e.to_string()))?;
@@ -606,12 +613,27 @@ impl Loop {
         let source = self.config.source.clone();
         let load = self.config.load.clone();
         let signers = self.config.allowed_signers.clone();
+        let signed_head = signed_head_file(&self.config.state_dir);
         let outcome = tokio::task::spawn_blocking(move || -> Result<(CommitInfo, crate::model::Loaded), String> {
             let info = source.commit_info(oid).map_err(|e| e.to_string())?;
             if let Some(allowed) = &signers {
                 let check = source.verify(oid, allowed).map_err(|e| e.to_string())?;
                 if !check.is_valid() {
                     return Err(format!("commit {} refused: {check}; only commits signed by an allowed key are applied", info.short()));
+                }
+                // Signed history moves forward only: an older signed commit pushed back
+                // (a downgrade by force-push) is refused.
+                let last = std::fs::read_to_string(&signed_head)
+                    .ok()
+                    .and_then(|s| git2::Oid::from_str(s.trim()).ok());
+                if let Some(last) = last {
+                    if !source.descends_from(oid, last).unwrap_or(false) {
+                        return Err(format!(
+                            "commit {} refused: it does not descend from {}, the last signed commit applied (a rewind or force-push); push a new signed commit on top of it (`git revert` makes one)",
+                            info.short(),
+                            &last.to_string()[..12]
+                        ));
+                    }
                 }
             }
             let loaded = source.load(oid, &load).map_err(|e| e.to_string())?;
@@ -654,6 +676,12 @@ impl Loop {
                         return;
                     }
                 };
+                if self.config.allowed_signers.is_some() {
+                    let file = signed_head_file(&self.config.state_dir);
+                    if let Err(e) = std::fs::write(&file, &info.sha) {
+                        tracing::warn!(file = %file.display(), error = %e, "last signed commit not recorded; a rewind past it is refused only while the agent runs");
+                    }
+                }
                 self.status.write().await.valid_commit(&info);
                 self.failures.clear_all();
                 self.last_good = Some((info, desired));
@@ -688,4 +716,10 @@ impl Loop {
         self.config.notifier.send(ev);
         self.status.write().await.invalid_commit(sha, message);
     }
+}
+
+/// Where the agent records the last signed commit it accepted, so that a rewind is
+/// refused across restarts too.
+fn signed_head_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("signed-head")
 }

@@ -57,6 +57,12 @@ pub async fn run(args: AgentArgs) -> u8 {
     };
     let webhook_secret = match &args.webhook_secret_file {
         Some(p) => match std::fs::read(p) {
+            Ok(b) if String::from_utf8_lossy(&b).trim().is_empty() => {
+                return fail(format!(
+                    "--webhook-secret-file {} is empty: anyone could sign a webhook with an empty secret; write a long random one (e.g. `openssl rand -hex 32`)",
+                    p.display()
+                ))
+            }
             Ok(b) => Some(String::from_utf8_lossy(&b).trim().as_bytes().to_vec()),
             Err(e) => return fail(format!("--webhook-secret-file {}: {e}", p.display())),
         },

@@ -10,6 +10,23 @@ use crate::runtime::DockerEngine;
 /// Converges once; 0 converged, 1 a service failed, 2 invalid input or usage.
 pub async fn run(args: &ApplyArgs) -> u8 {
     let c = &args.converge;
+    // One berth at a time on a state dir: its clone, ledger and the containers it names.
+    let (dir, wait) = (c.state_dir.clone(), args.lock_timeout.into());
+    let _lock = match tokio::task::spawn_blocking(move || {
+        crate::agent::StateLock::acquire(&dir, "apply", wait)
+    })
+    .await
+    {
+        Ok(Ok(lock)) => lock,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
     let (spec, commit) = match super::source::load(&args.source, &c.state_dir, exit::USAGE) {
         Ok(x) => x,
         Err(code) => return code,

@@ -186,6 +186,10 @@ pub struct ApplyArgs {
     /// The commit being applied, recorded in labels and history (set by itself with --repo).
     #[arg(long, env = "BERTH_COMMIT")]
     pub commit: Option<String>,
+    /// How long to wait for another berth (agent or apply) working on the same state
+    /// dir before giving up with exit status 1.
+    #[arg(long, env = "BERTH_LOCK_TIMEOUT", default_value = "5m")]
+    pub lock_timeout: DurationArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
     pub output: Output,

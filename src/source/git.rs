@@ -235,6 +235,15 @@ impl GitSource {
         })
     }
 
+    /// True when `new` is `old` or has it among its ancestors.
+    pub fn descends_from(&self, new: Oid, old: Oid) -> Result<bool, SourceError> {
+        let repo = self.repo()?;
+        Ok(new == old
+            || repo
+                .graph_descendant_of(new, old)
+                .map_err(|e| SourceError::Git(format!("is {new} a descendant of {old}: {e}")))?)
+    }
+
     /// Checks the commit's signature against the allowed signers.
     pub fn verify(
         &self,

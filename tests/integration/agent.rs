@@ -190,7 +190,7 @@ pub fn http(
     Some((code, body))
 }
 
-fn stack(project: &str, image: &str, replicas: u32) -> String {
+pub fn stack(project: &str, image: &str, replicas: u32) -> String {
     format!(
         "project: {project}\nservices:\n  api:\n    image: {image}\n    replicas: {replicas}\n    stop_grace: 2s\n    update: {{ monitor: 1s, deadline: 20s }}\n"
     )
@@ -212,13 +212,13 @@ pub fn api_images(p: &Project) -> Vec<String> {
     v
 }
 
-fn expect(p: &Project, image: &str, n: u32) -> Vec<String> {
+pub fn expect(p: &Project, image: &str, n: u32) -> Vec<String> {
     (1..=n)
         .map(|i| format!("{}-api-{i} {image}", p.name()))
         .collect()
 }
 
-fn converges_to(p: &Project, image: &str, n: u32) -> bool {
+pub fn converges_to(p: &Project, image: &str, n: u32) -> bool {
     wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
         api_images(p) == expect(p, image, n)
     })
@@ -537,7 +537,7 @@ fn a_host_path_outside_the_allowance_is_an_invalid_commit() {
     assert_eq!(api_images(&p), expect(&p, &img.app_v1, 1));
 }
 
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = dir.join(name);
     let ok = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])

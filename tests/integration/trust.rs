@@ -128,3 +128,176 @@ fn env_files_come_only_from_the_env_dir() {
         assert_eq!(running(&p, "web"), 1);
     }
 }
+
+fn replicas(project: &str, n: u32) -> String {
+    format!(
+        "project: {project}
+services:
+  api:
+    image: {}
+    replicas: {n}
+    update: {{ monitor: 0s }}
+",
+        images().app_v1
+    )
+}
+
+#[test]
+fn concurrent_applies_on_one_state_dir_take_turns_and_end_exact() {
+    let p = Project::new("twoapply");
+    let s = Stack::new();
+    s.write(&replicas(p.name(), 3));
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(s.apply_args())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{a:?}");
+    assert!(b.status.success(), "{b:?}");
+    let waited = [&a, &b]
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stderr).contains("waiting for berth apply (pid "))
+        .count();
+    assert_eq!(waited, 1, "{a:?}\n{b:?}");
+    let mut names: Vec<String> = docker_stdout([
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=berth.project={}", p.name()),
+        "--format",
+        "{{.Names}} {{.State}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        (1..=3)
+            .map(|i| format!("{}-api-{i} running", p.name()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_apply_beside_a_running_agent_waits_then_says_who_holds_the_state_dir() {
+    let p = Project::new("applyagent");
+    let repo = crate::agent::Repo::new();
+    repo.commit(&replicas(p.name(), 1), "first");
+    let s = Stack::new();
+    s.write(&replicas(p.name(), 1));
+    let agent = repo.agent(&s.state_path(), &[]);
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_millis(100),
+            || running(&p, "api") == 1
+        ),
+        "{}",
+        agent.log()
+    );
+    let mut args = s.apply_args();
+    args.extend(["--lock-timeout".into(), "1s".into()]);
+    let r = crate::berth(args);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("still holds")
+            && r.stderr.contains("berth agent (pid ")
+            && r.stderr.contains("(--lock-timeout)"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_empty_webhook_secret_is_refused_at_start() {
+    let state = tempfile::tempdir().unwrap();
+    let secret = state.path().join("secret");
+    std::fs::write(&secret, " \n").unwrap();
+    let repo = crate::agent::Repo::new();
+    let r = crate::berth([
+        "agent",
+        "--repo",
+        &repo.path().display().to_string(),
+        "--state-dir",
+        &state.path().display().to_string(),
+        "--webhook-secret-file",
+        &secret.display().to_string(),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "--webhook-secret-file {} is empty: anyone could sign a webhook with an empty secret",
+            secret.display()
+        )),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_rewound_signed_head_is_refused_and_a_revert_goes_through() {
+    use crate::agent::{api_images, converges_to, expect, keygen, stack};
+    let p = Project::new("rewind");
+    let img = images();
+    let keys = tempfile::tempdir().unwrap();
+    let (alice, alice_pub) = keygen(keys.path(), "alice");
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(
+        &signers,
+        format!("alice@example.com namespaces=\"git\" {alice_pub}\n"),
+    )
+    .unwrap();
+    let repo = crate::agent::Repo::new();
+    let old = repo.commit_signed(&stack(p.name(), &img.app_v1, 1), "v1", &alice);
+    let state = tempfile::tempdir().unwrap();
+    let verify = ["--verify-signatures", &signers.display().to_string()];
+    let agent = repo.agent(state.path(), &verify);
+    assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
+    repo.commit_signed(&stack(p.name(), &img.app_v2, 1), "v2", &alice);
+    assert!(converges_to(&p, &img.app_v2, 1), "{}", agent.log());
+
+    // A force-push back to the older signed commit: a downgrade.
+    repo.git(&["reset", "-q", "--hard", &old]);
+    let refused = format!("commit {} refused: it does not descend from", &old[..12]);
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(20),
+            std::time::Duration::from_millis(100),
+            || error_of(&agent).starts_with(&refused)
+        ),
+        "{}\n{}",
+        error_of(&agent),
+        agent.log()
+    );
+    assert_eq!(api_images(&p), expect(&p, &img.app_v2, 1));
+    // Also after a restart of the agent.
+    drop(agent);
+    let agent = repo.agent(state.path(), &verify);
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(20),
+            std::time::Duration::from_millis(100),
+            || error_of(&agent).starts_with(&refused)
+        ),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(api_images(&p), expect(&p, &img.app_v2, 1));
+
+    // Going back by a new commit on top works as before.
+    let v2 = repo.git(&["rev-parse", "HEAD@{1}"]);
+    repo.git(&["reset", "-q", "--hard", &v2]);
+    repo.commit_signed(&stack(p.name(), &img.app_v1, 1), "revert to v1", &alice);
+    assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
+}
+
+fn error_of(agent: &crate::agent::Agent) -> String {
+    agent.status()["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
