@@ -758,8 +758,22 @@ impl Executor {
             let result = self.converge_service(desired, name, cancel).await;
             match result {
                 Ok(()) => return (Outcome::Converged, attempts),
-                Err(e) if e == rollout::SHUTDOWN => return (Outcome::Held { reason: e }, attempts),
-                Err(e) => {
+                Err(rollout::StepFailure::Shutdown) => {
+                    return (
+                        Outcome::Held {
+                            reason: rollout::SHUTDOWN.into(),
+                        },
+                        attempts,
+                    )
+                }
+                Err(rollout::StepFailure::Failed { message, rollback }) => {
+                    // What the rollback did, not what was configured: a slot that
+                    // could not be put back makes the outcome a plain failure.
+                    let (e, rolled_back) = match rollback {
+                        Some(Ok(())) => (message, true),
+                        Some(Err(why)) => (format!("{message}; rolling back failed: {why}"), false),
+                        None => (message, false),
+                    };
                     let error = redactor.redact(&e);
                     tracing::warn!(service = name, attempt = attempts, error = %error, "service failed to converge");
                     match delays.next() {
@@ -773,9 +787,6 @@ impl Executor {
                         }
                         None => {
                             let serving = self.serving(&desired.spec.project, name).await;
-                            let rolled_back = desired.services.get(name).is_some_and(|d| {
-                                d.spec.update.on_failure == crate::model::OnFailure::Rollback
-                            });
                             return (
                                 Outcome::Failed {
                                     error,
@@ -797,13 +808,13 @@ impl Executor {
         desired: &Desired,
         name: &str,
         cancel: &tokio_util::sync::CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), rollout::StepFailure> {
         let project = &desired.spec.project;
         let observed = self
             .engine
             .list_project(project)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| rollout::StepFailure::from(e.to_string()))?;
         let the_plan = plan(desired, &observed);
         let Some(sp) = the_plan.services.into_iter().find(|s| s.service == name) else {
             return Ok(());

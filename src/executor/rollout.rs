@@ -37,6 +37,36 @@ use crate::runtime::{replica_name, Engine, ObservedContainer, RunState};
 pub(crate) const SHUTDOWN: &str =
     "berth is stopping; the rest of this rollout continues on its next start";
 
+/// Why a service's steps stopped short.
+#[derive(Debug)]
+pub(crate) enum StepFailure {
+    /// berth is shutting down; the slots moved so far stay moved.
+    Shutdown,
+    /// A step failed.
+    Failed {
+        /// What failed, unmasked (the caller masks it).
+        message: String,
+        /// What became of the slots of a replacement with `on_failure: rollback`:
+        /// `Some(Ok)` when every one is on its previous replica (none may have moved),
+        /// `Some(Err)` with what could not be put back; `None` when nothing was to be
+        /// rolled back (another step failed, or `on_failure: pause`).
+        rollback: Option<Result<(), String>>,
+    },
+}
+
+impl From<String> for StepFailure {
+    fn from(message: String) -> Self {
+        if message == SHUTDOWN {
+            StepFailure::Shutdown
+        } else {
+            StepFailure::Failed {
+                message,
+                rollback: None,
+            }
+        }
+    }
+}
+
 pub(super) struct Rollout<'a> {
     pub cancel: &'a tokio_util::sync::CancellationToken,
     pub engine: &'a dyn Engine,
@@ -81,7 +111,7 @@ impl Rollout<'_> {
         &self,
         steps: &[Step],
         by_name: &HashMap<&str, &ObservedContainer>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepFailure> {
         let id_of = |name: &str| {
             by_name
                 .get(name)
@@ -239,7 +269,7 @@ impl Rollout<'_> {
         Ok(id)
     }
 
-    async fn replace(&self, slots: &[(u32, &ObservedContainer)]) -> Result<(), String> {
+    async fn replace(&self, slots: &[(u32, &ObservedContainer)]) -> Result<(), StepFailure> {
         let d = self.desired.expect("desired");
         let mut moved: Vec<Moved> = Vec::new();
         let result = match d.spec.update.order {
@@ -247,12 +277,16 @@ impl Rollout<'_> {
             UpdateOrder::StopFirst => self.replace_stop_first(slots, &mut moved).await,
         };
         match result {
-            Err(e)
-                if e != SHUTDOWN
+            Err(message)
+                if message != SHUTDOWN
                     && d.spec.update.on_failure == crate::model::OnFailure::Rollback =>
             {
-                self.roll_back(moved).await;
-                Err(e)
+                // With no slot moved yet, every slot is on its previous replica already.
+                let restored = self.roll_back(moved).await;
+                Err(StepFailure::Failed {
+                    message,
+                    rollback: Some(restored),
+                })
             }
             // Success, shutdown (the slots moved so far stay moved) and `pause` (they
             // stay on the new spec): the stopped previous replicas go.
@@ -260,7 +294,7 @@ impl Rollout<'_> {
                 for m in &moved {
                     self.remove_or_log(&m.prev_id).await;
                 }
-                result
+                result.map_err(StepFailure::from)
             }
         }
     }
@@ -351,9 +385,7 @@ impl Rollout<'_> {
                 .await
                 .map_err(|e| format!("rename {}: {e}", old.name))?;
             if let Err(e) = self.retire(&[old.id.as_str()], d.spec.stop_grace).await {
-                self.rename_or_log(&old.id, &stable).await;
-                self.rejoin(&old.id).await;
-                return Err(e);
+                return Err(self.restore_stopped(&old.id, &stable, e).await);
             }
             let outcome = match self.start_gated(*slot).await {
                 Ok(id) => match self.promote(*slot, &id).await {
@@ -363,7 +395,7 @@ impl Rollout<'_> {
                         Err(e)
                     }
                 },
-                Err(e) => Err(format!("{e}; the old replica was restarted")),
+                Err(e) => Err(e),
             };
             match outcome {
                 Ok(new_id) => moved.push(Moved {
@@ -371,62 +403,91 @@ impl Rollout<'_> {
                     new_id,
                     prev_id: old.id.clone(),
                 }),
-                Err(e) => {
-                    self.rename_or_log(&old.id, &stable).await;
-                    self.rejoin(&old.id).await;
-                    return Err(e);
-                }
+                Err(e) => return Err(self.restore_stopped(&old.id, &stable, e).await),
             }
         }
         Ok(())
     }
 
-    /// Puts the previous replicas back, newest move first: each starts, passes its gate
-    /// as a new replica would, and joins the alias before the new one leaves it.
-    async fn roll_back(&self, moved: Vec<Moved>) {
-        let d = self.desired.expect("desired");
-        for m in moved.into_iter().rev() {
-            let stable = self.stable(m.slot);
-            tracing::warn!(project = self.project, service = self.service(), slot = m.slot, action = "rollback", container = %stable);
-            match d.spec.update.order {
-                UpdateOrder::StartFirst => {
-                    self.rejoin(&m.prev_id).await;
-                    self.rename_or_log(&m.new_id, &format!("{stable}-next"))
-                        .await;
-                    self.rename_or_log(&m.prev_id, &stable).await;
-                    if let Err(e) = self.retire(&[m.new_id.as_str()], d.spec.stop_grace).await {
-                        tracing::warn!(service = self.service(), slot = m.slot, error = %e, "replica rolled back from not stopped");
-                    }
-                    self.remove_or_log(&m.new_id).await;
-                }
-                UpdateOrder::StopFirst => {
-                    self.rename_or_log(&m.new_id, &format!("{stable}-next"))
-                        .await;
-                    if let Err(e) = self.retire(&[m.new_id.as_str()], d.spec.stop_grace).await {
-                        tracing::warn!(service = self.service(), slot = m.slot, error = %e, "replica rolled back from not stopped");
-                    }
-                    self.remove_or_log(&m.new_id).await;
-                    self.rename_or_log(&m.prev_id, &stable).await;
-                    self.rejoin(&m.prev_id).await;
-                }
-            }
+    /// Puts a stop-first slot's old replica back after `error`; the message says
+    /// whether it came back.
+    async fn restore_stopped(&self, id: &str, stable: &str, error: String) -> String {
+        self.rename_or_log(id, stable).await;
+        match self.rejoin(id).await {
+            Ok(()) => format!("{error}; the old replica was restarted"),
+            Err(e) => format!("{error}; the old replica did not come back: {e}"),
         }
     }
 
-    /// Starts a previous replica again and puts it back into the alias once it has
-    /// passed its gate (or, when it does not, all the same: it is what served before).
-    async fn rejoin(&self, id: &str) {
+    /// Puts the previous replicas back, newest move first: each starts, passes its gate
+    /// as a new replica would, and joins the alias before the new one leaves it. Says
+    /// which slots could not be put back, and why.
+    async fn roll_back(&self, moved: Vec<Moved>) -> Result<(), String> {
+        let d = self.desired.expect("desired");
+        let mut failed = Vec::new();
+        for m in moved.into_iter().rev() {
+            let stable = self.stable(m.slot);
+            tracing::warn!(project = self.project, service = self.service(), slot = m.slot, action = "rollback", container = %stable);
+            let restored = match d.spec.update.order {
+                UpdateOrder::StartFirst => match self.rejoin(&m.prev_id).await {
+                    Ok(()) => {
+                        self.rename_or_log(&m.new_id, &format!("{stable}-next"))
+                            .await;
+                        self.rename_or_log(&m.prev_id, &stable).await;
+                        self.retire_and_remove(&m.new_id, m.slot).await;
+                        Ok(())
+                    }
+                    // The new replica keeps serving in its slot: better than none.
+                    Err(e) => {
+                        self.remove_or_log(&m.prev_id).await;
+                        Err(e)
+                    }
+                },
+                UpdateOrder::StopFirst => {
+                    self.rename_or_log(&m.new_id, &format!("{stable}-next"))
+                        .await;
+                    self.retire_and_remove(&m.new_id, m.slot).await;
+                    self.rename_or_log(&m.prev_id, &stable).await;
+                    self.rejoin(&m.prev_id).await
+                }
+            };
+            if let Err(e) = restored {
+                // The reason may quote the replica's output: the caller logs it masked.
+                tracing::error!(
+                    service = self.service(),
+                    slot = m.slot,
+                    "slot not rolled back"
+                );
+                failed.push(format!("{stable}: {e}"));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+
+    async fn retire_and_remove(&self, id: &str, slot: u32) {
+        if let Err(e) = self.retire(&[id], self.grace()).await {
+            tracing::warn!(service = self.service(), slot, error = %e, "replica rolled back from not stopped");
+        }
+        self.remove_or_log(id).await;
+    }
+
+    /// Starts a previous replica again, lets it pass its gate and puts it back into the
+    /// alias; says what went wrong when it does not come back.
+    async fn rejoin(&self, id: &str) -> Result<(), String> {
         self.unjoin_stopped(id).await;
-        if let Err(e) = self.engine.start(id).await {
-            tracing::error!(service = self.service(), container = %id, error = %e, "previous replica not started again");
-            return;
-        }
-        if let Err(e) = self.gate().pass(self.engine, id).await {
-            tracing::error!(service = self.service(), container = %id, error = %e, "previous replica did not come back healthy");
-        }
-        if let Err(e) = self.join(id, id).await {
-            tracing::error!(service = self.service(), container = %id, error = %e, "previous replica not put back into its alias");
-        }
+        self.engine
+            .start(id)
+            .await
+            .map_err(|e| format!("previous replica not started again: {e}"))?;
+        self.gate()
+            .pass(self.engine, id)
+            .await
+            .map_err(|e| format!("previous replica {e}"))?;
+        self.join(id, id).await
     }
 
     /// Puts a replica into its service's alias on each of its networks, where it is not

@@ -301,3 +301,66 @@ fn error_of(agent: &crate::agent::Agent) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+#[test]
+fn a_rollback_that_cannot_restore_is_reported_as_failed_not_rolled_back() {
+    let p = Project::new("badrollback");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str| {
+        format!(
+            "project: {}
+services:
+  api:
+    image: {image}
+    replicas: 2
+    stop_grace: 2s
+    update: {{ monitor: 3s, deadline: 30s }}
+",
+            p.name()
+        )
+    };
+    s.write(&stack(&img.app_v1));
+    assert_eq!(s.apply().code, 0);
+    s.write(&stack(&img.app_v2));
+    let mut args = s.apply_args();
+    args.extend(["--output".into(), "json".into()]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Slot 1 has moved (its previous replica waits, stopped, for a rollback) and slot
+    // 2's new replica is at its gate: the previous replica goes away by hand, and the
+    // new one of slot 2 dies, so the rollout fails and cannot be rolled back.
+    let (prev, next) = (
+        format!("{}-api-1-prev", p.name()),
+        format!("{}-api-2-next", p.name()),
+    );
+    assert!(crate::support::wait_until(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(50),
+        || crate::support::container_exists(&prev) && crate::support::container_exists(&next)
+    ));
+    crate::support::docker(["rm", "-f", &prev]);
+    crate::support::docker(["kill", &next]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let api = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "api")
+        .unwrap()
+        .clone();
+    assert_eq!(api["outcome"], "failed", "{api}");
+    assert_eq!(api["rolled_back"], false, "{api}");
+    let error = api["error"].as_str().unwrap();
+    assert!(
+        error.contains("; rolling back failed: ")
+            && error.contains(&format!("{}-api-1: ", p.name())),
+        "{error}"
+    );
+}
