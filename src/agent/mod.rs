@@ -78,6 +78,9 @@ const ENGINE_BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub struct AgentConfig {
     /// The repository followed.
     pub source: GitSource,
+    /// The only project this agent manages (`--project`); `None` for whatever the
+    /// commit names.
+    pub project: Option<String>,
     /// The state dir: clone, ledger, lock, pause state.
     pub state_dir: PathBuf,
     /// The HTTP listener (webhook, health, status).
@@ -656,6 +659,22 @@ impl Loop {
             }
         };
         match loaded.spec {
+            Some(spec)
+                if self
+                    .config
+                    .project
+                    .as_ref()
+                    .is_some_and(|pin| *pin != spec.project) =>
+            {
+                let message = format!(
+                    "commit {} names project `{}`; this agent manages only `{}` (--project)",
+                    info.short(),
+                    spec.project,
+                    self.config.project.as_deref().unwrap_or_default()
+                );
+                tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
+                self.refuse_commit(&info.sha, message).await;
+            }
             Some(spec) => {
                 for w in loaded.diagnostics.warnings() {
                     tracing::warn!(commit = %info.short(), "{}", w.headline());

@@ -87,6 +87,7 @@ pub async fn run(args: AgentArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let config = AgentConfig {
+        project: args.project.clone(),
         ledger,
         notifier,
         host: args.host.host(),

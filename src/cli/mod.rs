@@ -222,6 +222,9 @@ pub struct AgentArgs {
     /// The HTTP listener: POST /hooks/git, GET /healthz, GET /status.
     #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
     pub listen: SocketAddr,
+    /// The only project this agent manages: a commit naming another is refused.
+    #[arg(long, env = "BERTH_PROJECT")]
+    pub project: Option<String>,
     /// How often a remote is polled (±10 % jitter); a local path is watched instead.
     #[arg(long, env = "BERTH_INTERVAL", default_value = "30s")]
     pub interval: DurationArg,

@@ -77,6 +77,7 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
     let ledger = crate::ledger::SqliteLedger::open(&work.path().join("state").join("ledger.db"))
         .map_err(fail)?;
     let config = AgentConfig {
+        project: None,
         ledger: std::sync::Arc::new(ledger),
         source: GitSource::new(
             &repo.display().to_string(),

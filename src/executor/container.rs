@@ -62,7 +62,11 @@ pub fn replica_spec(
         .iter()
         .map(|m| match &m.source {
             MountSource::Volume(v) => BindMount {
-                source: object_name(project, v),
+                source: d
+                    .volumes
+                    .get(v)
+                    .cloned()
+                    .unwrap_or_else(|| object_name(project, v)),
                 target: m.target.clone(),
                 read_only: m.read_only,
                 volume: true,
@@ -106,11 +110,7 @@ pub fn replica_spec(
         labels: lbls,
         // No alias yet: a replica joins its service's alias only once it has passed
         // its gate (see `rollout`).
-        networks: s
-            .networks
-            .iter()
-            .map(|n| (object_name(project, n), Vec::new()))
-            .collect(),
+        networks: d.networks.iter().map(|n| (n.clone(), Vec::new())).collect(),
         expose: s.expose.clone(),
         ports: s
             .ports

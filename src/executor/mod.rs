@@ -283,6 +283,10 @@ pub enum ApplyError {
         /// What failed.
         error: std::io::Error,
     },
+    /// A network or volume of the desired state is not berth's to use: one that exists
+    /// without berth's label, or an `external` one that does not exist.
+    #[error("{0}")]
+    Ownership(String),
 }
 
 /// Carries out plans against one engine.
@@ -859,6 +863,7 @@ impl Executor {
     async fn ensure_objects(&self, desired: &Desired) -> Result<(), ApplyError> {
         let project = &desired.spec.project;
         let labels = container::project_labels(project);
+        let names = crate::plan::desired::ObjectNames::of(&desired.spec);
         let nets: BTreeSet<String> = self
             .engine
             .list_networks(project)
@@ -866,9 +871,20 @@ impl Executor {
             .into_iter()
             .map(|n| n.name)
             .collect();
-        for name in desired.spec.networks.keys() {
-            let full = container::object_name(project, name);
-            if !nets.contains(&full) {
+        for (name, n) in &desired.spec.networks {
+            let full = names.network(name);
+            if self
+                .owned(
+                    project,
+                    "network",
+                    "networks",
+                    name,
+                    &full,
+                    n.external,
+                    nets.contains(&full),
+                )
+                .await?
+            {
                 tracing::info!(project, network = %full, action = "create-network");
                 match self.engine.create_network(&full, labels.clone()).await {
                     Ok(()) | Err(RuntimeError::Conflict(_)) => {}
@@ -883,9 +899,20 @@ impl Executor {
             .into_iter()
             .map(|n| n.name)
             .collect();
-        for name in desired.spec.volumes.keys() {
-            let full = container::object_name(project, name);
-            if !vols.contains(&full) {
+        for (name, v) in &desired.spec.volumes {
+            let full = names.volume(name);
+            if self
+                .owned(
+                    project,
+                    "volume",
+                    "volumes",
+                    name,
+                    &full,
+                    v.external,
+                    vols.contains(&full),
+                )
+                .await?
+            {
                 tracing::info!(project, volume = %full, action = "create-volume");
                 self.engine.create_volume(&full, labels.clone()).await?;
             }
@@ -987,6 +1014,47 @@ fn write_repo_file(state_dir: &std::path::Path, content: &[u8]) -> Result<(), Ap
     std::fs::write(&tmp, content).map_err(fail)?;
     std::fs::rename(&tmp, &path).map_err(fail)?;
     Ok(())
+}
+
+/// Whether berth must create a network or volume (`kind`, declared as `section.name`,
+/// named `full` in Docker): not when it is berth's already (`labelled`) or `external`
+/// (which must exist); an error when it exists without berth's label, since it is
+/// somebody else's (compose names its objects the same way).
+impl Executor {
+    #[allow(clippy::too_many_arguments)]
+    async fn owned(
+        &self,
+        project: &str,
+        kind: &str,
+        section: &str,
+        name: &str,
+        full: &str,
+        external: bool,
+        labelled: bool,
+    ) -> Result<bool, ApplyError> {
+        if labelled && !external {
+            return Ok(false);
+        }
+        let exists = match kind {
+            "network" => self.engine.network_exists(full).await?,
+            _ => self.engine.volume_exists(full).await?,
+        };
+        if external {
+            return if exists {
+                Ok(false)
+            } else {
+                Err(ApplyError::Ownership(format!(
+                    "external {kind} `{full}` does not exist; create it (`docker {kind} create {full}`), or drop `{section}.{name}.external` to let berth make `{project}_{name}`"
+                )))
+            };
+        }
+        if exists {
+            return Err(ApplyError::Ownership(format!(
+                "{kind} `{full}` exists but berth did not create it (it has no berth.project={project} label); declare `{section}.{name}: {{ external: true }}` under its own name to use an object made elsewhere, or remove it"
+            )));
+        }
+        Ok(true)
+    }
 }
 
 /// Services grouped so that each group depends only on earlier groups.

@@ -502,16 +502,15 @@ impl Rollout<'_> {
             .map_err(|e| format!("inspect {name}: {e}"))?
             .networks;
         let alias = vec![self.service().to_string()];
-        for net in &d.spec.networks {
-            let net = super::container::object_name(self.project, net);
-            let result = match attached.iter().find(|e| e.network == net) {
+        for net in &d.networks {
+            let result = match attached.iter().find(|e| &e.network == net) {
                 Some(e) if e.aliases.contains(&alias[0]) => continue,
                 Some(e) => self
                     .engine
-                    .reconnect(&net, id, alias.clone())
+                    .reconnect(net, id, alias.clone())
                     .await
-                    .map(|now| log_moved(name, &net, e.address.as_deref(), now.as_deref())),
-                None => self.engine.connect(&net, id, alias.clone()).await,
+                    .map(|now| log_moved(name, net, e.address.as_deref(), now.as_deref())),
+                None => self.engine.connect(net, id, alias.clone()).await,
             };
             result.map_err(|e| format!("join {name} to {}'s alias on {net}: {e}", alias[0]))?;
         }

@@ -22,12 +22,16 @@ pub struct RawDocument {
 /// `networks.<name>`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNetwork {}
+pub struct RawNetwork {
+    pub external: Option<Value>,
+}
 
 /// `volumes.<name>`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawVolume {}
+pub struct RawVolume {
+    pub external: Option<Value>,
+}
 
 /// `services.<name>`.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -161,6 +165,7 @@ mod tests {
         );
         assert!(k.service.contains(&"env_file"));
         assert!(k.update.contains(&"on_failure"));
-        assert!(k.network.is_empty());
+        assert_eq!(k.network, ["external"]);
+        assert_eq!(k.volume, ["external"]);
     }
 }

@@ -24,11 +24,19 @@ pub struct Spec {
 
 /// A bridge network of the project.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkSpec {}
+pub struct NetworkSpec {
+    /// Made outside berth and used as it is, under its own name: never created,
+    /// changed or removed.
+    pub external: bool,
+}
 
 /// A named volume of the project.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VolumeSpec {}
+pub struct VolumeSpec {
+    /// Made outside berth and used as it is, under its own name: never created,
+    /// changed or removed.
+    pub external: bool,
+}
 
 /// One service: N identical replicas of one container spec.
 #[derive(Debug, Clone, PartialEq)]

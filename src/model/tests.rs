@@ -496,3 +496,22 @@ fn fleet_update_keys_and_run_on() {
         ["berth.yaml:7:23: error: services.api.update.canary: canary host `web-2` is not in `placement.hosts`, so it never runs `api` and the other hosts would wait for it forever; name one of web-1"]
     );
 }
+
+#[test]
+fn external_objects_are_flagged_and_must_say_true_or_false() {
+    let ok = "project: shop\nnetworks:\n  edge: { external: true }\n  own: {}\nvolumes:\n  data: { external: false }\nservices:\n  api:\n    image: a:1\n";
+    let spec = load_tree(
+        &MemTree::new().with("berth.yaml", ok.as_bytes()),
+        "berth.yaml",
+    )
+    .unwrap()
+    .spec
+    .unwrap();
+    assert!(spec.networks["edge"].external);
+    assert!(!spec.networks["own"].external);
+    assert!(!spec.volumes["data"].external);
+    assert_eq!(
+        errors("project: shop\nvolumes:\n  data: { external: yes please }\nservices:\n  api:\n    image: a:1\n"),
+        ["berth.yaml:3:21: error: volumes.data.external: expected `true` or `false`; found a string"]
+    );
+}

@@ -61,8 +61,14 @@ pub(crate) fn validate(ctx: &mut Ctx, merged: Merged) -> Option<Spec> {
         }
     };
 
-    let networks = named_objects(ctx, &merged.networks, "networks");
-    let volumes = named_objects(ctx, &merged.volumes, "volumes");
+    let networks: BTreeMap<String, NetworkSpec> = named_objects(ctx, &merged.networks, "networks")
+        .into_iter()
+        .map(|(name, external)| (name, NetworkSpec { external }))
+        .collect();
+    let volumes: BTreeMap<String, VolumeSpec> = named_objects(ctx, &merged.volumes, "volumes")
+        .into_iter()
+        .map(|(name, external)| (name, VolumeSpec { external }))
+        .collect();
     let network_names: Vec<String> = if networks.is_empty() {
         vec![DEFAULT_NETWORK.to_string()]
     } else {
@@ -118,11 +124,12 @@ pub(crate) fn validate(ctx: &mut Ctx, merged: Merged) -> Option<Spec> {
     })
 }
 
-fn named_objects<T: Default>(
+/// The networks or volumes of a section, each with its `external` flag.
+fn named_objects(
     ctx: &mut Ctx,
     entries: &BTreeMap<String, Entry>,
     section: &str,
-) -> BTreeMap<String, T> {
+) -> BTreeMap<String, bool> {
     let keys = KnownKeys::get();
     let known = if section == "networks" {
         &keys.network
@@ -136,10 +143,23 @@ fn named_objects<T: Default>(
             ctx.key_error(entry.file, &path, format!("name `{name}` is invalid; use a lowercase letter then lowercase letters, digits, `-` or `_`"));
             continue;
         }
+        let mut external = false;
         match &entry.value {
             Value::Null => {}
             Value::Mapping(m) => {
                 ctx.known_only(entry.file, &path, m, known);
+                match m.get("external") {
+                    None => {}
+                    Some(Value::Bool(b)) => external = *b,
+                    Some(other) => {
+                        ctx.error(
+                            entry.file,
+                            &path.key("external"),
+                            format!("expected `true` or `false`; found {}", kind(other)),
+                        );
+                        continue;
+                    }
+                }
             }
             other => {
                 ctx.error(
@@ -150,7 +170,7 @@ fn named_objects<T: Default>(
                 continue;
             }
         }
-        out.insert(name.clone(), T::default());
+        out.insert(name.clone(), external);
     }
     out
 }

@@ -48,6 +48,54 @@ pub struct SpecParts {
     pub limits: String,
 }
 
+/// The Docker names of a project's networks and volumes: `<project>_<name>` for those
+/// berth makes, the name itself for `external` ones.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectNames {
+    project: String,
+    external_networks: std::collections::BTreeSet<String>,
+    external_volumes: std::collections::BTreeSet<String>,
+}
+
+impl ObjectNames {
+    /// The names of `spec`'s objects.
+    pub fn of(spec: &Spec) -> Self {
+        Self {
+            project: spec.project.clone(),
+            external_networks: spec
+                .networks
+                .iter()
+                .filter(|(_, n)| n.external)
+                .map(|(k, _)| k.clone())
+                .collect(),
+            external_volumes: spec
+                .volumes
+                .iter()
+                .filter(|(_, v)| v.external)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    /// The Docker name of network `name`.
+    pub fn network(&self, name: &str) -> String {
+        if self.external_networks.contains(name) {
+            name.to_string()
+        } else {
+            format!("{}_{name}", self.project)
+        }
+    }
+
+    /// The Docker name of volume `name`.
+    pub fn volume(&self, name: &str) -> String {
+        if self.external_volumes.contains(name) {
+            name.to_string()
+        } else {
+            format!("{}_{name}", self.project)
+        }
+    }
+}
+
 /// A service of the desired state with its hash, ready to be compared with what runs.
 #[derive(Debug, Clone)]
 pub struct DesiredService {
@@ -59,6 +107,10 @@ pub struct DesiredService {
     pub parts: SpecParts,
     /// The spec hash: changes exactly when replicas must be recreated.
     pub hash: String,
+    /// The Docker names of its networks, in the order of `spec.networks`.
+    pub networks: Vec<String>,
+    /// The Docker names of the named volumes it mounts, by short name.
+    pub volumes: BTreeMap<String, String>,
 }
 
 /// The desired state of a project, resolved against this host.
@@ -85,7 +137,7 @@ fn digest_json<T: Serialize>(v: &T) -> String {
 
 impl DesiredService {
     /// Normalizes and hashes a service.
-    pub fn new(spec: ServiceSpec, env_file: EnvFile) -> Self {
+    pub fn new(spec: ServiceSpec, env_file: EnvFile, names: &ObjectNames) -> Self {
         let env = spec
             .env
             .iter()
@@ -103,6 +155,10 @@ impl DesiredService {
         let mut mounts = Vec::new();
         for m in &spec.volumes {
             let source = match &m.source {
+                // An external volume is another object than a managed one of its name.
+                MountSource::Volume(v) if names.external_volumes.contains(v) => {
+                    format!("external-volume:{v}")
+                }
                 MountSource::Volume(v) => format!("volume:{v}"),
                 MountSource::HostPath(p) => format!("host:{}", p.display()),
                 MountSource::RepoFile(f) => {
@@ -114,13 +170,18 @@ impl DesiredService {
             };
             mounts.push((source, &m.target, m.read_only));
         }
-        let wiring = digest_json(&(
-            &spec.networks,
-            &spec.name,
-            &mounts,
-            &spec.ports,
-            &spec.expose,
-        ));
+        let networks: Vec<String> = spec
+            .networks
+            .iter()
+            .map(|n| {
+                if names.external_networks.contains(n) {
+                    format!("external:{n}")
+                } else {
+                    n.clone()
+                }
+            })
+            .collect();
+        let wiring = digest_json(&(&networks, &spec.name, &mounts, &spec.ports, &spec.expose));
         let health = match &spec.health {
             Health::Image => "image".to_string(),
             Health::Disabled => "none".to_string(),
@@ -151,7 +212,17 @@ impl DesiredService {
             HASH_VERSION.as_bytes(),
             &serde_json::to_vec(&parts).expect("serializes"),
         ]);
+        let volumes = spec
+            .volumes
+            .iter()
+            .filter_map(|m| match &m.source {
+                MountSource::Volume(v) => Some((v.clone(), names.volume(v))),
+                _ => None,
+            })
+            .collect();
         Self {
+            networks: spec.networks.iter().map(|n| names.network(n)).collect(),
+            volumes,
             spec,
             env_file,
             parts,
@@ -196,6 +267,7 @@ impl Desired {
     /// Resolves a spec with every service, reading each env file once from `env_dir`.
     pub fn resolve(spec: Spec, env_dir: &Path) -> Self {
         let mut cache: BTreeMap<std::path::PathBuf, EnvFile> = BTreeMap::new();
+        let names = ObjectNames::of(&spec);
         let services = spec
             .services
             .values()
@@ -210,7 +282,10 @@ impl Desired {
                         })
                         .clone(),
                 };
-                (s.name.clone(), DesiredService::new(s.clone(), env_file))
+                (
+                    s.name.clone(),
+                    DesiredService::new(s.clone(), env_file, &names),
+                )
             })
             .collect();
         Self { spec, services }

@@ -146,10 +146,12 @@ fn an_env_file_change_is_a_replace() {
     let a = DesiredService::new(
         base.clone(),
         EnvFile::Loaded(vec![("DATABASE_URL".into(), "postgres://a".into())]),
+        &crate::plan::desired::ObjectNames::of(&d.spec),
     );
     let b = DesiredService::new(
         base,
         EnvFile::Loaded(vec![("DATABASE_URL".into(), "postgres://b".into())]),
+        &crate::plan::desired::ObjectNames::of(&d.spec),
     );
     assert_ne!(a.hash, b.hash);
     assert_eq!(
@@ -385,10 +387,12 @@ fn the_fleet_target_is_the_release_not_the_hosts_env_file() {
     use crate::executor::fleet::fleet_target;
     let d = desired();
     let base = d.services["api"].spec.clone();
+    let names = crate::plan::desired::ObjectNames::of(&d.spec);
     let on = |url: &str| {
         DesiredService::new(
             base.clone(),
             EnvFile::Loaded(vec![("DATABASE_URL".into(), url.into())]),
+            &names,
         )
     };
     // Each host's own env file: same release.
@@ -400,13 +404,13 @@ fn the_fleet_target_is_the_release_not_the_hosts_env_file() {
     let mut bumped = base.clone();
     bumped.image = d.services["proxy"].spec.image.clone();
     assert_ne!(
-        fleet_target(&DesiredService::new(bumped, EnvFile::None)),
+        fleet_target(&DesiredService::new(bumped, EnvFile::None, &names)),
         fleet_target(&on("postgres://a"))
     );
     let mut env = base.clone();
     env.env.insert("LOG".into(), "text".into());
     assert_ne!(
-        fleet_target(&DesiredService::new(env, EnvFile::None)),
-        fleet_target(&DesiredService::new(base, EnvFile::None))
+        fleet_target(&DesiredService::new(env, EnvFile::None, &names)),
+        fleet_target(&DesiredService::new(base, EnvFile::None, &names))
     );
 }

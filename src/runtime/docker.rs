@@ -618,6 +618,22 @@ impl Engine for DockerEngine {
         self.address(id, network).await
     }
 
+    async fn network_exists(&self, name: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_network(name, None).await.map_err(err) {
+            Ok(_) => Ok(true),
+            Err(RuntimeError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_volume(name).await.map_err(err) {
+            Ok(_) => Ok(true),
+            Err(RuntimeError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError> {
         let opts = ListNetworksOptionsBuilder::new()
             .filters(&project_filter(project))

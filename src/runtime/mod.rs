@@ -307,6 +307,10 @@ pub trait Engine: Send + Sync {
         id: &str,
         aliases: Vec<String>,
     ) -> Result<Option<String>, RuntimeError>;
+    /// Whether a network of this name exists, berth's or not.
+    async fn network_exists(&self, name: &str) -> Result<bool, RuntimeError>;
+    /// Whether a volume of this name exists, berth's or not.
+    async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError>;
     /// Managed networks of `project`.
     async fn list_networks(&self, project: &str) -> Result<Vec<ObservedObject>, RuntimeError>;
     /// Creates a labelled bridge network.

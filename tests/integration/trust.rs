@@ -364,3 +364,132 @@ services:
         "{error}"
     );
 }
+
+#[test]
+fn objects_berth_did_not_create_are_refused_unless_declared_external() {
+    use crate::support::docker;
+    let p = Project::new("owner");
+    let img = images();
+    let s = Stack::new();
+    // Compose names its objects `<project>_<name>` too: this one holds somebody's data.
+    let theirs = format!("{}_pgdata", p.name());
+    docker(["volume", "create", &theirs]);
+    s.write(&format!(
+        "project: {}
+volumes:
+  pgdata: {{}}
+services:
+  api:
+    image: {}
+    volumes: [\"pgdata:/data\"]
+    update: {{ monitor: 0s }}
+",
+        p.name(),
+        img.app_v1
+    ));
+    let r = s.apply();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "volume `{theirs}` exists but berth did not create it (it has no berth.project={} label); declare `volumes.pgdata: {{ external: true }}`",
+            p.name()
+        )),
+        "{r:?}"
+    );
+    assert_eq!(running(&p, "api"), 0);
+
+    // Declared external under their own names, a volume and a network made by hand
+    // are used as they are, and outlive the service.
+    let volume = p.create_volume("shared");
+    let network = p.create_network("edge");
+    let external = |with_api: bool| {
+        let api = format!(
+            "  api:
+    image: {}
+    networks: [{network}]
+    volumes: [\"{volume}:/data\"]
+    update: {{ monitor: 0s }}
+",
+            img.app_v1
+        );
+        format!(
+            "project: {}
+networks:
+  {network}: {{ external: true }}
+volumes:
+  {volume}: {{ external: true }}
+services:
+{}  web:
+    image: {}
+    networks: [{network}]
+    update: {{ monitor: 0s }}
+",
+            p.name(),
+            if with_api { api.as_str() } else { "" },
+            img.app_v1
+        )
+    };
+    s.write(&external(true));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let api = inspect(&format!("{}-api-1", p.name())).unwrap();
+    assert_eq!(api["Mounts"][0]["Name"], volume.as_str(), "{api}");
+    assert!(
+        api["NetworkSettings"]["Networks"][&network].is_object(),
+        "{api}"
+    );
+    s.write(&external(false));
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(running(&p, "api"), 0);
+    for (kind, name) in [("volume", &volume), ("network", &network)] {
+        let labels = docker_stdout([kind, "inspect", "-f", "{{json .Labels}}", name]);
+        assert!(!labels.contains("berth.project"), "{kind} {name}: {labels}");
+    }
+
+    // An external object that does not exist is not made.
+    s.write(&external(true).replace(&volume, &p.child("absent")));
+    let r = s.apply();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "external volume `{}` does not exist",
+            p.child("absent")
+        )),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_agent_pinned_to_its_project_refuses_a_commit_naming_another() {
+    use crate::agent::{converges_to, stack};
+    let p = Project::new("pinned");
+    let other = Project::new("other");
+    let img = images();
+    let repo = crate::agent::Repo::new();
+    repo.commit(&stack(p.name(), &img.app_v1, 1), "first");
+    let state = tempfile::tempdir().unwrap();
+    let agent = repo.agent(state.path(), &["--project", p.name()]);
+    assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
+    let sha = repo.commit(
+        &stack(other.name(), &img.app_v1, 1),
+        "take over another project",
+    );
+    let refused = format!(
+        "commit {} names project `{}`; this agent manages only `{}` (--project)",
+        &sha[..12],
+        other.name(),
+        p.name()
+    );
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(20),
+            std::time::Duration::from_millis(100),
+            || error_of(&agent) == refused
+        ),
+        "{}\n{}",
+        error_of(&agent),
+        agent.log()
+    );
+    assert_eq!(running(&other, "api"), 0);
+    assert_eq!(running(&p, "api"), 1);
+}
