@@ -659,34 +659,60 @@ impl Engine for DockerEngine {
             labels: Some(labels.into_iter().collect()),
             ..Default::default()
         };
-        self.docker.create_network(req.clone()).await.map_err(err)?;
         // Docker keeps an address across a reconnect only on a network whose subnet was
-        // given at its creation: take the subnet Docker chose and create the network
-        // again with it. Should that fail (another network took the subnet meanwhile),
-        // the network is made as before and reconnects keep addresses only mostly.
-        let chosen = self
+        // given at its creation. A probe network (labelled like the real one, so a
+        // leftover is pruned as unwanted) learns which subnet Docker would choose; the
+        // network is then made once, with that subnet. Should that fail (another
+        // network took the subnet meanwhile), it is made as before, and reconnects
+        // keep addresses only mostly.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let probe = format!("{name}-subnet-{}-{nanos}", std::process::id());
+        let chosen = match self
             .docker
-            .inspect_network(name, None)
+            .create_network(NetworkCreateRequest {
+                name: probe.clone(),
+                ..req.clone()
+            })
             .await
-            .map_err(err)?
-            .ipam
-            .and_then(|i| i.config)
-            .filter(|c| c.iter().all(|c| c.subnet.is_some()));
-        let Some(config) = chosen else {
-            return Ok(());
+        {
+            Ok(_) => {
+                let config = self
+                    .docker
+                    .inspect_network(&probe, None)
+                    .await
+                    .ok()
+                    .and_then(|n| n.ipam)
+                    .and_then(|i| i.config)
+                    .filter(|c| !c.is_empty() && c.iter().all(|c| c.subnet.is_some()));
+                if let Err(e) = self.docker.remove_network(&probe).await {
+                    tracing::debug!(network = %probe, error = %e, "probe network not removed; pruned later");
+                }
+                config
+            }
+            Err(e) => {
+                tracing::debug!(network = %probe, error = %e, "no probe network");
+                None
+            }
         };
-        self.docker.remove_network(name).await.map_err(err)?;
-        let pinned = NetworkCreateRequest {
-            ipam: Some(Ipam {
-                config: Some(config),
-                ..Default::default()
-            }),
-            ..req.clone()
-        };
-        if let Err(e) = self.docker.create_network(pinned).await {
-            tracing::warn!(network = %name, error = %e, "network created without a fixed subnet; a replica's address may change when it joins or leaves its alias");
-            self.docker.create_network(req).await.map_err(err)?;
+        if let Some(config) = chosen {
+            let pinned = NetworkCreateRequest {
+                ipam: Some(Ipam {
+                    config: Some(config),
+                    ..Default::default()
+                }),
+                ..req.clone()
+            };
+            match self.docker.create_network(pinned).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(network = %name, error = %e, "network created without a fixed subnet; a replica's address may change when it joins or leaves its alias")
+                }
+            }
         }
+        self.docker.create_network(req).await.map_err(err)?;
         Ok(())
     }
 
