@@ -864,13 +864,9 @@ impl Executor {
         let project = &desired.spec.project;
         let labels = container::project_labels(project);
         let names = crate::plan::desired::ObjectNames::of(&desired.spec);
-        let nets: BTreeSet<String> = self
-            .engine
-            .list_networks(project)
-            .await?
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
+        let listed = self.engine.list_networks(project).await?;
+        self.remove_twins(&listed).await;
+        let nets: BTreeSet<String> = listed.into_iter().map(|n| n.name).collect();
         for (name, n) in &desired.spec.networks {
             let full = names.network(name);
             if self
@@ -973,6 +969,32 @@ impl Executor {
             }
         }
         errors
+    }
+
+    /// Docker lets two networks share a name; a create that an `apply` killed mid-way
+    /// left to the daemon can finish after the next `apply` made the network too, and
+    /// then every container start on it fails as ambiguous. The twins of a name are
+    /// removed until one is left (one in use stays).
+    async fn remove_twins(&self, listed: &[crate::runtime::ObservedObject]) {
+        let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for n in listed {
+            by_name.entry(&n.name).or_default().push(&n.id);
+        }
+        for (name, ids) in by_name.into_iter().filter(|(_, ids)| ids.len() > 1) {
+            let mut left = ids.len();
+            for id in ids {
+                if left == 1 {
+                    break;
+                }
+                match self.engine.remove_network(id).await {
+                    Ok(()) => {
+                        left -= 1;
+                        tracing::warn!(network = %name, id, action = "remove-network", "a second network of the same name removed");
+                    }
+                    Err(e) => tracing::debug!(network = %name, id, error = %e, "twin network in use"),
+                }
+            }
+        }
     }
 
     /// Removes project networks the desired state no longer names; a network still in

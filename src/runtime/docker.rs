@@ -642,6 +642,7 @@ impl Engine for DockerEngine {
         Ok(nets
             .into_iter()
             .map(|n| ObservedObject {
+                id: n.id.unwrap_or_default(),
                 name: n.name.unwrap_or_default(),
                 project: project.to_string(),
             })
@@ -730,6 +731,7 @@ impl Engine for DockerEngine {
             .unwrap_or_default()
             .into_iter()
             .map(|v| ObservedObject {
+                id: v.name.clone(),
                 name: v.name,
                 project: project.to_string(),
             })

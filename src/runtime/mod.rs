@@ -113,6 +113,9 @@ impl ObservedContainer {
 pub struct ObservedObject {
     /// Its full name.
     pub name: String,
+    /// Docker's ID for a network (names of networks need not be unique), the name for
+    /// a volume.
+    pub id: String,
     /// Its `berth.project` label.
     pub project: String,
 }
