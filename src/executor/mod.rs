@@ -991,7 +991,9 @@ impl Executor {
                         left -= 1;
                         tracing::warn!(network = %name, id, action = "remove-network", "a second network of the same name removed");
                     }
-                    Err(e) => tracing::debug!(network = %name, id, error = %e, "twin network in use"),
+                    Err(e) => {
+                        tracing::debug!(network = %name, id, error = %e, "twin network in use")
+                    }
                 }
             }
         }

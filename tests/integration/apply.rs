@@ -574,3 +574,45 @@ services:
     assert_eq!(containers(&p, "web"), expect(&p, "web", &img.app_v1, 1));
     assert!(containers(&p, "batch").is_empty());
 }
+
+/// Creates a network through the engine's API without its duplicate-name check, as a
+/// create sent by an apply that was then killed can still finish after the next apply
+/// made the network.
+fn create_twin_network(name: &str, project: &str) {
+    use std::io::{Read, Write};
+    let body = format!(
+        r#"{{"Name":"{name}","Driver":"bridge","CheckDuplicate":false,"Labels":{{"berth.project":"{project}"}}}}"#
+    );
+    let mut s = std::os::unix::net::UnixStream::connect("/var/run/docker.sock").unwrap();
+    write!(
+        s,
+        "POST /v1.41/networks/create HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.0 201"), "{reply}");
+}
+
+#[test]
+fn a_second_network_of_the_same_name_is_removed_before_anything_starts_on_it() {
+    let p = Project::new("twins");
+    let img = images();
+    let s = Stack::new();
+    s.write(&two_services(p.name(), &img.app_v1, 1, &img.app_v1));
+    assert_eq!(s.apply().code, 0);
+    let net = format!("{}_default", p.name());
+    create_twin_network(&net, p.name());
+    let count = || {
+        docker_stdout(["network", "ls", "-q", "--filter", &format!("name=^{net}$")])
+            .lines()
+            .count()
+    };
+    assert_eq!(count(), 2);
+    s.write(&two_services(p.name(), &img.app_v2, 1, &img.app_v1));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(count(), 1);
+    assert_eq!(containers(&p, "api"), expect(&p, "api", &img.app_v2, 1));
+}
