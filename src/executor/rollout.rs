@@ -5,7 +5,9 @@
 //! berth moves replicas in and out of it by hand:
 //! - a new replica starts under `<name>-next`, outside the alias, reachable only by its
 //!   own name; it joins the alias once it has passed its gate, and only then takes the
-//!   slot's stable name. So a replica under its stable name is one that serves.
+//!   slot's stable name. So a replica under its stable name is one that serves. (A
+//!   service with no replica serving has nobody to protect: its new replicas start
+//!   under their names, in the alias.)
 //! - a replica on its way out is renamed `<name>-prev` (or keeps the name of a slot that
 //!   goes away), leaves the alias, drains for `--drain`, and only then gets its stop
 //!   signal. It stays on its networks, without the alias, until it has stopped: requests
@@ -152,7 +154,12 @@ impl Rollout<'_> {
             })
             .collect();
         if !creates.is_empty() {
-            self.create_slots(&creates).await?;
+            // With no replica of the service serving, nobody is to be kept from a
+            // replica that is not ready yet: new ones start in the alias at once.
+            let serving = by_name.values().any(|c| {
+                c.service == self.service() && c.role == crate::runtime::Role::Replica && c.is_up()
+            });
+            self.create_slots(&creates, !serving).await?;
         }
         let replaces: Vec<(u32, &ObservedContainer)> = steps
             .iter()
@@ -204,8 +211,20 @@ impl Rollout<'_> {
 
     /// New slots all start at once (no running replica is at stake); one that fails its
     /// gate is removed.
-    async fn create_slots(&self, slots: &[u32]) -> Result<(), String> {
+    async fn create_slots(&self, slots: &[u32], cold: bool) -> Result<(), String> {
         let results = join_all(slots.iter().map(|slot| async move {
+            if cold {
+                let name = self.stable(*slot);
+                let id = self.start_new(*slot, &name, true).await?;
+                return match self.gate().pass(self.engine, &id).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        tracing::warn!(project = self.project, service = self.service(), slot, action = "gate-failed", container = %name);
+                        self.remove_or_log(&id).await;
+                        Err(format!("new replica {name} {e}"))
+                    }
+                };
+            }
             // The new replica gets the slot's name only after its gate: make sure,
             // before anything starts, that nobody else holds it.
             let stable = self.stable(*slot);
@@ -228,7 +247,7 @@ impl Rollout<'_> {
     /// service's alias, and waits for its gate; one that fails is removed.
     async fn start_gated(&self, slot: u32) -> Result<String, String> {
         let name = format!("{}-next", self.stable(slot));
-        let id = self.start_new(slot, &name).await?;
+        let id = self.start_new(slot, &name, false).await?;
         match self.gate().pass(self.engine, &id).await {
             Ok(()) => Ok(id),
             Err(e) => {
@@ -250,10 +269,16 @@ impl Rollout<'_> {
             .map_err(|e| format!("rename to {stable}: {e}"))
     }
 
-    /// Creates and starts a replica of the desired spec under `name`.
-    async fn start_new(&self, slot: u32, name: &str) -> Result<String, String> {
+    /// Creates and starts a replica of the desired spec under `name`, in the service's
+    /// alias only when `in_alias`.
+    async fn start_new(&self, slot: u32, name: &str, in_alias: bool) -> Result<String, String> {
         let d = self.desired.expect("desired");
-        let spec = replica_spec(self.project, d, slot, name, self.opts)?;
+        let mut spec = replica_spec(self.project, d, slot, name, self.opts)?;
+        if in_alias {
+            for (_, aliases) in &mut spec.networks {
+                aliases.push(self.service().to_string());
+            }
+        }
         let started = tokio::time::Instant::now();
         tracing::info!(project = self.project, service = self.service(), slot, action = "create", container = %name);
         let id = match self.engine.create(&spec).await {
