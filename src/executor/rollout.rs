@@ -186,7 +186,7 @@ impl Rollout<'_> {
             .rename(id, &next)
             .await
             .map_err(|e| format!("rename {container}: {e}"))?;
-        self.unjoin_stopped(id).await;
+        self.leave(id, None).await;
         let outcome = match self.engine.start(id).await {
             Ok(()) => self
                 .gate()
@@ -503,7 +503,7 @@ impl Rollout<'_> {
     /// Starts a previous replica again, lets it pass its gate and puts it back into the
     /// alias; says what went wrong when it does not come back.
     async fn rejoin(&self, id: &str) -> Result<(), String> {
-        self.unjoin_stopped(id).await;
+        self.leave(id, None).await;
         self.engine
             .start(id)
             .await
@@ -547,7 +547,11 @@ impl Rollout<'_> {
     /// (same address, when the engine hands it back) so that requests in flight and its
     /// own connections go on while it drains and stops. Failures are logged: a replica
     /// that could not leave is stopped all the same.
-    async fn leave(&self, id: &str, service: &str) {
+    ///
+    /// With `service` `None`, it leaves every network's aliases: what a stopped replica
+    /// does before it starts again (it joins after its gate), which also forgets the
+    /// address it last held, since a newer replica may hold that by now.
+    async fn leave(&self, id: &str, service: Option<&str>) {
         let started = tokio::time::Instant::now();
         let attached = match self.engine.inspect(id).await {
             Ok(d) => d.networks,
@@ -558,7 +562,7 @@ impl Rollout<'_> {
         };
         for e in attached
             .iter()
-            .filter(|e| e.aliases.iter().any(|a| a == service))
+            .filter(|e| service.is_none_or(|s| e.aliases.iter().any(|a| a == s)))
         {
             match self.engine.reconnect(&e.network, id, Vec::new()).await {
                 Ok(now) => log_moved(id, &e.network, e.address.as_deref(), now.as_deref()),
@@ -567,31 +571,13 @@ impl Rollout<'_> {
                 }
             }
         }
-        tracing::debug!(project = self.project, service, action = "leave", container = %id, duration_ms = ms(started.elapsed()));
-    }
-
-    /// Before a stopped replica starts again: it leaves its alias (it joins again after
-    /// its gate) and forgets the address it last held, which a newer replica may hold
-    /// by now.
-    async fn unjoin_stopped(&self, id: &str) {
-        let attached = match self.engine.inspect(id).await {
-            Ok(d) => d.networks,
-            Err(e) => {
-                tracing::debug!(container = %id, error = %e, "not inspected before its start");
-                return;
-            }
-        };
-        for e in attached {
-            if let Err(err) = self.engine.reconnect(&e.network, id, Vec::new()).await {
-                tracing::warn!(network = %e.network, container = %id, error = %err, "stopped replica not detached from its alias");
-            }
-        }
+        tracing::debug!(project = self.project, service = service.unwrap_or_default(), action = "leave", container = %id, duration_ms = ms(started.elapsed()));
     }
 
     /// Retires running replicas: they leave the alias together, drain for `--drain`,
     /// then get their stop signal with `grace`, together.
     async fn retire(&self, ids: &[&str], grace: Duration) -> Result<(), String> {
-        join_all(ids.iter().map(|id| self.leave(id, self.service()))).await;
+        join_all(ids.iter().map(|id| self.leave(id, Some(self.service())))).await;
         tokio::time::sleep(self.opts.drain).await;
         let stops = join_all(ids.iter().map(|id| async move {
             self.engine
@@ -626,7 +612,7 @@ impl Rollout<'_> {
     async fn remove_gracefully(&self, c: &ObservedContainer) -> Result<(), String> {
         tracing::info!(project = self.project, service = %c.service, action = "remove", container = %c.name);
         if c.state == RunState::Running {
-            self.leave(&c.id, &c.service).await;
+            self.leave(&c.id, Some(&c.service)).await;
             tokio::time::sleep(self.opts.drain).await;
             self.engine
                 .stop(&c.id, self.grace())
