@@ -103,6 +103,7 @@ pub async fn run(args: AgentArgs) -> u8 {
         apply: ApplyOptions {
             host: Some(args.host.host().name),
             fleet_wait: args.fleet_wait.into(),
+            allow_host_paths: args.source.allow_host_path.clone(),
             ..apply_options(&args.converge, 1)
         },
         retry: retry_policy(&args.converge, args.max_attempts),

@@ -43,6 +43,7 @@ pub async fn run(args: &ApplyArgs) -> u8 {
     let mut opts = super::agent::apply_options(c, args.retries + 1);
     opts.commit = args.commit.clone().or(commit.map(|i| i.sha));
     opts.host = Some(host.name.clone());
+    opts.allow_host_paths = args.source.allow_host_path.clone();
     let ledger = match c.coordination.open(&c.state_dir) {
         Ok(l) => l,
         Err(e) => {

@@ -101,14 +101,17 @@ pub struct SourceArgs {
     /// file, git's gpg.ssh.allowedSignersFile format.
     #[arg(long, env = "BERTH_VERIFY_SIGNATURES")]
     pub verify_signatures: Option<PathBuf>,
-    /// A host path prefix bind mounts may use (repeatable; none by default). The Docker
-    /// socket needs its own path named.
+    /// A host path prefix bind mounts may use, `PATH[:rw]` (repeatable; none by
+    /// default). Mounts under it are read-only unless `:rw`. No symlink below the
+    /// prefix is followed. A runtime socket (Docker's, containerd's, …), or a directory
+    /// holding one, is refused unless the socket's own path is named.
     #[arg(
         long = "allow-host-path",
         env = "BERTH_ALLOW_HOST_PATH",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_name = "PATH[:rw]"
     )]
-    pub allow_host_path: Vec<PathBuf>,
+    pub allow_host_path: Vec<crate::model::AllowedHostPath>,
 }
 
 /// Who this host is, for placement.
@@ -339,13 +342,15 @@ enum Command {
         /// A berth.yaml file, or a directory whose *.yaml files are merged.
         #[arg(default_value = ".")]
         path: PathBuf,
-        /// A host path prefix bind mounts may use (repeatable).
+        /// A host path prefix bind mounts may use, `PATH[:rw]` (repeatable; read-only
+        /// unless `:rw`).
         #[arg(
             long = "allow-host-path",
             env = "BERTH_ALLOW_HOST_PATH",
-            value_delimiter = ','
+            value_delimiter = ',',
+            value_name = "PATH[:rw]"
         )]
-        allow_host_path: Vec<PathBuf>,
+        allow_host_path: Vec<crate::model::AllowedHostPath>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
         output: Output,

@@ -12,6 +12,7 @@ use crate::source::{CommitInfo, GitAuth, GitSource};
 pub fn load_options(args: &SourceArgs) -> LoadOptions {
     LoadOptions {
         allow_host_paths: args.allow_host_path.clone(),
+        check_on_host: true,
     }
 }
 

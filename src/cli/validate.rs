@@ -3,13 +3,16 @@
 use std::path::Path;
 
 use super::{exit, Output};
-use crate::model::{load_path_with, LoadError, LoadOptions, Loaded};
+use crate::model::{load_path_with, AllowedHostPath, LoadError, LoadOptions, Loaded};
 
 /// Loads and prints the outcome; the exit status says valid (0), invalid (1) or
 /// unreadable (2).
-pub fn run(path: &Path, allow_host_paths: &[std::path::PathBuf], output: Output) -> u8 {
+pub fn run(path: &Path, allow_host_paths: &[AllowedHostPath], output: Output) -> u8 {
+    // By spelling only: the files are checked for the hosts they will run on, not for
+    // this machine.
     let opts = LoadOptions {
         allow_host_paths: allow_host_paths.to_vec(),
+        check_on_host: false,
     };
     match load_path_with(path, &opts) {
         Ok(loaded) => {

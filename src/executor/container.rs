@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::model::host_path::check_on_host;
 use crate::model::{Health, MountSource};
 use crate::plan::{DesiredService, EnvFile};
 use crate::runtime::{labels, BindMount, ContainerSpec, HealthConfig, PublishedPort};
@@ -27,7 +28,7 @@ pub fn repo_file_path(state_dir: &Path, content: &[u8]) -> std::path::PathBuf {
 }
 
 /// Builds a replica's container spec; fails (with a message naming no value) when the
-/// env file could not be read.
+/// env file could not be read or a host path is no longer allowed on this host.
 pub fn replica_spec(
     project: &str,
     d: &DesiredService,
@@ -60,31 +61,38 @@ pub fn replica_spec(
     let mounts = s
         .volumes
         .iter()
-        .map(|m| match &m.source {
-            MountSource::Volume(v) => BindMount {
-                source: d
-                    .volumes
-                    .get(v)
-                    .cloned()
-                    .unwrap_or_else(|| object_name(project, v)),
-                target: m.target.clone(),
-                read_only: m.read_only,
-                volume: true,
-            },
-            MountSource::RepoFile(f) => BindMount {
-                source: repo_file_path(state_dir, &f.content).display().to_string(),
-                target: m.target.clone(),
-                read_only: true,
-                volume: false,
-            },
-            MountSource::HostPath(p) => BindMount {
-                source: p.display().to_string(),
-                target: m.target.clone(),
-                read_only: m.read_only,
-                volume: false,
-            },
+        .map(|m| -> Result<BindMount, String> {
+            Ok(match &m.source {
+                MountSource::Volume(v) => BindMount {
+                    source: d
+                        .volumes
+                        .get(v)
+                        .cloned()
+                        .unwrap_or_else(|| object_name(project, v)),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                    volume: true,
+                },
+                MountSource::RepoFile(f) => BindMount {
+                    source: repo_file_path(state_dir, &f.content).display().to_string(),
+                    target: m.target.clone(),
+                    read_only: true,
+                    volume: false,
+                },
+                // Checked again right before the create, and mounted by its real path: what
+                // a container planted below the prefix since the commit was loaded is
+                // refused here.
+                MountSource::HostPath(p) => BindMount {
+                    source: check_on_host(p, m.read_only, &opts.allow_host_paths)?
+                        .display()
+                        .to_string(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                    volume: false,
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let health = match &s.health {
         Health::Image => None,
         Health::Disabled => Some(HealthConfig {
@@ -129,4 +137,48 @@ pub fn replica_spec(
         stop_grace: s.stop_grace,
         restart: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{load_tree_with, AllowedHostPath, LoadOptions, MemTree};
+    use crate::plan::Desired;
+
+    #[test]
+    fn a_host_path_is_checked_again_right_before_the_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(base.join("data")).unwrap();
+        let allowed = vec![AllowedHostPath::writable(&base)];
+        let yaml = format!(
+            "project: shop\nservices:\n  api:\n    image: registry.example.com/api:1\n    volumes: [\"{}:/data\"]\n",
+            base.join("data").display()
+        );
+        let tree = MemTree::new().with("berth.yaml", yaml.as_str());
+        let opts = LoadOptions {
+            allow_host_paths: allowed.clone(),
+            check_on_host: true,
+        };
+        let loaded = load_tree_with(&tree, "berth.yaml", &opts).unwrap();
+        let d = Desired::resolve(loaded.spec.unwrap(), &base);
+        let apply = crate::executor::ApplyOptions {
+            allow_host_paths: allowed,
+            ..Default::default()
+        };
+        let spec = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &apply).unwrap();
+        assert_eq!(
+            spec.mounts[0].source,
+            base.join("data").display().to_string()
+        );
+        // Between the load and the create, the real directory becomes a link.
+        std::fs::remove_dir(base.join("data")).unwrap();
+        std::os::unix::fs::symlink("/", base.join("data")).unwrap();
+        let e = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &apply).unwrap_err();
+        assert!(e.contains("passes through the symlink"), "{e}");
+        // And on a host that no longer allows it at all.
+        let none = crate::executor::ApplyOptions::default();
+        let e = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &none).unwrap_err();
+        assert!(e.contains("outside the host paths this host allows"), "{e}");
+    }
 }

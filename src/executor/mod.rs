@@ -66,6 +66,9 @@ pub struct ApplyOptions {
     /// With a shared ledger, the longest a service waits for the fleet (canary,
     /// rollout lease) within one apply before it is reported as waiting.
     pub fleet_wait: Duration,
+    /// The host paths this host allows, checked again on the file system right before
+    /// a container that mounts one is created.
+    pub allow_host_paths: Vec<crate::model::AllowedHostPath>,
 }
 
 impl Default for ApplyOptions {
@@ -83,6 +86,7 @@ impl Default for ApplyOptions {
             poll: Duration::from_millis(50),
             prune: true,
             fleet_wait: Duration::from_secs(600),
+            allow_host_paths: Vec::new(),
         }
     }
 }

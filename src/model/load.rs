@@ -68,9 +68,13 @@ pub(crate) enum At {
 /// state may run containers on the host, not own it.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Host path prefixes that bind mounts may use; none by default. The Docker socket
-    /// is refused unless a prefix names it (or its directory) explicitly.
-    pub allow_host_paths: Vec<std::path::PathBuf>,
+    /// Host path prefixes that bind mounts may use; none by default. Runtime sockets
+    /// (the Docker socket, containerd's, …) are refused unless named exactly.
+    pub allow_host_paths: Vec<super::AllowedHostPath>,
+    /// Whether host paths are also checked on this machine's file system (real path, no
+    /// symlink below the allowed prefix): for a host about to use them, not for
+    /// `berth validate` on a workstation.
+    pub check_on_host: bool,
 }
 
 /// Collects diagnostics with their locations.

@@ -2,6 +2,7 @@
 //! No tokio and no I/O beyond reading the files handed to it.
 
 pub mod diagnostic;
+pub mod host_path;
 pub mod image;
 pub mod load;
 pub mod location;
@@ -12,6 +13,7 @@ pub mod units;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use host_path::AllowedHostPath;
 pub use image::ImageRef;
 pub use load::{
     load_path, load_path_with, load_tree, load_tree_with, LoadError, LoadOptions, Loaded,

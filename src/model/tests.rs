@@ -429,20 +429,25 @@ fn host_paths_need_the_hosts_allowance() {
         errors(&yaml),
         [
             "berth.yaml:6:15: error: services.api.volumes[0]: host path `/srv/data` is outside the host paths this host allows (no host path is allowed); use a named volume, or the host's operator can allow it with `--allow-host-path PREFIX`",
-            "berth.yaml:6:34: error: services.api.volumes[1]: mounting the Docker socket `/var/run/docker.sock` hands the host to the container; the host's operator can allow it with `--allow-host-path /var/run/docker.sock`",
+            "berth.yaml:6:34: error: services.api.volumes[1]: `/var/run/docker.sock` is a runtime socket that hands the host to the container; the host's operator can allow it by naming it: `--allow-host-path /var/run/docker.sock`",
             "berth.yaml:6:79: error: services.api.volumes[2]: host path `/srv/../etc` must not contain `.` or `..`; write it normalized",
         ]
     );
     let tree = MemTree::new().with("berth.yaml", yaml.as_bytes());
     let opts = LoadOptions {
-        allow_host_paths: vec!["/srv".into(), "/var/run/docker.sock".into()],
+        allow_host_paths: vec![
+            AllowedHostPath::writable("/srv"),
+            AllowedHostPath::writable("/var/run/docker.sock"),
+        ],
+        check_on_host: false,
     };
     let loaded = load_tree_with(&tree, "berth.yaml", &opts).unwrap();
     let errs: Vec<String> = loaded.diagnostics.errors().map(|d| d.headline()).collect();
     assert_eq!(errs, ["berth.yaml:6:79: error: services.api.volumes[2]: host path `/srv/../etc` must not contain `.` or `..`; write it normalized"]);
     // Allowing `/` does not allow the socket by accident.
     let opts = LoadOptions {
-        allow_host_paths: vec!["/".into()],
+        allow_host_paths: vec![AllowedHostPath::writable("/")],
+        check_on_host: false,
     };
     let yaml = format!("{GOOD}    volumes: [\"/var/run/docker.sock:/s\"]\n");
     let tree = MemTree::new().with("berth.yaml", yaml.as_bytes());

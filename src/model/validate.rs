@@ -844,7 +844,13 @@ fn mount(
         }
     } else if source.starts_with('/') {
         let host = PathBuf::from(source);
-        if let Err(e) = host_path_allowed(&host, &ctx.opts.allow_host_paths) {
+        let allowed = &ctx.opts.allow_host_paths;
+        let checked = if ctx.opts.check_on_host {
+            super::host_path::check_on_host(&host, read_only, allowed).map(drop)
+        } else {
+            super::host_path::check_spelling(&host, read_only, allowed)
+        };
+        if let Err(e) = checked {
             ctx.error(file, path, e);
             return None;
         }
@@ -870,54 +876,6 @@ fn mount(
         target: target.to_string(),
         read_only,
     })
-}
-
-/// Absolute host paths need the operator's explicit allowance; the Docker socket
-/// (which hands over the host) needs it by name.
-fn host_path_allowed(host: &std::path::Path, allowed: &[PathBuf]) -> Result<(), String> {
-    use std::path::Component;
-    if host
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
-        return Err(format!(
-            "host path `{}` must not contain `.` or `..`; write it normalized",
-            host.display()
-        ));
-    }
-    let is_socket = host
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().ends_with("docker.sock"));
-    let shown = host.display();
-    if is_socket {
-        let named = allowed.iter().any(|a| {
-            a == host || (host.parent() == Some(a.as_path()) && a != std::path::Path::new("/"))
-        });
-        if !named {
-            return Err(format!(
-                "mounting the Docker socket `{shown}` hands the host to the container; the host's operator can allow it with `--allow-host-path {shown}`"
-            ));
-        }
-        return Ok(());
-    }
-    if allowed.iter().any(|a| host.starts_with(a)) {
-        return Ok(());
-    }
-    let hint = if allowed.is_empty() {
-        "no host path is allowed".to_string()
-    } else {
-        format!(
-            "allowed: {}",
-            allowed
-                .iter()
-                .map(|a| a.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    Err(format!(
-        "host path `{shown}` is outside the host paths this host allows ({hint}); use a named volume, or the host's operator can allow it with `--allow-host-path PREFIX`"
-    ))
 }
 
 fn health(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Health> {

@@ -62,13 +62,14 @@ impl Fleet {
     /// Host `i` (1-based) is `h<i>` on engine `i`.
     fn agent(&self, i: usize, labels: &[&str]) -> Agent {
         let host = format!("h{i}");
+        let shared = format!("{}:rw", self.shared_path());
         let mut args = vec![
             "--host",
             &host,
             "--coordination",
             &self.url,
             "--allow-host-path",
-            self.shared_path(),
+            &shared,
             "--fleet-wait",
             self.fleet_wait,
         ];
@@ -614,7 +615,7 @@ migrations:
                     "--host",
                     &format!("l{}", i + 1),
                     "--allow-host-path",
-                    shared.path().to_str().unwrap(),
+                    &format!("{}:rw", shared.path().display()),
                 ],
                 &[("DOCKER_HOST", &engines[i].host())],
             )

@@ -466,7 +466,7 @@ fn thirty_bad_commits_are_each_refused_and_nothing_is_touched() {
         (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    resources: {{ cpus: 0 }}\n"), "cpus is out of range"),
         (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    update: {{ parallelism: 0 }}\n"), "out of range"),
         (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    volumes: [\"/etc:/host-etc\"]\n"), "outside the host paths this host allows"),
-        (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n"), "mounting the Docker socket"),
+        (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n"), "is a runtime socket that hands the host to the container"),
         (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    volumes: [\"ghost:/data\"]\n"), "volume `ghost` is not declared"),
         (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    networks: [nowhere]\n"), "network `nowhere` is not declared"),
         (format!("project: {n}\nservices:\n  api:\n    image: {v1}\n    command: uvicorn app\n"), "write it as a list"),

@@ -493,3 +493,153 @@ fn an_agent_pinned_to_its_project_refuses_a_commit_naming_another() {
     assert_eq!(running(&other, "api"), 0);
     assert_eq!(running(&p, "api"), 1);
 }
+
+fn mounts_of(p: &Project) -> Vec<String> {
+    docker_stdout([
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=berth.project={}", p.name()),
+        "--format",
+        "{{.Names}} {{.Mounts}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+fn planted(project: &str, api_image: &str, uploads: &std::path::Path, extra: &str) -> String {
+    format!(
+        "project: {project}
+services:
+  api:
+    image: {api_image}
+    update: {{ monitor: 0s }}
+{extra}  planter:
+    image: {}
+    command: [\"sh\", \"-c\", \"ln -s / /up/r; ln -s /etc /up/e; trap 'exit 0' TERM; sleep 3600 & wait\"]
+    volumes: [\"{}:/up\"]
+    update: {{ monitor: 0s }}
+",
+        images().tool_v1,
+        uploads.display()
+    )
+}
+
+#[test]
+fn a_symlink_planted_through_a_writable_mount_is_refused_not_followed() {
+    use crate::agent::{api_images, converges_to, expect};
+    let p = Project::new("plant");
+    let img = images();
+    let host = tempfile::tempdir().unwrap();
+    let uploads = host.path().join("uploads");
+    std::fs::create_dir(&uploads).unwrap();
+    let repo = crate::agent::Repo::new();
+    repo.commit(&planted(p.name(), &img.app_v1, &uploads, ""), "uploads");
+    let state = tempfile::tempdir().unwrap();
+    let allow = format!("{}:rw", uploads.display());
+    let agent = repo.agent(state.path(), &["--allow-host-path", &allow]);
+    assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
+    // The container plants links to the host's root and /etc in the writable prefix.
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(20),
+            std::time::Duration::from_millis(100),
+            || uploads.join("r").is_symlink() && uploads.join("e").is_symlink()
+        ),
+        "{}",
+        agent.log()
+    );
+    for link in ["r", "e/shadow"] {
+        // The next commit mounts them, spelled inside the allowance.
+        let source = uploads.join(link);
+        let volume = format!("    volumes: [\"{}:/host:ro\"]\n", source.display());
+        let bad = repo.commit(
+            &planted(p.name(), &img.app_v2, &uploads, &volume),
+            &format!("mount {link}"),
+        );
+        assert!(
+            crate::support::wait_until(
+                std::time::Duration::from_secs(20),
+                std::time::Duration::from_millis(100),
+                || error_of(&agent).starts_with(&format!("commit {} is invalid", &bad[..12]))
+            ),
+            "{}\n{}",
+            error_of(&agent),
+            agent.log()
+        );
+        let error = error_of(&agent);
+        let through = uploads.join(link.split('/').next().unwrap());
+        assert!(
+            error.contains(&format!(
+                "services.api.volumes[0]: host path `{}` passes through the symlink `{}`",
+                source.display(),
+                through.display()
+            )),
+            "{error}"
+        );
+        // The last good commit keeps running; nothing mounts the host's root or /etc.
+        assert_eq!(api_images(&p), expect(&p, &img.app_v1, 1));
+        let mounts = mounts_of(&p);
+        assert!(mounts.iter().all(|m| !m.contains("/host")), "{mounts:?}");
+    }
+}
+
+#[test]
+fn socket_directories_are_refused_even_under_an_allowed_prefix() {
+    let p = Project::new("sockdir");
+    let s = Stack::new();
+    let with_volume = |volume: &str| {
+        format!(
+            "project: {}
+services:
+  api:
+    image: {}
+    volumes: [\"{volume}\"]
+    update: {{ monitor: 0s }}
+",
+            p.name(),
+            images().tool_v1
+        )
+    };
+    let cases = [
+        ("/var/run:/r:ro", "/var", "host path `/var/run` holds the runtime socket"),
+        ("/run:/r:ro", "/", "host path `/run` holds the runtime socket"),
+        ("/var:/r:ro", "/var", "host path `/var` holds the runtime socket"),
+        (
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "/var/run",
+            "`/var/run/docker.sock` is a runtime socket that hands the host to the container; the host's operator can allow it by naming it: `--allow-host-path /var/run/docker.sock`",
+        ),
+        (
+            "/srv/berth-test-data:/data",
+            "/srv",
+            "host path `/srv/berth-test-data` is allowed read-only on this host (`--allow-host-path /srv`); add `:ro` to the mount, or the host's operator can allow writes with `--allow-host-path /srv:rw`",
+        ),
+    ];
+    for (volume, allowed, message) in cases {
+        s.write(&with_volume(volume));
+        let mut args = s.apply_args();
+        args.extend(["--allow-host-path".to_string(), allowed.to_string()]);
+        let r = crate::berth(args);
+        assert_ne!(r.code, 0, "{volume}: {r:?}");
+        assert!(
+            r.stdout.contains(message) || r.stderr.contains(message),
+            "{volume}: {r:?}\nwanted: {message}"
+        );
+        assert!(mounts_of(&p).is_empty(), "{volume}: {:?}", mounts_of(&p));
+    }
+    // Named exactly, the socket is mounted: by its real path.
+    s.write(&with_volume("/var/run/docker.sock:/var/run/docker.sock:ro"));
+    let mut args = s.apply_args();
+    args.extend(["--allow-host-path", "/var/run/docker.sock"].map(String::from));
+    let r = crate::berth(args);
+    assert_eq!(r.code, 0, "{r:?}");
+    let c = inspect(&format!("{}-api-1", p.name())).unwrap();
+    let real = std::fs::canonicalize("/var/run/docker.sock").unwrap();
+    assert_eq!(
+        c["Mounts"][0]["Source"].as_str(),
+        Some(real.to_str().unwrap()),
+        "{c}"
+    );
+}
