@@ -300,6 +300,8 @@ pub struct Executor {
     opts: ApplyOptions,
     /// With a shared ledger: the fleet target last recorded as converged, by service.
     recorded: std::sync::Mutex<HashMap<String, String>>,
+    /// The secrets of every desired state applied so far.
+    secrets: std::sync::Mutex<Redactor>,
 }
 
 type MigrationCell = tokio::sync::OnceCell<Result<Option<MigrationRun>, MigrationFailure>>;
@@ -312,6 +314,7 @@ impl Executor {
             ledger,
             opts,
             recorded: Default::default(),
+            secrets: Default::default(),
         }
     }
 
@@ -344,7 +347,11 @@ impl Executor {
     ) -> Result<ApplyReport, ApplyError> {
         let project = desired.spec.project.as_str();
         let started_at = now_rfc3339();
-        let redactor = Redactor::from_desired(desired);
+        let redactor = {
+            let mut seen = self.secrets.lock().expect("secrets lock");
+            seen.absorb(&Redactor::from_desired(desired));
+            seen.clone()
+        };
         let observed = self.engine.list_project(project).await?;
         self.migrations(&redactor)
             .settle_leftovers(desired, &observed)

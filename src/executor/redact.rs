@@ -43,13 +43,39 @@ impl Redactor {
         Self::new(secrets)
     }
 
-    /// A redactor for the given values.
-    pub fn new(mut secrets: Vec<String>) -> Self {
+    /// A redactor for the given values. A multi-line value (a PEM key) is also masked
+    /// line by line: output that quotes it is often captured a line at a time and joined
+    /// (`a | b`), which the whole value would never match.
+    pub fn new(secrets: Vec<String>) -> Self {
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .flat_map(|s| {
+                let lines: Vec<String> = if s.contains('\n') {
+                    s.lines().map(|l| l.trim().to_string()).collect()
+                } else {
+                    Vec::new()
+                };
+                std::iter::once(s).chain(lines)
+            })
+            .collect();
         secrets.retain(|s| s.len() >= MIN_SECRET_LEN);
         // Longest first, so a secret containing another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Self { secrets }
+    }
+
+    /// Adds the secrets of `other`: an executor keeps those of every desired state it
+    /// applied, so a previous replica's output quoted during a rollback is masked with
+    /// the values it was started with.
+    pub fn absorb(&mut self, other: &Redactor) {
+        let mut all = std::mem::take(&mut self.secrets);
+        all.extend(other.secrets.iter().cloned());
+        all.sort();
+        all.dedup();
+        // Longest first, so a secret containing another is masked whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.secrets = all;
     }
 
     /// The text with every secret masked.
@@ -82,6 +108,30 @@ mod tests {
         for k in ["LOG_FORMAT", "PORT", "KEYBOARD"] {
             assert!(!looks_secret(k), "{k}");
         }
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_masked_line_by_line_when_its_lines_are_joined() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n";
+        let r = Redactor::new(vec![pem.into()]);
+        let joined = pem.lines().collect::<Vec<_>>().join(" | ");
+        let masked = r.redact(&format!("exited with code 1; last output: {joined}"));
+        assert_eq!(
+            masked,
+            "exited with code 1; last output: *** | *** | *** | ***"
+        );
+        assert_eq!(r.redact(pem), "***");
+    }
+
+    #[test]
+    fn absorbed_secrets_stay_masked() {
+        let mut r = Redactor::new(vec!["old-secret-1".into()]);
+        r.absorb(&Redactor::new(vec![
+            "new-secret-22".into(),
+            "old-secret-1".into(),
+        ]));
+        assert_eq!(r.redact("old-secret-1 new-secret-22"), "*** ***");
+        assert_eq!(r.secrets.len(), 2);
     }
 
     #[test]

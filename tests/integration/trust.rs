@@ -643,3 +643,56 @@ services:
         "{c}"
     );
 }
+
+#[test]
+fn a_multi_line_secret_quoted_by_a_failing_replica_is_masked_line_by_line() {
+    let p = Project::new("pemkey");
+    let s = Stack::new();
+    let lines = [
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
+        "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu",
+    ];
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    std::fs::write(
+        s.env.path().join("api.env"),
+        "SESSION_SECRET=one-line-secret-7f3e\n",
+    )
+    .unwrap();
+    let block: String = pem.lines().map(|l| format!("        {l}\n")).collect();
+    s.write(&format!(
+        "project: {}
+services:
+  api:
+    image: {}
+    env_file: {}
+    env:
+      TLS_KEY: |
+{block}    command: [\"sh\", \"-c\", \"echo \\\"$TLS_KEY\\\"; echo $SESSION_SECRET; exit 1\"]
+    update: {{ monitor: 3s }}
+",
+        p.name(),
+        images().tool_v1,
+        s.env.path().join("api.env").display()
+    ));
+    let r = s.apply();
+    assert_eq!(r.code, 1, "{r:?}");
+    // The replica's last five lines are quoted, masked line by line: the key's last
+    // three, the empty line `echo` adds, the env file's value.
+    assert!(
+        r.stdout.contains("last output: *** | *** | *** |  | ***"),
+        "{r:?}"
+    );
+    let history = crate::berth([
+        "history",
+        "--state-dir",
+        &s.state_path().display().to_string(),
+    ]);
+    for shown in [&r.stdout, &r.stderr, &history.stdout, &history.stderr] {
+        for secret in lines.iter().copied().chain(["one-line-secret-7f3e"]) {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+}
