@@ -658,24 +658,36 @@ impl Loop {
                 return;
             }
         };
+        let pin = self.pinned_project();
         match loaded.spec {
-            Some(spec)
-                if self
-                    .config
-                    .project
-                    .as_ref()
-                    .is_some_and(|pin| *pin != spec.project) =>
-            {
-                let message = format!(
-                    "commit {} names project `{}`; this agent manages only `{}` (--project)",
-                    info.short(),
-                    spec.project,
-                    self.config.project.as_deref().unwrap_or_default()
-                );
+            Some(spec) if pin.as_ref().is_some_and(|(p, _)| *p != spec.project) => {
+                let (pinned, by_flag) = pin.expect("checked");
+                let message = if by_flag {
+                    format!(
+                        "commit {} names project `{}`; this agent manages only `{pinned}` (--project)",
+                        info.short(),
+                        spec.project,
+                    )
+                } else {
+                    format!(
+                        "commit {} names project `{}`; this state dir belongs to `{pinned}` (recorded in {} at its first commit); to move it to `{}`, start the agent with `--project {}`",
+                        info.short(),
+                        spec.project,
+                        project_file(&self.config.state_dir).display(),
+                        spec.project,
+                        spec.project,
+                    )
+                };
                 tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
                 self.refuse_commit(&info.sha, message).await;
             }
             Some(spec) => {
+                if recorded_project(&self.config.state_dir).as_ref() != Some(&spec.project) {
+                    let file = project_file(&self.config.state_dir);
+                    if let Err(e) = std::fs::write(&file, &spec.project) {
+                        tracing::warn!(file = %file.display(), error = %e, "project not recorded; a commit naming another project is refused only with --project");
+                    }
+                }
                 for w in loaded.diagnostics.warnings() {
                     tracing::warn!(commit = %info.short(), "{}", w.headline());
                 }
@@ -715,6 +727,16 @@ impl Loop {
         }
     }
 
+    /// The only project this agent may manage, and whether `--project` said so: the
+    /// flag, else the project its state dir recorded at its first accepted commit (so a
+    /// commit cannot make the agent manage, and prune, another project on the host).
+    fn pinned_project(&self) -> Option<(String, bool)> {
+        if let Some(p) = &self.config.project {
+            return Some((p.clone(), true));
+        }
+        recorded_project(&self.config.state_dir).map(|p| (p, false))
+    }
+
     /// A head that cannot be applied (unreadable, unsigned, invalid): counted,
     /// notified and shown in status; the last good commit stays.
     async fn refuse_commit(&mut self, sha: &str, message: String) {
@@ -739,6 +761,18 @@ impl Loop {
 
 /// Where the agent records the last signed commit it accepted, so that a rewind is
 /// refused across restarts too.
+/// Where the agent records the project its state dir belongs to.
+fn project_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("project")
+}
+
+fn recorded_project(state_dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(project_file(state_dir))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 fn signed_head_file(state_dir: &std::path::Path) -> std::path::PathBuf {
     state_dir.join("signed-head")
 }

@@ -696,3 +696,68 @@ services:
         }
     }
 }
+
+#[test]
+fn an_agent_keeps_to_the_project_its_state_dir_recorded_unless_told_otherwise() {
+    use crate::agent::{converges_to, stack};
+    let p = Project::new("recorded");
+    let other = Project::new("elsewhere");
+    let img = images();
+    let repo = crate::agent::Repo::new();
+    repo.commit(&stack(p.name(), &img.app_v1, 1), "first");
+    let state = tempfile::tempdir().unwrap();
+    let agent = repo.agent(state.path(), &[]);
+    assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
+    let sha = repo.commit(
+        &stack(other.name(), &img.app_v1, 1),
+        "take over another project",
+    );
+    let refused = format!(
+        "commit {} names project `{}`; this state dir belongs to `{}` (recorded in {} at its first commit); to move it to `{}`, start the agent with `--project {}`",
+        &sha[..12],
+        other.name(),
+        p.name(),
+        state.path().join("project").display(),
+        other.name(),
+        other.name()
+    );
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(20),
+            std::time::Duration::from_millis(100),
+            || error_of(&agent) == refused
+        ),
+        "{}\n{}",
+        error_of(&agent),
+        agent.log()
+    );
+    assert_eq!(running(&other, "api"), 0);
+    assert_eq!(running(&p, "api"), 1);
+    // Also after a restart; the operator moves it with --project.
+    drop(agent);
+    let agent = repo.agent(state.path(), &[]);
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(20),
+            std::time::Duration::from_millis(100),
+            || error_of(&agent) == refused
+        ),
+        "{}",
+        agent.log()
+    );
+    drop(agent);
+    let agent = repo.agent(state.path(), &["--project", other.name()]);
+    assert!(
+        crate::support::wait_until(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_millis(100),
+            || running(&other, "api") == 1
+        ),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.path().join("project")).unwrap(),
+        other.name()
+    );
+}
