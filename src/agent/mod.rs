@@ -389,9 +389,9 @@ impl Loop {
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "degraded: the coordination store does not answer; what runs keeps running, nothing changes until it does");
                 self.retry_in(wait);
                 let mut st = self.status.write().await;
-                st.degraded = Some(format!(
+                st.degraded = Some(crate::urls::redact_urls_in(&format!(
                     "the coordination store does not answer ({e}); what runs keeps running, nothing changes until it does"
-                ));
+                )));
                 st.finish_reconcile(started.elapsed(), None);
                 false
             }

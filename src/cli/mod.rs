@@ -80,7 +80,7 @@ pub struct SourceArgs {
     pub file: Option<PathBuf>,
     /// A git repository holding the desired state: a URL (https://, ssh://, git@host:path,
     /// file://) or a local path.
-    #[arg(long, env = "BERTH_REPO")]
+    #[arg(long, env = "BERTH_REPO", hide_env_values = true)]
     pub repo: Option<String>,
     /// The branch followed.
     #[arg(long, env = "BERTH_BRANCH", default_value = "main")]
@@ -244,7 +244,12 @@ pub struct AgentArgs {
     pub fleet_wait: DurationArg,
     /// Posts deploy events (deployed, failed, rolled back, invalid commit) to this URL
     /// (repeatable; http://).
-    #[arg(long = "notify-url", env = "BERTH_NOTIFY_URL", value_delimiter = ',')]
+    #[arg(
+        long = "notify-url",
+        env = "BERTH_NOTIFY_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub notify_url: Vec<String>,
     /// The payload: berth's JSON, or Slack-compatible.
     #[arg(long, value_enum, env = "BERTH_NOTIFY_FORMAT", default_value_t = NotifyFormat::Json)]
