@@ -219,7 +219,9 @@ pub struct AgentArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub converge: ConvergeArgs,
-    /// The HTTP listener: POST /hooks/git, GET /healthz, GET /status.
+    /// The HTTP listener: GET /healthz, /metrics, /status; POST /hooks/git and
+    /// /control/reconcile, which need the webhook secret's HMAC here. The same routes
+    /// are served without it on `<state-dir>/control.sock` (mode 0600).
     #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
     pub listen: SocketAddr,
     /// The only project this agent manages: a commit naming another is refused.
@@ -270,12 +272,10 @@ pub enum NotifyFormat {
 pub struct PauseArgs {
     /// The service; every service when left out.
     pub service: Option<String>,
-    /// The agent's state dir.
+    /// The agent's state dir; the running agent is told to reconcile at once through
+    /// its control socket there (`control.sock`).
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
-    /// The agent's listener, told to reconcile at once.
-    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
-    pub listen: SocketAddr,
 }
 
 /// Flags of `berth status`.
@@ -463,8 +463,8 @@ pub fn run() -> ExitCode {
             let _ = std::io::stdout().write_all(&script);
             exit::OK
         }
-        Command::Pause(args) => pause::run(&args, true),
-        Command::Resume(args) => pause::run(&args, false),
+        Command::Pause(args) => runtime().block_on(pause::run(&args, true)),
+        Command::Resume(args) => runtime().block_on(pause::run(&args, false)),
         Command::Apply(args) => {
             // stdout holds the report; the log goes to stderr.
             init_logs(cli.log_format, false);
