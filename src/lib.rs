@@ -9,3 +9,4 @@ pub mod notify;
 pub mod plan;
 pub mod runtime;
 pub mod source;
+pub mod urls;

@@ -53,6 +53,20 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The label in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Watch => "watch",
+            Trigger::Poll => "poll",
+            Trigger::Webhook => "webhook",
+            Trigger::DockerEvent => "docker-event",
+            Trigger::Resync => "resync",
+            Trigger::Retry => "retry",
+            Trigger::Control => "control",
+        }
+    }
+
     /// May bring a new desired state (or an operator's change) that should not wait
     /// behind a wait for the fleet.
     fn supersedes(self) -> bool {
@@ -121,6 +135,14 @@ pub enum AgentError {
         /// Why.
         error: std::io::Error,
     },
+    /// The control socket could not be made.
+    #[error("control socket {}: {error}", path.display())]
+    ControlSocket {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
     /// Docker or the ledger could not be opened.
     #[error("{0}")]
     Setup(String),
@@ -170,25 +192,55 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
     let status: SharedStatus = Arc::new(RwLock::new(AgentStatus::new(&config)));
     let metrics = Arc::new(crate::api::metrics::Metrics::new(Some(&config.host.name)));
 
-    // The HTTP listener: webhook, health, status.
+    // The HTTP listener (webhook, health, status, control), and the same routes on
+    // the control socket, where a state change needs no signature.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| AgentError::Listen {
             addr: config.listen,
             error,
         })?;
-    let app = crate::api::router(crate::api::ApiState {
+    let socket_path = crate::api::control_socket::path_in(&config.state_dir);
+    let socket =
+        crate::api::control_socket::ControlSocket::bind(&socket_path).map_err(|error| {
+            AgentError::ControlSocket {
+                path: socket_path.clone(),
+                error,
+            }
+        })?;
+    let api = crate::api::ApiState {
         status: status.clone(),
         triggers: tx.clone(),
         webhook_secret: config.webhook_secret.clone().map(Arc::new),
         metrics: metrics.clone(),
+        transport: crate::api::Transport::Tcp,
+        control_socket: socket_path.clone(),
+    };
+    let control = crate::api::router(crate::api::ApiState {
+        transport: crate::api::Transport::ControlSocket,
+        ..api.clone()
     });
+    let app = crate::api::router(api);
     let http_shutdown = shutdown.clone();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
             .await;
     });
+    let socket_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(socket, control)
+            .with_graceful_shutdown(async move { socket_shutdown.cancelled().await })
+            .await;
+    });
+    tracing::info!(
+        repo = %config.source.display_url(),
+        branch = %config.source.branch,
+        listen = %config.listen,
+        control_socket = %socket_path.display(),
+        webhook = config.webhook_secret.is_some(),
+        "agent started"
+    );
 
     // The watch of a local repository, or the poll of a remote.
     let _watcher = match config.source.watch_dir() {
@@ -251,6 +303,15 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
             fetch |= t.fetches();
             why.push(t);
         }
+        for t in &why {
+            state
+                .metrics
+                .reconcile_triggers
+                .get_or_create(&crate::api::metrics::TriggerLabels {
+                    trigger: t.as_str().to_string(),
+                })
+                .inc();
+        }
         tracing::debug!(triggers = ?why, "reconcile");
         // Triggers that arrive while the reconcile runs wait for the next one; those
         // that may bring a new desired state end a wait for the fleet at once.
@@ -280,6 +341,8 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
     }
     // Events already queued get a moment to go out; a dead endpoint does not hold the stop.
     state.config.notifier.flush(Duration::from_secs(5)).await;
+    // Only this agent's own socket: the state-dir lock is still held.
+    let _ = std::fs::remove_file(&socket_path);
     tracing::info!("agent stopped");
     Ok(())
 }
@@ -389,9 +452,9 @@ impl Loop {
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "degraded: the coordination store does not answer; what runs keeps running, nothing changes until it does");
                 self.retry_in(wait);
                 let mut st = self.status.write().await;
-                st.degraded = Some(format!(
+                st.degraded = Some(crate::urls::redact_urls_in(&format!(
                     "the coordination store does not answer ({e}); what runs keeps running, nothing changes until it does"
-                ));
+                )));
                 st.finish_reconcile(started.elapsed(), None);
                 false
             }

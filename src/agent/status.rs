@@ -13,6 +13,7 @@ use super::AgentConfig;
 use crate::executor::{ApplyReport, Outcome};
 use crate::ledger::now_rfc3339;
 use crate::source::CommitInfo;
+use crate::urls::redact_urls_in;
 
 /// The status shared between the loop and the listener.
 pub type SharedStatus = Arc<RwLock<AgentStatus>>;
@@ -58,7 +59,7 @@ pub struct LastDeploy {
 pub struct AgentStatus {
     /// This host.
     pub host: crate::plan::Host,
-    /// The repository followed.
+    /// The repository followed, credentials masked.
     pub repo: String,
     /// The branch followed.
     pub branch: String,
@@ -98,7 +99,7 @@ impl AgentStatus {
     pub fn new(config: &AgentConfig) -> Self {
         Self {
             host: config.host.clone(),
-            repo: config.source.url.clone(),
+            repo: config.source.display_url(),
             branch: config.source.branch.clone(),
             applied_commit: None,
             head: None,
@@ -122,8 +123,8 @@ impl AgentStatus {
     pub fn finish_reconcile(&mut self, took: Duration, error: Option<String>) {
         self.last_reconcile = Some(now_rfc3339());
         self.last_reconcile_ms = Some(took.as_millis() as u64);
-        if error.is_some() {
-            self.last_error = error;
+        if let Some(error) = error {
+            self.last_error = Some(redact_urls_in(&error));
         } else {
             self.last_reconcile_at = Some(std::time::Instant::now());
         }
@@ -132,7 +133,7 @@ impl AgentStatus {
     /// A fetch failed.
     pub fn fetch_failed(&mut self, error: String) {
         self.fetch_failures += 1;
-        self.last_error = Some(error);
+        self.last_error = Some(redact_urls_in(&error));
     }
 
     /// A fetch succeeded.
@@ -146,7 +147,7 @@ impl AgentStatus {
     /// A head that cannot be applied.
     pub fn invalid_commit(&mut self, sha: &str, error: String) {
         self.head = Some(sha.to_string());
-        self.last_error = Some(error);
+        self.last_error = Some(redact_urls_in(&error));
     }
 
     /// A head that loaded and validated.
@@ -207,7 +208,7 @@ impl AgentStatus {
                         .cloned(),
                     last_deploy,
                     last_outcome: outcome.into(),
-                    last_error: error,
+                    last_error: error.map(|e| redact_urls_in(&e)),
                     paused: pause.is_paused(&s.service),
                 },
             );

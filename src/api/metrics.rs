@@ -57,6 +57,25 @@ pub struct CommitLabels {
     pub commit: String,
 }
 
+/// `{route, transport, outcome}` of a state-changing request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControlLabels {
+    /// The route (`/hooks/git`, `/control/reconcile`).
+    pub route: String,
+    /// `tcp` or `unix` (the control socket).
+    pub transport: String,
+    /// accepted, refused-no-secret, refused-bad-signature.
+    pub outcome: String,
+}
+
+/// `{trigger}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabels {
+    /// What woke the loop: start, watch, poll, webhook, docker-event, resync, retry,
+    /// control.
+    pub trigger: String,
+}
+
 /// Every series the agent exports.
 pub struct Metrics {
     registry: Registry,
@@ -88,6 +107,11 @@ pub struct Metrics {
     pub invalid_commits: Counter,
     /// 1 while the coordination store answers (always 1 with the local ledger).
     pub coordination_up: Gauge,
+    /// State-changing requests (webhook, control) by route, transport and outcome.
+    pub control_requests: Family<ControlLabels, Counter>,
+    /// Triggers taken into a reconcile, by kind: each counted once, by the reconcile
+    /// it wakes or joins.
+    pub reconcile_triggers: Family<TriggerLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,6 +146,8 @@ impl Metrics {
             failed_targets: Gauge::default(),
             invalid_commits: Counter::default(),
             coordination_up: Gauge::default(),
+            control_requests: Family::default(),
+            reconcile_triggers: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -181,6 +207,16 @@ impl Metrics {
             "coordination_up",
             "1 while the coordination store answers",
             m.coordination_up.clone(),
+        );
+        registry.register(
+            "control_requests",
+            "State-changing requests to the listener by route, transport and outcome",
+            m.control_requests.clone(),
+        );
+        registry.register(
+            "reconcile_triggers",
+            "Triggers taken into a reconcile, by kind",
+            m.reconcile_triggers.clone(),
         );
         m.coordination_up.set(1);
         Self { registry, ..m }

@@ -1,5 +1,14 @@
-//! The agent's HTTP listener: the git webhook, `/healthz`, `/metrics` and `/status`.
+//! The agent's HTTP listener: the git webhook, `/healthz`, `/metrics` and `/status`,
+//! and `/control/reconcile`.
+//!
+//! The same routes are served on two transports. On TCP (`--listen`, loopback by
+//! default) a request that changes the agent's state (every `POST`) must carry the
+//! webhook secret's HMAC of its body; on the control socket (`<state-dir>/control.sock`,
+//! mode 0600, see [`control_socket`]) it needs none, since only the agent's user and root
+//! can open it. The `GET` routes answer on both without authentication and carry no
+//! secret: URLs in `/status` have their credentials masked.
 
+pub mod control_socket;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -39,6 +48,50 @@ pub fn http_get(
 /// Webhook bodies larger than this are refused before their signature is checked.
 pub const MAX_WEBHOOK_BODY: usize = 1 << 20;
 
+/// How a request reached the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The TCP listener: state-changing requests need the webhook secret's HMAC.
+    Tcp,
+    /// The control socket, which only the agent's user and root can open.
+    ControlSocket,
+}
+
+impl Transport {
+    /// The label in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::ControlSocket => "unix",
+        }
+    }
+}
+
+/// Why a state-changing request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over TCP, with no webhook secret configured: nothing could sign it.
+    NoSecret,
+    /// Over TCP, with a missing or wrong `X-Hub-Signature-256`.
+    BadSignature,
+}
+
+/// Whether a state-changing request may go through: always over the control socket;
+/// over TCP only with a valid HMAC of `body` under the webhook secret.
+pub fn authorize(
+    transport: Transport,
+    secret: Option<&[u8]>,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<(), Refusal> {
+    match (transport, secret) {
+        (Transport::ControlSocket, _) => Ok(()),
+        (Transport::Tcp, None) => Err(Refusal::NoSecret),
+        (Transport::Tcp, Some(secret)) if signature_ok(secret, body, signature) => Ok(()),
+        (Transport::Tcp, Some(_)) => Err(Refusal::BadSignature),
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
@@ -50,6 +103,48 @@ pub struct ApiState {
     pub webhook_secret: Option<Arc<Vec<u8>>>,
     /// The metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// How requests reach this router.
+    pub transport: Transport,
+    /// The control socket, named in refusals so that an operator knows where to go.
+    pub control_socket: std::path::PathBuf,
+}
+
+impl ApiState {
+    /// Checks a state-changing request, counts it, and logs a refusal.
+    fn admit(&self, route: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+        let signature = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
+        let verdict = authorize(
+            self.transport,
+            self.webhook_secret.as_deref().map(Vec::as_slice),
+            body,
+            signature,
+        );
+        let outcome = match verdict {
+            Ok(()) => "accepted",
+            Err(Refusal::NoSecret) => "refused-no-secret",
+            Err(Refusal::BadSignature) => "refused-bad-signature",
+        };
+        self.metrics
+            .control_requests
+            .get_or_create(&metrics::ControlLabels {
+                route: route.to_string(),
+                transport: self.transport.as_str().to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        if verdict.is_err() {
+            tracing::warn!(
+                action = "request-refused",
+                route,
+                transport = self.transport.as_str(),
+                outcome,
+                "state-changing request refused"
+            );
+        }
+        verdict
+    }
 }
 
 /// The routes.
@@ -83,30 +178,55 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    let Some(secret) = &state.webhook_secret else {
-        return (
-            StatusCode::NOT_FOUND,
-            "webhook not configured (--webhook-secret-file)\n",
-        );
-    };
-    let header = headers
-        .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok());
-    if !signature_ok(secret, &body, header) {
-        tracing::warn!(
-            action = "webhook-refused",
-            "webhook with a missing or bad signature"
-        );
-        return (StatusCode::UNAUTHORIZED, "bad or missing signature\n");
+    match state.admit("/hooks/git", &headers, &body) {
+        Ok(()) => {}
+        Err(Refusal::NoSecret) => {
+            return (
+                StatusCode::NOT_FOUND,
+                "webhook not configured (--webhook-secret-file)\n",
+            )
+        }
+        Err(Refusal::BadSignature) => {
+            return (StatusCode::UNAUTHORIZED, "bad or missing signature\n")
+        }
     }
-    tracing::info!(action = "webhook", "webhook accepted; fetching");
+    tracing::info!(
+        action = "webhook",
+        transport = state.transport.as_str(),
+        "webhook accepted; fetching"
+    );
     let _ = state.triggers.send(Trigger::Webhook);
     (StatusCode::ACCEPTED, "fetching\n")
 }
 
-async fn reconcile(State(state): State<ApiState>) -> StatusCode {
+async fn reconcile(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let socket = state.control_socket.display();
+    match state.admit("/control/reconcile", &headers, &body) {
+        Ok(()) => {}
+        Err(Refusal::NoSecret) => {
+            return (
+                StatusCode::FORBIDDEN,
+                format!("control over TCP needs the webhook secret (--webhook-secret-file) and X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body>; on this host use the control socket {socket} (berth pause, berth resume, or curl --unix-socket)\n"),
+            )
+        }
+        Err(Refusal::BadSignature) => {
+            return (
+                StatusCode::FORBIDDEN,
+                format!("bad or missing signature: send X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body with the webhook secret>, or use the control socket {socket}\n"),
+            )
+        }
+    }
+    tracing::info!(
+        action = "control-reconcile",
+        transport = state.transport.as_str(),
+        "reconcile asked for"
+    );
     let _ = state.triggers.send(Trigger::Control);
-    StatusCode::ACCEPTED
+    (StatusCode::ACCEPTED, "reconciling\n".into())
 }
 
 async fn healthz(State(state): State<ApiState>) -> (StatusCode, String) {
@@ -135,6 +255,34 @@ async fn status(State(state): State<ApiState>) -> Json<crate::agent::AgentStatus
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_changes_need_the_hmac_over_tcp_and_nothing_over_the_socket() {
+        let secret = b"It's a Secret to Everybody";
+        let body = b"Hello, World!";
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let tcp = Transport::Tcp;
+        assert_eq!(authorize(tcp, None, body, None), Err(Refusal::NoSecret));
+        assert_eq!(
+            authorize(tcp, None, body, Some(good)),
+            Err(Refusal::NoSecret)
+        );
+        assert_eq!(
+            authorize(tcp, Some(secret), body, None),
+            Err(Refusal::BadSignature)
+        );
+        assert_eq!(
+            authorize(tcp, Some(secret), b"other body", Some(good)),
+            Err(Refusal::BadSignature)
+        );
+        assert_eq!(authorize(tcp, Some(secret), body, Some(good)), Ok(()));
+        let unix = Transport::ControlSocket;
+        assert_eq!(authorize(unix, None, body, None), Ok(()));
+        assert_eq!(
+            authorize(unix, Some(secret), body, Some("sha256=00")),
+            Ok(())
+        );
+    }
 
     #[test]
     fn github_signatures() {

@@ -70,7 +70,10 @@ pub async fn run(args: AgentArgs) -> u8 {
     };
     for url in &args.notify_url {
         if let Err(e) = crate::notify::check_url(url) {
-            return fail(format!("--notify-url {url}: {e}"));
+            return fail(format!(
+                "--notify-url {}: {e}",
+                crate::urls::redact_url(url)
+            ));
         }
     }
     let format = match args.notify_format {

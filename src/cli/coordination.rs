@@ -16,7 +16,12 @@ pub struct CoordinationArgs {
     /// shared by every host of a fleet: postgres://USER@HOST:PORT/DB?sslmode=verify-full.
     /// What the URL leaves out comes from PGHOST, PGPORT, PGUSER, PGPASSWORD,
     /// PGDATABASE, PGSSLMODE and PGSSLROOTCERT.
-    #[arg(long, env = "BERTH_COORDINATION", default_value = "local")]
+    #[arg(
+        long,
+        env = "BERTH_COORDINATION",
+        default_value = "local",
+        hide_env_values = true
+    )]
     pub coordination: String,
     /// A file holding the PostgreSQL password (instead of PGPASSWORD).
     #[arg(long, env = "BERTH_COORDINATION_PASSWORD_FILE")]
@@ -41,7 +46,7 @@ impl CoordinationArgs {
         {
             return Err(format!(
                 "--coordination {:?}: use `local` or a postgres:// URL",
-                self.coordination
+                crate::urls::redact_url(&self.coordination)
             ));
         }
         let target = PgTarget::parse(

@@ -80,7 +80,7 @@ pub struct SourceArgs {
     pub file: Option<PathBuf>,
     /// A git repository holding the desired state: a URL (https://, ssh://, git@host:path,
     /// file://) or a local path.
-    #[arg(long, env = "BERTH_REPO")]
+    #[arg(long, env = "BERTH_REPO", hide_env_values = true)]
     pub repo: Option<String>,
     /// The branch followed.
     #[arg(long, env = "BERTH_BRANCH", default_value = "main")]
@@ -222,7 +222,9 @@ pub struct AgentArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub converge: ConvergeArgs,
-    /// The HTTP listener: POST /hooks/git, GET /healthz, GET /status.
+    /// The HTTP listener: GET /healthz, /metrics, /status; POST /hooks/git and
+    /// /control/reconcile, which need the webhook secret's HMAC here. The same routes
+    /// are served without it on `<state-dir>/control.sock` (mode 0600).
     #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
     pub listen: SocketAddr,
     /// The only project this agent manages: a commit naming another is refused.
@@ -247,7 +249,12 @@ pub struct AgentArgs {
     pub fleet_wait: DurationArg,
     /// Posts deploy events (deployed, failed, rolled back, invalid commit) to this URL
     /// (repeatable; http://).
-    #[arg(long = "notify-url", env = "BERTH_NOTIFY_URL", value_delimiter = ',')]
+    #[arg(
+        long = "notify-url",
+        env = "BERTH_NOTIFY_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub notify_url: Vec<String>,
     /// The payload: berth's JSON, or Slack-compatible.
     #[arg(long, value_enum, env = "BERTH_NOTIFY_FORMAT", default_value_t = NotifyFormat::Json)]
@@ -268,12 +275,10 @@ pub enum NotifyFormat {
 pub struct PauseArgs {
     /// The service; every service when left out.
     pub service: Option<String>,
-    /// The agent's state dir.
+    /// The agent's state dir; the running agent is told to reconcile at once through
+    /// its control socket there (`control.sock`).
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
-    /// The agent's listener, told to reconcile at once.
-    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
-    pub listen: SocketAddr,
 }
 
 /// Flags of `berth status`.
@@ -463,8 +468,8 @@ pub fn run() -> ExitCode {
             let _ = std::io::stdout().write_all(&script);
             exit::OK
         }
-        Command::Pause(args) => pause::run(&args, true),
-        Command::Resume(args) => pause::run(&args, false),
+        Command::Pause(args) => runtime().block_on(pause::run(&args, true)),
+        Command::Resume(args) => runtime().block_on(pause::run(&args, false)),
         Command::Apply(args) => {
             // stdout holds the report; the log goes to stderr.
             init_logs(cli.log_format, false);

@@ -1,13 +1,12 @@
 //! `berth pause` and `berth resume`.
 
-use std::io::Write;
 use std::time::Duration;
 
 use super::{exit, PauseArgs};
 use crate::agent::PauseState;
 
 /// Records the pause (or its end) and asks a running agent to reconcile at once.
-pub fn run(args: &PauseArgs, pause: bool) -> u8 {
+pub async fn run(args: &PauseArgs, pause: bool) -> u8 {
     let mut state = PauseState::load(&args.state_dir);
     let what = args.service.as_deref();
     if pause {
@@ -22,7 +21,7 @@ pub fn run(args: &PauseArgs, pause: bool) -> u8 {
     let target = what
         .map(|s| format!("service {s}"))
         .unwrap_or_else(|| "every service".into());
-    let told = poke_agent(args);
+    let told = poke_agent(args).await;
     let verb = if pause { "paused" } else { "resumed" };
     let agent = if told {
         "the agent reconciles now"
@@ -33,12 +32,26 @@ pub fn run(args: &PauseArgs, pause: bool) -> u8 {
     exit::OK
 }
 
-/// `POST /control/reconcile` on the agent's loopback listener.
-fn poke_agent(args: &PauseArgs) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&args.listen, Duration::from_secs(1))
-    else {
-        return false;
-    };
-    let req = format!("POST /control/reconcile HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", args.listen);
-    s.write_all(req.as_bytes()).is_ok()
+/// `POST /control/reconcile` on the agent's control socket in the state dir: no
+/// secret needed, since only the agent's user and root can open it.
+async fn poke_agent(args: &PauseArgs) -> bool {
+    let socket = crate::api::control_socket::path_in(&args.state_dir);
+    match crate::api::control_socket::post(&socket, "/control/reconcile", Duration::from_secs(5))
+        .await
+    {
+        Ok((202, _)) => true,
+        Ok((status, body)) => {
+            eprintln!(
+                "warning: the agent on {} answered {status}: {}",
+                socket.display(),
+                body.trim()
+            );
+            false
+        }
+        Err(crate::api::control_socket::ControlError::NoAgent { .. }) => false,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            false
+        }
+    }
 }

@@ -12,13 +12,15 @@ use crate::runtime::{DockerEngine, Engine, HealthState, Role};
 /// Prints the status.
 pub async fn run(args: &StatusArgs) -> u8 {
     if let Some(body) = ask_agent(args) {
-        let Ok(status) = serde_json::from_str::<serde_json::Value>(&body) else {
+        let Ok(mut status) = serde_json::from_str::<serde_json::Value>(&body) else {
             eprintln!(
                 "error: the agent on {} answered something that is not its status",
                 args.listen
             );
             return exit::FAILED;
         };
+        // The agent masks credentials in what it publishes; an older agent did not.
+        redact_strings(&mut status);
         match args.output {
             Output::Json => println!(
                 "{}",
@@ -55,6 +57,16 @@ fn ask_agent(args: &StatusArgs) -> Option<String> {
     )? {
         (200, body) => Some(body),
         _ => None,
+    }
+}
+
+/// Every string in `v` with the credentials of the URLs in it masked.
+fn redact_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => *s = crate::urls::redact_urls_in(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_strings),
+        serde_json::Value::Object(map) => map.values_mut().for_each(redact_strings),
+        _ => {}
     }
 }
 
@@ -274,4 +286,31 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_string_of_an_agents_answer_is_masked() {
+        let mut v = serde_json::json!({
+            "repo": "https://u:tok-a@git.example/x.git",
+            "last_error": "fetch https://u:tok-a@git.example/x.git (main): 401",
+            "services": { "api": { "last_error": "see postgres://a:pw-b@db/x" } },
+            "list": ["http://h/?key=k-c", 3, null],
+            "branch": "main"
+        });
+        redact_strings(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "repo": "https://u:***@git.example/x.git",
+                "last_error": "fetch https://u:***@git.example/x.git (main): 401",
+                "services": { "api": { "last_error": "see postgres://a:***@db/x" } },
+                "list": ["http://h/?key=***", 3, null],
+                "branch": "main"
+            })
+        );
+    }
 }

@@ -101,6 +101,8 @@ impl PgTarget {
             format!("{base}?{}", rest.join("&"))
         };
         let mut config = Config::from_str(&cleaned).map_err(|e| {
+            // The driver's message may quote the URL, password and all.
+            let e = crate::urls::redact_urls_in(&e.to_string());
             format!("--coordination: not a PostgreSQL URL ({e}); expected postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full")
         })?;
         if config.get_hosts().is_empty() {
@@ -331,8 +333,13 @@ impl PgLedger {
     }
 }
 
-/// The driver's error with the server's own message, when there is one.
+/// The driver's error with the server's own message, when there is one; a URL it
+/// quotes has its credentials masked.
 fn describe_pg(e: &tokio_postgres::Error) -> String {
+    crate::urls::redact_urls_in(&describe_pg_raw(e))
+}
+
+fn describe_pg_raw(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => {

@@ -353,6 +353,11 @@ impl Notifier {
         let Some(shared) = &self.shared else {
             return;
         };
+        // Messages quote errors, and errors may quote URLs with their credentials.
+        let event = Event {
+            message: crate::urls::redact_urls_in(&event.message),
+            ..event
+        };
         let body = match serde_json::to_vec(&payload(&event, shared.format)) {
             Ok(body) => body,
             Err(error) => {
@@ -704,6 +709,21 @@ mod tests {
         let body = p["blocks"][0]["text"]["text"].as_str().unwrap();
         assert!(body.chars().count() < 3000, "Slack's section limit");
         assert!(p["text"].as_str().unwrap().chars().count() < 400);
+    }
+
+    #[tokio::test]
+    async fn urls_in_a_message_are_sent_without_their_credentials() {
+        let (base, mut hits) = server(&[], 200, None).await;
+        let n = Notifier::start(vec![format!("{base}/hook")], Format::Json, fast(3));
+        n.send(event(
+            EventKind::InvalidCommit,
+            "fetch https://deploy:tok-4f1a@git.example/x.git (main): refused; see http://h/x?token=t-4f1a",
+        ));
+        let (_, body, _) = next(&mut hits).await;
+        assert_eq!(
+            body["message"],
+            "fetch https://deploy:***@git.example/x.git (main): refused; see http://h/x?token=***"
+        );
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{load_tree_with, LoadError, LoadOptions, Loaded, RepoTree};
 
 /// How berth authenticates to the remote.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct GitAuth {
     /// A token for https remotes (GitHub: a fine-grained token with read access).
     pub token: Option<String>,
@@ -23,10 +23,21 @@ pub struct GitAuth {
     pub known_hosts: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("token", &self.token.as_ref().map(|_| crate::urls::MASK))
+            .field("ssh_key", &self.ssh_key)
+            .field("known_hosts", &self.known_hosts)
+            .finish()
+    }
+}
+
 /// Where the desired state lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitSource {
-    /// The remote: a URL (`https://`, `ssh://`, `git@host:path`, `file://`) or a local path.
+    /// The remote: a URL (`https://`, `ssh://`, `git@host:path`, `file://`) or a local
+    /// path. It may carry credentials: print [`GitSource::display_url`] instead.
     pub url: String,
     /// The branch followed.
     pub branch: String,
@@ -62,7 +73,7 @@ pub enum SourceError {
     /// Fetching failed.
     #[error("fetch {url} ({branch}): {message}")]
     Fetch {
-        /// The remote.
+        /// The remote, credentials masked.
         url: String,
         /// The branch.
         branch: String,
@@ -84,7 +95,19 @@ pub enum SourceError {
 
 impl From<git2::Error> for SourceError {
     fn from(e: git2::Error) -> Self {
-        SourceError::Git(e.message().to_string())
+        SourceError::Git(crate::urls::redact_urls_in(e.message()))
+    }
+}
+
+impl std::fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSource")
+            .field("url", &self.display_url())
+            .field("branch", &self.branch)
+            .field("path", &self.path)
+            .field("clone_dir", &self.clone_dir)
+            .field("auth", &self.auth)
+            .finish()
     }
 }
 
@@ -115,6 +138,11 @@ impl GitSource {
         }
     }
 
+    /// The remote as berth prints it: credentials in the URL masked.
+    pub fn display_url(&self) -> String {
+        crate::urls::redact_url(&self.url)
+    }
+
     /// The local working tree to watch for commits, when the source is a local path.
     pub fn watch_dir(&self) -> Option<PathBuf> {
         if !is_local_path(&self.url) {
@@ -139,10 +167,11 @@ impl GitSource {
     /// Fetches the branch and returns its head.
     pub fn fetch(&self) -> Result<Oid, SourceError> {
         let repo = self.repo()?;
+        // git2 may quote the URL, credentials and all, in what it says.
         let fail = |message: String| SourceError::Fetch {
-            url: self.url.clone(),
+            url: self.display_url(),
             branch: self.branch.clone(),
-            message,
+            message: crate::urls::redact_urls_in(&message),
         };
         let mut remote = repo
             .remote_anonymous(&self.url)

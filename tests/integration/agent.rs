@@ -68,6 +68,7 @@ pub struct Agent {
     child: Child,
     pub port: u16,
     log: PathBuf,
+    state: PathBuf,
 }
 
 impl Agent {
@@ -104,7 +105,22 @@ impl Agent {
             .stderr(file)
             .spawn()
             .unwrap();
-        Self { child, port, log }
+        Self {
+            child,
+            port,
+            log,
+            state: state.to_path_buf(),
+        }
+    }
+
+    /// The agent's control socket, `<state-dir>/control.sock`.
+    pub fn control_socket(&self) -> PathBuf {
+        self.state.join("control.sock")
+    }
+
+    /// `POST path` over the control socket, which needs no signature.
+    pub fn post_control(&self, path: &str) -> Option<(u16, String)> {
+        http_unix(&self.control_socket(), "POST", path, b"")
     }
 
     pub fn log(&self) -> String {
@@ -178,6 +194,28 @@ pub fn http(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// A bare HTTP/1.1 request over a unix socket: (status, body).
+pub fn http_unix(socket: &Path, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
     s.write_all(body).ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
@@ -481,14 +519,11 @@ fn pause_holds_a_service_and_resume_lets_it_go_on() {
     let state = TempDir::default();
     let agent = repo.agent(state.path(), &[]);
     assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
-    let listen = format!("127.0.0.1:{}", agent.port);
     let r = berth([
         "pause",
         "api",
         "--state-dir",
         &state.path().display().to_string(),
-        "--listen",
-        &listen,
     ]);
     assert_eq!(
         (r.code, r.stdout.as_str()),
@@ -505,8 +540,6 @@ fn pause_holds_a_service_and_resume_lets_it_go_on() {
         "api",
         "--state-dir",
         &state.path().display().to_string(),
-        "--listen",
-        &listen,
     ]);
     assert_eq!(r.code, 0);
     assert!(converges_to(&p, &img.app_v2, 1), "{}", agent.log());

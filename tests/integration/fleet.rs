@@ -709,7 +709,7 @@ fn a_revert_gets_through_while_hosts_wait_for_a_dead_canary() {
     // h1 waits for the canary; an operator's nudge makes it report why.
     assert!(
         wait_until(Duration::from_secs(60), Duration::from_millis(500), || {
-            crate::agent::http(a1.port, "POST", "/control/reconcile", &[], b"");
+            a1.post_control("/control/reconcile");
             std::thread::sleep(Duration::from_millis(300));
             waiting(&a1)
         }),

@@ -9,6 +9,7 @@ mod apply;
 mod demo;
 mod fleet;
 mod harness;
+mod listener;
 mod migrate;
 mod ops;
 mod plan;

@@ -1,0 +1,289 @@
+//! The control socket: `<state-dir>/control.sock`, a unix socket serving the same routes
+//! as the TCP listener. Whoever can open it may change the agent's state without the
+//! webhook secret (`berth pause` and `berth resume` speak through it), so only the
+//! agent's own user and root may:
+//! - the file is mode 0600: it is bound under a temporary name, given its mode, then
+//!   renamed into place, so it is never reachable under its own name with a wider mode;
+//! - each connection's peer credentials are checked as well (a socket's mode is not
+//!   honoured by every system), and a connection from another user is closed unanswered.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use tokio::net::{UnixListener, UnixStream};
+
+/// The socket's file name in the state dir.
+pub const FILE_NAME: &str = "control.sock";
+
+/// The socket's mode: read and write for its owner only.
+pub const MODE: u32 = 0o600;
+
+/// Where the control socket of the agent with this state dir lives.
+pub fn path_in(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE_NAME)
+}
+
+/// A unix listener that accepts connections only from its owner (the agent's user)
+/// and root.
+#[derive(Debug)]
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    owner: u32,
+}
+
+impl ControlSocket {
+    /// Binds `path` with mode 0600, replacing a socket left by an agent that did not
+    /// stop cleanly. Anything else at `path` (a file, a directory) is refused.
+    pub fn bind(path: &Path) -> io::Result<ControlSocket> {
+        remove_stale(path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // Short, so that a state dir whose socket path fits also fits the temporary one.
+        let temporary = dir.join(format!(".ctl{}", std::process::id()));
+        remove_stale(&temporary)?;
+        let listener = UnixListener::bind(&temporary)?;
+        let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(MODE))
+            .and_then(|()| std::fs::rename(&temporary, path));
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(e);
+        }
+        Ok(ControlSocket {
+            listener,
+            path: path.to_path_buf(),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            owner: unsafe { libc::geteuid() },
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when a peer with this user id may use the socket.
+    fn admits(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.owner
+    }
+}
+
+/// Removes a socket left at `path`; refuses to remove anything else.
+fn remove_stale(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; remove it (the agent makes its control socket there)",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl axum::serve::Listener for ControlSocket {
+    type Io = UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => match stream.peer_cred() {
+                    Ok(cred) if self.admits(cred.uid()) => return (stream, addr),
+                    Ok(cred) => {
+                        tracing::warn!(
+                            uid = cred.uid(),
+                            socket = %self.path.display(),
+                            "control socket: connection from another user closed"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control socket: peer credentials unreadable; connection closed");
+                    }
+                },
+                // As axum's own listeners: a failed accept (out of file descriptors)
+                // is waited out, not fatal.
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Why a request over the control socket got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No agent listens there (no socket, or nobody behind it).
+    #[error("no agent listens on {path}: {error}")]
+    NoAgent {
+        /// The socket.
+        path: String,
+        /// Why.
+        error: String,
+    },
+    /// The agent took too long.
+    #[error("the agent on {path} did not answer within {ms} ms")]
+    Timeout {
+        /// The socket.
+        path: String,
+        /// The wait.
+        ms: u128,
+    },
+    /// The request could not be made or the answer not read.
+    #[error("request to the agent on {path} failed: {error}")]
+    Http {
+        /// The socket.
+        path: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// `POST path` with an empty body to the agent behind the control socket: the status
+/// code and body of the answer.
+pub async fn post(
+    socket: &Path,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), ControlError> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyperlocal::UnixClientExt;
+
+    let shown = socket.display().to_string();
+    if !socket.exists() {
+        return Err(ControlError::NoAgent {
+            path: shown,
+            error: "no such socket".into(),
+        });
+    }
+    let client: Client<hyperlocal::UnixConnector, Full<Bytes>> = Client::unix();
+    let request = axum::http::Request::post(hyperlocal::Uri::new(socket, path))
+        .header(axum::http::header::HOST, "localhost")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| ControlError::Http {
+            path: shown.clone(),
+            error: e.to_string(),
+        })?;
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                ControlError::NoAgent {
+                    path: shown.clone(),
+                    error: error_chain(&e),
+                }
+            } else {
+                ControlError::Http {
+                    path: shown.clone(),
+                    error: error_chain(&e),
+                }
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ControlError::Http {
+                path: shown.clone(),
+                error: e.to_string(),
+            })?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ControlError::Timeout {
+                path: shown.clone(),
+                ms: timeout.as_millis(),
+            })
+        })
+}
+
+/// An error with its sources: hyper's own message alone says little.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_is_mode_0600_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let first = ControlSocket::bind(&path).unwrap();
+        drop(first);
+        // The file stays behind, as after a crash; the next bind replaces it.
+        assert!(path.exists());
+        let socket = ControlSocket::bind(&path).unwrap();
+        let mode = std::fs::metadata(socket.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, MODE);
+        // No temporary name is left.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
+    }
+
+    #[tokio::test]
+    async fn something_else_at_the_path_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        std::fs::write(&path, "keep").unwrap();
+        let e = ControlSocket::bind(&path).unwrap_err();
+        assert!(e.to_string().contains("exists and is not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep");
+    }
+
+    #[test]
+    fn only_the_owner_and_root_are_admitted() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let dir = tempfile::tempdir().unwrap();
+        let mut socket = ControlSocket::bind(&path_in(dir.path())).unwrap();
+        socket.owner = 1234;
+        assert!(socket.admits(0));
+        assert!(socket.admits(1234));
+        assert!(!socket.admits(1235));
+    }
+
+    #[tokio::test]
+    async fn posting_without_an_agent_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = post(
+            &path_in(dir.path()),
+            "/control/reconcile",
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, ControlError::NoAgent { .. }), "{e}");
+    }
+}
