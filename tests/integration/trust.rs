@@ -761,3 +761,70 @@ fn an_agent_keeps_to_the_project_its_state_dir_recorded_unless_told_otherwise() 
         other.name()
     );
 }
+
+fn invalid_commits(agent: &crate::agent::Agent) -> u64 {
+    let (_, body) = crate::agent::http(agent.port, "GET", "/metrics", &[], b"").unwrap();
+    body.lines()
+        .find(|l| l.starts_with("berth_invalid_commits_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hostile_yaml_commits_are_refused_and_the_agent_keeps_the_last_good() {
+    use crate::agent::{api_images, converges_to, expect, stack};
+    let p = Project::new("hostile");
+    let img = images();
+    let repo = crate::agent::Repo::new();
+    repo.commit(&stack(p.name(), &img.app_v1, 1), "first");
+    let state = tempfile::tempdir().unwrap();
+    let agent = repo.agent(state.path(), &[]);
+    assert!(converges_to(&p, &img.app_v1, 1), "{}", agent.log());
+    let good = stack(p.name(), &img.app_v2, 1);
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        bomb += &format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{}", i - 1); 10].join(", ")
+        );
+    }
+    let unknown_keys: Vec<String> = (0..20_000).map(|i| format!("k{i}: {i}")).collect();
+    let hostile = [
+        (
+            "deep sequence",
+            format!("{good}x: {}1\n", "- ".repeat(30_000)),
+        ),
+        (
+            "deep flow",
+            format!("{good}x: {}{}\n", "[".repeat(30_000), "]".repeat(30_000)),
+        ),
+        ("alias bomb", format!("{good}{bomb}")),
+        (
+            "one-line mapping",
+            format!("{good}x: {{{}}}\n", unknown_keys.join(", ")),
+        ),
+        (
+            "huge duration",
+            good.replace("monitor: 1s", "monitor: 99999999999999999999h"),
+        ),
+    ];
+    for (i, (what, yaml)) in hostile.iter().enumerate() {
+        let sha = repo.commit(yaml, what);
+        assert!(
+            crate::support::wait_until(
+                std::time::Duration::from_secs(30),
+                std::time::Duration::from_millis(100),
+                || error_of(&agent).starts_with(&format!("commit {} is invalid", &sha[..12]))
+            ),
+            "{what}: {}\n{}",
+            error_of(&agent),
+            agent.log()
+        );
+        assert_eq!(invalid_commits(&agent), i as u64 + 1, "{what}");
+        assert_eq!(api_images(&p), expect(&p, &img.app_v1, 1), "{what}");
+    }
+    // Still the same process, and it applies the next good commit.
+    repo.commit(&good, "v2");
+    assert!(converges_to(&p, &img.app_v2, 1), "{}", agent.log());
+}
