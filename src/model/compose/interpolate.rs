@@ -163,14 +163,13 @@ fn interpolate_with(
         limit,
     };
     let mut out = Out::default();
-    match engine.scan(0, 0, Mode::Top, &mut out)? {
-        End::Text => Ok(Interpolated {
-            value: out.value,
-            unset: out.unset,
-            used_secret: out.secret,
-        }),
-        End::Brace(_) | End::LineBreak(_) => unreachable!("top level stops only at the end"),
-    }
+    // At the top level a scan only stops at the end of the text.
+    engine.scan(0, 0, Mode::Top, &mut out)?;
+    Ok(Interpolated {
+        value: out.value,
+        unset: out.unset,
+        used_secret: out.secret,
+    })
 }
 
 /// Output of one (possibly nested) piece of text, kept apart until it is known to be used.
