@@ -1,0 +1,3 @@
+//! Docker Compose files as desired state.
+
+pub mod interpolate;
