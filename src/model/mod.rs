@@ -1,6 +1,7 @@
 //! The desired state: raw serde types, validation, the validated [`Spec`], diagnostics.
 //! No tokio and no I/O beyond reading the files handed to it.
 
+pub mod compose;
 pub mod diagnostic;
 pub mod host_path;
 pub mod image;
