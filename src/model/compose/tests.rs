@@ -516,3 +516,9 @@ fn the_example_compose_files_are_valid() {
     }
     assert!(n >= 3, "at least three example stacks");
 }
+
+#[test]
+fn an_explicit_merge_tag_is_a_merge_key() {
+    let s = spec("x-a: &a\n  image: reg.example/app:1.2\nservices:\n  app:\n    !!merge <<: *a\n");
+    assert_eq!(s.services["app"].image.to_string(), "reg.example/app:1.2");
+}
