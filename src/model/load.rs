@@ -239,6 +239,9 @@ pub fn load_tree_with(
     config: &str,
     opts: &LoadOptions,
 ) -> Result<Loaded, LoadError> {
+    if let Some(loaded) = super::compose::load_if_compose(tree, config, opts)? {
+        return Ok(loaded);
+    }
     let files = match tree.list_dir(config).map_err(LoadError::Io)? {
         Some(names) => {
             let yaml: Vec<String> = names
@@ -285,7 +288,7 @@ pub fn load_tree_with(
 }
 
 /// Reads one file into a top-level mapping, reporting syntax errors with their position.
-fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
+pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
     let file = ctx.files.len();
     let name = ctx.tree.display(path);
     let too_big = bytes.len() > MAX_YAML_BYTES;

@@ -24,7 +24,7 @@ const DEFAULT_NETWORK: &str = "default";
 
 /// Rules for names: project, services and migrations become parts of container names
 /// and network aliases.
-fn valid_name(s: &str, max: usize, extra: &[char]) -> bool {
+pub(crate) fn valid_name(s: &str, max: usize, extra: &[char]) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && s.len() <= max
@@ -202,7 +202,13 @@ fn raw<T: Default + serde::de::DeserializeOwned>(
     }
 }
 
-fn string(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value, example: &str) -> Option<String> {
+pub(crate) fn string(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    v: &Value,
+    example: &str,
+) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         other => {
@@ -220,7 +226,7 @@ fn string(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value, example: &str) 
 }
 
 /// A scalar rendered as a string (env values may be written as numbers or booleans).
-fn scalar(v: &Value) -> Option<String> {
+pub(crate) fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -229,7 +235,7 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-fn integer(
+pub(crate) fn integer(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
@@ -265,7 +271,7 @@ fn integer(
     }
 }
 
-fn describe(v: &Value) -> String {
+pub(crate) fn describe(v: &Value) -> String {
     match v {
         Value::String(s) => format!("the string `{s}`"),
         Value::Number(n) => format!("the number {n}"),
@@ -273,7 +279,7 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn duration(
+pub(crate) fn duration(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
@@ -314,7 +320,7 @@ fn duration(
     }
 }
 
-fn string_list(
+pub(crate) fn string_list(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
@@ -771,7 +777,7 @@ pub(crate) fn parse_port(text: &str) -> Result<PortMapping, String> {
     })
 }
 
-fn mount(
+pub(crate) fn mount(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
@@ -937,7 +943,12 @@ fn health(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Healt
     }))
 }
 
-fn resources(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Resources> {
+pub(crate) fn resources(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    v: &Value,
+) -> Option<Resources> {
     let raw: RawResources = raw(
         ctx,
         file,
@@ -1065,7 +1076,7 @@ fn placement(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Pl
     })
 }
 
-fn default_update(publishes: bool) -> UpdatePolicy {
+pub(crate) fn default_update(publishes: bool) -> UpdatePolicy {
     UpdatePolicy {
         order: if publishes {
             UpdateOrder::StopFirst
@@ -1183,7 +1194,11 @@ fn update(
 
 /// Host ports must not collide across services: the same port and protocol on the
 /// same address, or on any address when one side binds all of them.
-fn check_ports(ctx: &mut Ctx, merged: &Merged, services: &BTreeMap<String, ServiceSpec>) {
+pub(crate) fn check_ports(
+    ctx: &mut Ctx,
+    merged: &Merged,
+    services: &BTreeMap<String, ServiceSpec>,
+) {
     let mut seen: Vec<(&str, usize, &PortMapping)> = Vec::new();
     for (name, svc) in services {
         for (i, p) in svc.ports.iter().enumerate() {
@@ -1219,7 +1234,11 @@ fn check_ports(ctx: &mut Ctx, merged: &Merged, services: &BTreeMap<String, Servi
 }
 
 /// `depends_on` must not form a cycle; each cycle is reported once.
-fn check_cycles(ctx: &mut Ctx, merged: &Merged, services: &BTreeMap<String, ServiceSpec>) {
+pub(crate) fn check_cycles(
+    ctx: &mut Ctx,
+    merged: &Merged,
+    services: &BTreeMap<String, ServiceSpec>,
+) {
     let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
     let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
     fn visit<'a>(

@@ -1,3 +1,33 @@
-//! Docker Compose files as desired state.
+//! Compose files: the Compose Specification's `compose.yaml` compiled into the same
+//! validated [`Spec`](super::Spec) as format v1.
+//!
+//! [`detect`] decides whether a desired-state path is a compose file, [`project`] reads
+//! the top level (name, volumes, networks), [`service`] maps each service, and [`keys`]
+//! is the table of what happens to every service key; [`interpolate`] expands
+//! `${VAR}` from the host's and the committed `.env`.
 
+pub mod detect;
 pub mod interpolate;
+pub mod keys;
+pub mod project;
+pub mod service;
+pub mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use super::load::{LoadError, LoadOptions, Loaded};
+use super::tree::RepoTree;
+
+/// Loads `config` as a compose project when [`detect::compose_file`] says it is one;
+/// `None` leaves it to format v1.
+pub(crate) fn load_if_compose(
+    tree: &dyn RepoTree,
+    config: &str,
+    opts: &LoadOptions,
+) -> Result<Option<Loaded>, LoadError> {
+    match detect::compose_file(tree, config)? {
+        None => Ok(None),
+        Some(found) => Ok(Some(project::load(tree, found, opts))),
+    }
+}

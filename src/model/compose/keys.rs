@@ -1,0 +1,197 @@
+//! What berth's compose reader does with each key of a compose service: the one table
+//! that the reader, the README section "Compose files" and its test follow.
+//!
+//! A key is in exactly one list. A key in none of them is not a compose key at all and
+//! is reported as unknown, with the nearest valid key.
+
+/// Keys mapped into berth's service model, with what they become.
+pub const SUPPORTED: &[(&str, &str)] = &[
+    ("image", "the pinned image (required)"),
+    (
+        "command",
+        "the command; a string is split into words as a shell would",
+    ),
+    (
+        "environment",
+        "committed environment, as a map or a `K=V` list",
+    ),
+    ("env_file", "the host-side env file (one, absolute path)"),
+    ("ports", "published host ports, short or long syntax"),
+    ("expose", "ports reachable by other services"),
+    (
+        "networks",
+        "networks joined, as a list or a map without options",
+    ),
+    (
+        "volumes",
+        "named volumes, repository files (`./…`) and allowed host paths",
+    ),
+    ("healthcheck", "the health check that gates every update"),
+    (
+        "depends_on",
+        "services that must be healthy before this one changes",
+    ),
+    (
+        "deploy",
+        "replicas, update_config, resources.limits, placement.constraints",
+    ),
+    ("scale", "replicas, as `deploy.replicas`"),
+    ("mem_limit", "memory limit"),
+    ("cpus", "CPU limit"),
+    ("stop_grace_period", "time between SIGTERM and SIGKILL"),
+    (
+        "restart",
+        "`always` and `unless-stopped`: berth restarts replicas anyway",
+    ),
+    (
+        "x-berth",
+        "berth's own rollout keys: `deadline`, `max_hosts`, `canary`",
+    ),
+];
+
+/// Keys refused because they give the container the host, with the reason.
+pub const REFUSED: &[(&str, &str)] = &[
+    (
+        "privileged",
+        "gives the container every device and capability of the host",
+    ),
+    (
+        "network_mode",
+        "`host` puts the container in the host's network namespace",
+    ),
+    (
+        "pid",
+        "`host` lets the container see and signal every process of the host",
+    ),
+    ("ipc", "`host` shares the host's IPC namespace"),
+    ("userns_mode", "`host` turns off user-namespace remapping"),
+    (
+        "uts",
+        "`host` lets the container change the host's hostname",
+    ),
+    ("cgroup", "`host` shares the host's cgroup namespace"),
+    ("devices", "passes host devices into the container"),
+    ("device_cgroup_rules", "grants access to host devices"),
+    ("gpus", "passes host devices into the container"),
+    ("cap_add", "adds kernel capabilities"),
+    (
+        "security_opt",
+        "turns off confinement (seccomp, AppArmor, SELinux labels)",
+    ),
+    ("sysctls", "changes kernel parameters"),
+    (
+        "use_api_socket",
+        "hands the container the Docker API, which owns the host",
+    ),
+];
+
+/// Keys read and ignored with a warning: they concern building or a developer's
+/// machine, not what runs on a host.
+pub const IGNORED: &[(&str, &str)] = &[
+    (
+        "build",
+        "berth deploys the image; build is ignored (build in CI and pin the tag)",
+    ),
+    (
+        "container_name",
+        "berth names each replica `<project>-<service>-<slot>` itself",
+    ),
+    (
+        "pull_policy",
+        "berth pulls every image a plan needs before anything stops",
+    ),
+    (
+        "develop",
+        "for `docker compose watch` on a developer's machine",
+    ),
+    ("attach", "log attachment of `docker compose up`"),
+    ("stdin_open", "interactive use; replicas run detached"),
+    ("tty", "interactive use; replicas run detached"),
+    (
+        "profiles",
+        "a service with profiles is left out, as compose does when no profile is active",
+    ),
+];
+
+/// Compose keys berth does not map yet; each is an error naming it. Most need a new
+/// field in berth's service model.
+pub const NOT_YET: &[&str] = &[
+    "annotations",
+    "blkio_config",
+    "cap_drop",
+    "cgroup_parent",
+    "configs",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpuset",
+    "credential_spec",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "group_add",
+    "hostname",
+    "init",
+    "isolation",
+    "label_file",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pids_limit",
+    "platform",
+    "post_start",
+    "pre_stop",
+    "provider",
+    "pull_refresh_after",
+    "read_only",
+    "runtime",
+    "secrets",
+    "shm_size",
+    "stop_signal",
+    "storage_opt",
+    "tmpfs",
+    "ulimits",
+    "user",
+    "volumes_from",
+    "working_dir",
+];
+
+/// Top-level keys besides `services`, `volumes`, `networks` and `name`.
+pub const TOP_LEVEL_NOT_YET: &[&str] = &["configs", "include", "models", "secrets"];
+
+/// Looks a key up in a `(key, text)` list.
+pub fn lookup(list: &[(&'static str, &'static str)], key: &str) -> Option<&'static str> {
+    list.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
+}
+
+/// Every compose service key berth knows, for "did you mean" hints.
+pub fn all_service_keys() -> Vec<&'static str> {
+    SUPPORTED
+        .iter()
+        .chain(REFUSED)
+        .chain(IGNORED)
+        .map(|(k, _)| *k)
+        .chain(NOT_YET.iter().copied())
+        .collect()
+}
+
+/// The message for a key that is not supported yet.
+pub fn not_yet(key: &str) -> String {
+    format!("`{key}` is not supported yet by berth's compose reader")
+}
