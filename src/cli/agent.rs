@@ -101,7 +101,7 @@ pub async fn run(args: AgentArgs) -> u8 {
         resync: args.resync.into(),
         webhook_secret,
         allowed_signers,
-        load: super::source::load_options(&args.source),
+        load: super::source::load_options(&args.source, &args.host),
         // Within one reconcile nothing is retried; the agent retries across reconciles.
         apply: ApplyOptions {
             host: Some(args.host.host().name),

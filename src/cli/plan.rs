@@ -6,10 +6,11 @@ use crate::runtime::{DockerEngine, Engine};
 
 /// Prints the plan for the desired state against the live engine.
 pub async fn run(args: &PlanArgs) -> u8 {
-    let (spec, _commit) = match super::source::load(&args.source, &args.state_dir, exit::FAILED) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (spec, _commit) =
+        match super::source::load(&args.source, &args.host, &args.state_dir, exit::FAILED) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let desired = Desired::resolve_for(spec, &args.host.host());
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,
@@ -30,7 +31,13 @@ pub async fn run(args: &PlanArgs) -> u8 {
             eprintln!("warning: service {name}: {why}; apply will fail this service until the file is readable");
         }
     }
-    let plan = plan(&desired, &observed);
+    let mut plan = plan(&desired, &observed);
+    // Reasons and images may quote values a compose file took from the host's `.env`.
+    let redactor = crate::executor::Redactor::from_desired(&desired);
+    for s in &mut plan.services {
+        s.reasons = s.reasons.iter().map(|r| redactor.redact(r)).collect();
+        s.image = s.image.as_deref().map(|i| redactor.redact(i));
+    }
     super::print_answer(args.output, &plan, render);
     if plan.in_sync() {
         exit::OK

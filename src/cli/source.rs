@@ -3,16 +3,18 @@
 use std::path::Path;
 
 use super::validate::{print_load_error, print_loaded};
-use super::{exit, Output, SourceArgs};
+use super::{exit, HostArgs, Output, SourceArgs};
 use crate::model::{load_path_with, LoadOptions, Spec};
 use crate::source::signature::AllowedSigners;
 use crate::source::{CommitInfo, GitAuth, GitSource};
 
-/// The host's options from the flags.
-pub fn load_options(args: &SourceArgs) -> LoadOptions {
+/// The host's options from the flags: a compose project's host `.env` is read from
+/// its env directory (`--env-dir`).
+pub fn load_options(args: &SourceArgs, host: &HostArgs) -> LoadOptions {
     LoadOptions {
         allow_host_paths: args.allow_host_path.clone(),
         check_on_host: true,
+        host_env: Some(crate::plan::env_file::host_env(host.env_dir.clone())),
     }
 }
 
@@ -62,10 +64,11 @@ pub fn allowed_signers(args: &SourceArgs) -> Result<Option<AllowedSigners>, Stri
 /// (`invalid` for invalid input, 2 for unreadable input).
 pub fn load(
     args: &SourceArgs,
+    host: &HostArgs,
     state_dir: &Path,
     invalid: u8,
 ) -> Result<(Spec, Option<CommitInfo>), u8> {
-    let opts = load_options(args);
+    let opts = load_options(args, host);
     if let Some(file) = &args.file {
         let loaded = load_path_with(file, &opts).map_err(|e| {
             print_load_error(&e);

@@ -13,6 +13,7 @@ pub fn run(path: &Path, allow_host_paths: &[AllowedHostPath], output: Output) ->
     let opts = LoadOptions {
         allow_host_paths: allow_host_paths.to_vec(),
         check_on_host: false,
+        host_env: None,
     };
     match load_path_with(path, &opts) {
         Ok(loaded) => {

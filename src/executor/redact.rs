@@ -1,5 +1,5 @@
-//! Keeps secrets out of everything berth prints: values from env files, and env values
-//! whose names look secret.
+//! Keeps secrets out of everything berth prints: values from env files, values a
+//! compose file took from the host's `.env`, and env values whose names look secret.
 
 use crate::plan::{Desired, EnvFile};
 
@@ -27,7 +27,8 @@ pub struct Redactor {
 impl Redactor {
     /// Collects the secrets of a desired state.
     pub fn from_desired(d: &Desired) -> Self {
-        let mut secrets = Vec::new();
+        // Values interpolated from the host's `.env` of a compose project.
+        let mut secrets = d.spec.secrets.clone();
         for s in d.services.values() {
             if let EnvFile::Loaded(kvs) = &s.env_file {
                 secrets.extend(kvs.iter().map(|(_, v)| v.clone()));

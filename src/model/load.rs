@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_yaml::{Mapping, Value};
 
@@ -75,6 +76,46 @@ pub struct LoadOptions {
     /// symlink below the allowed prefix): for a host about to use them, not for
     /// `berth validate` on a workstation.
     pub check_on_host: bool,
+    /// Where a compose project's host `.env` comes from, once its name is known; `None`
+    /// (as for `berth validate`) reads none, so its variables are unset.
+    pub host_env: Option<HostEnv>,
+}
+
+/// The host's `.env` of a compose project, as read by the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDotEnv {
+    /// The file, as shown in diagnostics.
+    pub path: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// Reads the host's `.env` of the project it is given: `Ok(None)` when the host has
+/// none. The model decides when it is needed; the caller decides where it lives and how
+/// it is read, so the model does no host I/O of its own.
+#[derive(Clone)]
+pub struct HostEnv(Arc<HostEnvFn>);
+
+type HostEnvFn = dyn Fn(&str) -> Result<Option<HostDotEnv>, String> + Send + Sync;
+
+impl HostEnv {
+    /// A reader from a function of the project name.
+    pub fn new(
+        read: impl Fn(&str) -> Result<Option<HostDotEnv>, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(read))
+    }
+
+    /// The host's `.env` of `project`.
+    pub fn read(&self, project: &str) -> Result<Option<HostDotEnv>, String> {
+        (self.0)(project)
+    }
+}
+
+impl std::fmt::Debug for HostEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostEnv(..)")
+    }
 }
 
 /// Collects diagnostics with their locations.
@@ -87,11 +128,24 @@ pub(crate) struct Ctx<'t> {
 
 impl Ctx<'_> {
     pub fn push(&mut self, sev: Severity, file: usize, path: &KeyPath, at: At, msg: String) {
-        let f = &self.files[file];
-        let (line, col) = match at {
-            At::Key => f.index.key(path),
-            At::Value => f.index.value(path),
+        let index = &self.files[file].index;
+        let pos = match at {
+            At::Key => index.key(path),
+            At::Value => index.value(path),
         };
+        self.push_at(sev, file, path, pos, msg);
+    }
+
+    /// A diagnostic at an explicit position of `file`.
+    pub fn push_at(
+        &mut self,
+        sev: Severity,
+        file: usize,
+        path: &KeyPath,
+        (line, col): (usize, usize),
+        msg: String,
+    ) {
+        let f = &self.files[file];
         self.diags.push(Diagnostic {
             severity: sev,
             location: Location {

@@ -17,7 +17,8 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use host_path::AllowedHostPath;
 pub use image::ImageRef;
 pub use load::{
-    load_path, load_path_with, load_tree, load_tree_with, LoadError, LoadOptions, Loaded,
+    load_path, load_path_with, load_tree, load_tree_with, HostDotEnv, HostEnv, LoadError,
+    LoadOptions, Loaded,
 };
 pub use spec::*;
 pub use tree::{FsTree, MemTree, RepoTree};

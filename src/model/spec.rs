@@ -20,6 +20,9 @@ pub struct Spec {
     pub services: BTreeMap<String, ServiceSpec>,
     /// One-shot migrations by name.
     pub migrations: BTreeMap<String, MigrationSpec>,
+    /// Values that must never be printed: in a compose file, every value interpolated
+    /// from the host's `.env`, and the host variables it read. Empty for format v1.
+    pub secrets: Vec<String>,
 }
 
 /// A bridge network of the project.

@@ -440,6 +440,7 @@ fn host_paths_need_the_hosts_allowance() {
             AllowedHostPath::writable("/var/run/docker.sock"),
         ],
         check_on_host: false,
+        host_env: None,
     };
     let loaded = load_tree_with(&tree, "berth.yaml", &opts).unwrap();
     let errs: Vec<String> = loaded.diagnostics.errors().map(|d| d.headline()).collect();
@@ -448,6 +449,7 @@ fn host_paths_need_the_hosts_allowance() {
     let opts = LoadOptions {
         allow_host_paths: vec![AllowedHostPath::writable("/")],
         check_on_host: false,
+        host_env: None,
     };
     let yaml = format!("{GOOD}    volumes: [\"/var/run/docker.sock:/s\"]\n");
     let tree = MemTree::new().with("berth.yaml", yaml.as_bytes());

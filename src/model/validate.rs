@@ -121,6 +121,7 @@ pub(crate) fn validate(ctx: &mut Ctx, merged: Merged) -> Option<Spec> {
         volumes,
         services,
         migrations,
+        secrets: Vec::new(),
     })
 }
 

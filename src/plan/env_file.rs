@@ -26,6 +26,14 @@ pub fn env_dir(template: Option<&Path>, project: &str) -> PathBuf {
 /// and, for a bad line, the line number and key; never a value, and never whether a
 /// path outside `dir` exists.
 pub fn read(path: &Path, dir: &Path) -> Result<Vec<(String, String)>, String> {
+    let bytes = read_bytes(path, dir)?;
+    parse(&bytes).map_err(|e| format!("env_file {}: {e}", path.display()))
+}
+
+/// The bytes of a file that must lie inside `dir`, under the rules of [`read`]: judged
+/// by its spelling, then by its real path, opened without following a symlink or
+/// blocking, a regular file of at most [`MAX_ENV_FILE_BYTES`].
+pub fn read_bytes(path: &Path, dir: &Path) -> Result<Vec<u8>, String> {
     let shown = path.display();
     let outside = || {
         format!(
@@ -78,7 +86,39 @@ pub fn read(path: &Path, dir: &Path) -> Result<Vec<(String, String)>, String> {
     if bytes.len() as u64 > MAX_ENV_FILE_BYTES {
         return Err(format!("env_file {shown} grew past the limit while read"));
     }
-    parse(&bytes).map_err(|e| format!("env_file {shown}: {e}"))
+    Ok(bytes)
+}
+
+/// The name of the host's compose `.env` inside a project's env directory.
+pub const HOST_DOTENV: &str = ".env";
+
+/// Reads the host's `.env` of a compose project: `<env dir>/.env`, with the env
+/// directory's `<project>` placeholder filled in, under the same rules as env files.
+/// A missing file (or env directory) is no `.env`.
+pub fn read_host_dotenv(
+    template: Option<&Path>,
+    project: &str,
+) -> Result<Option<crate::model::HostDotEnv>, String> {
+    let dir = env_dir(template, project);
+    let path = dir.join(HOST_DOTENV);
+    match path.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Ok(_) => {}
+    }
+    let bytes = read_bytes(&path, &dir)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{} is not UTF-8 text; save it as UTF-8", path.display()))?;
+    Ok(Some(crate::model::HostDotEnv {
+        path: path.display().to_string(),
+        text,
+    }))
+}
+
+/// The loader's access to the host's `.env` files, read from the env directory that
+/// `template` (`--env-dir`) names.
+pub fn host_env(template: Option<std::path::PathBuf>) -> crate::model::HostEnv {
+    crate::model::HostEnv::new(move |project| read_host_dotenv(template.as_deref(), project))
 }
 
 use std::os::unix::fs::OpenOptionsExt;

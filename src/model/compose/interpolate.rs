@@ -107,6 +107,8 @@ pub struct Interpolated {
     /// True when a variable from the host's `.env` was read to produce `value`, so the
     /// value must be treated as secret (masked in output, not written to logs).
     pub used_secret: bool,
+    /// The values of the host's `.env` variables that were read, in the order read.
+    pub secrets: Vec<String>,
 }
 
 /// A reference to an unset variable that has no default, e.g. `$TAG` or `${TAG}`.
@@ -154,6 +156,7 @@ fn interpolate_with(
             value: text.to_string(),
             unset: Vec::new(),
             used_secret: false,
+            secrets: Vec::new(),
         });
     }
     let mut engine = Engine {
@@ -169,6 +172,7 @@ fn interpolate_with(
         value: out.value,
         unset: out.unset,
         used_secret: out.secret,
+        secrets: out.secrets,
     })
 }
 
@@ -178,6 +182,7 @@ struct Out {
     value: String,
     unset: Vec<Unset>,
     secret: bool,
+    secrets: Vec<String>,
 }
 
 impl Out {
@@ -186,6 +191,15 @@ impl Out {
         self.value.push_str(&other.value);
         self.unset.extend(other.unset);
         self.secret |= other.secret;
+        self.secrets.extend(other.secrets);
+    }
+
+    /// Notes that `found` was read.
+    fn read(&mut self, found: Found<'_>) {
+        if found.secret {
+            self.secret = true;
+            self.secrets.push(found.value.to_string());
+        }
     }
 }
 
@@ -314,7 +328,7 @@ impl Engine<'_, '_> {
         let vars = self.vars;
         match vars.resolve(name) {
             Some(found) => {
-                out.secret |= found.secret;
+                out.read(found);
                 self.produce(out, found.value, at)
             }
             None => {
@@ -410,7 +424,7 @@ impl Engine<'_, '_> {
         let vars = self.vars;
         let found = vars.resolve(expr.name);
         if let Some(f) = found {
-            out.secret |= f.secret;
+            out.read(f);
         }
         // "set" for the plain operators; "set and not empty" with a colon.
         let present = found.is_some_and(|f| !expr.colon || !f.value.is_empty());

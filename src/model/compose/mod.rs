@@ -4,15 +4,19 @@
 //! [`detect`] decides whether a desired-state path is a compose file, [`project`] reads
 //! the top level (name, volumes, networks), [`service`] maps each service, and [`keys`]
 //! is the table of what happens to every service key; [`interpolate`] expands
-//! `${VAR}` from the host's and the committed `.env`.
+//! `${VAR}` from the host's and the committed `.env`, and [`variables`] applies it to
+//! the file.
 
 pub mod detect;
 pub mod interpolate;
 pub mod keys;
 pub mod project;
 pub mod service;
+pub mod variables;
 pub mod yaml;
 
+#[cfg(test)]
+mod interpolation_tests;
 #[cfg(test)]
 mod tests;
 

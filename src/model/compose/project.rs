@@ -14,7 +14,7 @@ use super::super::tree::{parent_dir, RepoTree};
 use super::super::validate::{check_cycles, check_ports, valid_name};
 use super::detect::Found;
 use super::service::{self, Scope, DEFAULT_NETWORK};
-use super::{keys, yaml};
+use super::{keys, variables, yaml};
 
 /// Reads and compiles the compose file `found`.
 pub(crate) fn load(tree: &dyn RepoTree, found: Found, opts: &LoadOptions) -> Loaded {
@@ -50,19 +50,59 @@ pub(crate) fn load(tree: &dyn RepoTree, found: Found, opts: &LoadOptions) -> Loa
 }
 
 fn compile(ctx: &mut Ctx, file: usize, map: Mapping, path: &str) -> Option<Spec> {
+    let before = ctx.diags.len();
+    let mut expanded = Expanded::default();
+    let spec = compile_expanded(ctx, file, map, path, &mut expanded);
+    // A value whose interpolation failed is reported once, not again by its reader.
+    let mut i = 0;
+    ctx.diags.retain(|d| {
+        i += 1;
+        i <= expanded.mark || !expanded.failed.iter().any(|f| f.as_str() == d.path)
+    });
+    // A value from the host's `.env` that a reader quotes stays out of the diagnostics.
+    variables::mask(ctx, before, &expanded.secrets);
+    spec.map(|s| Spec {
+        secrets: expanded.secrets,
+        ..s
+    })
+}
+
+/// What interpolation left for the rest of the load.
+#[derive(Default)]
+struct Expanded {
+    /// Values read from the host's `.env`.
+    secrets: Vec<String>,
+    /// Paths of the values whose interpolation failed.
+    failed: Vec<KeyPath>,
+    /// How many diagnostics there were once interpolation was done.
+    mark: usize,
+}
+
+fn compile_expanded(
+    ctx: &mut Ctx,
+    file: usize,
+    map: Mapping,
+    path: &str,
+    expanded: &mut Expanded,
+) -> Option<Spec> {
     let root = KeyPath::root();
     let mut doc = Value::Mapping(map);
     if let Err(e) = yaml::resolve_merges(&mut doc) {
         ctx.error(file, &root, e);
         return None;
     }
-    yaml::interpolate_strings(&mut doc, &yaml::no_interpolation);
-    let Value::Mapping(mut map) = doc else {
+    if let Value::Mapping(map) = &mut doc {
+        yaml::drop_extensions(map);
+    }
+    // The name is read as written: it says where the host's `.env` is.
+    let project = project_name(ctx, file, doc.get("name"), path);
+    (expanded.secrets, expanded.failed) =
+        variables::expand(ctx, file, &mut doc, project.as_deref(), path);
+    expanded.mark = ctx.diags.len();
+    let Value::Mapping(map) = doc else {
         return None;
     };
-    yaml::drop_extensions(&mut map);
 
-    let mut name = None;
     let mut sections: BTreeMap<&str, Mapping> = BTreeMap::new();
     for (k, v) in &map {
         let Some(key) = k.as_str() else {
@@ -76,7 +116,7 @@ fn compile(ctx: &mut Ctx, file: usize, map: Mapping, path: &str) -> Option<Spec>
         let kp = root.key(key);
         match key {
             "version" => ctx.warning(file, &kp, "`version` is obsolete and ignored"),
-            "name" => name = Some(v.clone()),
+            "name" => {}
             "services" | "volumes" | "networks" => match v {
                 Value::Mapping(m) => {
                     sections.insert(
@@ -118,7 +158,6 @@ fn compile(ctx: &mut Ctx, file: usize, map: Mapping, path: &str) -> Option<Spec>
         }
     }
 
-    let project = project_name(ctx, file, name.as_ref(), path);
     let (volume_names, volumes) = objects(ctx, file, sections.get("volumes"), "volumes");
     let (mut network_names, mut networks) =
         objects(ctx, file, sections.get("networks"), "networks");
@@ -213,6 +252,7 @@ fn compile(ctx: &mut Ctx, file: usize, map: Mapping, path: &str) -> Option<Spec>
     }
     Some(Spec {
         project: project?,
+        secrets: Vec::new(),
         networks: networks
             .into_iter()
             .map(|(n, external)| (n, NetworkSpec { external }))
@@ -229,6 +269,10 @@ fn compile(ctx: &mut Ctx, file: usize, map: Mapping, path: &str) -> Option<Spec>
 fn project_name(ctx: &mut Ctx, file: usize, name: Option<&Value>, path: &str) -> Option<String> {
     let rule = "a lowercase letter then up to 30 lowercase letters, digits or `-`";
     match name {
+        Some(Value::String(p)) if p.contains('$') => {
+            ctx.error(file, &KeyPath::root().key("name"), format!("`name: {p}` must be written literally for berth: the project name says where the host's .env is (/etc/berth/<project>/.env), so it cannot come from a variable"));
+            None
+        }
         Some(Value::String(p)) => {
             if valid_name(p, 31, &[]) {
                 Some(p.clone())

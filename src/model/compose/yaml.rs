@@ -3,6 +3,8 @@
 
 use serde_yaml::{Mapping, Value};
 
+use super::super::location::KeyPath;
+
 /// Resolves every `<<` merge key, at any depth, including merges whose merged-in
 /// mappings carry a `<<` of their own (`x-b: &b {<<: *a, …}` then `<<: *b`).
 ///
@@ -70,26 +72,40 @@ pub fn drop_extensions(map: &mut Mapping) -> Vec<String> {
     names
 }
 
-/// THE INTERPOLATION SEAM: applied to every scalar string of the file (values, never
-/// keys) after merge keys are resolved and before any value is typed. It is the
-/// identity for now, so `${VAR}`, `$VAR` and `$$` reach the typed readers as written;
-/// compose's interpolation (`super::interpolate`) plugs in here, and typed readers must
-/// then also accept numbers and booleans that arrive as strings (`retries: $N`).
-pub fn interpolate_strings(value: &mut Value, expand: &dyn Fn(&str) -> String) {
+/// THE INTERPOLATION SEAM: visits every scalar string of the file (values, never keys)
+/// after merge keys are resolved and before any value is typed, with its key path and
+/// the path's segments (mapping keys, `[]` for a sequence item). The visitor may replace
+/// the value: [`super::variables`] interpolates it, then types it where the Compose
+/// Specification's schema wants a number or a boolean (`retries: $N`).
+pub fn visit_strings(
+    value: &mut Value,
+    path: &KeyPath,
+    segments: &mut Vec<String>,
+    visit: &mut dyn FnMut(&KeyPath, &[String], &mut Value),
+) {
     match value {
-        Value::String(s) => *s = expand(s),
-        Value::Mapping(map) => map
-            .values_mut()
-            .for_each(|v| interpolate_strings(v, expand)),
-        Value::Sequence(items) => items
-            .iter_mut()
-            .for_each(|v| interpolate_strings(v, expand)),
-        Value::Tagged(tagged) => interpolate_strings(&mut tagged.value, expand),
+        Value::String(_) => visit(path, segments, value),
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let key = match k {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => continue,
+                };
+                segments.push(key.clone());
+                visit_strings(v, &path.key(&key), segments, visit);
+                segments.pop();
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                segments.push("[]".to_string());
+                visit_strings(v, &path.index(i), segments, visit);
+                segments.pop();
+            }
+        }
+        Value::Tagged(tagged) => visit_strings(&mut tagged.value, path, segments, visit),
         _ => {}
     }
-}
-
-/// The expansion used today: none.
-pub fn no_interpolation(s: &str) -> String {
-    s.to_string()
 }

@@ -325,6 +325,20 @@ fn host_values_win_and_are_secret() {
 }
 
 #[test]
+fn the_host_values_read_are_listed() {
+    let cases: &[(&str, &[&str])] = &[
+        ("$TAG-$PASSWORD", &["host-tag", "s3cret"]),
+        ("${PASSWORD:+set}", &["s3cret"]),
+        ("${EMPTY_SECRET:-dflt}", &[""]),
+        ("${FOO:-$PASSWORD}", &[]),
+        ("$FOO", &[]),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(run(input).unwrap().secrets, *expected, "input {input:?}");
+    }
+}
+
+#[test]
 fn an_empty_lookup_sets_nothing() {
     let done = interpolate("${HOME:-none} $PATH", &Lookup::empty()).unwrap();
     assert_eq!(done.value, "none ");
