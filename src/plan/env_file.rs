@@ -272,4 +272,28 @@ mod tests {
             "env_file /dev/zero is not a regular file"
         );
     }
+
+    #[test]
+    fn the_host_dotenv_is_read_from_the_project_env_dir_under_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("<project>");
+        assert_eq!(read_host_dotenv(Some(&template), "shop").unwrap(), None);
+        let shop = dir.path().join("shop");
+        std::fs::create_dir(&shop).unwrap();
+        assert_eq!(read_host_dotenv(Some(&template), "shop").unwrap(), None);
+        std::fs::write(shop.join(".env"), "DB_PASS=pa$word\n").unwrap();
+        let read = host_env(Some(template.clone()))
+            .read("shop")
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.text, "DB_PASS=pa$word\n");
+        assert_eq!(read.path, shop.join(".env").display().to_string());
+
+        std::fs::write(dir.path().join("outside"), "S=1\n").unwrap();
+        std::fs::create_dir(dir.path().join("web")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join("web/.env"))
+            .unwrap();
+        let e = read_host_dotenv(Some(&template), "web").unwrap_err();
+        assert!(e.contains("is not inside the env directory"), "{e}");
+    }
 }
