@@ -3,6 +3,7 @@
 
 pub mod diagnostic;
 pub mod image;
+pub mod limits;
 pub mod load;
 pub mod location;
 pub mod raw;
@@ -21,3 +22,6 @@ pub use tree::{FsTree, MemTree, RepoTree};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;

@@ -12,6 +12,14 @@ pub trait RepoTree {
     /// for anything that is not a regular file inside the repository (a directory, a
     /// symlink leading out of it).
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String>;
+    /// As [`RepoTree::read`], but never holds more than `max + 1` bytes of the file: a
+    /// longer one comes back cut there, so the caller can tell it is too long.
+    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.read(path)?.map(|mut b| {
+            b.truncate(max.saturating_add(1));
+            b
+        }))
+    }
     /// The names of the entries of a directory, sorted; `None` when `path` is not one.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String>;
 }
@@ -101,6 +109,32 @@ impl RepoTree for FsTree {
         std::fs::read(&full)
             .map(Some)
             .map_err(|e| format!("cannot read `{path}`: {e}"))
+    }
+
+    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(full) = self.resolve(path)? else {
+            return Ok(None);
+        };
+        // Non-blocking, so that a FIFO cannot hang the open; then only a regular file is
+        // read, and no further than the limit (`/dev/zero` never ends).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&full)
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("`{path}` is not a regular file"));
+        }
+        let mut bytes = Vec::new();
+        file.take(max as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        Ok(Some(bytes))
     }
 
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {

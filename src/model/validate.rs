@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+use super::diagnostic::shown;
 use super::image::ImageRef;
 use super::load::{kind, Ctx, Entry, Merged};
 use super::location::KeyPath;
 use super::raw::{KnownKeys, RawHealth, RawMigration, RawResources, RawService, RawUpdate};
 use super::spec::*;
 use super::tree::join_inside;
-use super::units::{format_duration, parse_duration, parse_size};
+use super::units::{format_duration, parse_duration, parse_size, UnitError};
 
 /// The largest repository file berth mounts into a container.
 pub const MAX_MOUNTED_FILE_BYTES: usize = 4 << 20;
@@ -38,7 +39,7 @@ pub(crate) fn validate(ctx: &mut Ctx, merged: Merged) -> Option<Spec> {
     let first_file = 0;
     let project = match &merged.project {
         None => {
-            if !ctx.files.is_empty() && ctx.diags.iter().all(|d| !d.is_error()) {
+            if !ctx.files.is_empty() && !ctx.has_errors() {
                 ctx.error(first_file, &root, "`project` is missing; add e.g. `project: shop` (it prefixes every container, network and volume)");
             }
             None
@@ -267,7 +268,7 @@ fn integer(
 
 fn describe(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("the string `{s}`"),
+        Value::String(s) => format!("the string `{}`", shown(s)),
         Value::Number(n) => format!("the number {n}"),
         other => kind(other).to_string(),
     }
@@ -295,12 +296,13 @@ fn duration(
     };
     match parse_duration(&text) {
         Ok(d) if d >= min && d <= max => Some(d),
-        Ok(_) => {
+        Ok(_) | Err(UnitError::TooLarge(_)) => {
             ctx.error(
                 file,
                 path,
                 format!(
-                    "duration `{text}` is out of range; use {} to {}",
+                    "duration `{}` is out of range; use {} to {}",
+                    shown(&text),
                     format_duration(min),
                     format_duration(max)
                 ),
@@ -308,7 +310,7 @@ fn duration(
             None
         }
         Err(e) => {
-            ctx.error(file, path, e);
+            ctx.error(file, path, e.to_string());
             None
         }
     }
@@ -994,7 +996,7 @@ fn resources(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Re
             let p = path.key("memory");
             match scalar(v).map(|s| parse_size(&s)) {
                 Some(Ok(n)) if (6 << 20..=1 << 40).contains(&n) => Some(Some(n)),
-                Some(Ok(_)) => {
+                Some(Ok(_)) | Some(Err(UnitError::TooLarge(_))) => {
                     ctx.error(
                         file,
                         &p,
@@ -1003,7 +1005,7 @@ fn resources(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Re
                     None
                 }
                 Some(Err(e)) => {
-                    ctx.error(file, &p, e);
+                    ctx.error(file, &p, e.to_string());
                     None
                 }
                 None => {
