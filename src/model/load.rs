@@ -150,6 +150,7 @@ impl Ctx<'_> {
             self.hidden.first.get_or_insert(location);
             return;
         }
+        let message = bounded(message);
         let source = f
             .text
             .lines()
@@ -395,6 +396,20 @@ pub fn load_tree_with(
     let spec = if ctx.has_errors() { None } else { spec };
     let diagnostics = ctx.finish();
     Ok(Loaded { spec, diagnostics })
+}
+
+/// A message of at most 512 characters: a longer one (it quotes a long value) keeps its
+/// start and its end, where the advice is.
+fn bounded(message: String) -> String {
+    const HEAD: usize = 256;
+    const TAIL: usize = 255;
+    let len = message.chars().count();
+    if len <= HEAD + TAIL + 1 {
+        return message;
+    }
+    let head: String = message.chars().take(HEAD).collect();
+    let tail: String = message.chars().skip(len - TAIL).collect();
+    format!("{head}…{tail}")
 }
 
 /// Reports a file that is not read because a limit of the whole load is reached.

@@ -515,9 +515,13 @@ fn service(
             let mut good = true;
             for (i, n) in list.iter().enumerate() {
                 if !network_names.contains(n) {
-                    let known: Vec<&str> = network_names.iter().map(String::as_str).collect();
-                    let hint = super::diagnostic::nearest(n, &known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_else(|| format!("; declare it under `networks:` (declared: {})", known.join(", ")));
-                    ctx.error(file, &path.key("networks").index(i), format!("network `{n}` is not declared{hint}"));
+                    // Past the diagnostics kept, no hint is worked out: each costs a
+                    // pass over every name.
+                    let hint = if ctx.is_full() { String::new() } else {
+                        let known: Vec<&str> = network_names.iter().map(String::as_str).collect();
+                        super::diagnostic::nearest(n, &known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_else(|| format!("; declare it under `networks:` (declared: {})", known.join(", ")))
+                    };
+                    ctx.error(file, &path.key("networks").index(i), format!("network `{}` is not declared{hint}", shown(n)));
                     good = false;
                 }
             }
@@ -619,10 +623,14 @@ fn service(
                     );
                     good = false;
                 } else if !all_services.contains(d.as_str()) {
-                    let known: Vec<&str> = all_services.iter().copied().collect();
-                    let hint = super::diagnostic::nearest(d, &known)
-                        .map(|k| format!("; did you mean `{k}`?"))
-                        .unwrap_or_default();
+                    let hint = if ctx.is_full() {
+                        String::new()
+                    } else {
+                        let known: Vec<&str> = all_services.iter().copied().collect();
+                        super::diagnostic::nearest(d, &known)
+                            .map(|k| format!("; did you mean `{k}`?"))
+                            .unwrap_or_default()
+                    };
                     ctx.error(
                         file,
                         &p,
@@ -854,7 +862,11 @@ fn mount(
     } else if volumes.contains_key(source) {
         MountSource::Volume(source.to_string())
     } else {
-        let known: Vec<&str> = volumes.keys().map(String::as_str).collect();
+        let known: Vec<&str> = if ctx.is_full() {
+            Vec::new()
+        } else {
+            volumes.keys().map(String::as_str).collect()
+        };
         let hint = super::diagnostic::nearest(source, &known)
             .map(|k| format!("did you mean `{k}`?"))
             .unwrap_or_else(|| {
@@ -1344,9 +1356,13 @@ fn migration(
         if all_services.contains(s) {
             return true;
         }
-        let hint = super::diagnostic::nearest(s, &known)
-            .map(|k| format!("; did you mean `{k}`?"))
-            .unwrap_or_default();
+        let hint = if ctx.is_full() {
+            String::new()
+        } else {
+            super::diagnostic::nearest(s, &known)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default()
+        };
         ctx.error(file, p, format!("`{s}` is not a service{hint}"));
         false
     };
