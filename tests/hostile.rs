@@ -80,13 +80,13 @@ fn the_limits_are_named_in_their_diagnostics() {
         "berth.yaml:64:12: error: the document nests deeper than 64 levels; flatten it"
     );
     assert!(
-        first("alias-bomb").contains("aliases expand the desired state to more than 200000 nodes")
+        first("alias-bomb").contains("aliases expand the desired state to more than 100000 nodes")
     );
     assert!(first("alias-big-scalar")
         .contains("aliases expand the desired state to more than 16 MiB of text"));
     assert!(first("alias-cycle").contains("YAML aliases cannot form a cycle"));
-    assert!(first("many-nodes").contains("more than 200000 nodes"));
-    assert!(first("long-paths").contains("key paths of this document add up to more than 16 MiB"));
+    assert!(first("many-nodes").contains("more than 100000 nodes"));
+    assert!(first("long-paths").contains("key paths of this document add up to more than 4 MiB"));
     assert!(first("many-files").contains("more than 256 *.yaml files"));
     assert!(first("big-files").contains("more than 4 MiB together"));
     assert!(first("over-1mib").contains("larger than 1024 KiB"));

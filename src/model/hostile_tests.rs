@@ -85,8 +85,8 @@ fn an_alias_bomb_is_refused_before_it_expands() {
     let errs = headlines(&loaded);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].starts_with("berth.yaml:6:")
-            && errs[0].contains("aliases expand the desired state to more than 200000 nodes"),
+        errs[0].starts_with("berth.yaml:5:")
+            && errs[0].contains("aliases expand the desired state to more than 100000 nodes"),
         "{errs:?}"
     );
 }

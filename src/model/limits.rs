@@ -22,14 +22,14 @@ pub const MAX_DEPTH: usize = 64;
 
 /// The most nodes (keys, values and list items; an alias counts as the nodes it stands
 /// for) that all files of one load may hold together.
-pub const MAX_NODES: u64 = 200_000;
+pub const MAX_NODES: u64 = 100_000;
 
 /// The most bytes of text (keys and scalar values; an alias counts as the text it stands
 /// for) that all files of one load may hold together.
 pub const MAX_TEXT_BYTES: u64 = 16 << 20;
 
 /// The most bytes of key paths (`services.api.env.KEY`) one document may index.
-pub const MAX_PATH_BYTES: usize = 16 << 20;
+pub const MAX_PATH_BYTES: usize = 4 << 20;
 
 /// The most diagnostics one load reports; the rest are counted in one last line.
 pub const MAX_DIAGNOSTICS: usize = 100;
