@@ -17,7 +17,8 @@ pub const MAX_FILES: usize = 256;
 pub const MAX_TOTAL_YAML_BYTES: usize = 4 << 20;
 
 /// How deeply collections may nest (aliases counted where they are used). berth's own
-/// format needs 6; 64 leaves room and keeps every recursive walk of a document shallow.
+/// reference stack nests 5 deep; 64 leaves room and keeps every recursive walk of a
+/// document (serde_yaml refuses 128, and dropping a value recurses) shallow.
 pub const MAX_DEPTH: usize = 64;
 
 /// The most nodes (keys, values and list items; an alias counts as the nodes it stands

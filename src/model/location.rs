@@ -88,6 +88,7 @@ impl LocationIndex {
         let mut recv = Receiver::default();
         let mut parser = Parser::new_from_str(text);
         let depth = budget.limits.depth;
+        let mut documents = 0;
         loop {
             let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
                 line: e.marker().line(),
@@ -107,6 +108,12 @@ impl LocationIndex {
                 col: mark.col() + 1,
                 message,
             };
+            if ev == Event::DocumentStart {
+                documents += 1;
+                if documents > 1 {
+                    return Err(at("the file holds a second YAML document (after `---`); berth reads one per file, so put it in a file of its own".to_string()));
+                }
+            }
             budget.check(&ev).map_err(at)?;
             recv.on_event(ev, mark);
             if recv.path_bytes > budget.limits.path_bytes {
@@ -308,6 +315,17 @@ services:
             .key("nope")
             .key("deeper");
         assert_eq!(idx.key(&p), (3, 3));
+    }
+
+    #[test]
+    fn a_second_document_is_refused_where_it_starts() {
+        let err = LocationIndex::build("a: 1\n---\na: 2\n").unwrap_err();
+        assert_eq!((err.line, err.col), (2, 1));
+        assert!(
+            err.message.contains("second YAML document"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
