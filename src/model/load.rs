@@ -12,7 +12,7 @@ use super::limits::{Budget, MAX_DIAGNOSTICS, MAX_FILES, MAX_TOTAL_YAML_BYTES};
 use super::location::{KeyPath, LocationIndex};
 use super::raw::KnownKeys;
 use super::spec::Spec;
-use super::tree::{parent_dir, FsTree, RepoTree};
+use super::tree::{parent_dir, FsTree, Limited, RepoTree};
 
 pub use super::limits::MAX_YAML_BYTES;
 
@@ -371,10 +371,21 @@ pub fn load_tree_with(
             refuse_file(&mut ctx, path, format!("the desired state holds more than {MAX_FILES} *.yaml files; merge some of them"));
             break;
         }
-        let bytes = tree
+        let read = tree
             .read_limited(path, MAX_YAML_BYTES)
             .map_err(LoadError::Io)?
             .ok_or_else(|| LoadError::NotFound(tree.display(path)))?;
+        let Limited::Bytes(bytes) = read else {
+            refuse_file(
+                &mut ctx,
+                path,
+                format!(
+                    "the file is larger than {} KiB; split it or trim it",
+                    MAX_YAML_BYTES >> 10
+                ),
+            );
+            continue;
+        };
         total = total.saturating_add(bytes.len());
         if total > MAX_TOTAL_YAML_BYTES {
             refuse_file(
@@ -428,40 +439,26 @@ fn refuse_file(ctx: &mut Ctx, path: &str, message: String) {
 fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
     let file = ctx.files.len();
     let name = ctx.tree.display(path);
-    let (text, index, problem) = if bytes.len() > MAX_YAML_BYTES {
-        (
-            String::new(),
-            LocationIndex::default(),
-            Some((
-                (1, 1),
-                format!(
-                    "the file is larger than {} KiB; split it or trim it",
-                    MAX_YAML_BYTES >> 10
-                ),
-            )),
-        )
-    } else {
-        match String::from_utf8(bytes) {
-            Err(e) => {
-                let pos = utf8_error_position(e.as_bytes(), e.utf8_error().valid_up_to());
-                (
-                    String::new(),
-                    LocationIndex::default(),
-                    Some((
-                        pos,
-                        "the file is not UTF-8 text; save it as UTF-8".to_string(),
-                    )),
-                )
-            }
-            Ok(text) => match LocationIndex::build_within(&text, &mut ctx.budget) {
-                Ok(index) => (text, index, None),
-                Err(e) => (
-                    text,
-                    LocationIndex::default(),
-                    Some(((e.line, e.col), e.message)),
-                ),
-            },
+    let (text, index, problem) = match String::from_utf8(bytes) {
+        Err(e) => {
+            let pos = utf8_error_position(e.as_bytes(), e.utf8_error().valid_up_to());
+            (
+                String::new(),
+                LocationIndex::default(),
+                Some((
+                    pos,
+                    "the file is not UTF-8 text; save it as UTF-8".to_string(),
+                )),
+            )
         }
+        Ok(text) => match LocationIndex::build_within(&text, &mut ctx.budget) {
+            Ok(index) => (text, index, None),
+            Err(e) => (
+                text,
+                LocationIndex::default(),
+                Some(((e.line, e.col), e.message)),
+            ),
+        },
     };
     ctx.files.push(SourceFile {
         name,

@@ -18,7 +18,7 @@ pub use load::{
     load_path, load_path_with, load_tree, load_tree_with, LoadError, LoadOptions, Loaded,
 };
 pub use spec::*;
-pub use tree::{FsTree, MemTree, RepoTree};
+pub use tree::{FsTree, Limited, MemTree, RepoTree};
 
 #[cfg(test)]
 mod tests;

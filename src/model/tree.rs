@@ -12,16 +12,34 @@ pub trait RepoTree {
     /// for anything that is not a regular file inside the repository (a directory, a
     /// symlink leading out of it).
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String>;
-    /// As [`RepoTree::read`], but never holds more than `max + 1` bytes of the file: a
-    /// longer one comes back cut there, so the caller can tell it is too long.
-    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.read(path)?.map(|mut b| {
-            b.truncate(max.saturating_add(1));
-            b
-        }))
+    /// As [`RepoTree::read`], for a file that may hold at most `max` bytes: a larger one
+    /// is [`Limited::TooLarge`]. Implementations that can tell the size first never read
+    /// more than `max + 1` bytes.
+    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Limited>, String> {
+        Ok(self.read(path)?.map(|b| Limited::of(b, max)))
     }
     /// The names of the entries of a directory, sorted; `None` when `path` is not one.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String>;
+}
+
+/// A file read under a size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limited {
+    /// The whole file, within the limit.
+    Bytes(Vec<u8>),
+    /// The file is larger than the limit; it was not read whole.
+    TooLarge,
+}
+
+impl Limited {
+    /// `bytes` judged against `max`.
+    pub fn of(bytes: Vec<u8>, max: usize) -> Self {
+        if bytes.len() > max {
+            Self::TooLarge
+        } else {
+            Self::Bytes(bytes)
+        }
+    }
 }
 
 /// Joins `rel` (as written in the desired state) onto the repository-relative directory
@@ -111,7 +129,7 @@ impl RepoTree for FsTree {
             .map_err(|e| format!("cannot read `{path}`: {e}"))
     }
 
-    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
+    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Limited>, String> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
         let Some(full) = self.resolve(path)? else {
@@ -130,11 +148,14 @@ impl RepoTree for FsTree {
         if !meta.is_file() {
             return Err(format!("`{path}` is not a regular file"));
         }
+        if meta.len() > max as u64 {
+            return Ok(Some(Limited::TooLarge));
+        }
         let mut bytes = Vec::new();
         file.take(max as u64 + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read `{path}`: {e}"))?;
-        Ok(Some(bytes))
+        Ok(Some(Limited::of(bytes, max)))
     }
 
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
