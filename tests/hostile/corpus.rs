@@ -43,7 +43,15 @@ pub fn seeds() -> Vec<(&'static str, &'static [u8])> {
             "huge-numbers.yaml",
             include_bytes!("seeds/huge-numbers.yaml"),
         ),
+        (
+            "huge-integer.yaml",
+            include_bytes!("seeds/huge-integer.yaml"),
+        ),
         ("tags.yaml", include_bytes!("seeds/tags.yaml")),
+        (
+            "two-documents.yaml",
+            include_bytes!("seeds/two-documents.yaml"),
+        ),
         ("anchors.yaml", include_bytes!("seeds/anchors.yaml")),
         (
             "invalid-utf8.yaml",
