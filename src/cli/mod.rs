@@ -62,7 +62,9 @@ pub struct DurationArg(std::time::Duration);
 impl std::str::FromStr for DurationArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        crate::model::units::parse_duration(s).map(DurationArg)
+        crate::model::units::parse_duration(s)
+            .map(DurationArg)
+            .map_err(|e| e.to_string())
     }
 }
 

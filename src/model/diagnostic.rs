@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+use super::limits::MAX_EXCERPT_CHARS;
+
+/// The longest name quoted whole in a message; longer ones are cut with `…`.
+const MAX_QUOTED_CHARS: usize = 64;
+
 /// How serious a diagnostic is. Errors make the desired state invalid; warnings are printed
 /// and do not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -41,9 +46,13 @@ pub struct Diagnostic {
     pub path: String,
     /// What is wrong and what to do, in one sentence or two.
     pub message: String,
-    /// The offending source line, for rendering a caret under it.
+    /// The offending source line (at most [`MAX_EXCERPT_CHARS`] of it, around the
+    /// column), for rendering a caret under it.
     #[serde(skip)]
     pub source_line: Option<String>,
+    /// The 1-based column of the caret in `source_line`.
+    #[serde(skip)]
+    pub source_col: usize,
 }
 
 impl Diagnostic {
@@ -73,7 +82,7 @@ impl Diagnostic {
             let pad = " ".repeat(num.len());
             let caret_pad: String = src
                 .chars()
-                .take(self.location.col.saturating_sub(1))
+                .take(self.source_col.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             out.push_str(&format!(
@@ -153,10 +162,62 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+/// The part of a source line quoted under a diagnostic at 1-based `col`: at most
+/// [`MAX_EXCERPT_CHARS`] characters around the column, `…` where it is cut, control
+/// characters shown as `�`. Returns the excerpt and the caret's column in it.
+pub fn excerpt(line: &str, col: usize) -> (String, usize) {
+    let len = line.chars().count();
+    let start = if len <= MAX_EXCERPT_CHARS {
+        0
+    } else {
+        col.saturating_sub(1 + MAX_EXCERPT_CHARS / 2)
+            .min(len - MAX_EXCERPT_CHARS)
+    };
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(
+        line.chars()
+            .skip(start)
+            .take(MAX_EXCERPT_CHARS)
+            .map(printable),
+    );
+    if start + MAX_EXCERPT_CHARS < len {
+        out.push('…');
+    }
+    let caret = col.saturating_sub(start) + usize::from(start > 0);
+    (out, caret.max(1))
+}
+
+/// A name from the input as quoted in a message: at most [`MAX_QUOTED_CHARS`]
+/// characters, control characters shown as `�`.
+pub fn shown(name: &str) -> String {
+    let mut out: String = name.chars().take(MAX_QUOTED_CHARS).map(printable).collect();
+    if name.chars().nth(MAX_QUOTED_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Keeps a terminal's escape sequences out of what berth prints.
+fn printable(c: char) -> char {
+    if c.is_control() && c != '\t' {
+        '\u{fffd}'
+    } else {
+        c
+    }
+}
+
 /// The valid key nearest to a misspelt one, when it is near enough to be a likely typo.
+/// Words longer than any plausible key get no suggestion (the comparison is quadratic).
 pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    if word.len() > MAX_QUOTED_CHARS {
+        return None;
+    }
     candidates
         .iter()
+        .filter(|c| c.len() <= MAX_QUOTED_CHARS)
         .map(|c| (strsim::damerau_levenshtein(word, c), *c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
@@ -166,6 +227,27 @@ pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_bounded_and_keep_the_caret() {
+        assert_eq!(excerpt("  a: 1", 3), ("  a: 1".to_string(), 3));
+        let long = "x".repeat(1000);
+        let (text, caret) = excerpt(&long, 500);
+        assert_eq!(text.chars().count(), MAX_EXCERPT_CHARS + 2);
+        assert!(text.starts_with('…') && text.ends_with('…'));
+        assert_eq!(caret, 102);
+        let (text, caret) = excerpt(&long, 1);
+        assert_eq!((text.chars().count(), caret), (MAX_EXCERPT_CHARS + 1, 1));
+        let (text, caret) = excerpt(&long, 1000);
+        assert_eq!((text.chars().count(), caret), (MAX_EXCERPT_CHARS + 1, 201));
+        assert_eq!(excerpt("a\x1b[2Jb", 1).0, "a\u{fffd}[2Jb");
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        assert_eq!(shown("api"), "api");
+        assert_eq!(shown(&"k".repeat(100)), format!("{}…", "k".repeat(64)));
+    }
 
     #[test]
     fn nearest_finds_typos() {
@@ -188,6 +270,7 @@ mod tests {
             path: "services.api.replica".into(),
             message: "unknown key `replica`; did you mean `replicas`?".into(),
             source_line: Some("    replica: 2".into()),
+            source_col: 5,
         };
         assert_eq!(
             d.render(),

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use serde_yaml::{Mapping, Value};
 
-use super::diagnostic::{nearest, Diagnostic, Diagnostics, Location, Severity};
+use super::diagnostic::{excerpt, nearest, shown, Diagnostic, Diagnostics, Location, Severity};
+use super::limits::{Budget, MAX_DIAGNOSTICS, MAX_FILES, MAX_TOTAL_YAML_BYTES};
 use super::location::{KeyPath, LocationIndex};
 use super::raw::KnownKeys;
 use super::spec::Spec;
-use super::tree::{parent_dir, FsTree, RepoTree};
+use super::tree::{parent_dir, FsTree, Limited, RepoTree};
 
-/// The largest desired-state file berth reads.
-pub const MAX_YAML_BYTES: usize = 1 << 20;
+pub use super::limits::MAX_YAML_BYTES;
 
 /// The file name read when a directory holds it and nothing else is named.
 pub const DEFAULT_FILE: &str = "berth.yaml";
@@ -124,16 +124,51 @@ pub(crate) struct Ctx<'t> {
     pub diags: Vec<Diagnostic>,
     pub tree: &'t dyn RepoTree,
     pub opts: &'t LoadOptions,
+    /// What the files read so far have cost against the limits.
+    pub budget: Budget,
+    /// Diagnostics past [`MAX_DIAGNOSTICS`], counted but not kept.
+    pub hidden: Hidden,
+}
+
+/// The diagnostics a load found beyond those it reports.
+#[derive(Default)]
+pub(crate) struct Hidden {
+    errors: usize,
+    warnings: usize,
+    first: Option<Location>,
 }
 
 impl Ctx<'_> {
+    /// A context for reading the files of `tree`.
+    pub fn new<'t>(tree: &'t dyn RepoTree, opts: &'t LoadOptions) -> Ctx<'t> {
+        Ctx {
+            files: Vec::new(),
+            diags: Vec::new(),
+            tree,
+            opts,
+            budget: Budget::default(),
+            hidden: Hidden::default(),
+        }
+    }
+
+    /// True when any error was found, reported or not.
+    pub fn has_errors(&self) -> bool {
+        self.hidden.errors > 0 || self.diags.iter().any(Diagnostic::is_error)
+    }
+
+    /// True once [`MAX_DIAGNOSTICS`] are kept: further ones are only counted, so a caller
+    /// may skip working out an expensive hint.
+    pub fn is_full(&self) -> bool {
+        self.diags.len() >= MAX_DIAGNOSTICS
+    }
+
     pub fn push(&mut self, sev: Severity, file: usize, path: &KeyPath, at: At, msg: String) {
         let index = &self.files[file].index;
         let pos = match at {
             At::Key => index.key(path),
             At::Value => index.value(path),
         };
-        self.push_at(sev, file, path, pos, msg);
+        self.record(sev, file, pos, path.to_string(), msg);
     }
 
     /// A diagnostic at an explicit position of `file`.
@@ -142,25 +177,88 @@ impl Ctx<'_> {
         sev: Severity,
         file: usize,
         path: &KeyPath,
-        (line, col): (usize, usize),
+        pos: (usize, usize),
         msg: String,
     ) {
+        self.record(sev, file, pos, path.to_string(), msg);
+    }
+
+    /// Keeps a diagnostic at `pos` (1-based line and column) of `file`, quoting a bounded
+    /// excerpt of its line; past [`MAX_DIAGNOSTICS`] it is only counted.
+    pub fn record(
+        &mut self,
+        severity: Severity,
+        file: usize,
+        (line, col): (usize, usize),
+        path: String,
+        message: String,
+    ) {
         let f = &self.files[file];
+        let location = Location {
+            file: f.name.clone(),
+            line,
+            col,
+        };
+        if self.is_full() {
+            match severity {
+                Severity::Error => self.hidden.errors += 1,
+                Severity::Warning => self.hidden.warnings += 1,
+            }
+            self.hidden.first.get_or_insert(location);
+            return;
+        }
+        let message = bounded(message);
+        let source = f
+            .text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .map(|l| excerpt(l, col));
         self.diags.push(Diagnostic {
-            severity: sev,
-            location: Location {
-                file: f.name.clone(),
-                line,
-                col,
-            },
-            path: path.to_string(),
-            message: msg,
-            source_line: f
-                .text
-                .lines()
-                .nth(line.saturating_sub(1))
-                .map(str::to_string),
+            severity,
+            location,
+            path,
+            message,
+            source_col: source.as_ref().map_or(col, |s| s.1),
+            source_line: source.map(|s| s.0),
         });
+    }
+
+    /// The diagnostics of the load, sorted, with one last line counting those not kept.
+    pub(crate) fn finish(self) -> Diagnostics {
+        let mut diagnostics = Diagnostics(self.diags);
+        diagnostics.sort();
+        let Hidden {
+            errors,
+            warnings,
+            first,
+        } = self.hidden;
+        if let Some(location) = first {
+            let count = |n: usize, word: &str| match n {
+                0 => None,
+                1 => Some(format!("1 more {word}")),
+                n => Some(format!("{n} more {word}s")),
+            };
+            let what: Vec<String> = [count(errors, "error"), count(warnings, "warning")]
+                .into_iter()
+                .flatten()
+                .collect();
+            diagnostics.0.push(Diagnostic {
+                severity: if errors > 0 {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                location,
+                path: String::new(),
+                message: format!(
+                    "… and {} not shown (the first here); fix the ones above and validate again",
+                    what.join(" and ")
+                ),
+                source_line: None,
+                source_col: 0,
+            });
+        }
+        diagnostics
     }
 
     pub fn error(&mut self, file: usize, path: &KeyPath, msg: impl Into<String>) {
@@ -198,13 +296,21 @@ impl Ctx<'_> {
                 kept.insert(k.clone(), v.clone());
                 continue;
             }
+            if self.is_full() {
+                self.key_error(file, &path.key(name), String::new());
+                continue;
+            }
             let msg = match nearest(name, known) {
-                Some(n) => format!("unknown key `{name}`; did you mean `{n}`?"),
+                Some(n) => format!("unknown key `{}`; did you mean `{n}`?", shown(name)),
                 None if known.is_empty() => {
-                    format!("unknown key `{name}`; this mapping takes no keys, write `{{}}`")
+                    format!(
+                        "unknown key `{}`; this mapping takes no keys, write `{{}}`",
+                        shown(name)
+                    )
                 }
                 None => format!(
-                    "unknown key `{name}`; valid keys: {}",
+                    "unknown key `{}`; valid keys: {}",
+                    shown(name),
                     known
                         .iter()
                         .map(|k| format!("`{k}`"))
@@ -317,145 +423,141 @@ pub fn load_tree_with(
         }
         None => vec![config.to_string()],
     };
-    let mut ctx = Ctx {
-        files: Vec::new(),
-        diags: Vec::new(),
-        tree,
-        opts,
-    };
+    let mut ctx = Ctx::new(tree, opts);
     let mut docs = Vec::new();
-    for path in &files {
-        let bytes = tree
-            .read(path)
+    let mut total = 0usize;
+    for (i, path) in files.iter().enumerate() {
+        if i == MAX_FILES {
+            refuse_file(&mut ctx, path, format!("the desired state holds more than {MAX_FILES} *.yaml files; merge some of them"));
+            break;
+        }
+        let read = tree
+            .read_limited(path, MAX_YAML_BYTES)
             .map_err(LoadError::Io)?
             .ok_or_else(|| LoadError::NotFound(tree.display(path)))?;
+        let Limited::Bytes(bytes) = read else {
+            refuse_file(
+                &mut ctx,
+                path,
+                format!(
+                    "the file is larger than {} KiB; split it or trim it",
+                    MAX_YAML_BYTES >> 10
+                ),
+            );
+            continue;
+        };
+        total = total.saturating_add(bytes.len());
+        if total > MAX_TOTAL_YAML_BYTES {
+            refuse_file(
+                &mut ctx,
+                path,
+                format!(
+                    "the desired state's files hold more than {} MiB together; trim them",
+                    MAX_TOTAL_YAML_BYTES >> 20
+                ),
+            );
+            break;
+        }
         if let Some(doc) = parse_file(&mut ctx, path, bytes) {
             docs.push(doc);
         }
     }
     let merged = merge(&mut ctx, docs);
     let spec = super::validate::validate(&mut ctx, merged);
-    let mut diagnostics = Diagnostics(ctx.diags);
-    diagnostics.sort();
-    let spec = if diagnostics.has_errors() { None } else { spec };
+    let spec = if ctx.has_errors() { None } else { spec };
+    let diagnostics = ctx.finish();
     Ok(Loaded { spec, diagnostics })
+}
+
+/// A message of at most 512 characters: a longer one (it quotes a long value) keeps its
+/// start and its end, where the advice is.
+fn bounded(message: String) -> String {
+    const HEAD: usize = 256;
+    const TAIL: usize = 255;
+    let len = message.chars().count();
+    if len <= HEAD + TAIL + 1 {
+        return message;
+    }
+    let head: String = message.chars().take(HEAD).collect();
+    let tail: String = message.chars().skip(len - TAIL).collect();
+    format!("{head}…{tail}")
+}
+
+/// Reports a file that is not read because a limit of the whole load is reached.
+fn refuse_file(ctx: &mut Ctx, path: &str, message: String) {
+    let file = ctx.files.len();
+    ctx.files.push(SourceFile {
+        name: ctx.tree.display(path),
+        dir: parent_dir(path).to_string(),
+        text: String::new(),
+        index: LocationIndex::default(),
+    });
+    ctx.record(Severity::Error, file, (1, 1), String::new(), message);
 }
 
 /// Reads one file into a top-level mapping, reporting syntax errors with their position.
 pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
     let file = ctx.files.len();
     let name = ctx.tree.display(path);
-    let too_big = bytes.len() > MAX_YAML_BYTES;
-    let text = String::from_utf8(bytes);
-    let (text, index, problem) = match text {
-        Err(_) => (
-            String::new(),
-            LocationIndex::default(),
-            Some((
-                1,
-                1,
-                "the file is not UTF-8 text; save it as UTF-8".to_string(),
-            )),
-        ),
-        Ok(_) if too_big => (
-            String::new(),
-            LocationIndex::default(),
-            Some((
-                1,
-                1,
-                format!(
-                    "the file is larger than {} KiB; split it or trim it",
-                    MAX_YAML_BYTES >> 10
-                ),
-            )),
-        ),
-        Ok(text) => match LocationIndex::build(&text) {
+    let (text, index, problem) = match String::from_utf8(bytes) {
+        Err(e) => {
+            let pos = utf8_error_position(e.as_bytes(), e.utf8_error().valid_up_to());
+            (
+                String::new(),
+                LocationIndex::default(),
+                Some((
+                    pos,
+                    "the file is not UTF-8 text; save it as UTF-8".to_string(),
+                )),
+            )
+        }
+        Ok(text) => match LocationIndex::build_within(&text, &mut ctx.budget) {
             Ok(index) => (text, index, None),
             Err(e) => (
                 text,
                 LocationIndex::default(),
-                Some((e.line, e.col, format!("invalid YAML: {}", e.message))),
+                Some(((e.line, e.col), e.message)),
             ),
         },
     };
     ctx.files.push(SourceFile {
-        name: name.clone(),
+        name,
         dir: parent_dir(path).to_string(),
         text,
         index,
     });
-    if let Some((line, col, message)) = problem {
-        ctx.diags.push(Diagnostic {
-            severity: Severity::Error,
-            location: Location {
-                file: name,
-                line,
-                col,
-            },
-            path: String::new(),
-            message,
-            source_line: ctx.files[file]
-                .text
-                .lines()
-                .nth(line.saturating_sub(1))
-                .map(str::to_string),
-        });
+    if let Some((pos, message)) = problem {
+        ctx.record(Severity::Error, file, pos, String::new(), message);
         return None;
     }
     let duplicates = std::mem::take(&mut ctx.files[file].index.duplicates);
     if !duplicates.is_empty() {
         for (path, (line, col), first) in duplicates {
-            let key = path
-                .as_str()
-                .rsplit('.')
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let key = path.as_str().rsplit('.').next().unwrap_or_default();
             let msg = format!(
-                "key `{key}` is written twice in this mapping (first on line {first}); keep one"
+                "key `{}` is written twice in this mapping (first on line {first}); keep one",
+                shown(key)
             );
-            ctx.diags.push(Diagnostic {
-                severity: Severity::Error,
-                location: Location {
-                    file: name.clone(),
-                    line,
-                    col,
-                },
-                path: path.to_string(),
-                message: msg,
-                source_line: ctx.files[file]
-                    .text
-                    .lines()
-                    .nth(line.saturating_sub(1))
-                    .map(str::to_string),
-            });
+            ctx.record(Severity::Error, file, (line, col), path.to_string(), msg);
         }
         return None;
     }
     let value: Value = match serde_yaml::from_str(&ctx.files[file].text) {
         Ok(v) => v,
         Err(e) => {
-            let (line, col) = e
+            let pos = e
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((1, 1));
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            ctx.diags.push(Diagnostic {
-                severity: Severity::Error,
-                location: Location {
-                    file: ctx.files[file].name.clone(),
-                    line,
-                    col,
-                },
-                path: String::new(),
-                message: format!("invalid YAML: {msg}"),
-                source_line: ctx.files[file]
-                    .text
-                    .lines()
-                    .nth(line.saturating_sub(1))
-                    .map(str::to_string),
-            });
+            ctx.record(
+                Severity::Error,
+                file,
+                pos,
+                String::new(),
+                format!("invalid YAML: {msg}"),
+            );
             return None;
         }
     };
@@ -490,6 +592,18 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
             None
         }
     }
+}
+
+/// The 1-based line and column of the first byte that is not UTF-8.
+fn utf8_error_position(bytes: &[u8], valid_up_to: usize) -> (usize, usize) {
+    let valid = &bytes[..valid_up_to];
+    let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+    let col = String::from_utf8_lossy(&valid[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
 }
 
 /// The merged top level of every file.

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use super::limits::too_deep;
+pub use super::limits::{Budget, Limits};
+
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
 
 /// A key path inside one document, rendered as `services.api.ports[1]`.
@@ -72,16 +75,54 @@ pub struct SyntaxError {
 }
 
 impl LocationIndex {
-    /// Indexes a document; fails with the scanner's position on a syntax error.
+    /// Indexes a document within the default [`Limits`]; fails with a position on a
+    /// syntax error or on the first limit the document exceeds.
     pub fn build(text: &str) -> Result<Self, SyntaxError> {
+        Self::build_within(text, &mut Budget::default())
+    }
+
+    /// Indexes a document, drawing its nodes from `budget` (shared by every file of one
+    /// load). The parser is driven one event at a time, never recursively, and stops at
+    /// the first limit exceeded, so no input costs more than the limits allow.
+    pub fn build_within(text: &str, budget: &mut Budget) -> Result<Self, SyntaxError> {
         let mut recv = Receiver::default();
-        Parser::new_from_str(text)
-            .load(&mut recv, false)
-            .map_err(|e| SyntaxError {
+        let mut parser = Parser::new_from_str(text);
+        let depth = budget.limits.depth;
+        let mut documents = 0;
+        loop {
+            let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
                 line: e.marker().line(),
                 col: e.marker().col() + 1,
-                message: e.info().to_string(),
+                message: match e.info() {
+                    // The scanner's own cap on `[`/`{` levels (255), met while it looks
+                    // ahead of the events counted here.
+                    "recursion limit exceeded" => too_deep(depth),
+                    info => format!("invalid YAML: {info}"),
+                },
             })?;
+            if ev == Event::StreamEnd {
+                break;
+            }
+            let at = |message: String| SyntaxError {
+                line: mark.line(),
+                col: mark.col() + 1,
+                message,
+            };
+            if ev == Event::DocumentStart {
+                documents += 1;
+                if documents > 1 {
+                    return Err(at("the file holds a second YAML document (after `---`); berth reads one per file, so put it in a file of its own".to_string()));
+                }
+            }
+            budget.check(&ev).map_err(at)?;
+            recv.on_event(ev, mark);
+            if recv.path_bytes > budget.limits.path_bytes {
+                return Err(at(format!(
+                    "the key paths of this document add up to more than {} MiB; shorten its keys or nest less",
+                    budget.limits.path_bytes >> 20
+                )));
+            }
+        }
         Ok(recv.index)
     }
 
@@ -132,6 +173,8 @@ enum Frame {
 struct Receiver {
     index: LocationIndex,
     stack: Vec<Frame>,
+    /// Bytes of every key path recorded so far.
+    path_bytes: usize,
 }
 
 impl Receiver {
@@ -156,12 +199,13 @@ impl Receiver {
                 pending_key.take()?
             }
         };
+        self.path_bytes += path.as_str().len();
         self.index.values.entry(path.clone()).or_insert(pos);
         Some(path)
     }
 }
 
-impl MarkedEventReceiver for Receiver {
+impl Receiver {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let pos = (mark.line(), mark.col() + 1);
         // A scalar in key position names the next value.
@@ -175,6 +219,7 @@ impl MarkedEventReceiver for Receiver {
                 match &ev {
                     Event::Scalar(s, ..) => {
                         let key = path.key(s);
+                        self.path_bytes += key.as_str().len();
                         match self.index.keys.get(&key) {
                             Some(first) => self.index.duplicates.push((key.clone(), pos, first.0)),
                             None => {
@@ -270,6 +315,17 @@ services:
             .key("nope")
             .key("deeper");
         assert_eq!(idx.key(&p), (3, 3));
+    }
+
+    #[test]
+    fn a_second_document_is_refused_where_it_starts() {
+        let err = LocationIndex::build("a: 1\n---\na: 2\n").unwrap_err();
+        assert_eq!((err.line, err.col), (2, 1));
+        assert!(
+            err.message.contains("second YAML document"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod compose;
 pub mod diagnostic;
 pub mod host_path;
 pub mod image;
+pub mod limits;
 pub mod load;
 pub mod location;
 pub mod raw;
@@ -21,7 +22,10 @@ pub use load::{
     LoadOptions, Loaded,
 };
 pub use spec::*;
-pub use tree::{FsTree, MemTree, RepoTree};
+pub use tree::{FsTree, Limited, MemTree, RepoTree};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;

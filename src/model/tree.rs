@@ -12,8 +12,34 @@ pub trait RepoTree {
     /// for anything that is not a regular file inside the repository (a directory, a
     /// symlink leading out of it).
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String>;
+    /// As [`RepoTree::read`], for a file that may hold at most `max` bytes: a larger one
+    /// is [`Limited::TooLarge`]. Implementations that can tell the size first never read
+    /// more than `max + 1` bytes.
+    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Limited>, String> {
+        Ok(self.read(path)?.map(|b| Limited::of(b, max)))
+    }
     /// The names of the entries of a directory, sorted; `None` when `path` is not one.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String>;
+}
+
+/// A file read under a size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limited {
+    /// The whole file, within the limit.
+    Bytes(Vec<u8>),
+    /// The file is larger than the limit; it was not read whole.
+    TooLarge,
+}
+
+impl Limited {
+    /// `bytes` judged against `max`.
+    pub fn of(bytes: Vec<u8>, max: usize) -> Self {
+        if bytes.len() > max {
+            Self::TooLarge
+        } else {
+            Self::Bytes(bytes)
+        }
+    }
 }
 
 /// Joins `rel` (as written in the desired state) onto the repository-relative directory
@@ -101,6 +127,35 @@ impl RepoTree for FsTree {
         std::fs::read(&full)
             .map(Some)
             .map_err(|e| format!("cannot read `{path}`: {e}"))
+    }
+
+    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Limited>, String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(full) = self.resolve(path)? else {
+            return Ok(None);
+        };
+        // Non-blocking, so that a FIFO cannot hang the open; then only a regular file is
+        // read, and no further than the limit (`/dev/zero` never ends).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&full)
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("`{path}` is not a regular file"));
+        }
+        if meta.len() > max as u64 {
+            return Ok(Some(Limited::TooLarge));
+        }
+        let mut bytes = Vec::new();
+        file.take(max as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        Ok(Some(Limited::of(bytes, max)))
     }
 
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+use super::diagnostic::shown;
 use super::image::ImageRef;
 use super::load::{kind, Ctx, Entry, Merged};
 use super::location::KeyPath;
 use super::raw::{KnownKeys, RawHealth, RawMigration, RawResources, RawService, RawUpdate};
 use super::spec::*;
 use super::tree::join_inside;
-use super::units::{format_duration, parse_duration, parse_size};
+use super::units::{format_duration, parse_duration, parse_size, UnitError};
 
 /// The largest repository file berth mounts into a container.
 pub const MAX_MOUNTED_FILE_BYTES: usize = 4 << 20;
@@ -38,7 +39,7 @@ pub(crate) fn validate(ctx: &mut Ctx, merged: Merged) -> Option<Spec> {
     let first_file = 0;
     let project = match &merged.project {
         None => {
-            if !ctx.files.is_empty() && ctx.diags.iter().all(|d| !d.is_error()) {
+            if !ctx.files.is_empty() && !ctx.has_errors() {
                 ctx.error(first_file, &root, "`project` is missing; add e.g. `project: shop` (it prefixes every container, network and volume)");
             }
             None
@@ -274,7 +275,7 @@ pub(crate) fn integer(
 
 pub(crate) fn describe(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("the string `{s}`"),
+        Value::String(s) => format!("the string `{}`", shown(s)),
         Value::Number(n) => format!("the number {n}"),
         other => kind(other).to_string(),
     }
@@ -302,12 +303,13 @@ pub(crate) fn duration(
     };
     match parse_duration(&text) {
         Ok(d) if d >= min && d <= max => Some(d),
-        Ok(_) => {
+        Ok(_) | Err(UnitError::TooLarge(_)) => {
             ctx.error(
                 file,
                 path,
                 format!(
-                    "duration `{text}` is out of range; use {} to {}",
+                    "duration `{}` is out of range; use {} to {}",
+                    shown(&text),
                     format_duration(min),
                     format_duration(max)
                 ),
@@ -315,7 +317,7 @@ pub(crate) fn duration(
             None
         }
         Err(e) => {
-            ctx.error(file, path, e);
+            ctx.error(file, path, e.to_string());
             None
         }
     }
@@ -520,9 +522,13 @@ fn service(
             let mut good = true;
             for (i, n) in list.iter().enumerate() {
                 if !network_names.contains(n) {
-                    let known: Vec<&str> = network_names.iter().map(String::as_str).collect();
-                    let hint = super::diagnostic::nearest(n, &known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_else(|| format!("; declare it under `networks:` (declared: {})", known.join(", ")));
-                    ctx.error(file, &path.key("networks").index(i), format!("network `{n}` is not declared{hint}"));
+                    // Past the diagnostics kept, no hint is worked out: each costs a
+                    // pass over every name.
+                    let hint = if ctx.is_full() { String::new() } else {
+                        let known: Vec<&str> = network_names.iter().map(String::as_str).collect();
+                        super::diagnostic::nearest(n, &known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_else(|| format!("; declare it under `networks:` (declared: {})", known.join(", ")))
+                    };
+                    ctx.error(file, &path.key("networks").index(i), format!("network `{}` is not declared{hint}", shown(n)));
                     good = false;
                 }
             }
@@ -624,10 +630,14 @@ fn service(
                     );
                     good = false;
                 } else if !all_services.contains(d.as_str()) {
-                    let known: Vec<&str> = all_services.iter().copied().collect();
-                    let hint = super::diagnostic::nearest(d, &known)
-                        .map(|k| format!("; did you mean `{k}`?"))
-                        .unwrap_or_default();
+                    let hint = if ctx.is_full() {
+                        String::new()
+                    } else {
+                        let known: Vec<&str> = all_services.iter().copied().collect();
+                        super::diagnostic::nearest(d, &known)
+                            .map(|k| format!("; did you mean `{k}`?"))
+                            .unwrap_or_default()
+                    };
                     ctx.error(
                         file,
                         &p,
@@ -865,7 +875,11 @@ pub(crate) fn mount(
     } else if volumes.contains_key(source) {
         MountSource::Volume(source.to_string())
     } else {
-        let known: Vec<&str> = volumes.keys().map(String::as_str).collect();
+        let known: Vec<&str> = if ctx.is_full() {
+            Vec::new()
+        } else {
+            volumes.keys().map(String::as_str).collect()
+        };
         let hint = super::diagnostic::nearest(source, &known)
             .map(|k| format!("did you mean `{k}`?"))
             .unwrap_or_else(|| {
@@ -964,7 +978,7 @@ pub(crate) fn resources(
             let p = path.key("memory");
             match scalar(v).map(|s| parse_size(&s)) {
                 Some(Ok(n)) if (6 << 20..=1 << 40).contains(&n) => Some(Some(n)),
-                Some(Ok(_)) => {
+                Some(Ok(_)) | Some(Err(UnitError::TooLarge(_))) => {
                     ctx.error(
                         file,
                         &p,
@@ -973,7 +987,7 @@ pub(crate) fn resources(
                     None
                 }
                 Some(Err(e)) => {
-                    ctx.error(file, &p, e);
+                    ctx.error(file, &p, e.to_string());
                     None
                 }
                 None => {
@@ -1320,9 +1334,13 @@ fn migration(
         if all_services.contains(s) {
             return true;
         }
-        let hint = super::diagnostic::nearest(s, &known)
-            .map(|k| format!("; did you mean `{k}`?"))
-            .unwrap_or_default();
+        let hint = if ctx.is_full() {
+            String::new()
+        } else {
+            super::diagnostic::nearest(s, &known)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default()
+        };
         ctx.error(file, p, format!("`{s}` is not a service{hint}"));
         false
     };

@@ -10,7 +10,7 @@ use git2::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::model::{load_tree_with, LoadError, LoadOptions, Loaded, RepoTree};
+use crate::model::{load_tree_with, Limited, LoadError, LoadOptions, Loaded, RepoTree};
 
 /// How berth authenticates to the remote.
 #[derive(Clone, Default)]
@@ -323,6 +323,23 @@ impl RepoTree for CommitTree<'_> {
         }
     }
 
+    fn read_limited(&self, path: &str, max: usize) -> Result<Option<Limited>, String> {
+        // The object's header tells its size without inflating it: a blob past the
+        // limit is never read into memory.
+        if let Ok(entry) = self.tree.get_path(Path::new(path)) {
+            if entry.kind() == Some(git2::ObjectType::Blob) && entry.filemode() != 0o120000 {
+                let odb = self.repo.odb().map_err(|e| e.message().to_string())?;
+                let (size, _) = odb
+                    .read_header(entry.id())
+                    .map_err(|e| e.message().to_string())?;
+                if size > max {
+                    return Ok(Some(Limited::TooLarge));
+                }
+            }
+        }
+        Ok(self.read(path)?.map(|b| Limited::of(b, max)))
+    }
+
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
         let tree = if path.is_empty() {
             self.tree.clone()
@@ -366,4 +383,45 @@ fn host_key_known(known_hosts: &Path, host: &str, key: &[u8]) -> bool {
                 .decode(b64)
                 .is_ok_and(|k| k == key)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_with<'r>(repo: &'r Repository, files: &[(&str, &[u8])]) -> CommitTree<'r> {
+        let mut builder = repo.treebuilder(None).unwrap();
+        for (name, bytes) in files {
+            let blob = repo.blob(bytes).unwrap();
+            builder.insert(name, blob, 0o100644).unwrap();
+        }
+        let tree = repo.find_tree(builder.write().unwrap()).unwrap();
+        CommitTree {
+            repo,
+            tree,
+            commit: "0".repeat(40),
+        }
+    }
+
+    #[test]
+    fn a_blob_past_the_limit_is_refused_by_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let big = vec![b'#'; (1 << 20) + 1];
+        let view = tree_with(&repo, &[("berth.yaml", &big), ("small.yaml", b"a: 1\n")]);
+        assert_eq!(
+            view.read_limited("berth.yaml", 1 << 20),
+            Ok(Some(Limited::TooLarge))
+        );
+        assert_eq!(
+            view.read_limited("small.yaml", 1 << 20),
+            Ok(Some(Limited::Bytes(b"a: 1\n".to_vec())))
+        );
+        let loaded = load_tree_with(&view, "berth.yaml", &LoadOptions::default()).unwrap();
+        let errors: Vec<String> = loaded.diagnostics.errors().map(|d| d.headline()).collect();
+        assert_eq!(
+            errors,
+            ["berth.yaml@000000000000:1:1: error: the file is larger than 1024 KiB; split it or trim it"]
+        );
+    }
 }

@@ -14,8 +14,8 @@
 //! The peek in rule 3 is a line scan, not a YAML parse, so that hostile input meets
 //! the bounded parser of [`super::super::load`] first.
 
-use super::super::load::{LoadError, DEFAULT_FILE};
-use super::super::tree::RepoTree;
+use super::super::load::{LoadError, DEFAULT_FILE, MAX_YAML_BYTES};
+use super::super::tree::{Limited, RepoTree};
 
 /// The file names `docker compose` looks for, in its order of preference.
 pub const STANDARD_NAMES: &[&str] = &[
@@ -84,7 +84,13 @@ pub fn compose_file(tree: &dyn RepoTree, config: &str) -> Result<Option<Found>, 
             }
         }
         let path = join(first);
-        let bytes = read(tree, &path)?;
+        let bytes = match read(tree, &path)? {
+            Some(bytes) => bytes,
+            None => {
+                skipped.push((path.clone(), TOO_LARGE, true));
+                Vec::new()
+            }
+        };
         return Ok(Some(Found {
             path,
             bytes,
@@ -97,21 +103,37 @@ pub fn compose_file(tree: &dyn RepoTree, config: &str) -> Result<Option<Found>, 
     if !yaml || name == DEFAULT_FILE || name == "berth.yml" {
         return Ok(None);
     }
-    let bytes = read(tree, config)?;
-    if named || looks_like_compose(&bytes) {
-        return Ok(Some(Found {
+    match read(tree, config)? {
+        Some(bytes) if named || looks_like_compose(&bytes) => Ok(Some(Found {
             path: config.to_string(),
             bytes,
             skipped: Vec::new(),
-        }));
+        })),
+        // Too large to look at: a compose name is refused here, any other name by
+        // format v1's reader, which says the same.
+        None if named => Ok(Some(Found {
+            path: config.to_string(),
+            bytes: Vec::new(),
+            skipped: vec![(config.to_string(), TOO_LARGE, true)],
+        })),
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
-fn read(tree: &dyn RepoTree, path: &str) -> Result<Vec<u8>, LoadError> {
-    tree.read(path)
+/// Why a compose file past [`MAX_YAML_BYTES`] is not read.
+const TOO_LARGE: &str = "the file is larger than 1024 KiB; split it or trim it";
+
+/// The file's bytes; `None` when it is larger than [`MAX_YAML_BYTES`], which is then
+/// not read whole.
+fn read(tree: &dyn RepoTree, path: &str) -> Result<Option<Vec<u8>>, LoadError> {
+    match tree
+        .read_limited(path, MAX_YAML_BYTES)
         .map_err(LoadError::Io)?
-        .ok_or_else(|| LoadError::NotFound(tree.display(path)))
+        .ok_or_else(|| LoadError::NotFound(tree.display(path)))?
+    {
+        Limited::Bytes(bytes) => Ok(Some(bytes)),
+        Limited::TooLarge => Ok(None),
+    }
 }
 
 /// True when the top-level keys written at column 0 include `services` and not

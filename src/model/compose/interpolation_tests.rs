@@ -296,3 +296,36 @@ fn no_host_env_file_is_no_variables() {
         ["stack/compose.yaml:1:1: error: the host's .env cannot be read: /etc/berth/stack/.env is not a regular file"]
     );
 }
+
+#[test]
+fn many_references_to_a_long_variable_cannot_blow_the_file_up() {
+    let committed = format!("BIG={}\n", "x".repeat(512 << 10));
+    let env: String = (0..64)
+        .map(|i| format!("      V{i}: \"${{BIG}}\"\n"))
+        .collect();
+    let yaml = format!(
+        "services:\n  app:\n    image: r/app:1\n    healthcheck: {{ disable: true }}\n    environment:\n{env}"
+    );
+    let loaded = load_with(&yaml, Some(&committed), None);
+    assert!(loaded.spec.is_none());
+    let all = headlines(&loaded).join("\n");
+    assert!(
+        all.contains("interpolation makes the file's values larger than 16 MiB"),
+        "{all}"
+    );
+}
+
+#[test]
+fn unset_variables_past_the_diagnostics_cap_are_not_kept_but_an_image_still_fails() {
+    let refs = "${NOPE}".repeat(5_000);
+    let yaml = format!(
+        "services:\n  app:\n    image: r/app:${{TAG}}\n    healthcheck: {{ disable: true }}\n    environment:\n      V: \"{refs}\"\n"
+    );
+    let loaded = load_with(&yaml, None, None);
+    assert!(loaded.spec.is_none(), "the image's unset TAG is an error");
+    assert!(
+        loaded.diagnostics.0.len() <= 101,
+        "{}",
+        loaded.diagnostics.0.len()
+    );
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::{Mapping, Value};
 
-use super::super::diagnostic::{nearest, Diagnostic, Diagnostics, Location, Severity};
+use super::super::diagnostic::{nearest, Diagnostic, Location, Severity};
 use super::super::load::{kind, parse_file, Ctx, Entry, LoadOptions, Loaded, Merged};
 use super::super::location::KeyPath;
 use super::super::spec::*;
@@ -18,12 +18,7 @@ use super::{keys, variables, yaml};
 
 /// Reads and compiles the compose file `found`.
 pub(crate) fn load(tree: &dyn RepoTree, found: Found, opts: &LoadOptions) -> Loaded {
-    let mut ctx = Ctx {
-        files: Vec::new(),
-        diags: Vec::new(),
-        tree,
-        opts,
-    };
+    let mut ctx = Ctx::new(tree, opts);
     for (path, why, is_error) in &found.skipped {
         ctx.diags.push(Diagnostic {
             severity: if *is_error {
@@ -39,12 +34,15 @@ pub(crate) fn load(tree: &dyn RepoTree, found: Found, opts: &LoadOptions) -> Loa
             path: String::new(),
             message: format!("not read: {why}"),
             source_line: None,
+            source_col: 0,
         });
     }
-    let spec = parse_file(&mut ctx, &found.path, found.bytes)
+    let unread = found.skipped.iter().any(|(p, _, e)| *e && *p == found.path);
+    let spec = (!unread)
+        .then(|| parse_file(&mut ctx, &found.path, found.bytes))
+        .flatten()
         .and_then(|(file, map)| compile(&mut ctx, file, map, &found.path));
-    let mut diagnostics = Diagnostics(ctx.diags);
-    diagnostics.sort();
+    let diagnostics = ctx.finish();
     let spec = if diagnostics.has_errors() { None } else { spec };
     Loaded { spec, diagnostics }
 }

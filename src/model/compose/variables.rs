@@ -101,6 +101,13 @@ const CASTS: &[(&[&str], Cast)] = &[
 /// Interpolates every string value of `doc` (the compose file `file` at `path`, whose
 /// project is `project` when known) and types the values of [`CASTS`]. Returns the
 /// secrets (values that read the host's `.env`, and the host values they read) and the
+/// What interpolation may add to one compose file's values, all together.
+const MAX_TEXT_BYTES: u64 = crate::model::limits::MAX_TEXT_BYTES;
+
+/// Unset variables and errors kept for diagnostics; the load shows at most
+/// [`crate::model::limits::MAX_DIAGNOSTICS`].
+const MAX_FOUND: usize = 2 * crate::model::limits::MAX_DIAGNOSTICS;
+
 /// paths of the values whose interpolation failed with an error.
 pub(crate) fn expand(
     ctx: &mut Ctx,
@@ -116,6 +123,10 @@ pub(crate) fn expand(
     let mut secrets = Vec::new();
     let mut found = Vec::new();
     let mut failed = Vec::new();
+    // What interpolation may add to the file as a whole: each value is capped by the
+    // engine, but a file of many references to one long variable is not.
+    let mut budget = MAX_TEXT_BYTES;
+    let mut over_budget = None;
     yaml::visit_strings(
         doc,
         &KeyPath::root(),
@@ -126,11 +137,25 @@ pub(crate) fn expand(
             }
             let Value::String(text) = value else { return };
             if text.contains('$') {
+                if over_budget.is_some() {
+                    return;
+                }
                 match interpolate(text, &lookup) {
+                    Ok(done) if done.value.len() as u64 > budget => {
+                        over_budget = Some(kp.clone());
+                    }
                     Ok(done) => {
+                        budget -= done.value.len() as u64;
                         let image =
                             matches!(segments, [s, _, i] if s == "services" && i == "image");
-                        for u in &done.unset {
+                        // Diagnostics beyond the cap are not shown: keep no more, but
+                        // always one for an image, whose unset variable is an error.
+                        let room = if image {
+                            1
+                        } else {
+                            MAX_FOUND.saturating_sub(found.len())
+                        };
+                        for u in done.unset.iter().take(room) {
                             found.push(Found::Unset {
                                 path: kp.clone(),
                                 text: text.clone(),
@@ -145,6 +170,7 @@ pub(crate) fn expand(
                         }
                         *text = done.value;
                     }
+                    Err(_) if found.len() >= MAX_FOUND => failed.push(kp.clone()),
                     Err(e) => {
                         found.push(Found::Error {
                             path: kp.clone(),
@@ -192,6 +218,17 @@ pub(crate) fn expand(
                 failed.push(path);
             }
         }
+    }
+    if let Some(path) = over_budget {
+        ctx.error(
+            file,
+            &path,
+            format!(
+                "interpolation makes the file's values larger than {} MiB; shorten the variables of the .env files or use them less often",
+                MAX_TEXT_BYTES >> 20
+            ),
+        );
+        failed.push(path);
     }
     secrets.retain(|s| !s.is_empty());
     secrets.sort();
@@ -284,8 +321,20 @@ fn position(ctx: &Ctx, file: usize, path: &KeyPath, text: &str, offset: usize) -
 /// The committed `.env` beside the compose file `path`, if there is one.
 fn read_committed(ctx: &mut Ctx, file: usize, path: &str) -> Option<DotEnv> {
     let env_path = join_inside(parent_dir(path), DOTENV)?;
-    let bytes = match ctx.tree.read(&env_path) {
-        Ok(Some(b)) => b,
+    let limit = super::interpolate::dotenv::MAX_DOTENV_BYTES;
+    let bytes = match ctx.tree.read_limited(&env_path, limit) {
+        Ok(Some(crate::model::tree::Limited::Bytes(b))) => b,
+        Ok(Some(crate::model::tree::Limited::TooLarge)) => {
+            ctx.error(
+                file,
+                &KeyPath::root(),
+                format!(
+                    "the committed .env is larger than {} KiB; keep only variables in it",
+                    limit >> 10
+                ),
+            );
+            return None;
+        }
         Ok(None) => return None,
         Err(e) => {
             ctx.error(
