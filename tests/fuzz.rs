@@ -1,5 +1,6 @@
 //! A fuzz harness on stable Rust: mutations of the committed seeds (`tests/hostile/seeds/`,
-//! `desired/`, `examples/`) go through load and validation, and none may panic. Each load
+//! `desired/`, `examples/`, `tests/compose/`) go through load and validation, as format v1
+//! and as a compose file, and none may panic. Each load
 //! runs on a thread with a 2 MiB stack, the size the agent's worker threads get, so a
 //! recursion that escapes the depth limit aborts the run instead of passing unseen.
 //!
@@ -212,22 +213,42 @@ fn seeds() -> Vec<Vec<u8>> {
             out.push(bytes);
         }
     }
+    for entry in std::fs::read_dir(root.join("tests/compose"))
+        .unwrap()
+        .flatten()
+    {
+        for name in ["compose.yaml", "docker-compose.yml"] {
+            if let Ok(bytes) = std::fs::read(entry.path().join(name)) {
+                out.push(bytes);
+            }
+        }
+    }
     out
 }
 
-/// Loads `input` as `berth.yaml` beside the reference stack's mounted file, on a thread
-/// with a 2 MiB stack; `Err` carries a panic's message.
+/// The committed `.env` beside a compose file under fuzzing: variables the compose
+/// seeds use, and one long value.
+const DOTENV: &str = "API_TAG=sha-1111111\nTAG=1\nN=3\nHOST_IP=127.0.0.1\nLONG=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+
+/// Loads `input` as `berth.yaml` beside the reference stack's mounted file, and as a
+/// compose file beside a committed `.env`, on a thread with a 2 MiB stack; `Err` carries
+/// a panic's message.
 fn run_one(input: Vec<u8>, caddyfile: &'static [u8]) -> Result<(), String> {
     std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
             catch_unwind(AssertUnwindSafe(|| {
                 let tree = MemTree::new()
-                    .with("berth.yaml", input)
-                    .with("files/Caddyfile", caddyfile);
-                let loaded = load_tree(&tree, "berth.yaml").expect("a file in memory is readable");
-                // Rendering is part of what an operator sees; it must not panic either.
-                let _ = loaded.diagnostics.to_string();
+                    .with("berth.yaml", input.clone())
+                    .with("files/Caddyfile", caddyfile)
+                    .with("stack/compose.yaml", input)
+                    .with("stack/.env", DOTENV.as_bytes())
+                    .with("stack/files/Caddyfile", caddyfile);
+                for path in ["berth.yaml", "stack"] {
+                    let loaded = load_tree(&tree, path).expect("a file in memory is readable");
+                    // Rendering is part of what an operator sees; it must not panic either.
+                    let _ = loaded.diagnostics.to_string();
+                }
             }))
             .map_err(|e| {
                 e.downcast_ref::<String>()

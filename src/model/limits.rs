@@ -10,6 +10,12 @@ use yaml_rust2::parser::Event;
 /// The largest desired-state file berth reads.
 pub const MAX_YAML_BYTES: usize = 1 << 20;
 
+/// The longest line of a desired-state file. The YAML scanner reads a flow collection on
+/// one line (`{a: 1, b: 2, …}`) whole before it yields its first event, at about 55
+/// bytes of memory per byte; real files keep lines short, and a long collection can be
+/// written one entry a line.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+
 /// The most `*.yaml` files a desired-state directory may hold.
 pub const MAX_FILES: usize = 256;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{excerpt, nearest, shown, Diagnostic, Diagnostics, Location, Severity};
-use super::limits::{Budget, MAX_DIAGNOSTICS, MAX_FILES, MAX_TOTAL_YAML_BYTES};
+use super::limits::{Budget, MAX_DIAGNOSTICS, MAX_FILES, MAX_LINE_BYTES, MAX_TOTAL_YAML_BYTES};
 use super::location::{KeyPath, LocationIndex};
 use super::raw::KnownKeys;
 use super::spec::Spec;
@@ -496,6 +496,13 @@ fn refuse_file(ctx: &mut Ctx, path: &str, message: String) {
 }
 
 /// Reads one file into a top-level mapping, reporting syntax errors with their position.
+/// The number (1-based) of the first line longer than [`MAX_LINE_BYTES`].
+fn long_line(text: &str) -> Option<usize> {
+    text.split('\n')
+        .position(|l| l.len() > MAX_LINE_BYTES)
+        .map(|i| i + 1)
+}
+
 pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
     let file = ctx.files.len();
     let name = ctx.tree.display(path);
@@ -511,13 +518,26 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
                 )),
             )
         }
-        Ok(text) => match LocationIndex::build_within(&text, &mut ctx.budget) {
-            Ok(index) => (text, index, None),
-            Err(e) => (
+        Ok(text) => match long_line(&text) {
+            Some(line) => (
                 text,
                 LocationIndex::default(),
-                Some(((e.line, e.col), e.message)),
+                Some((
+                    (line, MAX_LINE_BYTES + 1),
+                    format!(
+                        "line {line} is longer than {} KiB; write a long collection in block style, one entry a line",
+                        MAX_LINE_BYTES >> 10
+                    ),
+                )),
             ),
+            None => match LocationIndex::build_within(&text, &mut ctx.budget) {
+                Ok(index) => (text, index, None),
+                Err(e) => (
+                    text,
+                    LocationIndex::default(),
+                    Some(((e.line, e.col), e.message)),
+                ),
+            },
         },
     };
     ctx.files.push(SourceFile {

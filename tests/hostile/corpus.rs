@@ -92,7 +92,11 @@ pub fn cases() -> Vec<Case> {
         Case::one("long-paths", long_paths()),
         Case::one(
             "many-nodes",
-            format!("{HEAD}  api: [{}]\n", "1,".repeat(400_000)),
+            // A flow list over 20 lines, each within the line limit.
+            format!(
+                "{HEAD}  api: [\n{}]\n",
+                format!("    {}\n", "1,".repeat(20_000)).repeat(20)
+            ),
         ),
         Case::one("unknown-references", unknown_references(1_000, 40)),
         Case::one("invalid-utf8-1mib", vec![0xff; 1 << 20]),
@@ -135,10 +139,12 @@ fn alias_bomb(levels: usize, width: usize) -> String {
 }
 
 /// Few nodes, but each alias stands for half a MiB of text.
+/// A 512 KiB block scalar (in lines of 1 KiB, within the line limit), aliased 100 times.
 fn alias_big_scalar() -> String {
+    let line = format!("  {}\n", "x".repeat(1023));
     format!(
-        "a: &a \"{}\"\nb: [{}]\n",
-        "x".repeat(512 << 10),
+        "a: &a |\n{}b: [{}]\n",
+        line.repeat(512),
         vec!["*a"; 100].join(", ")
     )
 }
@@ -176,17 +182,20 @@ fn duplicate_keys(n: usize) -> String {
 
 /// Keys of 250 bytes nested 60 deep, then many entries below them.
 fn long_paths() -> String {
-    let mut s = String::from("{");
+    let mut s = String::new();
     for i in 0..60 {
-        s.push_str(&format!("{}{i:02}: {{", "k".repeat(248)));
+        s.push_str(&format!(
+            "{}{}{i:02}:\n",
+            " ".repeat(2 * i),
+            "k".repeat(248)
+        ));
     }
+    let indent = " ".repeat(120);
     let mut i = 0;
     while s.len() < 1_000_000 {
-        s.push_str(&format!("e{i}: 1, "));
+        s.push_str(&format!("{indent}e{i}: 1\n"));
         i += 1;
     }
-    s.push_str(&"}".repeat(61));
-    s.push('\n');
     s
 }
 
@@ -223,7 +232,8 @@ fn big_files(n: usize) -> Case {
     let files = (0..n)
         .map(|i| {
             let mut s = format!("services:\n  s{i}:\n    image: registry.example.com/s:v1\n");
-            s.push_str(&format!("# {}\n", "x".repeat(1_000_000)));
+            // Comment lines of 1,000 bytes, within the line limit.
+            s.push_str(&format!("# {}\n", "x".repeat(997)).repeat(1_000));
             (format!("s{i}.yaml"), s.into_bytes())
         })
         .collect();
