@@ -228,4 +228,27 @@ mod tests {
         let e = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &none).unwrap_err();
         assert!(e.contains("outside the host paths this host allows"), "{e}");
     }
+
+    #[test]
+    fn options_reach_the_container_spec_with_berths_defaults_kept() {
+        let yaml = "services:\n  app:\n    image: reg.example/app:1.2\n    labels: { team: web }\n    logging: { driver: json-file, options: { max-size: 1m } }\n    user: \"1000\"\n";
+        let tree = MemTree::new().with("stack/compose.yaml", yaml);
+        let loaded = crate::model::load_tree(&tree, "stack").unwrap();
+        let d = Desired::resolve(loaded.spec.unwrap(), std::path::Path::new("/nonexistent"));
+        let apply = crate::executor::ApplyOptions::default();
+        let spec = replica_spec("stack", &d.services["app"], 1, "stack-app-1", &apply).unwrap();
+        assert_eq!(spec.labels["team"], "web");
+        assert_eq!(spec.labels[labels::PROJECT], "stack");
+        assert!(spec.init, "berth's init stays on unless `init: false`");
+        assert_eq!(spec.user.as_deref(), Some("1000"));
+        let (driver, options) = spec.log.unwrap();
+        assert_eq!(driver, "json-file");
+        assert_eq!(
+            options,
+            BTreeMap::from([
+                ("max-file".to_string(), "3".to_string()),
+                ("max-size".to_string(), "1m".to_string()),
+            ])
+        );
+    }
 }
