@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::model::host_path::check_on_host;
-use crate::model::{Health, MountSource};
+use crate::model::{Health, Logging, MountSource};
 use crate::plan::{DesiredService, EnvFile};
 use crate::runtime::{labels, BindMount, ContainerSpec, HealthConfig, PublishedPort};
 
@@ -45,7 +45,11 @@ pub fn replica_spec(
     };
     // Committed env wins over the env file, as in compose.
     env.extend(s.env.iter().map(|(k, v)| format!("{k}={v}")));
-    let mut lbls = project_labels(project);
+    let o = &s.options;
+    // The service's own labels first: berth's, written after, always win (and the
+    // model refuses `berth.` keys anyway).
+    let mut lbls = o.labels.clone();
+    lbls.extend(project_labels(project));
     lbls.insert(labels::SERVICE.into(), s.name.clone());
     lbls.insert(labels::SLOT.into(), slot.to_string());
     lbls.insert(labels::SPEC.into(), d.hash.clone());
@@ -136,7 +140,49 @@ pub fn replica_spec(
         cpus: s.resources.cpus,
         stop_grace: s.stop_grace,
         restart: true,
+        entrypoint: o.entrypoint.clone(),
+        user: o.user.clone(),
+        working_dir: o.working_dir.clone(),
+        hostname: o.hostname.clone(),
+        read_only: o.read_only,
+        init: o.init.unwrap_or(true),
+        stop_signal: o.stop_signal.clone(),
+        tmpfs: o
+            .tmpfs
+            .iter()
+            .map(|t| (t.target.clone(), t.options.clone()))
+            .collect(),
+        extra_hosts: o.extra_hosts.clone(),
+        dns: o.dns.clone(),
+        log: o.logging.as_ref().map(log_config),
+        ulimits: o
+            .ulimits
+            .iter()
+            .map(|(n, l)| (n.clone(), l.soft, l.hard))
+            .collect(),
+        shm_size: o.shm_size,
+        pids_limit: o.pids_limit,
+        cap_drop: o.cap_drop.clone(),
+        memory_reservation: o.mem_reservation,
+        tty: o.tty,
+        stdin_open: o.stdin_open,
     })
+}
+
+/// A service's log driver as the engine gets it: `json-file` keeps berth's rotation
+/// (10 MiB × 3) unless the options set their own, so a driver named without options
+/// cannot fill the host's disk with one container's output.
+fn log_config(l: &Logging) -> (String, BTreeMap<String, String>) {
+    let mut options = l.options.clone();
+    if l.driver == "json-file" {
+        options
+            .entry("max-size".into())
+            .or_insert_with(|| "10m".into());
+        options
+            .entry("max-file".into())
+            .or_insert_with(|| "3".into());
+    }
+    (l.driver.clone(), options)
 }
 
 #[cfg(test)]
@@ -181,5 +227,28 @@ mod tests {
         let none = crate::executor::ApplyOptions::default();
         let e = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &none).unwrap_err();
         assert!(e.contains("outside the host paths this host allows"), "{e}");
+    }
+
+    #[test]
+    fn options_reach_the_container_spec_with_berths_defaults_kept() {
+        let yaml = "services:\n  app:\n    image: reg.example/app:1.2\n    labels: { team: web }\n    logging: { driver: json-file, options: { max-size: 1m } }\n    user: \"1000\"\n";
+        let tree = MemTree::new().with("stack/compose.yaml", yaml);
+        let loaded = crate::model::load_tree(&tree, "stack").unwrap();
+        let d = Desired::resolve(loaded.spec.unwrap(), std::path::Path::new("/nonexistent"));
+        let apply = crate::executor::ApplyOptions::default();
+        let spec = replica_spec("stack", &d.services["app"], 1, "stack-app-1", &apply).unwrap();
+        assert_eq!(spec.labels["team"], "web");
+        assert_eq!(spec.labels[labels::PROJECT], "stack");
+        assert!(spec.init, "berth's init stays on unless `init: false`");
+        assert_eq!(spec.user.as_deref(), Some("1000"));
+        let (driver, options) = spec.log.unwrap();
+        assert_eq!(driver, "json-file");
+        assert_eq!(
+            options,
+            BTreeMap::from([
+                ("max-file".to_string(), "3".to_string()),
+                ("max-size".to_string(), "1m".to_string()),
+            ])
+        );
     }
 }

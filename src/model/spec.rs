@@ -76,6 +76,80 @@ pub struct ServiceSpec {
     pub depends_on: Vec<String>,
     /// Which hosts run it.
     pub placement: Placement,
+    /// The container options of compose files (user, labels, tmpfs, ulimits, …);
+    /// format v1 leaves them at their defaults.
+    pub options: ContainerOptions,
+}
+
+/// Container options beyond image, command, environment and wiring. Every field's
+/// default is what berth does without it, so a service that sets none is unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerOptions {
+    /// Overrides the image's entrypoint; an empty list clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// `user[:group]`, names or ids, inside the container.
+    pub user: Option<String>,
+    /// Absolute working directory inside the container.
+    pub working_dir: Option<String>,
+    /// The service's own labels; never a `berth.` key.
+    pub labels: BTreeMap<String, String>,
+    /// The container's hostname.
+    pub hostname: Option<String>,
+    /// Mounts the root filesystem read-only.
+    pub read_only: bool,
+    /// Runs an init process as PID 1; `None` keeps berth's default (on).
+    pub init: Option<bool>,
+    /// The signal that stops the container instead of SIGTERM.
+    pub stop_signal: Option<String>,
+    /// tmpfs mounts.
+    pub tmpfs: Vec<Tmpfs>,
+    /// `/etc/hosts` entries as `host:ip`, in file order.
+    pub extra_hosts: Vec<String>,
+    /// DNS servers (IP addresses).
+    pub dns: Vec<String>,
+    /// The log driver; `None` keeps berth's rotated `json-file`.
+    pub logging: Option<Logging>,
+    /// Resource limits of the process (`nofile`, `nproc`, …) by name.
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Size of `/dev/shm` in bytes.
+    pub shm_size: Option<u64>,
+    /// Most processes the container may hold.
+    pub pids_limit: Option<i64>,
+    /// Kernel capabilities dropped (upper case, as written: `NET_RAW`, `ALL`).
+    pub cap_drop: Vec<String>,
+    /// Memory reservation (soft limit) in bytes.
+    pub mem_reservation: Option<u64>,
+    /// Allocates a pseudo-TTY.
+    pub tty: bool,
+    /// Keeps stdin open.
+    pub stdin_open: bool,
+}
+
+/// A tmpfs mount.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tmpfs {
+    /// Absolute path in the container.
+    pub target: String,
+    /// Docker's mount options, checked (`size=67108864,mode=1777`); empty for none.
+    pub options: String,
+}
+
+/// A log driver and its options.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Logging {
+    /// The driver (`json-file`, `local`, `journald`, `syslog`, …).
+    pub driver: String,
+    /// Its options.
+    pub options: BTreeMap<String, String>,
+}
+
+/// A soft and a hard process limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Ulimit {
+    /// The limit the process gets.
+    pub soft: i64,
+    /// The most it may raise its soft limit to.
+    pub hard: i64,
 }
 
 /// Which hosts run a service: every host by default; with `hosts`, only those named;

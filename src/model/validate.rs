@@ -691,6 +691,7 @@ fn service(
         update: update?,
         depends_on: depends_on?,
         placement: placement?,
+        options: ContainerOptions::default(),
     })
 }
 

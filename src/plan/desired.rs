@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Health, MountSource, ServiceSpec, Spec};
+use crate::model::{ContainerOptions, Health, MountSource, ServiceSpec, Spec};
 
 /// Bumped when the meaning of the hash changes, so old containers are replaced once.
 const HASH_VERSION: &str = "1";
@@ -46,6 +46,14 @@ pub struct SpecParts {
     pub health: String,
     /// Hash of resources and stop grace.
     pub limits: String,
+    /// Hash of each container option that is set, by its compose key (`user`,
+    /// `tmpfs`, …). Empty, and then left out, for a service that sets none, so the
+    /// hash of such a service is what it was before options existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Hash of each of the service's own labels, by label name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The Docker names of a project's networks and volumes: `<project>_<name>` for those
@@ -198,7 +206,10 @@ impl DesiredService {
             spec.resources.cpus.map(|c| (c * 1000.0).round() as u64),
             spec.stop_grace.as_millis() as u64,
         ));
+        let (options, labels) = option_parts(&spec.options);
         let parts = SpecParts {
+            options,
+            labels,
             image: spec.image.full.clone(),
             command: digest_json(&spec.command),
             env,
@@ -234,6 +245,65 @@ impl DesiredService {
     pub fn parts_label(&self) -> String {
         serde_json::to_string(&self.parts).expect("serializes")
     }
+}
+
+/// The hashes of the options a service sets (those at their default are left out) and
+/// of its labels.
+fn option_parts(o: &ContainerOptions) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut out = BTreeMap::new();
+    let mut put = |key: &str, set: bool, hash: String| {
+        if set {
+            out.insert(key.to_string(), hash);
+        }
+    };
+    put(
+        "entrypoint",
+        o.entrypoint.is_some(),
+        digest_json(&o.entrypoint),
+    );
+    put("user", o.user.is_some(), digest_json(&o.user));
+    put(
+        "working_dir",
+        o.working_dir.is_some(),
+        digest_json(&o.working_dir),
+    );
+    put("hostname", o.hostname.is_some(), digest_json(&o.hostname));
+    put("read_only", o.read_only, digest_json(&o.read_only));
+    put("init", o.init.is_some(), digest_json(&o.init));
+    put(
+        "stop_signal",
+        o.stop_signal.is_some(),
+        digest_json(&o.stop_signal),
+    );
+    put("tmpfs", !o.tmpfs.is_empty(), digest_json(&o.tmpfs));
+    put(
+        "extra_hosts",
+        !o.extra_hosts.is_empty(),
+        digest_json(&o.extra_hosts),
+    );
+    put("dns", !o.dns.is_empty(), digest_json(&o.dns));
+    put("logging", o.logging.is_some(), digest_json(&o.logging));
+    put("ulimits", !o.ulimits.is_empty(), digest_json(&o.ulimits));
+    put("shm_size", o.shm_size.is_some(), digest_json(&o.shm_size));
+    put(
+        "pids_limit",
+        o.pids_limit.is_some(),
+        digest_json(&o.pids_limit),
+    );
+    put("cap_drop", !o.cap_drop.is_empty(), digest_json(&o.cap_drop));
+    put(
+        "mem_reservation",
+        o.mem_reservation.is_some(),
+        digest_json(&o.mem_reservation),
+    );
+    put("tty", o.tty, digest_json(&o.tty));
+    put("stdin_open", o.stdin_open, digest_json(&o.stdin_open));
+    let labels = o
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), digest(&[k.as_bytes(), v.as_bytes()])))
+        .collect();
+    (out, labels)
 }
 
 /// The host a desired state is resolved for: its name and labels decide placement.
@@ -335,6 +405,23 @@ pub fn describe_change(old: &SpecParts, new: &SpecParts) -> Vec<String> {
     }
     if old.limits != new.limits {
         out.push("resources or stop_grace changed".into());
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        old.options.keys().chain(new.options.keys()).collect();
+    for k in keys {
+        if old.options.get(k) != new.options.get(k) {
+            out.push(format!("{k} changed"));
+        }
+    }
+    for (k, v) in &new.labels {
+        match old.labels.get(k) {
+            None => out.push(format!("label {k} added")),
+            Some(o) if o != v => out.push(format!("label {k} changed")),
+            _ => {}
+        }
+    }
+    for k in old.labels.keys().filter(|k| !new.labels.contains_key(*k)) {
+        out.push(format!("label {k} removed"));
     }
     out
 }

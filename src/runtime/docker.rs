@@ -10,7 +10,7 @@ use bollard::models::{
     ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointIpamConfig,
     EndpointSettings, HealthConfig as DockerHealth, HealthStatusEnum, HostConfig,
     HostConfigLogConfig, Ipam, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
@@ -257,9 +257,45 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         start_period: Some(nanos(h.start_period)),
         start_interval: None,
     });
+    let (log_driver, log_options) = match &spec.log {
+        Some((driver, options)) => (driver.clone(), options.clone().into_iter().collect()),
+        None => (
+            "json-file".to_string(),
+            HashMap::from([
+                ("max-size".into(), "10m".into()),
+                ("max-file".into(), "3".into()),
+            ]),
+        ),
+    };
+    let tmpfs: HashMap<String, String> = spec.tmpfs.iter().cloned().collect();
+    let ulimits: Vec<ResourcesUlimits> = spec
+        .ulimits
+        .iter()
+        .map(|(name, soft, hard)| ResourcesUlimits {
+            name: Some(name.clone()),
+            soft: Some(*soft),
+            hard: Some(*hard),
+        })
+        .collect();
+    // `[""]` is how the engine is told to clear the image's entrypoint.
+    let entrypoint = spec.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            vec![String::new()]
+        } else {
+            e.clone()
+        }
+    });
+    let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.command.clone(),
+        entrypoint,
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        hostname: spec.hostname.clone(),
+        stop_signal: spec.stop_signal.clone(),
+        tty: spec.tty.then_some(true),
+        open_stdin: spec.stdin_open.then_some(true),
         env: Some(spec.env.clone()),
         labels: Some(spec.labels.clone().into_iter().collect()),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
@@ -279,14 +315,20 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 maximum_retry_count: None,
             }),
             log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(HashMap::from([
-                    ("max-size".into(), "10m".into()),
-                    ("max-file".into(), "3".into()),
-                ])),
+                typ: Some(log_driver),
+                config: (!log_options.is_empty()).then_some(log_options),
             }),
             network_mode: spec.networks.first().map(|(n, _)| n.clone()),
-            init: Some(true),
+            init: Some(spec.init),
+            readonly_rootfs: spec.read_only.then_some(true),
+            tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+            extra_hosts: some_vec(&spec.extra_hosts),
+            dns: some_vec(&spec.dns),
+            ulimits: (!ulimits.is_empty()).then_some(ulimits),
+            shm_size: spec.shm_size.map(|n| n as i64),
+            pids_limit: spec.pids_limit,
+            cap_drop: some_vec(&spec.cap_drop),
+            memory_reservation: spec.memory_reservation.map(|n| n as i64),
             ..Default::default()
         }),
         networking_config,

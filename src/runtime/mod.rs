@@ -192,6 +192,42 @@ pub struct ContainerSpec {
     pub stop_grace: Duration,
     /// Restart policy `unless-stopped` when true (replicas); none for one-shot jobs.
     pub restart: bool,
+    /// Entrypoint override; an empty list clears the image's.
+    pub entrypoint: Option<Vec<String>>,
+    /// `user[:group]` in the container.
+    pub user: Option<String>,
+    /// Working directory in the container.
+    pub working_dir: Option<String>,
+    /// The container's hostname; `None` for Docker's (the short ID).
+    pub hostname: Option<String>,
+    /// Read-only root filesystem.
+    pub read_only: bool,
+    /// An init process as PID 1.
+    pub init: bool,
+    /// The stop signal; `None` for the image's (SIGTERM by default).
+    pub stop_signal: Option<String>,
+    /// tmpfs mounts: target and Docker's mount options.
+    pub tmpfs: Vec<(String, String)>,
+    /// `/etc/hosts` entries, `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// Log driver and its options; `None` for `json-file` rotated at 10 MiB × 3.
+    pub log: Option<(String, BTreeMap<String, String>)>,
+    /// Process limits: name, soft, hard.
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// Size of `/dev/shm` in bytes.
+    pub shm_size: Option<u64>,
+    /// Most processes.
+    pub pids_limit: Option<i64>,
+    /// Capabilities dropped.
+    pub cap_drop: Vec<String>,
+    /// Memory reservation in bytes.
+    pub memory_reservation: Option<u64>,
+    /// Allocates a pseudo-TTY.
+    pub tty: bool,
+    /// Keeps stdin open.
+    pub stdin_open: bool,
 }
 
 /// A container's place on one network.

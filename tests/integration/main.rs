@@ -7,6 +7,7 @@ mod support;
 mod agent;
 mod apply;
 mod compose;
+mod compose_options;
 mod demo;
 mod fleet;
 mod harness;

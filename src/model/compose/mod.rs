@@ -10,6 +10,7 @@
 pub mod detect;
 pub mod interpolate;
 pub mod keys;
+mod options;
 pub mod project;
 pub mod service;
 pub mod variables;
@@ -17,6 +18,8 @@ pub mod yaml;
 
 #[cfg(test)]
 mod interpolation_tests;
+#[cfg(test)]
+mod options_tests;
 #[cfg(test)]
 mod tests;
 

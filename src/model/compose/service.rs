@@ -19,6 +19,7 @@ use super::super::validate::{
     string_list, valid_name, MAX_REPLICAS,
 };
 use super::keys;
+use super::options;
 
 /// What a service may refer to: the project's networks, volumes and services.
 pub struct Scope<'a> {
@@ -143,7 +144,7 @@ pub(crate) fn compile(
     };
 
     let volumes = match get("volumes") {
-        None => Some(Vec::new()),
+        None => Some((Vec::new(), Vec::new())),
         Some(v) => volumes(ctx, file, &p("volumes"), v, scope),
     };
 
@@ -223,6 +224,22 @@ pub(crate) fn compile(
         }
     }
 
+    let options = options::compile(ctx, file, path, &|k| get(k).cloned());
+    let options = match (options, &volumes, deploy.as_ref()) {
+        (Some(o), Some((mounts, volume_tmpfs)), Some(d)) => merge_options(
+            ctx,
+            file,
+            path,
+            o,
+            mounts,
+            volume_tmpfs,
+            d,
+            resources.as_ref(),
+        ),
+        _ => None,
+    };
+    let volumes = volumes.map(|(mounts, _)| mounts);
+
     if !ok {
         return None;
     }
@@ -243,7 +260,82 @@ pub(crate) fn compile(
         update: update?,
         depends_on: depends_on?,
         placement: placement?,
+        options: options?,
     })
+}
+
+/// Joins what `deploy` and `volumes` say about the container options to the option
+/// keys: `deploy.resources.limits.pids`, `deploy.resources.reservations.memory` and
+/// `type: tmpfs` volumes; checks the reservation against the limit and that no path is
+/// mounted twice.
+#[allow(clippy::too_many_arguments)]
+fn merge_options(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    mut o: ContainerOptions,
+    mounts: &[Mount],
+    volume_tmpfs: &[Tmpfs],
+    d: &Deploy,
+    resources: Option<&Resources>,
+) -> Option<ContainerOptions> {
+    let mut good = true;
+    let limits = path.key("deploy").key("resources");
+    match (o.pids_limit, d.pids) {
+        (Some(a), Some(b)) if a != b => {
+            ctx.key_error(
+                file,
+                &path.key("pids_limit"),
+                format!(
+                    "`pids_limit: {a}` and `deploy.resources.limits.pids: {b}` disagree; keep one"
+                ),
+            );
+            good = false;
+        }
+        (None, Some(b)) => o.pids_limit = Some(b),
+        _ => {}
+    }
+    match (o.mem_reservation, d.reservation) {
+        (Some(a), Some(b)) if a != b => {
+            ctx.key_error(
+                file,
+                &path.key("mem_reservation"),
+                "`mem_reservation` and `deploy.resources.reservations.memory` disagree; keep one",
+            );
+            good = false;
+        }
+        (None, Some(b)) => o.mem_reservation = Some(b),
+        _ => {}
+    }
+    if let (Some(r), Some(m)) = (o.mem_reservation, resources.and_then(|r| r.memory)) {
+        if r > m {
+            let at = if d.reservation.is_some() {
+                limits.key("reservations").key("memory")
+            } else {
+                path.key("mem_reservation")
+            };
+            ctx.error(file, &at, "the memory reservation is above the memory limit; Docker refuses it: lower the reservation");
+            good = false;
+        }
+    }
+    let from_key = o.tmpfs.len();
+    o.tmpfs.extend(volume_tmpfs.iter().cloned());
+    let mut seen: BTreeSet<&str> = mounts.iter().map(|m| m.target.as_str()).collect();
+    for (i, t) in o.tmpfs.iter().enumerate() {
+        if !seen.insert(t.target.as_str()) {
+            let at = path.key(if i < from_key { "tmpfs" } else { "volumes" });
+            ctx.key_error(
+                file,
+                &at,
+                format!(
+                    "`{}` is mounted twice (tmpfs and another mount); each target takes one mount",
+                    t.target
+                ),
+            );
+            good = false;
+        }
+    }
+    good.then_some(o)
 }
 
 /// Sorts the keys of a service by [`keys`]: reports refused, ignored, not-yet and
@@ -321,7 +413,7 @@ fn refused(key: &str, v: &Value, reason: &str) -> Option<String> {
 
 /// Checks the keys of a nested mapping: `supported` are returned, `ignored` warn,
 /// anything else is an error (not supported yet, or unknown).
-fn nested<'m>(
+pub(super) fn nested<'m>(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
@@ -363,7 +455,7 @@ fn nested<'m>(
     good.then_some(out)
 }
 
-fn mapping<'v>(
+pub(super) fn mapping<'v>(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
@@ -831,7 +923,7 @@ fn volumes(
     path: &KeyPath,
     v: &Value,
     scope: &Scope,
-) -> Option<Vec<Mount>> {
+) -> Option<(Vec<Mount>, Vec<Tmpfs>)> {
     let Value::Sequence(items) = v else {
         ctx.error(
             file,
@@ -844,9 +936,30 @@ fn volumes(
         return None;
     };
     let mut out: Vec<Mount> = Vec::new();
+    let mut tmpfs: Vec<Tmpfs> = Vec::new();
     let mut good = true;
     for (i, item) in items.iter().enumerate() {
         let ip = path.index(i);
+        if let Value::Mapping(m) = item {
+            if m.get("type").and_then(Value::as_str) == Some("tmpfs") {
+                match tmpfs_volume(ctx, file, &ip, m) {
+                    Some(t) if tmpfs.iter().any(|o| o.target == t.target) => {
+                        ctx.error(
+                            file,
+                            &ip,
+                            format!(
+                                "`{}` is mounted twice; each target takes one mount",
+                                t.target
+                            ),
+                        );
+                        good = false;
+                    }
+                    Some(t) => tmpfs.push(t),
+                    None => good = false,
+                }
+                continue;
+            }
+        }
         let parts = match item {
             Value::String(s) => short_volume(ctx, file, &ip, s),
             Value::Mapping(m) => long_volume(ctx, file, &ip, m),
@@ -884,7 +997,73 @@ fn volumes(
             None => good = false,
         }
     }
-    good.then_some(out)
+    good.then_some((out, tmpfs))
+}
+
+/// A long-form volume of `type: tmpfs`: `target`, `read_only` and `tmpfs.size`/`mode`.
+fn tmpfs_volume(ctx: &mut Ctx, file: usize, path: &KeyPath, m: &Mapping) -> Option<Tmpfs> {
+    let long = nested(
+        ctx,
+        file,
+        path,
+        m,
+        &["type", "target", "read_only", "tmpfs"],
+        &[],
+        &[("consistency", "a Docker Desktop setting")],
+    )?;
+    let Some(target) = long.get("target").and_then(|v| scalar(v)) else {
+        ctx.key_error(file, path, "a tmpfs mount needs `target`");
+        return None;
+    };
+    let mut opts = Vec::new();
+    match long.get("read_only") {
+        None | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => opts.push("ro".to_string()),
+        Some(other) => {
+            ctx.error(
+                file,
+                &path.key("read_only"),
+                format!("expected `true` or `false`; found {}", kind(other)),
+            );
+            return None;
+        }
+    }
+    if let Some(t) = long.get("tmpfs") {
+        let tp = path.key("tmpfs");
+        let tm = mapping(ctx, file, &tp, t, "`tmpfs`")?;
+        let t = nested(ctx, file, &tp, tm, &["size", "mode"], &[], &[])?;
+        if let Some(s) = t.get("size") {
+            opts.push(format!(
+                "size={}",
+                options::size(ctx, file, &tp.key("size"), s, 1)?
+            ));
+        }
+        if let Some(mode) = t.get("mode") {
+            // YAML reads `1777` as decimal and `0o1777` as octal: compose takes the
+            // number as the mode's value, so write it back in octal.
+            match mode.as_u64().filter(|n| *n <= 0o7777) {
+                Some(n) => opts.push(format!("mode={n:o}")),
+                None => {
+                    ctx.error(
+                        file,
+                        &tp.key("mode"),
+                        format!(
+                            "expected a file mode such as `0o1777`; found {}",
+                            describe(mode)
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+    match options::tmpfs_mount(&target, &opts.join(",")) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            ctx.error(file, &path.key("target"), e);
+            None
+        }
+    }
 }
 
 fn short_volume(
@@ -954,7 +1133,7 @@ fn long_volume(
         path,
         m,
         &["type", "source", "target", "read_only"],
-        &["bind", "volume", "tmpfs", "image"],
+        &["bind", "volume", "image"],
         &[("consistency", "a Docker Desktop setting")],
     )?;
     let ty = match long.get("type") {
@@ -1005,7 +1184,9 @@ fn long_volume(
             ctx.error(
                 file,
                 &path.key("type"),
-                format!("mount type `{other}` is not supported yet; use `volume` or `bind`"),
+                format!(
+                    "mount type `{other}` is not supported yet; use `volume`, `bind` or `tmpfs`"
+                ),
             );
             None
         }
@@ -1247,6 +1428,10 @@ struct Deploy {
     resources: Option<Resources>,
     update: Option<(KeyPath, Mapping)>,
     placement: Option<Placement>,
+    /// `resources.limits.pids`.
+    pids: Option<i64>,
+    /// `resources.reservations.memory`.
+    reservation: Option<u64>,
 }
 
 impl Default for Deploy {
@@ -1256,6 +1441,8 @@ impl Default for Deploy {
             resources: Some(Resources::default()),
             update: None,
             placement: Some(Placement::default()),
+            pids: None,
+            reservation: None,
         }
     }
 }
@@ -1329,33 +1516,63 @@ fn deploy(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Deplo
             }
         },
     };
+    let mut pids = None;
+    let mut reservation = None;
     let resources = match d.get("resources") {
         None => Some(Resources::default()),
         Some(v) => {
             let rp = path.key("resources");
-            mapping(ctx, file, &rp, v, "`resources`")
-                .and_then(|r| nested(ctx, file, &rp, r, &["limits"], &["reservations"], &[]))
-                .and_then(|r| match r.get("limits") {
-                    None => Some(Resources::default()),
-                    Some(l) => {
-                        let lp = rp.key("limits");
-                        let l = mapping(ctx, file, &lp, l, "`limits`")?;
-                        let kept = nested(
-                            ctx,
-                            file,
-                            &lp,
-                            l,
-                            &["memory", "cpus"],
-                            &["pids", "devices"],
-                            &[],
-                        )?;
-                        let mut limits = Mapping::new();
-                        for (k, v) in kept {
+            let r = mapping(ctx, file, &rp, v, "`resources`")
+                .and_then(|r| nested(ctx, file, &rp, r, &["limits", "reservations"], &[], &[]));
+            if let Some(res) = r.as_ref().and_then(|r| r.get("reservations")) {
+                let sp = rp.key("reservations");
+                let kept = mapping(ctx, file, &sp, res, "`reservations`").and_then(|m| {
+                    nested(
+                        ctx,
+                        file,
+                        &sp,
+                        m,
+                        &["memory"],
+                        &["cpus", "devices", "generic_resources"],
+                        &[],
+                    )
+                });
+                match kept {
+                    Some(k) => {
+                        if let Some(m) = k.get("memory") {
+                            reservation = options::size(ctx, file, &sp.key("memory"), m, 6 << 20);
+                            good &= reservation.is_some();
+                        }
+                    }
+                    None => good = false,
+                }
+            }
+            r.and_then(|r| match r.get("limits") {
+                None => Some(Resources::default()),
+                Some(l) => {
+                    let lp = rp.key("limits");
+                    let l = mapping(ctx, file, &lp, l, "`limits`")?;
+                    let kept = nested(
+                        ctx,
+                        file,
+                        &lp,
+                        l,
+                        &["memory", "cpus", "pids"],
+                        &["devices"],
+                        &[],
+                    )?;
+                    let mut limits = Mapping::new();
+                    for (k, v) in kept {
+                        if k == "pids" {
+                            pids = options::pids(ctx, file, &lp.key("pids"), v);
+                            good &= pids.is_some();
+                        } else {
                             limits.insert(Value::from(k), v.clone());
                         }
-                        resources(ctx, file, &lp, &Value::Mapping(limits))
                     }
-                })
+                    resources(ctx, file, &lp, &Value::Mapping(limits))
+                }
+            })
         }
     };
     let update = match d.get("update_config") {
@@ -1383,6 +1600,8 @@ fn deploy(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Deplo
         resources,
         update,
         placement,
+        pids,
+        reservation,
     })
 }
 

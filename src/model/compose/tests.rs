@@ -396,9 +396,9 @@ fn refused_keys_name_the_reason_and_the_position() {
 #[test]
 fn unsupported_and_unknown_keys_are_errors_with_positions() {
     let cases = [
-        ("entrypoint: [sh]", "`entrypoint` is not supported yet by berth's compose reader"),
-        ("user: \"1000\"", "`user` is not supported yet by berth's compose reader"),
-        ("ulimits: { nofile: 1024 }", "`ulimits` is not supported yet by berth's compose reader"),
+        ("platform: linux/amd64", "`platform` is not supported yet by berth's compose reader"),
+        ("group_add: [\"1000\"]", "`group_add` is not supported yet by berth's compose reader"),
+        ("oom_score_adj: 100", "`oom_score_adj` is not supported yet by berth's compose reader"),
         ("imagee: x", "unknown key `imagee` in a compose service; did you mean `image`?"),
         ("restart: on-failure", "`restart: on-failure` is not supported yet for long-running services: berth restarts every replica that exits; one-shot jobs are not supported yet"),
         ("environment: [TOKEN]", "`TOKEN` has no value, which in compose passes the variable through from the environment of whoever runs it; berth never reads its own environment: write `TOKEN=value` here, or put it in the host's env_file"),

@@ -1,0 +1,730 @@
+//! The container options of a compose service (`entrypoint`, `user`, `labels`, `tmpfs`,
+//! `ulimits`, …) read into [`ContainerOptions`]. Each reader checks its value's form
+//! and the bounds Docker would otherwise refuse at create time, so a mistake is
+//! reported at its file:line:col when the file is loaded, not when a replica starts.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_yaml::Value;
+
+use super::super::load::{kind, Ctx};
+use super::super::location::KeyPath;
+use super::super::spec::{ContainerOptions, Logging, Tmpfs, Ulimit};
+use super::super::units::parse_size;
+use super::super::validate::{describe, scalar, string, string_list};
+use super::service::{mapping, nested};
+
+/// The label prefix berth keeps for itself (`berth.project`, `berth.spec`, …).
+const BERTH_LABEL_PREFIX: &str = "berth.";
+
+/// The process limits Docker knows by name, less `rtprio` and `nice` (refused).
+const ULIMITS: &[&str] = &[
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nofile",
+    "nproc",
+    "rss",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// The kernel's highest `pid_max`.
+const MAX_PIDS: i64 = 1 << 22;
+
+/// Reads the option keys of one service; `None` when any has an error (all reported).
+pub(super) fn compile(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    get: &dyn Fn(&str) -> Option<Value>,
+) -> Option<ContainerOptions> {
+    let p = |k: &str| path.key(k);
+    macro_rules! read {
+        ($key:literal, $default:expr, $reader:expr) => {
+            match get($key) {
+                None => Some($default),
+                Some(v) => $reader(ctx, file, &p($key), &v),
+            }
+        };
+    }
+    let entrypoint = read!("entrypoint", None, |c, f, kp, v| entrypoint(c, f, kp, v)
+        .map(Some));
+    let user = read!("user", None, |c, f, kp, v| user(c, f, kp, v).map(Some));
+    let working_dir = read!("working_dir", None, |c, f, kp, v| working_dir(c, f, kp, v)
+        .map(Some));
+    let labels = read!("labels", BTreeMap::new(), labels);
+    let hostname = read!("hostname", None, |c, f, kp, v| hostname(c, f, kp, v)
+        .map(Some));
+    let read_only = read!("read_only", false, boolean);
+    let init = read!("init", None, |c, f, kp, v| boolean(c, f, kp, v).map(Some));
+    let stop_signal = read!("stop_signal", None, |c, f, kp, v| stop_signal(c, f, kp, v)
+        .map(Some));
+    let tmpfs = read!("tmpfs", Vec::new(), tmpfs_key);
+    let extra_hosts = read!("extra_hosts", Vec::new(), extra_hosts);
+    let dns = read!("dns", Vec::new(), dns);
+    let logging = read!("logging", None, |c, f, kp, v| logging(c, f, kp, v)
+        .map(Some));
+    let ulimits = read!("ulimits", BTreeMap::new(), ulimits);
+    let shm_size = read!("shm_size", None, |c, f, kp, v| size(c, f, kp, v, 1 << 20)
+        .map(Some));
+    let pids_limit = read!("pids_limit", None, |c, f, kp, v| pids(c, f, kp, v)
+        .map(Some));
+    let cap_drop = read!("cap_drop", Vec::new(), cap_drop);
+    let mem_reservation = read!("mem_reservation", None, |c, f, kp, v| size(
+        c,
+        f,
+        kp,
+        v,
+        6 << 20
+    )
+    .map(Some));
+    let tty = read!("tty", false, boolean);
+    let stdin_open = read!("stdin_open", false, boolean);
+    Some(ContainerOptions {
+        entrypoint: entrypoint?,
+        user: user?,
+        working_dir: working_dir?,
+        labels: labels?,
+        hostname: hostname?,
+        read_only: read_only?,
+        init: init?,
+        stop_signal: stop_signal?,
+        tmpfs: tmpfs?,
+        extra_hosts: extra_hosts?,
+        dns: dns?,
+        logging: logging?,
+        ulimits: ulimits?,
+        shm_size: shm_size?,
+        pids_limit: pids_limit?,
+        cap_drop: cap_drop?,
+        mem_reservation: mem_reservation?,
+        tty: tty?,
+        stdin_open: stdin_open?,
+    })
+}
+
+fn boolean(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        other => {
+            ctx.error(
+                file,
+                path,
+                format!("expected `true` or `false`; found {}", describe(other)),
+            );
+            None
+        }
+    }
+}
+
+/// A whole number written as a number or a string of digits.
+fn whole(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `entrypoint`: a list, or a string split into words as a shell would; an empty list
+/// or string clears the image's entrypoint, as in compose.
+fn entrypoint(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => match shell_words::split(s) {
+            Ok(w) => Some(w),
+            Err(_) => {
+                ctx.error(
+                    file,
+                    path,
+                    format!("`entrypoint` `{s}` has an unclosed quote; close it or write the entrypoint as a list"),
+                );
+                None
+            }
+        },
+        other => string_list(
+            ctx,
+            file,
+            path,
+            other,
+            "`entrypoint`",
+            "[\"/docker-entrypoint.sh\"]",
+        ),
+    }
+}
+
+/// `user`: `name`, `uid`, `name:group` or `uid:gid`, inside the container.
+fn user(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(_) | Value::Number(_) => scalar(v).unwrap_or_default(),
+        other => {
+            ctx.error(
+                file,
+                path,
+                format!(
+                    "`user` must be a string such as `1000:1000`; found {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 64
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) {
+        ctx.error(
+            file,
+            path,
+            format!("`user` `{text}` must be `USER` or `USER:GROUP`, each a name or a number (e.g. `1000:1000`, `postgres`)"),
+        );
+        return None;
+    }
+    Some(text)
+}
+
+fn working_dir(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<String> {
+    let s = string(ctx, file, path, v, "/app")?;
+    if !s.starts_with('/') || s.contains('\0') {
+        ctx.error(
+            file,
+            path,
+            format!(
+                "`working_dir` `{s}` must be an absolute path in the container, such as `/app`"
+            ),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+/// `labels`: a mapping, or a list of `KEY=VALUE` (a key alone has an empty value). Keys
+/// starting with `berth.` are berth's record of what it owns and are refused.
+fn labels(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    v: &Value,
+) -> Option<BTreeMap<String, String>> {
+    let mut entries: Vec<(KeyPath, String, String, bool)> = Vec::new();
+    let mut good = true;
+    match v {
+        Value::Mapping(m) => {
+            for (k, val) in m {
+                let Some(key) = scalar(k) else {
+                    ctx.key_error(
+                        file,
+                        path,
+                        format!("label names must be strings; found {}", kind(k)),
+                    );
+                    good = false;
+                    continue;
+                };
+                let kp = path.key(&key);
+                match val {
+                    Value::Null => entries.push((kp, key, String::new(), true)),
+                    other => match scalar(other) {
+                        Some(s) => entries.push((kp, key, s, true)),
+                        None => {
+                            ctx.error(
+                                file,
+                                &kp,
+                                format!(
+                                    "label `{key}` must be a string, number or boolean; found {}",
+                                    kind(other)
+                                ),
+                            );
+                            good = false;
+                        }
+                    },
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let ip = path.index(i);
+                let Some(text) = scalar(item) else {
+                    ctx.error(
+                        file,
+                        &ip,
+                        format!(
+                            "each item of `labels` must be `KEY=VALUE`; found {}",
+                            kind(item)
+                        ),
+                    );
+                    good = false;
+                    continue;
+                };
+                let (k, val) = text.split_once('=').unwrap_or((&text, ""));
+                entries.push((ip, k.to_string(), val.to_string(), false));
+            }
+        }
+        other => {
+            ctx.error(
+                file,
+                path,
+                format!(
+                    "`labels` must be a mapping or a list of `KEY=VALUE`; found {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (lp, key, value, at_key) in entries {
+        let msg = if key.is_empty() || key.contains(['\0', ' ']) {
+            Some(format!("label name `{key}` is invalid"))
+        } else if key.starts_with(BERTH_LABEL_PREFIX) {
+            Some(format!("label `{key}` is not allowed: labels starting with `{BERTH_LABEL_PREFIX}` are berth's record of what it owns; rename it"))
+        } else if out.insert(key.clone(), value).is_some() {
+            Some(format!("label `{key}` is set twice; keep one"))
+        } else {
+            None
+        };
+        if let Some(msg) = msg {
+            if at_key {
+                ctx.key_error(file, &lp, msg);
+            } else {
+                ctx.error(file, &lp, msg);
+            }
+            good = false;
+        }
+    }
+    good.then_some(out)
+}
+
+/// `hostname`: letters, digits, `-` and `.`, as a DNS name.
+fn hostname(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<String> {
+    let s = string(ctx, file, path, v, "db-primary")?;
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !ok {
+        ctx.error(
+            file,
+            path,
+            format!("`hostname` `{s}` is not a valid host name; use letters, digits and `-`, in labels separated by `.`"),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+/// `stop_signal`: a signal name (`SIGQUIT`, `SIGRTMIN+3`) or number.
+fn stop_signal(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<String> {
+    let text = scalar(v).unwrap_or_default();
+    let named = text.starts_with("SIG")
+        && text.len() > 3
+        && text[3..]
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '+' | '-'));
+    let numbered = text.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n));
+    if !(named || numbered) {
+        ctx.error(
+            file,
+            path,
+            format!(
+                "`stop_signal` must be a signal such as `SIGQUIT` or a number from 1 to 64; found {}",
+                describe(v)
+            ),
+        );
+        return None;
+    }
+    Some(text)
+}
+
+/// `tmpfs`: a path or a list of paths, each `PATH[:OPTIONS]`.
+fn tmpfs_key(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<Tmpfs>> {
+    let items: Vec<(KeyPath, String)> = match v {
+        Value::String(s) => vec![(path.clone(), s.clone())],
+        other => string_list(ctx, file, path, other, "`tmpfs`", "[\"/tmp\"]")?
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (path.index(i), s))
+            .collect(),
+    };
+    let mut out: Vec<Tmpfs> = Vec::new();
+    let mut good = true;
+    for (ip, text) in items {
+        let (target, opts) = text.split_once(':').unwrap_or((&text, ""));
+        match tmpfs_mount(target, opts) {
+            Ok(t) => out.push(t),
+            Err(e) => {
+                ctx.error(file, &ip, e);
+                good = false;
+            }
+        }
+    }
+    good.then_some(out)
+}
+
+/// Checks a tmpfs target and its options (`size=64m,mode=1777,noexec`) and writes the
+/// options as Docker takes them, sizes in bytes.
+pub(super) fn tmpfs_mount(target: &str, opts: &str) -> Result<Tmpfs, String> {
+    if !target.starts_with('/') || target.contains(['\0', ',']) {
+        return Err(format!(
+            "tmpfs target `{target}` must be an absolute path in the container, such as `/tmp`"
+        ));
+    }
+    let mut out = Vec::new();
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let (k, val) = o.split_once('=').unwrap_or((o, ""));
+        let ok = match k {
+            "size" => match parse_size(val) {
+                Ok(n) if n > 0 => {
+                    out.push(format!("size={n}"));
+                    continue;
+                }
+                _ => false,
+            },
+            "mode" => val.len() <= 4 && u32::from_str_radix(val, 8).is_ok(),
+            "uid" | "gid" | "nr_inodes" => val.parse::<u64>().is_ok(),
+            "ro" | "rw" | "exec" | "noexec" | "nosuid" | "nodev" => val.is_empty(),
+            _ => {
+                return Err(format!("tmpfs option `{o}` is not supported; use `size`, `mode`, `uid`, `gid`, `nr_inodes`, `ro`, `rw`, `exec`, `noexec`, `nosuid` or `nodev`"));
+            }
+        };
+        if !ok {
+            return Err(format!(
+                "tmpfs option `{o}` has an invalid value (e.g. `size=64m`, `mode=1777`)"
+            ));
+        }
+        out.push(o.to_string());
+    }
+    Ok(Tmpfs {
+        target: target.to_string(),
+        options: out.join(","),
+    })
+}
+
+/// `extra_hosts`: a list of `HOST:IP` (or `HOST=IP`), or a mapping of host to address.
+fn extra_hosts(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
+    let items: Vec<(KeyPath, String, String)> = match v {
+        Value::Sequence(_) => {
+            let mut out = Vec::new();
+            for (i, text) in string_list(
+                ctx,
+                file,
+                path,
+                v,
+                "`extra_hosts`",
+                "[\"db.internal:10.0.0.5\"]",
+            )?
+            .into_iter()
+            .enumerate()
+            {
+                let split = text
+                    .split_once('=')
+                    .or_else(|| text.split_once(':'))
+                    .unwrap_or((&text, ""));
+                out.push((path.index(i), split.0.to_string(), split.1.to_string()));
+            }
+            out
+        }
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(k, val)| {
+                let host = scalar(k).unwrap_or_default();
+                (
+                    path.key(&host),
+                    host.clone(),
+                    scalar(val).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        other => {
+            ctx.error(
+                file,
+                path,
+                format!(
+                    "`extra_hosts` must be a list of `HOST:IP` or a mapping; found {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut good = true;
+    for (ip, host, addr) in items {
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let host_ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        match (host_ok, addr.parse::<IpAddr>()) {
+            (true, Ok(a)) => out.push(format!("{host}:{a}")),
+            _ => {
+                ctx.error(file, &ip, format!("an extra host must be `HOST:IP`, a host name and an IP address (e.g. `db.internal:10.0.0.5`); found host `{host}`, address `{addr}`"));
+                good = false;
+            }
+        }
+    }
+    good.then_some(out)
+}
+
+/// `dns`: an address or a list of addresses.
+fn dns(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
+    let items: Vec<(KeyPath, String)> = match v {
+        Value::String(s) => vec![(path.clone(), s.clone())],
+        other => string_list(ctx, file, path, other, "`dns`", "[\"1.1.1.1\"]")?
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (path.index(i), s))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    let mut good = true;
+    for (ip, text) in items {
+        match text.parse::<IpAddr>() {
+            Ok(a) => out.push(a.to_string()),
+            Err(_) => {
+                ctx.error(
+                    file,
+                    &ip,
+                    format!("DNS server `{text}` must be an IP address such as `1.1.1.1`"),
+                );
+                good = false;
+            }
+        }
+    }
+    good.then_some(out)
+}
+
+/// `logging`: `driver` and its `options`. berth's rotation of `json-file` and `local`
+/// logs is kept unless the options set their own.
+fn logging(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Logging> {
+    let m = mapping(ctx, file, path, v, "`logging`")?;
+    let l = nested(ctx, file, path, m, &["driver", "options"], &[], &[])?;
+    let driver = match l.get("driver") {
+        None => "json-file".to_string(),
+        Some(d) => {
+            let s = string(ctx, file, &path.key("driver"), d, "json-file")?;
+            let ok = !s.is_empty()
+                && s.len() <= 128
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
+            if !ok {
+                ctx.error(
+                    file,
+                    &path.key("driver"),
+                    format!("log driver `{s}` is not a driver name such as `json-file`, `local` or `journald`"),
+                );
+                return None;
+            }
+            s
+        }
+    };
+    let mut options = BTreeMap::new();
+    if let Some(o) = l.get("options") {
+        let op = path.key("options");
+        if !o.is_null() {
+            let om = mapping(ctx, file, &op, o, "`logging.options`")?;
+            let mut good = true;
+            for (k, val) in om {
+                let key = scalar(k).unwrap_or_default();
+                match scalar(val) {
+                    Some(s) => {
+                        options.insert(key, s);
+                    }
+                    None => {
+                        ctx.error(
+                            file,
+                            &op.key(&key),
+                            format!("log option `{key}` must be a string; found {}", kind(val)),
+                        );
+                        good = false;
+                    }
+                }
+            }
+            if !good {
+                return None;
+            }
+        }
+    }
+    Some(Logging { driver, options })
+}
+
+/// `ulimits`: `NAME: N` (soft and hard), or `NAME: {soft: N, hard: M}`.
+fn ulimits(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    v: &Value,
+) -> Option<BTreeMap<String, Ulimit>> {
+    let m = mapping(ctx, file, path, v, "`ulimits`")?;
+    let mut out = BTreeMap::new();
+    let mut good = true;
+    for (k, val) in m {
+        let name = scalar(k).unwrap_or_default();
+        let up = path.key(&name);
+        if matches!(name.as_str(), "rtprio" | "nice") {
+            ctx.key_error(
+                file,
+                &up,
+                format!("ulimit `{name}` is not allowed: it lets the container's processes take CPU priority over the host's own; berth lets whoever pushes to the desired state run containers, not own the host"),
+            );
+            good = false;
+            continue;
+        }
+        if !ULIMITS.contains(&name.as_str()) {
+            ctx.key_error(
+                file,
+                &up,
+                format!("unknown ulimit `{name}`; use one of {}", ULIMITS.join(", ")),
+            );
+            good = false;
+            continue;
+        }
+        let limit = match val {
+            Value::Mapping(lm) => {
+                nested(ctx, file, &up, lm, &["soft", "hard"], &[], &[]).and_then(|l| {
+                    let read = |key: &str| l.get(key).and_then(|v| whole(v));
+                    match (read("soft"), read("hard")) {
+                        (Some(soft), Some(hard)) => Some(Ulimit { soft, hard }),
+                        _ => {
+                            ctx.error(
+                                file,
+                                &up,
+                                format!(
+                                    "ulimit `{name}` needs `soft` and `hard`, each a whole number"
+                                ),
+                            );
+                            None
+                        }
+                    }
+                })
+            }
+            other => match whole(other) {
+                Some(n) => Some(Ulimit { soft: n, hard: n }),
+                None => {
+                    ctx.error(
+                        file,
+                        &up,
+                        format!(
+                            "ulimit `{name}` must be a whole number or `{{soft: N, hard: M}}`; found {}",
+                            describe(other)
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        match limit {
+            Some(l) if l.soft < 0 || l.hard < 0 => {
+                ctx.error(file, &up, format!("ulimit `{name}` must not be negative"));
+                good = false;
+            }
+            Some(l) if l.soft > l.hard => {
+                ctx.error(
+                    file,
+                    &up,
+                    format!(
+                        "ulimit `{name}`: soft {} is above hard {}; the soft limit cannot exceed the hard one",
+                        l.soft, l.hard
+                    ),
+                );
+                good = false;
+            }
+            Some(l) => {
+                out.insert(name, l);
+            }
+            None => good = false,
+        }
+    }
+    good.then_some(out)
+}
+
+/// A size in bytes from `min` to 1t: `64m`, `1g`, or a number of bytes.
+pub(super) fn size(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value, min: u64) -> Option<u64> {
+    let Some(text) = (match v {
+        Value::String(_) | Value::Number(_) => scalar(v),
+        _ => None,
+    }) else {
+        ctx.error(
+            file,
+            path,
+            format!("expected a size such as `512m`; found {}", kind(v)),
+        );
+        return None;
+    };
+    match parse_size(&text) {
+        Ok(n) if (min..=1 << 40).contains(&n) => Some(n),
+        Ok(_) => {
+            ctx.error(
+                file,
+                path,
+                format!(
+                    "size `{text}` is out of range; use {} to 1t",
+                    if min >= 1 << 20 {
+                        format!("{}m", min >> 20)
+                    } else {
+                        format!("{min}b")
+                    }
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            ctx.error(file, path, e.to_string());
+            None
+        }
+    }
+}
+
+/// `pids_limit` and `deploy.resources.limits.pids`: 1 to the kernel's highest
+/// `pid_max`; leave it out for no limit.
+pub(super) fn pids(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<i64> {
+    match whole(v) {
+        Some(n) if (1..=MAX_PIDS).contains(&n) => Some(n),
+        _ => {
+            ctx.error(
+                file,
+                path,
+                format!(
+                    "a pids limit must be a whole number from 1 to {MAX_PIDS}; found {} (leave it out for no limit)",
+                    describe(v)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `cap_drop`: capability names, with or without `CAP_`, or `ALL`.
+fn cap_drop(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
+    let list = string_list(ctx, file, path, v, "`cap_drop`", "[\"ALL\"]")?;
+    let mut good = true;
+    for (i, c) in list.iter().enumerate() {
+        let ok = !c.is_empty()
+            && c.len() <= 64
+            && c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_');
+        if !ok {
+            ctx.error(
+                file,
+                &path.index(i),
+                format!("capability `{c}` must be an upper-case name such as `NET_RAW` or `ALL`"),
+            );
+            good = false;
+        }
+    }
+    good.then_some(list)
+}
