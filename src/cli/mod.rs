@@ -4,6 +4,7 @@
 mod agent;
 pub use agent::hostname;
 mod apply;
+mod config;
 mod coordination;
 pub use coordination::CoordinationArgs;
 mod history;
@@ -215,6 +216,30 @@ pub struct PlanArgs {
     pub output: Output,
 }
 
+/// Flags of `berth config`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// A compose file, a berth.yaml file, or a directory holding either.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// A host path prefix bind mounts may use, `PATH[:rw]` (repeatable; read-only
+    /// unless `:rw`).
+    #[arg(
+        long = "allow-host-path",
+        env = "BERTH_ALLOW_HOST_PATH",
+        value_delimiter = ',',
+        value_name = "PATH[:rw]"
+    )]
+    pub allow_host_path: Vec<crate::model::AllowedHostPath>,
+    /// Where a compose project's host `.env` is read from; `<project>` stands for the
+    /// project (default: /etc/berth/<project>). Its values are masked.
+    #[arg(long = "env-dir", env = "BERTH_ENV_DIR", value_name = "DIR")]
+    pub env_dir: Option<PathBuf>,
+    /// Output format: compose YAML (`human`) or JSON.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
+    pub output: Output,
+}
+
 /// Flags of `berth agent`.
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
@@ -362,6 +387,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
         output: Output,
     },
+    /// Print the resolved desired state as a compose file, as `docker compose config`
+    /// does: interpolated, defaults filled in, keys sorted, secrets masked; a format v1
+    /// file comes out in compose terms. Exit 0 printed, 1 invalid, 2 unreadable.
+    Config(ConfigArgs),
     /// Show what `apply` would change on this host, without acting: exit 0 in sync,
     /// 3 changes pending, 1 invalid input or Docker error, 2 usage error.
     Plan(PlanArgs),
@@ -430,6 +459,7 @@ pub fn run() -> ExitCode {
             allow_host_path,
             output,
         } => validate::run(&path, &allow_host_path, output),
+        Command::Config(args) => config::run(&args),
         Command::Plan(args) => runtime().block_on(plan::run(&args)),
         Command::History(args) => runtime().block_on(history::run(&args)),
         Command::Migrations(command) => runtime().block_on(coordination::run(&command)),

@@ -110,6 +110,11 @@ impl Budget {
         }
     }
 
+    /// The nodes charged so far, aliases counted as the nodes they stand for.
+    pub fn nodes(&self) -> u64 {
+        self.nodes
+    }
+
     /// Charges one parser event; the error says which limit it exceeds and what to do.
     pub fn check(&mut self, ev: &Event) -> Result<(), String> {
         match ev {

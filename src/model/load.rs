@@ -346,6 +346,23 @@ pub fn load_path(path: &Path) -> Result<Loaded, LoadError> {
 
 /// [`load_path`] with the host's options.
 pub fn load_path_with(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let (tree, config) = open_path(path)?;
+    load_tree_with(&tree, &config, opts)
+}
+
+/// The repository-relative directory of the desired state at `path` on disk, as
+/// [`load_path`] reads it: where relative mounts start.
+pub fn repo_dir(path: &Path) -> Result<String, LoadError> {
+    let (_, config) = open_path(path)?;
+    Ok(if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        config
+    } else {
+        parent_dir(&config).to_string()
+    })
+}
+
+/// The tree holding `path` and the repository-relative path of the desired state in it.
+fn open_path(path: &Path) -> Result<(FsTree, String), LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::NotFound(path.display().to_string()),
         _ => LoadError::Io(format!("{}: {e}", path.display())),
@@ -384,7 +401,7 @@ pub fn load_path_with(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadErr
         Some(f) => format!("{sub}/{f}"),
         None => sub,
     };
-    load_tree_with(&tree, &config, opts)
+    Ok((tree, config))
 }
 
 /// Loads the desired state from a repository tree; `config` is the repository-relative

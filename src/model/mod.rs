@@ -18,7 +18,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use host_path::AllowedHostPath;
 pub use image::ImageRef;
 pub use load::{
-    load_path, load_path_with, load_tree, load_tree_with, HostDotEnv, HostEnv, LoadError,
+    load_path, load_path_with, load_tree, load_tree_with, repo_dir, HostDotEnv, HostEnv, LoadError,
     LoadOptions, Loaded,
 };
 pub use spec::*;

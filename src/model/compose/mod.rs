@@ -5,13 +5,14 @@
 //! the top level (name, volumes, networks), [`service`] maps each service, and [`keys`]
 //! is the table of what happens to every service key; [`interpolate`] expands
 //! `${VAR}` from the host's and the committed `.env`, and [`variables`] applies it to
-//! the file.
+//! the file. [`render`] writes a validated spec back as a compose file.
 
 pub mod detect;
 pub mod interpolate;
 pub mod keys;
 mod options;
 pub mod project;
+pub mod render;
 pub mod service;
 pub mod variables;
 pub mod yaml;

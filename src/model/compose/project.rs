@@ -102,12 +102,12 @@ fn compile_expanded(
     };
 
     let mut sections: BTreeMap<&str, Mapping> = BTreeMap::new();
-    for (k, v) in &map {
+    for (k, v) in map {
         let Some(key) = k.as_str() else {
             ctx.key_error(
                 file,
                 &root,
-                format!("keys must be strings, found {}", kind(k)),
+                format!("keys must be strings, found {}", kind(&k)),
             );
             continue;
         };
@@ -125,7 +125,7 @@ fn compile_expanded(
                         } else {
                             "networks"
                         },
-                        m.clone(),
+                        m,
                     );
                 }
                 Value::Null => {}
@@ -134,7 +134,7 @@ fn compile_expanded(
                     &kp,
                     format!(
                         "`{key}` must be a mapping of names to definitions; found {}",
-                        kind(other)
+                        kind(&other)
                     ),
                 ),
             },

@@ -40,9 +40,9 @@ pub const DEFAULT_NETWORK: &str = "default";
 
 /// A service's keys, sorted by what happens to them.
 #[derive(Default)]
-struct Keys {
-    mapped: BTreeMap<&'static str, Value>,
-    berth: Option<Value>,
+struct Keys<'m> {
+    mapped: BTreeMap<&'static str, &'m Value>,
+    berth: Option<&'m Value>,
 }
 
 /// Maps the service `name` written at `path`; `None` when it has errors (all reported).
@@ -71,7 +71,7 @@ pub(crate) fn compile(
         }
     };
     let keys = sort_keys(ctx, file, path, map, &mut ok);
-    let get = |k: &str| keys.mapped.get(k);
+    let get = |k: &str| keys.mapped.get(k).copied();
     let p = |k: &str| path.key(k);
 
     let image = match get("image") {
@@ -197,16 +197,9 @@ pub(crate) fn compile(
     };
 
     let publishes = ports.as_ref().is_some_and(|p| !p.is_empty());
-    let update = deploy.as_ref().and_then(|d| {
-        update(
-            ctx,
-            file,
-            path,
-            d.update.as_ref(),
-            keys.berth.as_ref(),
-            publishes,
-        )
-    });
+    let update = deploy
+        .as_ref()
+        .and_then(|d| update(ctx, file, path, d.update.as_ref(), keys.berth, publishes));
     let placement = deploy.as_ref().and_then(|d| d.placement.clone());
 
     if let (Some(ports), Some(n)) = (&ports, replicas) {
@@ -340,7 +333,13 @@ fn merge_options(
 
 /// Sorts the keys of a service by [`keys`]: reports refused, ignored, not-yet and
 /// unknown keys, and returns the mapped ones.
-fn sort_keys(ctx: &mut Ctx, file: usize, path: &KeyPath, map: &Mapping, ok: &mut bool) -> Keys {
+fn sort_keys<'m>(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    map: &'m Mapping,
+    ok: &mut bool,
+) -> Keys<'m> {
     let mut out = Keys::default();
     for (k, v) in map {
         let Some(key) = k.as_str() else {
@@ -354,11 +353,11 @@ fn sort_keys(ctx: &mut Ctx, file: usize, path: &KeyPath, map: &Mapping, ok: &mut
         };
         let kp = path.key(key);
         if key == "x-berth" {
-            out.berth = Some(v.clone());
+            out.berth = Some(v);
         } else if key.starts_with("x-") {
             // Extension fields hold anchors and other tools' settings.
         } else if let Some((name, _)) = keys::SUPPORTED.iter().find(|(n, _)| *n == key) {
-            out.mapped.insert(name, v.clone());
+            out.mapped.insert(name, v);
         } else if let Some(reason) = keys::lookup(keys::REFUSED, key) {
             if let Some(msg) = refused(key, v, reason) {
                 ctx.key_error(file, &kp, msg);

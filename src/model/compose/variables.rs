@@ -150,7 +150,7 @@ pub(crate) fn expand(
                 }
                 match interpolate(text, &lookup) {
                     Ok(done) if done.value.len() as u64 > budget => {
-                        over_budget = Some(kp.clone());
+                        over_budget = Some(kp());
                     }
                     Ok(done) => {
                         budget -= done.value.len() as u64;
@@ -165,7 +165,7 @@ pub(crate) fn expand(
                         };
                         for u in done.unset.iter().take(room) {
                             found.push(Found::Unset {
-                                path: kp.clone(),
+                                path: kp(),
                                 text: text.clone(),
                                 offset: u.offset,
                                 name: u.name.clone(),
@@ -178,10 +178,10 @@ pub(crate) fn expand(
                         }
                         *text = done.value;
                     }
-                    Err(_) if found.len() >= MAX_FOUND => failed.push(kp.clone()),
+                    Err(_) if found.len() >= MAX_FOUND => failed.push(kp()),
                     Err(e) => {
                         found.push(Found::Error {
-                            path: kp.clone(),
+                            path: kp(),
                             text: text.clone(),
                             offset: e.offset,
                             message: e.message,

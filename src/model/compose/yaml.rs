@@ -73,18 +73,49 @@ pub fn drop_extensions(map: &mut Mapping) -> Vec<String> {
 }
 
 /// THE INTERPOLATION SEAM: visits every scalar string of the file (values, never keys)
-/// after merge keys are resolved and before any value is typed, with its key path and
-/// the path's segments (mapping keys, `[]` for a sequence item). The visitor may replace
-/// the value: [`super::variables`] interpolates it, then types it where the Compose
+/// after merge keys are resolved and before any value is typed, with the path's
+/// segments (mapping keys, `[]` for a sequence item) and its key path, built only when
+/// the visitor asks for it (most strings need none). The visitor may replace the value:
+/// [`super::variables`] interpolates it, then types it where the Compose
 /// Specification's schema wants a number or a boolean (`retries: $N`).
 pub fn visit_strings(
     value: &mut Value,
     path: &KeyPath,
     segments: &mut Vec<String>,
-    visit: &mut dyn FnMut(&KeyPath, &[String], &mut Value),
+    visit: &mut Visitor,
+) {
+    let mut indexes = Vec::new();
+    walk(value, path, segments, &mut indexes, visit);
+}
+
+/// What [`visit_strings`] calls for each string: with its key path (built on demand),
+/// the path's segments, and the value.
+pub type Visitor<'v> = dyn FnMut(&dyn Fn() -> KeyPath, &[String], &mut Value) + 'v;
+
+/// The key path of `segments` below `base`; `indexes` holds the item number of each
+/// `[]` segment.
+fn key_path(base: &KeyPath, segments: &[String], indexes: &[Option<usize>]) -> KeyPath {
+    segments
+        .iter()
+        .zip(indexes)
+        .fold(base.clone(), |p, (s, i)| match i {
+            Some(i) => p.index(*i),
+            None => p.key(s),
+        })
+}
+
+fn walk(
+    value: &mut Value,
+    base: &KeyPath,
+    segments: &mut Vec<String>,
+    indexes: &mut Vec<Option<usize>>,
+    visit: &mut Visitor,
 ) {
     match value {
-        Value::String(_) => visit(path, segments, value),
+        Value::String(_) => {
+            let (s, i) = (&*segments, &*indexes);
+            visit(&|| key_path(base, s, i), s, value)
+        }
         Value::Mapping(map) => {
             for (k, v) in map.iter_mut() {
                 let key = match k {
@@ -93,19 +124,23 @@ pub fn visit_strings(
                     Value::Bool(b) => b.to_string(),
                     _ => continue,
                 };
-                segments.push(key.clone());
-                visit_strings(v, &path.key(&key), segments, visit);
+                segments.push(key);
+                indexes.push(None);
+                walk(v, base, segments, indexes, visit);
                 segments.pop();
+                indexes.pop();
             }
         }
         Value::Sequence(items) => {
             for (i, v) in items.iter_mut().enumerate() {
                 segments.push("[]".to_string());
-                visit_strings(v, &path.index(i), segments, visit);
+                indexes.push(Some(i));
+                walk(v, base, segments, indexes, visit);
                 segments.pop();
+                indexes.pop();
             }
         }
-        Value::Tagged(tagged) => visit_strings(&mut tagged.value, path, segments, visit),
+        Value::Tagged(tagged) => walk(&mut tagged.value, base, segments, indexes, visit),
         _ => {}
     }
 }
