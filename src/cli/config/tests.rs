@@ -420,4 +420,36 @@ fn the_table_inputs_read_back_too() {
         None,
     );
     round_trip("relative and host paths, IPv6", &host, "a/b");
+    let options = load(
+        &[(
+            "o/compose.yaml",
+            "services:
+  app:
+    image: r/app:1
+    entrypoint: [\"/bin/sh\", \"-c\"]
+    user: \"1000:1000\"
+    working_dir: /srv
+    labels: { com.example.team: web }
+    hostname: app-host
+    read_only: true
+    init: false
+    stop_signal: SIGINT
+    tmpfs: [\"/run:size=64m,mode=1777\", /tmp]
+    extra_hosts: [\"db.internal:10.0.0.5\"]
+    dns: [1.1.1.1]
+    logging: { driver: json-file, options: { max-size: 5m, max-file: \"2\" } }
+    ulimits: { nofile: { soft: 1024, hard: 2048 }, nproc: 512 }
+    shm_size: 128m
+    pids_limit: 200
+    cap_drop: [NET_RAW]
+    mem_reservation: 64m
+    tty: true
+    stdin_open: true
+",
+        )],
+        "o",
+        None,
+    );
+    assert_ne!(options.services["app"].options, Default::default());
+    round_trip("container options", &options, "o");
 }

@@ -83,6 +83,9 @@ pub struct Migration {
 /// One compose service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
+    /// Capabilities dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
     /// The command, as a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -91,6 +94,12 @@ pub struct Service {
     pub depends_on: BTreeMap<String, Dependency>,
     /// Replicas, update policy, limits and placement.
     pub deploy: Deploy,
+    /// DNS servers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// The entrypoint, as a list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
     /// The host-side env file: its path, never its content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_file: Option<Vec<String>>,
@@ -100,21 +109,69 @@ pub struct Service {
     /// Ports reachable by other services.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,
+    /// `/etc/hosts` entries, `HOST:IP`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     /// The health check; left out for the image's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// The container's hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// The pinned image.
     pub image: String,
+    /// An init process as PID 1, when set either way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// Container labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Log driver and options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<crate::model::Logging>,
+    /// Memory reservation, a size such as `256m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_reservation: Option<String>,
     /// Networks joined.
     pub networks: Vec<String>,
+    /// Most processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
     /// Published ports, long syntax.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
+    /// Only written when true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Size of `/dev/shm`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+    /// Only written when true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin_open: Option<bool>,
     /// Time between SIGTERM and SIGKILL.
     pub stop_grace_period: String,
+    /// The signal that stops a replica.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// tmpfs mounts, `PATH[:OPTIONS]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    /// Only written when true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
+    /// Process limits.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, crate::model::Ulimit>,
+    /// `user[:group]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Mounts, long syntax.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// The working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
     /// berth's rollout keys compose has no name for.
     #[serde(rename = "x-berth")]
     pub x_berth: ServiceBerth,
@@ -343,7 +400,41 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
             memory: s.resources.memory.map(format_size),
         },
     });
+    let o = &s.options;
+    let shown = |v: &Option<String>| v.as_deref().map(show);
     Service {
+        cap_drop: o.cap_drop.clone(),
+        dns: o.dns.iter().map(|d| show(d)).collect(),
+        entrypoint: o
+            .entrypoint
+            .as_ref()
+            .map(|e| e.iter().map(|w| show(w)).collect()),
+        extra_hosts: o.extra_hosts.iter().map(|h| show(h)).collect(),
+        hostname: shown(&o.hostname),
+        init: o.init,
+        labels: o.labels.iter().map(|(k, v)| (show(k), show(v))).collect(),
+        logging: o.logging.as_ref().map(|l| crate::model::Logging {
+            driver: show(&l.driver),
+            options: l.options.iter().map(|(k, v)| (show(k), show(v))).collect(),
+        }),
+        mem_reservation: o.mem_reservation.map(format_size),
+        pids_limit: o.pids_limit,
+        read_only: o.read_only.then_some(true),
+        shm_size: o.shm_size.map(format_size),
+        stdin_open: o.stdin_open.then_some(true),
+        stop_signal: shown(&o.stop_signal),
+        tmpfs: o
+            .tmpfs
+            .iter()
+            .map(|t| match t.options.as_str() {
+                "" => show(&t.target),
+                opts => format!("{}:{}", show(&t.target), show(opts)),
+            })
+            .collect(),
+        tty: o.tty.then_some(true),
+        ulimits: o.ulimits.clone(),
+        user: shown(&o.user),
+        working_dir: shown(&o.working_dir),
         command: s
             .command
             .as_ref()
