@@ -514,7 +514,7 @@ fn the_example_compose_files_are_valid() {
         assert!(loaded.spec.is_some());
         n += 1;
     }
-    assert!(n >= 3, "at least three example stacks");
+    assert!(n >= 10, "at least ten example stacks");
 }
 
 #[test]
