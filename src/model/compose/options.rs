@@ -13,7 +13,7 @@ use super::super::location::KeyPath;
 use super::super::spec::{ContainerOptions, Logging, Tmpfs, Ulimit};
 use super::super::units::parse_size;
 use super::super::validate::{describe, scalar, string, string_list};
-use super::service::{mapping, nested};
+use super::service::{key_values, mapping, nested};
 
 /// The label prefix berth keeps for itself (`berth.project`, `berth.spec`, …).
 const BERTH_LABEL_PREFIX: &str = "berth.";
@@ -217,73 +217,11 @@ fn labels(
     path: &KeyPath,
     v: &Value,
 ) -> Option<BTreeMap<String, String>> {
-    let mut entries: Vec<(KeyPath, String, String, bool)> = Vec::new();
-    let mut good = true;
-    match v {
-        Value::Mapping(m) => {
-            for (k, val) in m {
-                let Some(key) = scalar(k) else {
-                    ctx.key_error(
-                        file,
-                        path,
-                        format!("label names must be strings; found {}", kind(k)),
-                    );
-                    good = false;
-                    continue;
-                };
-                let kp = path.key(&key);
-                match val {
-                    Value::Null => entries.push((kp, key, String::new(), true)),
-                    other => match scalar(other) {
-                        Some(s) => entries.push((kp, key, s, true)),
-                        None => {
-                            ctx.error(
-                                file,
-                                &kp,
-                                format!(
-                                    "label `{key}` must be a string, number or boolean; found {}",
-                                    kind(other)
-                                ),
-                            );
-                            good = false;
-                        }
-                    },
-                }
-            }
-        }
-        Value::Sequence(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let ip = path.index(i);
-                let Some(text) = scalar(item) else {
-                    ctx.error(
-                        file,
-                        &ip,
-                        format!(
-                            "each item of `labels` must be `KEY=VALUE`; found {}",
-                            kind(item)
-                        ),
-                    );
-                    good = false;
-                    continue;
-                };
-                let (k, val) = text.split_once('=').unwrap_or((&text, ""));
-                entries.push((ip, k.to_string(), val.to_string(), false));
-            }
-        }
-        other => {
-            ctx.error(
-                file,
-                path,
-                format!(
-                    "`labels` must be a mapping or a list of `KEY=VALUE`; found {}",
-                    kind(other)
-                ),
-            );
-            return None;
-        }
-    }
+    let (entries, mut good) = key_values(ctx, file, path, v, ("labels", "label", "KEY=VALUE"))?;
     let mut out = BTreeMap::new();
-    for (lp, key, value, at_key) in entries {
+    for entry in entries {
+        let key = &entry.key;
+        let value = entry.value.clone().unwrap_or_default();
         let msg = if key.is_empty() || key.contains(['\0', ' ']) {
             Some(format!("label name `{key}` is invalid"))
         } else if key.starts_with(BERTH_LABEL_PREFIX) {
@@ -294,11 +232,7 @@ fn labels(
             None
         };
         if let Some(msg) = msg {
-            if at_key {
-                ctx.key_error(file, &lp, msg);
-            } else {
-                ctx.error(file, &lp, msg);
-            }
+            entry.report(ctx, file, msg);
             good = false;
         }
     }

@@ -529,43 +529,77 @@ fn command(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<
     Some(words)
 }
 
-/// `environment`: a map, or a list of `K=V`. A name without a value would pass berth's
-/// own environment through, which berth never does.
-fn environment(
+/// One entry of a compose "mapping or list of `KEY=VALUE`" key (`environment`,
+/// `labels`): where it was written, its name, and its value (`None` when the name stands
+/// alone: `KEY:` in a mapping, `KEY` in a list).
+pub(super) struct KeyValue {
+    pub path: KeyPath,
+    pub key: String,
+    pub value: Option<String>,
+    /// Written as a mapping key (a diagnostic points at the key), not a list item.
+    pub at_key: bool,
+}
+
+impl KeyValue {
+    /// Reports `msg` at the entry.
+    pub fn report(&self, ctx: &mut Ctx, file: usize, msg: String) {
+        if self.at_key {
+            ctx.key_error(file, &self.path, msg)
+        } else {
+            ctx.error(file, &self.path, msg)
+        }
+    }
+}
+
+/// Reads `v`, the key `key` (its entries called `noun`, its list items `form`), as a
+/// mapping or a list of `form`. Returns the entries and whether every one was well formed;
+/// `None` when `v` is neither form.
+pub(super) fn key_values(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
     v: &Value,
-) -> Option<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
+    (key, noun, form): (&str, &str, &str),
+) -> Option<(Vec<KeyValue>, bool)> {
+    let mut entries = Vec::new();
     let mut good = true;
-    let pass_through = |k: &str| {
-        format!("`{k}` has no value, which in compose passes the variable through from the environment of whoever runs it; berth never reads its own environment: write `{k}=value` here, or put it in the host's env_file")
-    };
-    let mut entries: Vec<(KeyPath, String, Option<String>, bool)> = Vec::new();
     match v {
         Value::Mapping(m) => {
             for (k, val) in m {
-                let Some(key) = scalar(k) else {
+                let Some(name) = scalar(k) else {
                     ctx.key_error(
                         file,
                         path,
-                        format!("environment names must be strings; found {}", kind(k)),
+                        format!("{noun} names must be strings; found {}", kind(k)),
                     );
                     good = false;
                     continue;
                 };
-                let kp = path.key(&key);
-                match val {
-                    Value::Null => entries.push((kp, key, None, true)),
+                let kp = path.key(&name);
+                let value = match val {
+                    Value::Null => None,
                     other => match scalar(other) {
-                        Some(s) => entries.push((kp, key, Some(s), true)),
+                        Some(s) => Some(s),
                         None => {
-                            ctx.error(file, &kp, format!("environment `{key}` must be a string, number or boolean; found {}", kind(other)));
+                            ctx.error(
+                                file,
+                                &kp,
+                                format!(
+                                    "{noun} `{name}` must be a string, number or boolean; found {}",
+                                    kind(other)
+                                ),
+                            );
                             good = false;
+                            continue;
                         }
                     },
-                }
+                };
+                entries.push(KeyValue {
+                    path: kp,
+                    key: name,
+                    value,
+                    at_key: true,
+                });
             }
         }
         Value::Sequence(items) => {
@@ -576,19 +610,23 @@ fn environment(
                         file,
                         &ip,
                         format!(
-                            "each item of `environment` must be `NAME=value`; found {}",
+                            "each item of `{key}` must be `{form}`; found {}",
                             kind(item)
                         ),
                     );
                     good = false;
                     continue;
                 };
-                match text.split_once('=') {
-                    Some((k, val)) => {
-                        entries.push((ip, k.to_string(), Some(val.to_string()), false))
-                    }
-                    None => entries.push((ip, text, None, false)),
-                }
+                let (name, value) = match text.split_once('=') {
+                    Some((k, val)) => (k.to_string(), Some(val.to_string())),
+                    None => (text, None),
+                };
+                entries.push(KeyValue {
+                    path: ip,
+                    key: name,
+                    value,
+                    at_key: false,
+                });
             }
         }
         other => {
@@ -596,34 +634,54 @@ fn environment(
                 file,
                 path,
                 format!(
-                    "`environment` must be a mapping or a list of `NAME=value`; found {}",
+                    "`{key}` must be a mapping or a list of `{form}`; found {}",
                     kind(other)
                 ),
             );
             return None;
         }
     }
-    for (ep, key, value, at_key) in entries {
-        let report = |ctx: &mut Ctx, msg: String| {
-            if at_key {
-                ctx.key_error(file, &ep, msg)
-            } else {
-                ctx.error(file, &ep, msg)
-            }
-        };
+    Some((entries, good))
+}
+
+/// `environment`: a map, or a list of `K=V`. A name without a value would pass berth's
+/// own environment through, which berth never does.
+fn environment(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    v: &Value,
+) -> Option<BTreeMap<String, String>> {
+    let pass_through = |k: &str| {
+        format!("`{k}` has no value, which in compose passes the variable through from the environment of whoever runs it; berth never reads its own environment: write `{k}=value` here, or put it in the host's env_file")
+    };
+    let (entries, mut good) = key_values(
+        ctx,
+        file,
+        path,
+        v,
+        ("environment", "environment", "NAME=value"),
+    )?;
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let key = &entry.key;
         if key.is_empty() || key.contains(['\0', ' ']) {
-            report(ctx, format!("environment name `{key}` is invalid"));
+            entry.report(ctx, file, format!("environment name `{key}` is invalid"));
             good = false;
             continue;
         }
-        match value {
+        match &entry.value {
             None => {
-                report(ctx, pass_through(&key));
+                entry.report(ctx, file, pass_through(key));
                 good = false;
             }
             Some(val) => {
-                if out.insert(key.clone(), val).is_some() {
-                    report(ctx, format!("environment `{key}` is set twice; keep one"));
+                if out.insert(key.clone(), val.clone()).is_some() {
+                    entry.report(
+                        ctx,
+                        file,
+                        format!("environment `{key}` is set twice; keep one"),
+                    );
                     good = false;
                 }
             }
