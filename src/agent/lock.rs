@@ -13,17 +13,21 @@ pub struct StateLock {
     _file: File,
 }
 
-/// Who holds the lock, as its holder wrote it: `PID ROLE`.
-fn holder(file: &mut File) -> (String, String) {
+/// Who holds the lock, as its holder wrote it: `PID ROLE`. `None` while the holder has
+/// taken the lock but not yet written its name (the file is empty for that moment).
+fn holder(file: &mut File) -> Option<(String, String)> {
     let mut text = String::new();
     let _ = file.rewind();
     let _ = file.read_to_string(&mut text);
     let mut words = text.split_whitespace();
-    let pid = words.next().unwrap_or("?").to_string();
+    let pid = words.next()?.to_string();
     // A lock written before roles were recorded is an agent's.
     let role = words.next().unwrap_or("agent").to_string();
-    (pid, role)
+    Some((pid, role))
 }
+
+/// How long a holder may leave its name unwritten before it is reported as unknown.
+const UNNAMED_HOLDER_GRACE: Duration = Duration::from_secs(2);
 
 impl StateLock {
     /// Takes the lock for `role` (`agent` or `apply`). A second agent beside an agent
@@ -46,7 +50,13 @@ impl StateLock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) => {
-                    let (pid, held_by) = holder(&mut file);
+                    let named = holder(&mut file);
+                    if named.is_none() && started.elapsed() < UNNAMED_HOLDER_GRACE.min(wait) {
+                        // Taken a moment ago; its holder is writing its name.
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                    let (pid, held_by) = named.unwrap_or_else(|| ("?".into(), "process".into()));
                     if role == "agent" && held_by == "agent" {
                         return Err(format!(
                             "another berth agent (pid {pid}) already runs with state dir {}; one agent per state dir",
@@ -75,5 +85,36 @@ impl StateLock {
         file.rewind().map_err(|e| e.to_string())?;
         let _ = write!(file, "{} {role}", std::process::id());
         Ok(Self { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The holder takes the lock, then writes its name: a second berth that looks in
+    /// between reads an empty file and must not take it for an agent's.
+    #[test]
+    fn a_holder_that_has_not_written_its_name_yet_is_not_taken_for_an_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.lock");
+        let held = File::create(&path).unwrap();
+        held.lock().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let mut held = held;
+            write!(held, "4242 apply").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let lock = StateLock::acquire(dir.path(), "agent", Duration::from_secs(30));
+        writer.join().unwrap();
+        assert!(lock.is_ok(), "{:?}", lock.err());
+        let mut text = String::new();
+        File::open(&path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, format!("{} agent", std::process::id()));
     }
 }
