@@ -132,6 +132,9 @@ pub struct ContainerOptions {
     pub tty: bool,
     /// Keeps stdin open.
     pub stdin_open: bool,
+    /// Names the replicas answer to beside the service's own, by network (short name);
+    /// like the service name, held only by replicas that take traffic.
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// A tmpfs mount.

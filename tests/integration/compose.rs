@@ -178,3 +178,51 @@ services:
     assert_eq!(env, ["A=from-prod", "B=from-web", "C=committed"]);
     assert!(!r.stderr.contains("from-prod") && !r.stdout.contains("from-prod"));
 }
+
+/// A network alias answers like the service's name, on its network only, and goes with
+/// the replica that takes traffic.
+#[test]
+fn a_network_alias_reaches_the_service_and_follows_a_rolling_update() {
+    let p = Project::new("aliases");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str| {
+        format!(
+            "\
+name: {name}
+networks:
+  back: {{}}
+services:
+  db:
+    image: {image}
+    networks:
+      default:
+      back:
+        aliases: [database, pg]
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+        )
+    };
+    s.file("compose.yaml", &stack(&img.app_v1));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let back = format!("{}_back", p.name());
+    let default = format!("{}_default", p.name());
+    let get = |net: &str, host: &str| {
+        crate::support::http_get_via_container(net, &format!("http://{host}:8000/"))
+    };
+    assert_eq!(get(&back, "database").as_deref(), Ok("v1\n"));
+    assert_eq!(get(&back, "pg").as_deref(), Ok("v1\n"));
+    assert_eq!(get(&back, "db").as_deref(), Ok("v1\n"));
+    assert!(
+        get(&default, "database").is_err(),
+        "the alias is on `back` only"
+    );
+
+    s.file("compose.yaml", &stack(&img.app_v2));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(get(&back, "database").as_deref(), Ok("v2\n"));
+}

@@ -20,11 +20,11 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("expose", "ports reachable by other services"),
     (
         "networks",
-        "networks joined, as a list or a map without options",
+        "networks joined, as a list or a map with `aliases` (no dots)",
     ),
     (
         "volumes",
-        "named volumes, repository files (`./…`) and allowed host paths",
+        "named volumes, repository files and directories (`./…`, read-only) and allowed host paths",
     ),
     ("healthcheck", "the health check that gates every update"),
     (

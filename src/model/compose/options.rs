@@ -108,6 +108,7 @@ pub(super) fn compile(
         mem_reservation: mem_reservation?,
         tty: tty?,
         stdin_open: stdin_open?,
+        aliases: BTreeMap::new(),
     })
 }
 

@@ -132,8 +132,8 @@ pub struct Service {
     /// Memory reservation, a size such as `256m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mem_reservation: Option<String>,
-    /// Networks joined.
-    pub networks: Vec<String>,
+    /// Networks joined: a list, or a map when there are aliases.
+    pub networks: NetworksOut,
     /// Most processes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
@@ -178,6 +178,24 @@ pub struct Service {
 }
 
 /// A `depends_on` entry: berth waits for the dependency to be healthy.
+/// A service's networks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum NetworksOut {
+    /// Names only.
+    List(Vec<String>),
+    /// Names with their aliases.
+    Map(BTreeMap<String, NetworkAttach>),
+}
+
+/// How a service joins one network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkAttach {
+    /// Further names of the service there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
 /// An env file: its path, or the long form when it may be missing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -509,7 +527,19 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
         expose: s.expose.iter().map(u16::to_string).collect(),
         healthcheck,
         image: show(&s.image.to_string()),
-        networks: s.networks.clone(),
+        networks: if s.options.aliases.is_empty() {
+            NetworksOut::List(s.networks.clone())
+        } else {
+            NetworksOut::Map(
+                s.networks
+                    .iter()
+                    .map(|n| {
+                        let aliases = s.options.aliases.get(n).cloned().unwrap_or_default();
+                        (n.clone(), NetworkAttach { aliases })
+                    })
+                    .collect(),
+            )
+        },
         ports: s
             .ports
             .iter()

@@ -435,7 +435,8 @@ fn unsupported_and_unknown_keys_are_errors_with_positions() {
         ("volumes: [\"/data\"]", "anonymous volumes (`/data`) are not supported yet; name the volume (`data:/data`)"),
         ("deploy: { update_config: { delay: 10s } }", "a `delay` between batches is not supported yet; berth moves on when the batch is healthy for `monitor`"),
         ("deploy: { placement: { constraints: [\"node.role == manager\"] } }", "constraint `node.role == manager` is not supported yet; berth reads `node.hostname == HOST` and `node.labels.KEY == VALUE`"),
-        ("networks: { default: { aliases: [x] } }", "network `aliases` are not supported yet; services reach each other by service name"),
+        ("networks: { default: { aliases: [api.example.com] } }", "alias `api.example.com` is not supported: a name with a dot would answer for a real host name to every container on the network"),
+        ("networks: { default: { aliases: [Db] } }", "alias `Db` is not supported: use lowercase letters, digits, `-` or `_`, at most 63"),
     ];
     for (line, msg) in cases {
         let errs = errors(&format!("{HEAD}    {line}\n"));
