@@ -919,7 +919,7 @@ fn networks(
     path: &KeyPath,
     v: &Value,
     scope: &Scope,
-) -> Option<(Vec<String>, BTreeMap<String, Vec<String>>)> {
+) -> Option<(Vec<String>, Aliases)> {
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let names: Vec<(KeyPath, String)> = match v {
         Value::Sequence(_) => string_list(ctx, file, path, v, "`networks`", "[backend]")?
@@ -1017,6 +1017,9 @@ fn networks(
         .collect();
     good.then_some((out, aliases))
 }
+
+/// Aliases by network.
+type Aliases = BTreeMap<String, Vec<String>>;
 
 /// The most aliases a service may have on one network.
 const MAX_ALIASES: usize = 32;
