@@ -238,6 +238,10 @@ pub enum MountSource {
     RepoDir(RepoDir),
     /// An absolute path on the host.
     HostPath(PathBuf),
+    /// The project's own data on the host: a relative bind (`./data`) that is not in the
+    /// repository. The path is relative to the compose file's directory and lives under
+    /// `<state-dir>/data/<project>/`, created on first use and never removed.
+    HostData(String),
 }
 
 /// A repository file with its content, read when the desired state was loaded.

@@ -184,6 +184,7 @@ impl DesiredService {
                 }
                 MountSource::Volume(v) => format!("volume:{v}"),
                 MountSource::HostPath(p) => format!("host:{}", p.display()),
+                MountSource::HostData(rel) => format!("data:./{rel}"),
                 MountSource::RepoFile(f) => {
                     let h = digest(&[&f.content]);
                     files.insert(f.path.clone(), h);

@@ -24,7 +24,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ),
     (
         "volumes",
-        "named volumes, repository files and directories (`./…`, read-only) and allowed host paths",
+        "named volumes, repository files and directories (`./…`, read-only), host data (`./data` not in the repository) and allowed host paths",
     ),
     ("healthcheck", "the health check that gates every update"),
     (

@@ -560,6 +560,7 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                     MountSource::RepoFile(f) => ("bind", show(&relative(dir, &f.path))),
                     MountSource::RepoDir(d) => ("bind", show(&relative(dir, &d.path))),
                     MountSource::HostPath(p) => ("bind", show(&p.to_string_lossy())),
+                    MountSource::HostData(rel) => ("bind", show(&format!("./{rel}"))),
                 };
                 Volume {
                     read_only: m.read_only.then_some(true),

@@ -1118,6 +1118,41 @@ fn volumes(
             good = false;
             continue;
         };
+        if source.starts_with('.') {
+            match host_data(ctx, file, &ip, &source) {
+                Err(()) => {
+                    good = false;
+                    continue;
+                }
+                Ok(Some(rel)) => {
+                    if out.iter().any(|o| o.target == target) {
+                        ctx.error(
+                            file,
+                            &ip,
+                            format!("`{target}` is mounted twice; each target takes one mount"),
+                        );
+                        good = false;
+                    }
+                    if !target.starts_with('/') {
+                        ctx.error(
+                            file,
+                            &ip,
+                            format!(
+                                "mount target `{target}` must be an absolute path in the container"
+                            ),
+                        );
+                        good = false;
+                    }
+                    out.push(Mount {
+                        source: MountSource::HostData(rel),
+                        target,
+                        read_only,
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+            }
+        }
         let named = !(source.starts_with('/') || source.starts_with('.'));
         let source = if named {
             scope.volumes.get(&source).cloned().unwrap_or(source)
@@ -1144,6 +1179,39 @@ fn volumes(
         }
     }
     good.then_some((out, tmpfs))
+}
+
+/// A relative bind source that is not in the repository is the project's host data:
+/// `Ok(Some(path))` relative to the compose file's directory. `Ok(None)` when the
+/// repository holds it (a repository file or directory); `Err` when reported.
+fn host_data(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    source: &str,
+) -> Result<Option<String>, ()> {
+    let dir = ctx.files[file].dir.clone();
+    let Some(rel) = super::super::tree::join_inside(&dir, source) else {
+        // Leaves the repository: reported by the mount reader.
+        return Ok(None);
+    };
+    let in_repo = matches!(ctx.tree.list_dir(&rel), Ok(Some(_)))
+        || !matches!(ctx.tree.read_limited(&rel, 0), Ok(None));
+    if in_repo {
+        return Ok(None);
+    }
+    let below = if dir.is_empty() {
+        Some(rel.as_str())
+    } else {
+        rel.strip_prefix(&dir).and_then(|r| r.strip_prefix('/'))
+    };
+    match below {
+        Some(r) if !r.is_empty() => Ok(Some(r.to_string())),
+        _ => {
+            ctx.error(file, path, format!("`{source}` is not in the repository, so it would be host data, which must lie below the compose file's directory (e.g. `./data`); commit it, or bind a path below"));
+            Err(())
+        }
+    }
 }
 
 /// A long-form volume of `type: tmpfs`: `target`, `read_only` and `tmpfs.size`/`mode`.

@@ -550,3 +550,41 @@ fn an_explicit_merge_tag_is_a_merge_key() {
     let s = spec("x-a: &a\n  image: reg.example/app:1.2\nservices:\n  app:\n    !!merge <<: *a\n");
     assert_eq!(s.services["app"].image.to_string(), "reg.example/app:1.2");
 }
+
+#[test]
+fn a_relative_bind_not_in_the_repository_is_host_data_below_the_compose_file() {
+    let yaml = "name: shop
+services:
+  db:
+    image: reg.example/db:1
+    volumes:
+      - ./data/pg:/var/lib/postgresql/data
+      - ./conf:/etc/db:ro
+      - type: bind
+        source: ./uploads
+        target: /srv/uploads
+";
+    let loaded = load_files(
+        &[("stack/compose.yaml", yaml), ("stack/conf/db.conf", "x\n")],
+        "stack",
+    );
+    let s = loaded.spec.expect("valid");
+    let sources: Vec<&MountSource> = s.services["db"].volumes.iter().map(|m| &m.source).collect();
+    assert_eq!(sources[0], &MountSource::HostData("data/pg".into()));
+    assert!(matches!(sources[1], MountSource::RepoDir(d) if d.path == "stack/conf"));
+    assert_eq!(sources[2], &MountSource::HostData("uploads".into()));
+
+    let loaded = load_files(
+        &[(
+            "stack/compose.yaml",
+            "name: shop\nservices:\n  db:\n    image: reg.example/db:1\n    volumes: [\"../data:/data\"]\n",
+        )],
+        "stack",
+    );
+    assert!(loaded.spec.is_none());
+    assert!(
+        loaded.diagnostics.to_string().contains("stack/compose.yaml:5:15: error: services.db.volumes[0]: `../data` is not in the repository, so it would be host data, which must lie below the compose file's directory"),
+        "{}",
+        loaded.diagnostics
+    );
+}
