@@ -219,6 +219,11 @@ pub fn replica_spec(
         shm_size: o.shm_size,
         pids_limit: o.pids_limit,
         cap_drop: o.cap_drop.clone(),
+        security_opt: if o.no_new_privileges {
+            vec!["no-new-privileges:true".to_string()]
+        } else {
+            Vec::new()
+        },
         memory_reservation: o.mem_reservation,
         tty: o.tty,
         stdin_open: o.stdin_open,

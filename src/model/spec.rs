@@ -126,6 +126,8 @@ pub struct ContainerOptions {
     pub pids_limit: Option<i64>,
     /// Kernel capabilities dropped (upper case, as written: `NET_RAW`, `ALL`).
     pub cap_drop: Vec<String>,
+    /// `security_opt: [no-new-privileges]`: no process gains privileges through setuid.
+    pub no_new_privileges: bool,
     /// Memory reservation (soft limit) in bytes.
     pub mem_reservation: Option<u64>,
     /// Allocates a pseudo-TTY.

@@ -312,6 +312,11 @@ fn option_parts(o: &ContainerOptions) -> (BTreeMap<String, String>, BTreeMap<Str
     );
     put("cap_drop", !o.cap_drop.is_empty(), digest_json(&o.cap_drop));
     put(
+        "security_opt",
+        o.no_new_privileges,
+        digest_json(&o.no_new_privileges),
+    );
+    put(
         "mem_reservation",
         o.mem_reservation.is_some(),
         digest_json(&o.mem_reservation),

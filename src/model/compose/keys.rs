@@ -71,6 +71,10 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ),
     ("cap_drop", "capabilities dropped (`cap_add` stays refused)"),
     (
+        "security_opt",
+        "`no-new-privileges` only; options that turn off confinement are refused",
+    ),
+    (
         "mem_reservation",
         "memory reservation, as `deploy.resources.reservations.memory`",
     ),
@@ -111,10 +115,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("device_cgroup_rules", "grants access to host devices"),
     ("gpus", "passes host devices into the container"),
     ("cap_add", "adds kernel capabilities"),
-    (
-        "security_opt",
-        "turns off confinement (seccomp, AppArmor, SELinux labels)",
-    ),
     ("sysctls", "changes kernel parameters"),
     (
         "use_api_socket",

@@ -86,6 +86,9 @@ pub struct Service {
     /// Capabilities dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// `no-new-privileges:true`, when set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// The command, as a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -437,6 +440,11 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
     let shown = |v: &Option<String>| v.as_deref().map(show);
     Service {
         cap_drop: o.cap_drop.clone(),
+        security_opt: if o.no_new_privileges {
+            vec!["no-new-privileges:true".to_string()]
+        } else {
+            Vec::new()
+        },
         dns: o.dns.iter().map(|d| show(d)).collect(),
         entrypoint: o
             .entrypoint

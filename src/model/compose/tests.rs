@@ -403,7 +403,6 @@ fn refused_keys_name_the_reason_and_the_position() {
         ("userns_mode: host", "`userns_mode` is not allowed"),
         ("devices: [\"/dev/fuse:/dev/fuse\"]", "`devices` is not allowed"),
         ("cap_add: [NET_ADMIN]", "`cap_add` is not allowed"),
-        ("security_opt: [\"seccomp:unconfined\"]", "`security_opt` is not allowed"),
         ("sysctls: { net.core.somaxconn: 1024 }", "`sysctls` is not allowed"),
     ];
     for (line, msg) in cases {
@@ -414,6 +413,17 @@ fn refused_keys_name_the_reason_and_the_position() {
         assert!(errs[0].starts_with(&want), "{}\n  vs {want}", errs[0]);
     }
     assert!(errors(&format!("{HEAD}    privileged: false\n    cap_add: []\n")).is_empty());
+    for opt in [
+        "seccomp:unconfined",
+        "apparmor=unconfined",
+        "label:disable",
+        "systempaths=unconfined",
+    ] {
+        assert_eq!(
+            errors(&format!("{HEAD}    security_opt: [no-new-privileges, \"{opt}\"]\n")),
+            [format!("stack/compose.yaml:4:39: error: services.app.security_opt[1]: security option `{opt}` is refused: only `no-new-privileges` is allowed; the others (seccomp, AppArmor, SELinux labels, systempaths) turn off the confinement that keeps a container from the host")]
+        );
+    }
     assert_eq!(
         errors(&format!("{HEAD}    network_mode: \"service:db\"\n")),
         ["stack/compose.yaml:4:5: error: services.app.network_mode: `network_mode` is not supported yet by berth's compose reader"]
@@ -505,15 +515,13 @@ fn the_readme_lists_every_key_of_the_table() {
         .split("## Compose files")
         .nth(1)
         .expect("README has a section `## Compose files`");
-    for (key, _) in super::keys::SUPPORTED
+    for (key, what) in super::keys::SUPPORTED
         .iter()
         .chain(super::keys::REFUSED)
         .chain(super::keys::IGNORED)
     {
-        assert!(
-            section.contains(&format!("`{key}`")),
-            "README misses `{key}`"
-        );
+        let row = format!("| `{key}` | {what} |");
+        assert!(section.contains(&row), "README misses the row {row}");
     }
     for key in super::keys::NOT_YET {
         assert!(
