@@ -342,6 +342,8 @@ pub struct UpdatePolicy {
     pub order: UpdateOrder,
     /// Slots replaced at a time.
     pub parallelism: u32,
+    /// A pause between one batch's end and the next batch's start.
+    pub delay: Duration,
     /// How long a new replica must stay healthy.
     pub monitor: Duration,
     /// How long a new replica may take to become healthy.

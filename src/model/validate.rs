@@ -1074,6 +1074,7 @@ pub(crate) fn default_update(publishes: bool) -> UpdatePolicy {
             UpdateOrder::StartFirst
         },
         parallelism: 1,
+        delay: Duration::ZERO,
         monitor: Duration::from_secs(5),
         deadline: Duration::from_secs(120),
         on_failure: OnFailure::Rollback,
@@ -1174,6 +1175,7 @@ fn update(
     Some(UpdatePolicy {
         order: order?,
         parallelism: parallelism? as u32,
+        delay: Duration::ZERO,
         monitor: monitor?,
         deadline: deadline?,
         on_failure: on_failure?,

@@ -285,3 +285,56 @@ services:
     assert!(!mounts.contains("\"/host\""), "{mounts}");
     assert_eq!(docker_stdout(["exec", &name, "cat", "/data/file"]), "kept");
 }
+
+/// `deploy.update_config.delay` pauses between batches: the second slot's new replica is
+/// created no sooner than the delay after the first slot was replaced.
+#[test]
+fn update_delay_pauses_between_batches() {
+    let p = Project::new("delay");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str| {
+        format!(
+            "\
+name: {name}
+services:
+  web:
+    image: {image}
+    deploy:
+      replicas: 2
+      update_config: {{ parallelism: 1, delay: 2s, monitor: 0s }}
+",
+            name = p.name(),
+        )
+    };
+    s.file("compose.yaml", &stack(&img.app_v1));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    s.file("compose.yaml", &stack(&img.app_v2));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let events: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |action: &str, slot: u64| {
+        events
+            .iter()
+            .find(|e| e["action"] == action && (slot == 0 || e["slot"] == slot))
+            .and_then(|e| e["timestamp"].as_str())
+            .and_then(seconds)
+            .unwrap_or_else(|| panic!("no `{action}` of slot {slot} in {}", r.stderr))
+    };
+    let replaced = at("replaced", 1);
+    let delay = at("delay", 0);
+    let next = at("create", 2);
+    assert!(delay >= replaced, "{}", r.stderr);
+    assert!(next - replaced >= 2.0, "{}", r.stderr);
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp (`2026-11-29T15:22:54.404126Z`).
+fn seconds(t: &str) -> Option<f64> {
+    let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(at.unix_timestamp_nanos() as f64 / 1e9)
+}

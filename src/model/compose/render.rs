@@ -265,6 +265,9 @@ pub struct Limits {
 /// `deploy.update_config`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateConfig {
+    /// The pause between batches, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
     /// `rollback` or `pause`.
     pub failure_action: OnFailure,
     /// How long a new replica must stay healthy.
@@ -498,6 +501,7 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
             replicas: s.replicas,
             resources,
             update_config: UpdateConfig {
+                delay: (!s.update.delay.is_zero()).then(|| format_duration(s.update.delay)),
                 failure_action: s.update.on_failure,
                 monitor: format_duration(s.update.monitor),
                 order: s.update.order,

@@ -1907,11 +1907,7 @@ fn update(
         }
         if let Some(v) = c.get("delay") {
             match duration(ctx, file, &up.key("delay"), v, Duration::ZERO, secs(3600)) {
-                Some(d) if d.is_zero() => {}
-                Some(_) => {
-                    ctx.error(file, &up.key("delay"), "a `delay` between batches is not supported yet; berth moves on when the batch is healthy for `monitor`");
-                    good = false;
-                }
+                Some(d) => u.delay = d,
                 None => good = false,
             }
         }

@@ -206,6 +206,13 @@ fn supported_keys_give_the_spec() {
     );
 
     assert_eq!(
+        app("    deploy: { update_config: { parallelism: 2, delay: 10s } }\n")
+            .update
+            .delay,
+        Duration::from_secs(10)
+    );
+
+    assert_eq!(
         app("    expose: [8000, \"9000/tcp\"]\n").expose,
         [8000, 9000]
     );
@@ -443,7 +450,7 @@ fn unsupported_and_unknown_keys_are_errors_with_positions() {
         ("env_file: [{path: a.env, required: maybe}]", "expected `true` or `false`; found a string"),
         ("ports: [\"3000\"]", "port `3000` names only the container port; berth publishes fixed host ports: write `HOST:CONTAINER` (e.g. `8080:3000`), or use `expose` for other services"),
         ("volumes: [\"/data\"]", "anonymous volumes (`/data`) are not supported yet; name the volume (`data:/data`)"),
-        ("deploy: { update_config: { delay: 10s } }", "a `delay` between batches is not supported yet; berth moves on when the batch is healthy for `monitor`"),
+        ("deploy: { update_config: { delay: 2h } }", "duration `2h` is out of range; use 0s to 1h"),
         ("deploy: { placement: { constraints: [\"node.role == manager\"] } }", "constraint `node.role == manager` is not supported yet; berth reads `node.hostname == HOST` and `node.labels.KEY == VALUE`"),
         ("networks: { default: { aliases: [api.example.com] } }", "alias `api.example.com` is not supported: a name with a dot would answer for a real host name to every container on the network"),
         ("networks: { default: { aliases: [Db] } }", "alias `Db` is not supported: use lowercase letters, digits, `-` or `_`, at most 63"),
