@@ -131,6 +131,16 @@ pub fn replica_spec(
                     read_only: true,
                     volume: false,
                 },
+                MountSource::Secret { name, .. } => BindMount {
+                    source: match d.secret_files.get(name) {
+                        Some(Ok(real)) => real.display().to_string(),
+                        Some(Err(why)) => return Err(why.clone()),
+                        None => return Err(format!("secret `{name}` was not looked up")),
+                    },
+                    target: m.target.clone(),
+                    read_only: true,
+                    volume: false,
+                },
                 MountSource::HostData(rel) => BindMount {
                     source: host_data(state_dir, project, rel, false)?
                         .display()

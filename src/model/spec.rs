@@ -244,6 +244,14 @@ pub enum MountSource {
     /// repository. The path is relative to the compose file's directory and lives under
     /// `<state-dir>/data/<project>/`, created on first use and never removed.
     HostData(String),
+    /// A compose secret: a file of the host's env directory (relative to it, or
+    /// absolute inside it), checked as env files are and mounted read-only.
+    Secret {
+        /// The secret's name in the compose file.
+        name: String,
+        /// Its file as written: relative to the env directory, or absolute.
+        path: PathBuf,
+    },
 }
 
 /// A repository file with its content, read when the desired state was loaded.

@@ -119,6 +119,9 @@ pub struct DesiredService {
     pub networks: Vec<String>,
     /// The Docker names of the named volumes it mounts, by short name.
     pub volumes: BTreeMap<String, String>,
+    /// Its compose secrets on this host, by name: the real path to mount, or why it
+    /// cannot be (never the content).
+    pub secret_files: BTreeMap<String, Result<std::path::PathBuf, String>>,
 }
 
 /// The desired state of a project, resolved against this host.
@@ -185,6 +188,7 @@ impl DesiredService {
                 MountSource::Volume(v) => format!("volume:{v}"),
                 MountSource::HostPath(p) => format!("host:{}", p.display()),
                 MountSource::HostData(rel) => format!("data:./{rel}"),
+                MountSource::Secret { name, .. } => format!("secret:{name}"),
                 MountSource::RepoFile(f) => {
                     let h = digest(&[&f.content]);
                     files.insert(f.path.clone(), h);
@@ -258,7 +262,43 @@ impl DesiredService {
             env_file,
             parts,
             hash,
+            secret_files: BTreeMap::new(),
         }
+    }
+
+    /// Finds its compose secrets in `env_dir` under the rules of env files; a secret's
+    /// content is part of the hash (as a digest), so a changed secret replaces the
+    /// replicas as a changed env file does.
+    pub fn resolve_secrets(&mut self, env_dir: &Path) {
+        for m in &self.spec.volumes {
+            let MountSource::Secret { name, path } = &m.source else {
+                continue;
+            };
+            let full = if path.is_absolute() {
+                path.clone()
+            } else {
+                env_dir.join(path)
+            };
+            let found = super::env_file::read_bytes(&full, env_dir)
+                .map_err(|e| e.replacen("env_file", "secret", 1))
+                .and_then(|bytes| {
+                    let real = full
+                        .canonicalize()
+                        .map_err(|e| format!("secret {}: {e}", full.display()))?;
+                    Ok((real, digest(&[&bytes])))
+                });
+            let shown = match &found {
+                Ok((_, d)) => d.clone(),
+                Err(_) => "unreadable".to_string(),
+            };
+            self.parts.files.insert(format!("secret:{name}"), shown);
+            self.secret_files
+                .insert(name.clone(), found.map(|(real, _)| real));
+        }
+        self.hash = digest(&[
+            HASH_VERSION.as_bytes(),
+            &serde_json::to_vec(&self.parts).expect("serializes"),
+        ]);
     }
 
     /// The parts label value.
@@ -372,10 +412,9 @@ impl Desired {
                     .entry(&s.env_files)
                     .or_insert_with(|| super::env_file::read_all(&s.env_files, env_dir))
                     .clone();
-                (
-                    s.name.clone(),
-                    DesiredService::new(s.clone(), env_file, &names),
-                )
+                let mut d = DesiredService::new(s.clone(), env_file, &names);
+                d.resolve_secrets(env_dir);
+                (s.name.clone(), d)
             })
             .collect();
         Self { spec, services }

@@ -338,3 +338,75 @@ fn seconds(t: &str) -> Option<f64> {
     let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
     Some(at.unix_timestamp_nanos() as f64 / 1e9)
 }
+
+/// A secret is the host's file, mounted read-only where compose mounts it; a config is
+/// the repository's. A changed secret replaces the replica; a missing one is refused
+/// at create and the running replica is kept. The secret's content is never printed.
+#[test]
+fn secrets_and_configs_are_mounted_read_only_and_a_changed_secret_replaces_the_replica() {
+    let p = Project::new("secrets");
+    let img = images();
+    let s = Stack::new();
+    let stack = |secret_file: &str| {
+        format!(
+            "\
+name: {name}
+secrets:
+  db_password: {{ file: {secret_file} }}
+configs:
+  app_ini: {{ file: ./conf/app.ini }}
+services:
+  api:
+    image: {image}
+    secrets: [db_password]
+    configs:
+      - source: app_ini
+        target: /etc/app/app.ini
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+            image = img.app_v1
+        )
+    };
+    s.file("compose.yaml", &stack("./db_password.txt"));
+    s.file("conf/app.ini", "[app]\nmode = prod\n");
+    std::fs::write(s.env.path().join("db_password.txt"), "hunter2-first").unwrap();
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let name = format!("{}-api-1", p.name());
+    let cat = |path: &str| docker_stdout(["exec", &name, "cat", path]);
+    assert_eq!(cat("/run/secrets/db_password"), "hunter2-first");
+    assert_eq!(cat("/etc/app/app.ini"), "[app]\nmode = prod");
+    let write = std::process::Command::new("docker")
+        .args([
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "echo x > /run/secrets/db_password",
+        ])
+        .output()
+        .unwrap();
+    assert!(!write.status.success(), "the secret is writable");
+    let before = inspect(&name).unwrap()["Id"].clone();
+
+    std::fs::write(s.env.path().join("db_password.txt"), "hunter2-second").unwrap();
+    let plan = s.plan();
+    assert!(plan.stdout.contains("secret:db_password"), "{plan:?}");
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_ne!(inspect(&name).unwrap()["Id"], before);
+    assert_eq!(cat("/run/secrets/db_password"), "hunter2-second");
+    for out in [&r.stdout, &r.stderr, &plan.stdout, &plan.stderr] {
+        assert!(!out.contains("hunter2"), "{out}");
+    }
+
+    // Pointing at a file that is not there: refused, the replica keeps running.
+    let running = inspect(&name).unwrap()["Id"].clone();
+    s.file("compose.yaml", &stack("./missing.txt"));
+    let r = s.apply();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("missing.txt"), "{r:?}");
+    assert_eq!(inspect(&name).unwrap()["Id"], running);
+}

@@ -79,6 +79,14 @@ pub const SUPPORTED: &[(&str, &str)] = &[
         "memory reservation, as `deploy.resources.reservations.memory`",
     ),
     ("tty", "a pseudo-TTY"),
+    (
+        "secrets",
+        "files of the host's env directory, read-only at `/run/secrets/<name>`",
+    ),
+    (
+        "configs",
+        "repository files, read-only at `/<name>`",
+    ),
     ("stdin_open", "stdin kept open"),
     (
         "restart",
@@ -154,7 +162,6 @@ pub const NOT_YET: &[&str] = &[
     "annotations",
     "blkio_config",
     "cgroup_parent",
-    "configs",
     "cpu_count",
     "cpu_percent",
     "cpu_period",
@@ -185,13 +192,12 @@ pub const NOT_YET: &[&str] = &[
     "provider",
     "pull_refresh_after",
     "runtime",
-    "secrets",
     "storage_opt",
     "volumes_from",
 ];
 
 /// Top-level keys besides `services`, `volumes`, `networks` and `name`.
-pub const TOP_LEVEL_NOT_YET: &[&str] = &["configs", "include", "models", "secrets"];
+pub const TOP_LEVEL_NOT_YET: &[&str] = &["include", "models"];
 
 /// Looks a key up in a `(key, text)` list.
 pub fn lookup(list: &[(&'static str, &'static str)], key: &str) -> Option<&'static str> {

@@ -8,6 +8,7 @@
 //! the file. [`render`] writes a validated spec back as a compose file.
 
 pub mod detect;
+pub mod files;
 pub mod interpolate;
 pub mod keys;
 mod options;

@@ -13,6 +13,7 @@ use super::super::spec::*;
 use super::super::tree::{parent_dir, RepoTree};
 use super::super::validate::{check_cycles, check_ports, valid_name};
 use super::detect::Found;
+use super::files::Files;
 use super::service::{self, Scope, DEFAULT_NETWORK};
 use super::{keys, variables, yaml};
 
@@ -115,18 +116,13 @@ fn compile_expanded(
         match key {
             "version" => ctx.warning(file, &kp, "`version` is obsolete and ignored"),
             "name" => {}
-            "services" | "volumes" | "networks" => match v {
+            "services" | "volumes" | "networks" | "secrets" | "configs" => match v {
                 Value::Mapping(m) => {
-                    sections.insert(
-                        if key == "services" {
-                            "services"
-                        } else if key == "volumes" {
-                            "volumes"
-                        } else {
-                            "networks"
-                        },
-                        m,
-                    );
+                    let section = ["services", "volumes", "networks", "secrets", "configs"]
+                        .into_iter()
+                        .find(|s| *s == key)
+                        .expect("matched above");
+                    sections.insert(section, m);
                 }
                 Value::Null => {}
                 other => ctx.error(
@@ -163,6 +159,13 @@ fn compile_expanded(
         .into_iter()
         .map(|(n, external)| (n, VolumeSpec { external }))
         .collect();
+
+    let mut files = Files::default();
+    for section in ["secrets", "configs"] {
+        if let Some(defs) = sections.get(section) {
+            super::files::top_level(ctx, file, section, defs, &mut files);
+        }
+    }
 
     let empty = Mapping::new();
     let defs = sections.get("services").unwrap_or(&empty);
@@ -208,6 +211,7 @@ fn compile_expanded(
             volume_specs: &volumes,
             services: &deployed,
             left_out: &left_out,
+            files: &files,
         };
         for (k, def) in defs {
             let Some(n) = k.as_str() else { continue };

@@ -36,6 +36,9 @@ pub struct Project {
     /// Networks by their name in the spec.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, Object>,
+    /// Secrets: each one's file in the host's env directory.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretDef>,
     /// Services by name.
     pub services: BTreeMap<String, Service>,
     /// Named volumes by their name in the spec.
@@ -44,6 +47,22 @@ pub struct Project {
     /// What compose cannot say at the top level: format v1's migrations.
     #[serde(rename = "x-berth", skip_serializing_if = "Option::is_none")]
     pub x_berth: Option<ProjectBerth>,
+}
+
+/// A top-level secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretDef {
+    /// Its file, relative to the env directory or absolute.
+    pub file: String,
+}
+
+/// A service's use of a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretUse {
+    /// The secret's name.
+    pub source: String,
+    /// Where it is mounted.
+    pub target: String,
 }
 
 /// A top-level network or volume.
@@ -86,9 +105,6 @@ pub struct Service {
     /// Capabilities dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
-    /// `no-new-privileges:true`, when set.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub security_opt: Vec<String>,
     /// The command, as a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -146,6 +162,12 @@ pub struct Service {
     /// Only written when true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// Secrets mounted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretUse>,
+    /// `no-new-privileges:true`, when set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// Size of `/dev/shm`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<String>,
@@ -391,9 +413,24 @@ pub fn project(spec: &Spec, dir: &str, masking: &Masking) -> Project {
             })
             .collect(),
     });
+    let secrets = spec
+        .services
+        .values()
+        .flat_map(|s| &s.volumes)
+        .filter_map(|m| match &m.source {
+            MountSource::Secret { name, path } => Some((
+                name.clone(),
+                SecretDef {
+                    file: literal(&path.to_string_lossy()),
+                },
+            )),
+            _ => None,
+        })
+        .collect();
     Project {
         name: spec.project.clone(),
         networks,
+        secrets,
         services,
         volumes,
         x_berth,
@@ -563,9 +600,21 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
             })
             .collect(),
         stop_grace_period: format_duration(s.stop_grace),
+        secrets: s
+            .volumes
+            .iter()
+            .filter_map(|m| match &m.source {
+                MountSource::Secret { name, .. } => Some(SecretUse {
+                    source: name.clone(),
+                    target: show(&m.target),
+                }),
+                _ => None,
+            })
+            .collect(),
         volumes: s
             .volumes
             .iter()
+            .filter(|m| !matches!(m.source, MountSource::Secret { .. }))
             .map(|m| {
                 let (kind, source) = match &m.source {
                     MountSource::Volume(v) => ("volume", v.clone()),
@@ -573,6 +622,7 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                     MountSource::RepoDir(d) => ("bind", show(&relative(dir, &d.path))),
                     MountSource::HostPath(p) => ("bind", show(&p.to_string_lossy())),
                     MountSource::HostData(rel) => ("bind", show(&format!("./{rel}"))),
+                    MountSource::Secret { .. } => unreachable!("filtered above"),
                 };
                 Volume {
                     read_only: m.read_only.then_some(true),

@@ -33,6 +33,8 @@ pub struct Scope<'a> {
     pub services: &'a BTreeSet<String>,
     /// Services left out because they have `profiles`.
     pub left_out: &'a BTreeSet<String>,
+    /// The top-level `secrets` and `configs`.
+    pub files: &'a super::files::Files,
 }
 
 /// The network a service joins when it names none, as in compose.
@@ -238,7 +240,41 @@ pub(crate) fn compile(
         ),
         _ => None,
     };
-    let volumes = volumes.map(|(mounts, _)| mounts);
+    let mut volumes = volumes.map(|(mounts, _)| mounts);
+    for section in ["secrets", "configs"] {
+        let Some(v) = get(section) else { continue };
+        match (
+            super::files::service(ctx, file, &p(section), v, section, scope.files),
+            &mut volumes,
+        ) {
+            (Some(more), Some(mounts)) => {
+                for m in more {
+                    if mounts.iter().any(|o| o.target == m.target) {
+                        ctx.error(
+                            file,
+                            &p(section),
+                            format!(
+                                "`{}` is mounted twice; each target takes one mount",
+                                m.target
+                            ),
+                        );
+                        ok = false;
+                    }
+                    mounts.push(m);
+                }
+            }
+            (None, _) => ok = false,
+            _ => {}
+        }
+    }
+    // With secrets or configs, one order whatever the key that asked for a mount, so a
+    // rendered file (configs become binds) reads back the same; Docker mounts by depth.
+    if let (Some(v), true) = (
+        &mut volumes,
+        get("secrets").is_some() || get("configs").is_some(),
+    ) {
+        v.sort_by(|a, b| a.target.cmp(&b.target));
+    }
     let options = options.map(|o| ContainerOptions { aliases, ..o });
 
     if !ok {

@@ -1,0 +1,258 @@
+//! `secrets` and `configs`: files mounted into a service. A secret is the host
+//! operator's (a file in the project's env directory, never in the repository); a
+//! config is the repository's (a committed file, or `content:` written inline).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+
+use super::super::diagnostic::nearest;
+use super::super::load::{kind, Ctx};
+use super::super::location::KeyPath;
+use super::super::spec::{Mount, MountSource};
+use super::super::tree::join_inside;
+use super::super::validate::{describe, string};
+use super::keys::not_yet as keys_not_yet;
+use super::service::{mapping, nested};
+
+/// The top-level `secrets` and `configs`: what a service may mount.
+#[derive(Debug, Default)]
+pub struct Files {
+    /// Secret name → its file on the host, relative to the env directory or absolute.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// Config name → the source it mounts.
+    pub configs: BTreeMap<String, MountSource>,
+}
+
+/// Reads the top-level `secrets` (`section` is `"secrets"`) or `configs`.
+pub(crate) fn top_level(
+    ctx: &mut Ctx,
+    file: usize,
+    section: &str,
+    defs: &Mapping,
+    out: &mut Files,
+) {
+    for (k, def) in defs {
+        let Some(name) = k.as_str() else { continue };
+        let p = KeyPath::root().key(section).key(name);
+        let Some(m) = mapping(ctx, file, &p, def, "a definition") else {
+            continue;
+        };
+        let refused: &[(&str, &str)] = &[
+            (
+                "environment",
+                "it reads the variable from the environment of whoever runs berth, which berth never does; put the value in a file in the host's env directory and use `file:`",
+            ),
+            ("external", "external secrets and configs belong to Swarm; use `file:`"),
+        ];
+        let (allowed, not_yet): (&[&str], &[&str]) = if section == "secrets" {
+            (
+                &["file", "name"],
+                &["labels", "driver", "driver_opts", "template_driver"],
+            )
+        } else {
+            (&["file", "content", "name"], &["labels", "template_driver"])
+        };
+        let mut refusal = false;
+        for (key, why) in refused {
+            if m.contains_key(*key) {
+                ctx.key_error(
+                    file,
+                    &p.key(key),
+                    format!("`{key}` is not supported: {why}"),
+                );
+                refusal = true;
+            }
+        }
+        if refusal {
+            continue;
+        }
+        let Some(d) = nested(ctx, file, &p, m, allowed, not_yet, &[]) else {
+            continue;
+        };
+        if section == "secrets" {
+            let Some(v) = d.get("file") else {
+                ctx.key_error(file, &p, "a secret needs `file:`, a file in the host's env directory (`/etc/berth/<project>/`, or --env-dir)");
+                continue;
+            };
+            let Some(text) = string(ctx, file, &p.key("file"), v, "./db_password.txt") else {
+                continue;
+            };
+            match env_dir_path(&text) {
+                Some(path) => {
+                    out.secrets.insert(name.to_string(), path);
+                }
+                None => ctx.error(file, &p.key("file"), format!("secret file `{text}` leads out of the env directory; secrets are read from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there")),
+            }
+            continue;
+        }
+        let source = match (d.get("file"), d.get("content")) {
+            (Some(_), Some(_)) => {
+                ctx.key_error(file, &p, "a config takes `file` or `content`, not both");
+                None
+            }
+            (None, None) => {
+                ctx.key_error(file, &p, "a config needs `file:`, a repository file");
+                None
+            }
+            (Some(v), None) => string(ctx, file, &p.key("file"), v, "./app.ini").and_then(|text| {
+                let dir = ctx.files[file].dir.clone();
+                match join_inside(&dir, &text) {
+                    Some(rel) => match super::super::repo_mount::read(ctx, file, &p.key("file"), &text, &rel)? {
+                        f @ MountSource::RepoFile(_) => Some(f),
+                        _ => {
+                            ctx.error(file, &p.key("file"), format!("config `{text}` is a directory; a config is one file"));
+                            None
+                        }
+                    },
+                    None => {
+                        ctx.error(file, &p.key("file"), format!("`{text}` leads outside the repository; configs are repository files"));
+                        None
+                    }
+                }
+            }),
+            (None, Some(_)) => {
+                ctx.key_error(file, &p.key("content"), keys_not_yet(&format!("configs.{name}.content")));
+                None
+            }
+        };
+        if let Some(s) = source {
+            out.configs.insert(name.to_string(), s);
+        }
+    }
+}
+
+/// A secret file's path as written: absolute, or relative inside the env directory.
+fn env_dir_path(text: &str) -> Option<PathBuf> {
+    let p = Path::new(text);
+    if p.is_absolute() {
+        return Some(p.to_path_buf());
+    }
+    let normal: PathBuf = p
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            Component::CurDir => None,
+            _ => Some(std::ffi::OsStr::new("..")),
+        })
+        .collect();
+    (!normal.as_os_str().is_empty() && !normal.components().any(|c| c == Component::ParentDir))
+        .then_some(normal)
+}
+
+/// A service's `secrets` (`section` `"secrets"`) or `configs`: names, or long forms with
+/// `source` and `target`. Secrets mount at `/run/secrets/<name>`, configs at `/<name>`,
+/// read-only, as compose mounts them.
+pub(crate) fn service(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    v: &Value,
+    section: &str,
+    files: &Files,
+) -> Option<Vec<Mount>> {
+    let Value::Sequence(items) = v else {
+        ctx.error(
+            file,
+            path,
+            format!("`{section}` must be a list of names; found {}", kind(v)),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut good = true;
+    for (i, item) in items.iter().enumerate() {
+        let ip = path.index(i);
+        let (source, target) = match item {
+            Value::String(s) => (s.clone(), None),
+            Value::Mapping(m) => {
+                let Some(d) = nested(
+                    ctx,
+                    file,
+                    &ip,
+                    m,
+                    &["source", "target"],
+                    &["uid", "gid", "mode"],
+                    &[],
+                ) else {
+                    good = false;
+                    continue;
+                };
+                let Some(source) = d.get("source").and_then(|v| v.as_str()) else {
+                    ctx.key_error(file, &ip, "`source` is missing");
+                    good = false;
+                    continue;
+                };
+                let target = match d.get("target") {
+                    None => None,
+                    Some(Value::String(t)) => Some(t.clone()),
+                    Some(other) => {
+                        ctx.error(
+                            file,
+                            &ip.key("target"),
+                            format!("expected a path; found {}", describe(other)),
+                        );
+                        good = false;
+                        continue;
+                    }
+                };
+                (source.to_string(), target)
+            }
+            other => {
+                ctx.error(file, &ip, format!("expected a name; found {}", kind(other)));
+                good = false;
+                continue;
+            }
+        };
+        let (known, mount_source): (Vec<&str>, Option<MountSource>) = if section == "secrets" {
+            (
+                files.secrets.keys().map(String::as_str).collect(),
+                files.secrets.get(&source).map(|p| MountSource::Secret {
+                    name: source.clone(),
+                    path: p.clone(),
+                }),
+            )
+        } else {
+            (
+                files.configs.keys().map(String::as_str).collect(),
+                files.configs.get(&source).cloned(),
+            )
+        };
+        let Some(mount_source) = mount_source else {
+            let hint = nearest(&source, &known)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_else(|| format!("; declare it under the top-level `{section}:`"));
+            ctx.error(
+                file,
+                &ip,
+                format!(
+                    "{} `{source}` is not declared{hint}",
+                    &section[..section.len() - 1]
+                ),
+            );
+            good = false;
+            continue;
+        };
+        let target = match (section, target) {
+            ("secrets", None) => format!("/run/secrets/{source}"),
+            ("secrets", Some(t)) if !t.starts_with('/') => format!("/run/secrets/{t}"),
+            (_, None) => format!("/{source}"),
+            (_, Some(t)) => t,
+        };
+        let plain = Path::new(&target)
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        if !target.starts_with('/') || !plain || target == "/" {
+            ctx.error(file, &ip, format!("target `{target}` must be an absolute path in the container, without `.` or `..`"));
+            good = false;
+            continue;
+        }
+        out.push(Mount {
+            source: mount_source,
+            target,
+            read_only: true,
+        });
+    }
+    good.then_some(out)
+}
