@@ -1429,5 +1429,6 @@ fn migration(
         timeout: timeout?,
         gates: gates?,
         run_on: run_on?,
+        job: None,
     })
 }

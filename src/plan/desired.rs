@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{ContainerOptions, Health, MountSource, ServiceSpec, Spec};
+use crate::model::{ContainerOptions, Health, MigrationSpec, MountSource, ServiceSpec, Spec};
 
 /// Bumped when the meaning of the hash changes, so old containers are replaced once.
 const HASH_VERSION: &str = "1";
@@ -128,6 +128,8 @@ pub struct Desired {
     pub spec: Spec,
     /// Services by name.
     pub services: BTreeMap<String, DesiredService>,
+    /// The containers of compose jobs, by migration name.
+    pub jobs: BTreeMap<String, DesiredService>,
 }
 
 fn digest(parts: &[&[u8]]) -> String {
@@ -334,31 +336,48 @@ impl Desired {
         Self::resolve(spec, &dir)
     }
 
+    /// The container a migration runs with: a compose job's own, else its `from`
+    /// service's.
+    pub fn migration_container(&self, m: &MigrationSpec) -> Option<&DesiredService> {
+        if m.job.is_some() {
+            self.jobs.get(&m.name)
+        } else {
+            self.services.get(&m.from)
+        }
+    }
+
     /// Resolves a spec with every service, reading each env file once from `env_dir`.
     pub fn resolve(spec: Spec, env_dir: &Path) -> Self {
         let mut cache: BTreeMap<std::path::PathBuf, EnvFile> = BTreeMap::new();
         let names = ObjectNames::of(&spec);
+        let mut resolve_one = |s: &ServiceSpec| {
+            let env_file = match &s.env_file {
+                None => EnvFile::None,
+                Some(p) => cache
+                    .entry(p.clone())
+                    .or_insert_with(|| match super::env_file::read(p, env_dir) {
+                        Ok(kvs) => EnvFile::Loaded(kvs),
+                        Err(why) => EnvFile::Unreadable(why),
+                    })
+                    .clone(),
+            };
+            DesiredService::new(s.clone(), env_file, &names)
+        };
         let services = spec
             .services
             .values()
-            .map(|s| {
-                let env_file = match &s.env_file {
-                    None => EnvFile::None,
-                    Some(p) => cache
-                        .entry(p.clone())
-                        .or_insert_with(|| match super::env_file::read(p, env_dir) {
-                            Ok(kvs) => EnvFile::Loaded(kvs),
-                            Err(why) => EnvFile::Unreadable(why),
-                        })
-                        .clone(),
-                };
-                (
-                    s.name.clone(),
-                    DesiredService::new(s.clone(), env_file, &names),
-                )
-            })
+            .map(|s| (s.name.clone(), resolve_one(s)))
             .collect();
-        Self { spec, services }
+        let jobs = spec
+            .migrations
+            .values()
+            .filter_map(|m| m.job.as_ref().map(|j| (m.name.clone(), resolve_one(j))))
+            .collect();
+        Self {
+            spec,
+            services,
+            jobs,
+        }
     }
 }
 
