@@ -27,6 +27,13 @@ pub fn repo_file_path(state_dir: &Path, content: &[u8]) -> std::path::PathBuf {
         .join(hex::encode(Sha256::digest(content)))
 }
 
+/// Where a repository directory is written on the host: by its content, like files.
+pub fn repo_dir_path(state_dir: &Path, dir: &crate::model::RepoDir) -> std::path::PathBuf {
+    state_dir
+        .join("files")
+        .join(format!("dir-{}", dir.digest()))
+}
+
 /// Builds a replica's container spec; fails (with a message naming no value) when the
 /// env file could not be read or a host path is no longer allowed on this host.
 pub fn replica_spec(
@@ -79,6 +86,13 @@ pub fn replica_spec(
                 },
                 MountSource::RepoFile(f) => BindMount {
                     source: repo_file_path(state_dir, &f.content).display().to_string(),
+                    target: m.target.clone(),
+                    read_only: true,
+                    volume: false,
+                },
+                // Shared by every replica and commit with the same files: never writable.
+                MountSource::RepoDir(dir) => BindMount {
+                    source: repo_dir_path(state_dir, dir).display().to_string(),
                     target: m.target.clone(),
                     read_only: true,
                     volume: false,

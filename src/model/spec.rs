@@ -222,6 +222,8 @@ pub enum MountSource {
     Volume(String),
     /// A file of the repository at the deployed commit.
     RepoFile(RepoFile),
+    /// A directory of the repository at the deployed commit, with everything below it.
+    RepoDir(RepoDir),
     /// An absolute path on the host.
     HostPath(PathBuf),
 }
@@ -233,6 +235,31 @@ pub struct RepoFile {
     pub path: String,
     /// The file's bytes.
     pub content: Arc<[u8]>,
+}
+
+/// A repository directory with its files, read when the desired state was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoDir {
+    /// Repository-relative, normalized path (`desired/static`).
+    pub path: String,
+    /// Every file below it: the path relative to the directory, and the bytes; sorted.
+    pub files: Vec<(String, Arc<[u8]>)>,
+}
+
+impl RepoDir {
+    /// A hex digest of the paths and contents below the directory (not of its own path):
+    /// two directories with the same files share one copy on the host.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (path, content) in &self.files {
+            h.update((path.len() as u64).to_le_bytes());
+            h.update(path.as_bytes());
+            h.update((content.len() as u64).to_le_bytes());
+            h.update(content);
+        }
+        hex::encode(h.finalize())
+    }
 }
 
 /// How a replica's health is judged.

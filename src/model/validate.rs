@@ -16,8 +16,6 @@ use super::spec::*;
 use super::tree::join_inside;
 use super::units::{format_duration, parse_duration, parse_size, UnitError};
 
-/// The largest repository file berth mounts into a container.
-pub const MAX_MOUNTED_FILE_BYTES: usize = 4 << 20;
 /// The most replicas one service may ask for on one host.
 pub const MAX_REPLICAS: i64 = 1000;
 
@@ -835,31 +833,7 @@ pub(crate) fn mount(
             );
             return None;
         };
-        match ctx.tree.read(&rel) {
-            Ok(Some(bytes)) if bytes.len() > MAX_MOUNTED_FILE_BYTES => {
-                ctx.error(
-                    file,
-                    path,
-                    format!(
-                        "`{source}` is larger than {} MiB; mount large data from a volume",
-                        MAX_MOUNTED_FILE_BYTES >> 20
-                    ),
-                );
-                return None;
-            }
-            Ok(Some(bytes)) => MountSource::RepoFile(RepoFile {
-                path: rel,
-                content: bytes.into(),
-            }),
-            Ok(None) => {
-                ctx.error(file, path, format!("`{source}` does not exist in the repository (looked for `{rel}`); commit it or fix the path"));
-                return None;
-            }
-            Err(e) => {
-                ctx.error(file, path, e);
-                return None;
-            }
-        }
+        super::repo_mount::read(ctx, file, path, source, &rel)?
     } else if source.starts_with('/') {
         let host = PathBuf::from(source);
         let allowed = &ctx.opts.allow_host_paths;

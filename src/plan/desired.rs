@@ -177,6 +177,10 @@ impl DesiredService {
                     // The content is its own part, so a changed file is named as such.
                     format!("file:{}", f.path)
                 }
+                MountSource::RepoDir(d) => {
+                    files.insert(format!("{}/", d.path), d.digest()[..16].to_string());
+                    format!("dir:{}", d.path)
+                }
             };
             mounts.push((source, &m.target, m.read_only));
         }

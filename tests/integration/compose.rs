@@ -1,7 +1,7 @@
 //! A compose file applied on the real engine: the replicas, health check and environment
 //! it asks for are what Docker runs.
 
-use crate::support::{container_health, images, inspect, Project};
+use crate::support::{container_health, docker_stdout, images, inspect, Project};
 use crate::Stack;
 
 #[test]
@@ -64,4 +64,71 @@ services:
     }
     assert!(inspect(&format!("{}-web-3", p.name())).is_none());
     assert!(inspect(&format!("{}_default", p.name())).is_some());
+}
+
+/// `./static:/srv/static`: a repository directory is mounted whole, read-only, from the
+/// content of the commit; a changed file in it replaces the replica.
+#[test]
+fn a_repository_directory_is_mounted_read_only_and_a_change_in_it_replaces_the_replica() {
+    let p = Project::new("repodir");
+    let img = images();
+    let s = Stack::new();
+    s.file(
+        "compose.yaml",
+        &format!(
+            "\
+name: {name}
+services:
+  web:
+    image: {image}
+    volumes:
+      - ./static:/srv/static
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+            image = img.app_v1
+        ),
+    );
+    s.file("static/index.html", "<h1>v1</h1>\n");
+    s.file("static/css/site.css", "body {}\n");
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let name = format!("{}-web-1", p.name());
+    let cat = |path: &str| docker_stdout(["exec", &name, "cat", path]);
+    assert_eq!(cat("/srv/static/index.html"), "<h1>v1</h1>");
+    assert_eq!(cat("/srv/static/css/site.css"), "body {}");
+    let write = std::process::Command::new("docker")
+        .args(["exec", &name, "sh", "-c", "echo x > /srv/static/index.html"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("Read-only file system"),
+        "the mount is writable: {write:?}"
+    );
+    let before = inspect(&name).unwrap()["Id"].clone();
+
+    s.file("static/index.html", "<h1>v2</h1>\n");
+    let plan = s.plan();
+    assert!(
+        plan.stdout.contains("static"),
+        "the plan names the directory: {plan:?}"
+    );
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let running = docker_stdout([
+        "ps",
+        "--filter",
+        &format!("label=berth.project={}", p.name()),
+        "--format",
+        "{{.Names}}",
+    ]);
+    let names: Vec<&str> = running.lines().collect();
+    assert_eq!(names.len(), 1, "{running}");
+    let name = names[0].to_string();
+    assert_ne!(inspect(&name).unwrap()["Id"], before);
+    assert_eq!(
+        docker_stdout(["exec", &name, "cat", "/srv/static/index.html"]),
+        "<h1>v2</h1>"
+    );
 }

@@ -544,6 +544,7 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                 let (kind, source) = match &m.source {
                     MountSource::Volume(v) => ("volume", v.clone()),
                     MountSource::RepoFile(f) => ("bind", show(&relative(dir, &f.path))),
+                    MountSource::RepoDir(d) => ("bind", show(&relative(dir, &d.path))),
                     MountSource::HostPath(p) => ("bind", show(&p.to_string_lossy())),
                 };
                 Volume {
