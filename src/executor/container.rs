@@ -47,10 +47,14 @@ pub fn replica_spec(
     let s = &d.spec;
     let mut env: Vec<String> = match &d.env_file {
         EnvFile::None => Vec::new(),
-        EnvFile::Loaded(kvs) => kvs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        // Committed env wins over the env files, as in compose: a key is given once.
+        EnvFile::Loaded(kvs) => kvs
+            .iter()
+            .filter(|(k, _)| !s.env.contains_key(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
         EnvFile::Unreadable(why) => return Err(why.clone()),
     };
-    // Committed env wins over the env file, as in compose.
     env.extend(s.env.iter().map(|(k, v)| format!("{k}={v}")));
     let o = &s.options;
     // The service's own labels first: berth's, written after, always win (and the

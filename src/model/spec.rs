@@ -25,6 +25,15 @@ pub struct Spec {
     pub secrets: Vec<String>,
 }
 
+/// A host-side env file a service reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvFileRef {
+    /// Absolute, or relative to the project's env directory on the host.
+    pub path: PathBuf,
+    /// When false, a missing file is no variables (compose's `required: false`).
+    pub required: bool,
+}
+
 /// A bridge network of the project.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSpec {
@@ -54,8 +63,8 @@ pub struct ServiceSpec {
     pub command: Option<Vec<String>>,
     /// Committed environment (never secrets).
     pub env: BTreeMap<String, String>,
-    /// Host-side env file holding secrets; absolute.
-    pub env_file: Option<PathBuf>,
+    /// Host-side env files holding secrets, read in order: a later file's keys win.
+    pub env_files: Vec<EnvFileRef>,
     /// Ports reachable by other services, not published on the host.
     pub expose: Vec<u16>,
     /// Ports published on the host.

@@ -438,11 +438,11 @@ fn service(
         Some(v) => env_map(ctx, file, &path.key("env"), v),
     };
 
-    let env_file = match &raw.env_file {
-        None => Some(None),
+    let env_files = match &raw.env_file {
+        None => Some(Vec::new()),
         Some(v) => string(ctx, file, &path.key("env_file"), v, "/etc/berth/shop/api.env").and_then(|s| {
             if s.starts_with('/') {
-                Some(Some(PathBuf::from(s)))
+                Some(vec![EnvFileRef { path: PathBuf::from(s), required: true }])
             } else {
                 ctx.error(file, &path.key("env_file"), format!("env_file `{s}` must be an absolute path on the host (e.g. `/etc/berth/<project>/{name}.env`); secrets do not live in the repository"));
                 None
@@ -678,7 +678,7 @@ fn service(
         replicas: replicas?,
         command: command?,
         env: env?,
-        env_file: env_file?,
+        env_files: env_files?,
         expose: expose?,
         ports: ports?,
         networks: networks?,

@@ -352,19 +352,13 @@ impl Desired {
 
     /// Resolves a spec with every service, reading each env file once from `env_dir`.
     pub fn resolve(spec: Spec, env_dir: &Path) -> Self {
-        let mut cache: BTreeMap<std::path::PathBuf, EnvFile> = BTreeMap::new();
+        let mut cache: BTreeMap<Vec<crate::model::EnvFileRef>, EnvFile> = BTreeMap::new();
         let names = ObjectNames::of(&spec);
         let mut resolve_one = |s: &ServiceSpec| {
-            let env_file = match &s.env_file {
-                None => EnvFile::None,
-                Some(p) => cache
-                    .entry(p.clone())
-                    .or_insert_with(|| match super::env_file::read(p, env_dir) {
-                        Ok(kvs) => EnvFile::Loaded(kvs),
-                        Err(why) => EnvFile::Unreadable(why),
-                    })
-                    .clone(),
-            };
+            let env_file = cache
+                .entry(s.env_files.clone())
+                .or_insert_with(|| super::env_file::read_all(&s.env_files, env_dir))
+                .clone();
             DesiredService::new(s.clone(), env_file, &names)
         };
         let services = spec

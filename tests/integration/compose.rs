@@ -132,3 +132,49 @@ services:
         "<h1>v2</h1>"
     );
 }
+
+/// `env_file` as compose users write it: a relative `.env.prod` read from the host's env
+/// directory, a second file whose keys win, an optional one that is missing; the
+/// committed `environment` wins over them all.
+#[test]
+fn env_files_are_read_from_the_env_directory_in_order_and_optional_ones_may_be_missing() {
+    let p = Project::new("envfiles");
+    let img = images();
+    let s = Stack::new();
+    s.file(
+        "compose.yaml",
+        &format!(
+            "\
+name: {name}
+services:
+  web:
+    image: {image}
+    env_file:
+      - .env.prod
+      - ./web.env
+      - path: local.env
+        required: false
+    environment:
+      C: committed
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+            image = img.app_v1
+        ),
+    );
+    std::fs::write(s.env.path().join(".env.prod"), "A=from-prod\nB=from-prod\n").unwrap();
+    std::fs::write(s.env.path().join("web.env"), "B=from-web\nC=from-web\n").unwrap();
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let c = inspect(&format!("{}-web-1", p.name())).unwrap();
+    let env: Vec<&str> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter(|e| e.starts_with("A=") || e.starts_with("B=") || e.starts_with("C="))
+        .collect();
+    assert_eq!(env, ["A=from-prod", "B=from-web", "C=committed"]);
+    assert!(!r.stderr.contains("from-prod") && !r.stdout.contains("from-prod"));
+}

@@ -15,7 +15,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
         "environment",
         "committed environment, as a map or a `K=V` list",
     ),
-    ("env_file", "the host-side env file (one, absolute path)"),
+    ("env_file", "host-side env files, in order; relative paths are in the env directory; `required: false`"),
     ("ports", "published host ports, short or long syntax"),
     ("expose", "ports reachable by other services"),
     (

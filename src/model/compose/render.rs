@@ -100,9 +100,9 @@ pub struct Service {
     /// The entrypoint, as a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
-    /// The host-side env file: its path, never its content.
+    /// The host-side env files: their paths, never their content.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub env_file: Option<Vec<String>>,
+    pub env_file: Option<Vec<EnvFileOut>>,
     /// Committed environment, secrets masked.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
@@ -178,6 +178,21 @@ pub struct Service {
     /// berth's rollout keys compose has no name for.
     #[serde(rename = "x-berth")]
     pub x_berth: ServiceBerth,
+}
+
+/// An env file: its path, or the long form when it may be missing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EnvFileOut {
+    /// A file that must exist.
+    Path(String),
+    /// `{ path, required: false }`.
+    Long {
+        /// The path as written.
+        path: String,
+        /// Always false here.
+        required: bool,
+    },
 }
 
 /// A `depends_on` entry: berth waits for a service to be healthy, for a job to
@@ -506,10 +521,22 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                 parallelism: s.update.parallelism,
             },
         },
-        env_file: s
-            .env_file
-            .as_ref()
-            .map(|p| vec![show(&p.to_string_lossy())]),
+        env_file: (!s.env_files.is_empty()).then(|| {
+            s.env_files
+                .iter()
+                .map(|f| {
+                    let path = show(&f.path.to_string_lossy());
+                    if f.required {
+                        EnvFileOut::Path(path)
+                    } else {
+                        EnvFileOut::Long {
+                            path,
+                            required: false,
+                        }
+                    }
+                })
+                .collect()
+        }),
         environment: s
             .env
             .iter()

@@ -123,8 +123,8 @@ pub(crate) fn compile(
         Some(v) => environment(ctx, file, &p("environment"), v),
     };
 
-    let env_file = match get("env_file") {
-        None => Some(None),
+    let env_files = match get("env_file") {
+        None => Some(Vec::new()),
         Some(v) => env_file(ctx, file, &p("env_file"), v, name),
     };
 
@@ -246,7 +246,7 @@ pub(crate) fn compile(
         replicas: replicas?,
         command: command?,
         env: env?,
-        env_file: env_file?,
+        env_files: env_files?,
         expose: expose?,
         ports: ports?,
         networks: networks?,
@@ -694,14 +694,16 @@ fn environment(
     good.then_some(out)
 }
 
-/// `env_file`: one host-side file, as a string, a list of one, or the long form.
+/// `env_file`: host-side files, as a string, a list, or long forms with `required`.
+/// An absolute path must lie in the env directory (checked when it is read); a relative
+/// one is taken inside it, never from the repository: secrets do not live there.
 fn env_file(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
     v: &Value,
     service: &str,
-) -> Option<Option<PathBuf>> {
+) -> Option<Vec<EnvFileRef>> {
     let items: Vec<(KeyPath, &Value)> = match v {
         Value::Sequence(items) => items
             .iter()
@@ -710,55 +712,85 @@ fn env_file(
             .collect(),
         other => vec![(path.clone(), other)],
     };
-    let mut paths = Vec::new();
+    let mut out = Vec::new();
     let mut good = true;
     for (ip, item) in items {
-        let text = match item {
-            Value::String(s) => Some(s.clone()),
-            Value::Mapping(m) => nested(ctx, file, &ip, m, &["path", "required"], &["format"], &[]).and_then(|long| {
-                if let Some(r) = long.get("required") {
-                    if **r != Value::Bool(true) {
-                        ctx.error(file, &ip.key("required"), "optional env files (`required: false`) are not supported yet; the file must exist on the host");
-                        return None;
+        let (text, required) = match item {
+            Value::String(s) => (Some(s.clone()), true),
+            Value::Mapping(m) => {
+                match nested(ctx, file, &ip, m, &["path", "required"], &["format"], &[]) {
+                    None => (None, true),
+                    Some(long) => {
+                        let required = match long.get("required") {
+                            None => Some(true),
+                            Some(Value::Bool(b)) => Some(*b),
+                            Some(other) => {
+                                ctx.error(
+                                    file,
+                                    &ip.key("required"),
+                                    format!("expected `true` or `false`; found {}", kind(other)),
+                                );
+                                None
+                            }
+                        };
+                        let text = match long.get("path") {
+                            Some(p) => string(ctx, file, &ip.key("path"), p, ".env.prod"),
+                            None => {
+                                ctx.key_error(file, &ip, "`path` is missing");
+                                None
+                            }
+                        };
+                        match required {
+                            Some(r) => (text, r),
+                            None => (None, true),
+                        }
                     }
                 }
-                match long.get("path") {
-                    Some(p) => string(ctx, file, &ip.key("path"), p, "/etc/berth/shop/api.env"),
-                    None => {
-                        ctx.key_error(file, &ip, "`path` is missing");
-                        None
-                    }
-                }
-            }),
+            }
             other => {
-                ctx.error(file, &ip, format!("`env_file` must be a path or a list of paths; found {}", kind(other)));
-                None
+                ctx.error(
+                    file,
+                    &ip,
+                    format!(
+                        "`env_file` must be a path or a list of paths; found {}",
+                        kind(other)
+                    ),
+                );
+                (None, true)
             }
         };
-        match text {
-            Some(t) if t.starts_with('/') => paths.push((ip, t)),
-            Some(t) => {
-                ctx.error(file, &ip, format!("env_file `{t}` must be an absolute path on the host (e.g. `/etc/berth/<project>/{service}.env`); secrets do not live in the repository"));
-                good = false;
-            }
-            None => good = false,
+        let Some(text) = text else {
+            good = false;
+            continue;
+        };
+        let rel = std::path::Path::new(&text);
+        if !text.starts_with('/')
+            && rel.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            })
+        {
+            ctx.error(file, &ip, format!("env_file `{text}` leads out of the env directory; berth reads env files from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there, e.g. `{service}.env`"));
+            good = false;
+            continue;
         }
-    }
-    if !good {
-        return None;
-    }
-    match paths.len() {
-        0 => Some(None),
-        1 => Some(Some(PathBuf::from(&paths[0].1))),
-        _ => {
-            ctx.error(
-                file,
-                &paths[1].0,
-                "several env files: not supported yet; keep one per service",
-            );
-            None
+        let normal: PathBuf = rel
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        if normal.as_os_str().is_empty() {
+            ctx.error(file, &ip, "`env_file` names no file");
+            good = false;
+            continue;
         }
+        out.push(EnvFileRef {
+            path: normal,
+            required,
+        });
     }
+    good.then_some(out)
 }
 
 /// `ports`: `[ip:]host:container[/proto]` strings, or the long form.

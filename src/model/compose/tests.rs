@@ -159,10 +159,37 @@ fn supported_keys_give_the_spec() {
         "    env_file:\n      - path: /etc/berth/stack/app.env\n        required: true\n",
     ] {
         assert_eq!(
-            app(form).env_file.unwrap(),
-            std::path::PathBuf::from("/etc/berth/stack/app.env")
+            app(form).env_files,
+            [EnvFileRef {
+                path: "/etc/berth/stack/app.env".into(),
+                required: true
+            }]
         );
     }
+    // Several, in order; relative ones inside the host's env directory; optional ones.
+    let a = app("    env_file:
+      - .env.prod
+      - ./api.env
+      - path: local.env
+        required: false
+");
+    assert_eq!(
+        a.env_files,
+        [
+            EnvFileRef {
+                path: ".env.prod".into(),
+                required: true
+            },
+            EnvFileRef {
+                path: "api.env".into(),
+                required: true
+            },
+            EnvFileRef {
+                path: "local.env".into(),
+                required: false
+            },
+        ]
+    );
 
     let a = app("    ports:\n      - \"8080:80\"\n      - 127.0.0.1:5353:53/udp\n      - target: 443\n        published: \"8443\"\n        host_ip: \"::1\"\n        protocol: tcp\n");
     assert_eq!(a.ports.len(), 3);
@@ -402,8 +429,8 @@ fn unsupported_and_unknown_keys_are_errors_with_positions() {
         ("imagee: x", "unknown key `imagee` in a compose service; did you mean `image`?"),
         ("restart: on-failure", "`restart: on-failure` is for a one-shot job, and nothing waits for this service to complete: make the services that need it depend on it with `condition: service_completed_successfully`, or give it `x-berth: { migration: { gates: [...] } }`; a long-running service is restarted whenever it exits (`always`)"),
         ("environment: [TOKEN]", "`TOKEN` has no value, which in compose passes the variable through from the environment of whoever runs it; berth never reads its own environment: write `TOKEN=value` here, or put it in the host's env_file"),
-        ("env_file: [/a.env, /b.env]", "several env files: not supported yet; keep one per service"),
-        ("env_file: .env", "env_file `.env` must be an absolute path on the host (e.g. `/etc/berth/<project>/app.env`); secrets do not live in the repository"),
+        ("env_file: ../other/app.env", "env_file `../other/app.env` leads out of the env directory; berth reads env files from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there, e.g. `app.env`"),
+        ("env_file: [{path: a.env, required: maybe}]", "expected `true` or `false`; found a string"),
         ("ports: [\"3000\"]", "port `3000` names only the container port; berth publishes fixed host ports: write `HOST:CONTAINER` (e.g. `8080:3000`), or use `expose` for other services"),
         ("volumes: [\"/data\"]", "anonymous volumes (`/data`) are not supported yet; name the volume (`data:/data`)"),
         ("deploy: { update_config: { delay: 10s } }", "a `delay` between batches is not supported yet; berth moves on when the batch is healthy for `monitor`"),
