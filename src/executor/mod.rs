@@ -927,7 +927,7 @@ impl Executor {
                 self.engine.create_volume(&full, labels.clone()).await?;
             }
         }
-        for s in desired.services.values() {
+        for s in desired.services.values().chain(desired.jobs.values()) {
             for m in &s.spec.volumes {
                 match &m.source {
                     crate::model::MountSource::RepoFile(f) => {

@@ -15,6 +15,7 @@ mod listener;
 mod migrate;
 mod ops;
 mod plan;
+mod reference;
 mod reliability;
 mod ssh;
 mod traffic;

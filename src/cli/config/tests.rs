@@ -353,8 +353,14 @@ fn round_trip(what: &str, spec: &Spec, dir: &str) {
         let jobs = spec.migrations.values().filter_map(|m| m.job.as_deref());
         for s in spec.services.values().chain(jobs) {
             for m in &s.volumes {
-                if let MountSource::RepoFile(f) = &m.source {
-                    tree = tree.with(&f.path, f.content.to_vec());
+                match &m.source {
+                    MountSource::RepoFile(f) => tree = tree.with(&f.path, f.content.to_vec()),
+                    MountSource::RepoDir(d) => {
+                        for (p, content) in &d.files {
+                            tree = tree.with(&format!("{}/{p}", d.path), content.to_vec());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

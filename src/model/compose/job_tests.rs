@@ -76,8 +76,11 @@ fn the_profiled_migrate_service_becomes_a_migration() {
     assert_eq!(job.image, s.services["api"].image);
     assert_eq!(job.env["MODE"], "migrate");
     assert_eq!(
-        job.env_file.as_deref(),
-        Some(std::path::Path::new("/etc/berth/stack/api.env"))
+        job.env_files,
+        [EnvFileRef {
+            path: "/etc/berth/stack/api.env".into(),
+            required: true
+        }]
     );
     assert_eq!(job.networks, ["default"]);
     // Neither left out nor warned about a missing health check.

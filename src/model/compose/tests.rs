@@ -119,6 +119,22 @@ fn detection() {
             "d/docker-compose.yml:1:1: warning: not read: only one compose file is read; name it to use it",
         ]
     );
+    // Without a standard name, one file named for an environment is the project.
+    let l = load_files(&[("d/docker-compose.prod.yml", HEAD), ("d/.env", "")], "d");
+    assert_eq!(l.spec.unwrap().project, "d");
+    let l = load_files(
+        &[
+            ("d/docker-compose.prod.yml", HEAD),
+            ("d/compose.staging.yaml", HEAD),
+        ],
+        "d",
+    );
+    assert!(l.spec.is_none());
+    assert!(
+        l.diagnostics.to_string().contains("d/docker-compose.prod.yml:1:1: error: not read: several compose files named for an environment"),
+        "{}",
+        l.diagnostics
+    );
     // berth.yaml beside a compose file is ambiguous.
     let l = load_files(
         &[("d/compose.yaml", HEAD), ("d/berth.yaml", "project: x")],
