@@ -11,6 +11,7 @@ mod compose_options;
 mod demo;
 mod fleet;
 mod harness;
+mod jobs;
 mod listener;
 mod migrate;
 mod ops;

@@ -1,0 +1,102 @@
+//! Compose jobs on the real engine: a job on its own image runs with its own container
+//! (image, environment, host env file, volume) once per image digest before the service
+//! waiting for it moves; a failing job holds that service back.
+
+use crate::migrate::runs;
+use crate::support::{images, inspect, Project};
+use crate::Stack;
+
+fn compose(project: &str, api: &str, job: &str, exit: u8) -> String {
+    format!(
+        "\
+name: {project}
+services:
+  api:
+    image: {api}
+    expose: [8000]
+    stop_grace_period: 2s
+    healthcheck:
+      test: [\"CMD\", \"wget\", \"-q\", \"-O-\", \"http://127.0.0.1:8000/health\"]
+      interval: 1s
+    depends_on:
+      init:
+        condition: service_completed_successfully
+  init:
+    image: {job}
+    command: [\"sh\", \"-c\", \"cat /version >> /data/runs; echo $$GREETING $$FROM_HOST >> /data/runs; exit {exit}\"]
+    environment:
+      GREETING: hello
+    env_file: job.env
+    volumes: [\"data:/data\"]
+    restart: on-failure
+volumes:
+  data: {{}}
+"
+    )
+}
+
+#[test]
+fn a_job_on_its_own_image_runs_once_per_image_with_its_own_container() {
+    let p = Project::new("job");
+    let img = images();
+    let s = Stack::new();
+    std::fs::write(s.env.path().join("job.env"), "FROM_HOST=host\n").unwrap();
+    s.file(
+        "compose.yaml",
+        &compose(p.name(), &img.app_v1, &img.tool_v1, 0),
+    );
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("✓ migration init: succeeded in "),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&p), ["tool:v1", "hello host"]);
+    assert!(inspect(&format!("{}-api-1", p.name())).is_some());
+
+    // The service moves, the job's image does not: nothing runs.
+    s.file(
+        "compose.yaml",
+        &compose(p.name(), &img.app_v2, &img.tool_v1, 0),
+    );
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("migration"), "{}", r.stdout);
+    assert_eq!(runs(&p), ["tool:v1", "hello host"]);
+
+    // A new job image runs once more before the service moves.
+    s.file(
+        "compose.yaml",
+        &compose(p.name(), &img.app_v1, &img.tool_v2, 0),
+    );
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(runs(&p), ["tool:v1", "hello host", "tool:v2", "hello host"]);
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("migration"), "{}", r.stdout);
+}
+
+#[test]
+fn a_failing_job_holds_back_the_service_waiting_for_it() {
+    let p = Project::new("jobfail");
+    let img = images();
+    let s = Stack::new();
+    std::fs::write(s.env.path().join("job.env"), "FROM_HOST=host\n").unwrap();
+    s.file(
+        "compose.yaml",
+        &compose(p.name(), &img.app_v1, &img.tool_v1, 3),
+    );
+    let r = s.apply();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(inspect(&format!("{}-api-1", p.name())).is_none());
+    assert!(!runs(&p).is_empty(), "the job ran");
+    // Fixed, the job runs again and the service starts.
+    s.file(
+        "compose.yaml",
+        &compose(p.name(), &img.app_v1, &img.tool_v1, 0),
+    );
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(inspect(&format!("{}-api-1", p.name())).is_some());
+}
