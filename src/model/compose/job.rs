@@ -135,6 +135,10 @@ pub(crate) fn compile(
         ctx.error(file, &at, format!("job `{name}` has {} replicas; a job runs once (once per image, fleet-wide with shared coordination): remove the replica count", job.replicas));
         good = false;
     }
+    if job.placement != Placement::default() {
+        ctx.error(file, &path.key("deploy").key("placement"), format!("job `{name}` has a placement; a job runs where the services it gates run (once per fleet with shared coordination): pin it to one host with `x-berth.migration.run_on`"));
+        good = false;
+    }
     if !matches!(job.health, Health::Image) {
         ctx.warning(file, &path.key("healthcheck"), format!("job `{name}` has a `healthcheck`, which is not used: a job succeeds when it exits with status 0"));
     }
