@@ -209,8 +209,10 @@ fn seeds() -> Vec<Vec<u8>> {
         .collect();
     out.push(std::fs::read(root.join("desired/docker-compose.prod.yml")).unwrap());
     for entry in std::fs::read_dir(root.join("examples")).unwrap().flatten() {
-        if let Ok(bytes) = std::fs::read(entry.path().join("berth.yaml")) {
-            out.push(bytes);
+        for name in ["berth.yaml", "compose.yaml"] {
+            if let Ok(bytes) = std::fs::read(entry.path().join(name)) {
+                out.push(bytes);
+            }
         }
     }
     for entry in std::fs::read_dir(root.join("tests/compose"))
