@@ -1,6 +1,7 @@
 //! Compose jobs on the real engine: a job on its own image runs with its own container
 //! (image, environment, host env file, volume) once per image digest before the service
-//! waiting for it moves; a failing job holds that service back.
+//! waiting for it moves; a failing job holds that service back, its output quoted with
+//! the values of its env file masked.
 
 use crate::migrate::runs;
 use crate::support::{images, inspect, Project};
@@ -23,7 +24,7 @@ services:
         condition: service_completed_successfully
   init:
     image: {job}
-    command: [\"sh\", \"-c\", \"cat /version >> /data/runs; echo $$GREETING $$FROM_HOST >> /data/runs; exit {exit}\"]
+    command: [\"sh\", \"-c\", \"cat /version >> /data/runs; echo $$GREETING $$FROM_HOST | tee -a /data/runs; exit {exit}\"]
     environment:
       GREETING: hello
     env_file: job.env
@@ -40,7 +41,11 @@ fn a_job_on_its_own_image_runs_once_per_image_with_its_own_container() {
     let p = Project::new("job");
     let img = images();
     let s = Stack::new();
-    std::fs::write(s.env.path().join("job.env"), "FROM_HOST=host\n").unwrap();
+    std::fs::write(
+        s.env.path().join("job.env"),
+        "FROM_HOST=job-only-secret-4f2a\n",
+    )
+    .unwrap();
     s.file(
         "compose.yaml",
         &compose(p.name(), &img.app_v1, &img.tool_v1, 0),
@@ -52,7 +57,7 @@ fn a_job_on_its_own_image_runs_once_per_image_with_its_own_container() {
         "{}",
         r.stdout
     );
-    assert_eq!(runs(&p), ["tool:v1", "hello host"]);
+    assert_eq!(runs(&p), ["tool:v1", "hello job-only-secret-4f2a"]);
     assert!(inspect(&format!("{}-api-1", p.name())).is_some());
 
     // The service moves, the job's image does not: nothing runs.
@@ -63,7 +68,7 @@ fn a_job_on_its_own_image_runs_once_per_image_with_its_own_container() {
     let r = s.apply();
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.stdout.contains("migration"), "{}", r.stdout);
-    assert_eq!(runs(&p), ["tool:v1", "hello host"]);
+    assert_eq!(runs(&p), ["tool:v1", "hello job-only-secret-4f2a"]);
 
     // A new job image runs once more before the service moves.
     s.file(
@@ -71,7 +76,15 @@ fn a_job_on_its_own_image_runs_once_per_image_with_its_own_container() {
         &compose(p.name(), &img.app_v1, &img.tool_v2, 0),
     );
     assert_eq!(s.apply().code, 0);
-    assert_eq!(runs(&p), ["tool:v1", "hello host", "tool:v2", "hello host"]);
+    assert_eq!(
+        runs(&p),
+        [
+            "tool:v1",
+            "hello job-only-secret-4f2a",
+            "tool:v2",
+            "hello job-only-secret-4f2a"
+        ]
+    );
     let r = s.apply();
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.stdout.contains("migration"), "{}", r.stdout);
@@ -82,7 +95,11 @@ fn a_failing_job_holds_back_the_service_waiting_for_it() {
     let p = Project::new("jobfail");
     let img = images();
     let s = Stack::new();
-    std::fs::write(s.env.path().join("job.env"), "FROM_HOST=host\n").unwrap();
+    std::fs::write(
+        s.env.path().join("job.env"),
+        "FROM_HOST=job-only-secret-4f2a\n",
+    )
+    .unwrap();
     s.file(
         "compose.yaml",
         &compose(p.name(), &img.app_v1, &img.tool_v1, 3),
@@ -90,6 +107,10 @@ fn a_failing_job_holds_back_the_service_waiting_for_it() {
     let r = s.apply();
     assert_ne!(r.code, 0, "{r:?}");
     assert!(inspect(&format!("{}-api-1", p.name())).is_none());
+    // Its output is quoted with the value of its own env file masked.
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("hello ***"), "{out}");
+    assert!(!out.contains("job-only-secret"), "{out}");
     assert!(!runs(&p).is_empty(), "the job ran");
     // Fixed, the job runs again and the service starts.
     s.file(
