@@ -213,6 +213,7 @@ fn a_job_asks_for_no_more_than_a_service_or_a_migration() {
         ("    x-berth: { migration: { command: [rm] } }\n", "stack/compose.yaml:16:29: error: services.migrate.x-berth.migration.command: unknown key `command`"),
         ("    depends_on: [web]\n", "stack/compose.yaml:16:17: error: services.migrate.depends_on: job `migrate` waits for `web`, which waits for the job"),
         ("    deploy: { placement: { constraints: [\"node.hostname == db-1\"] } }\n", "stack/compose.yaml:16:26: error: services.migrate.deploy.placement: job `migrate` has a placement"),
+        ("    deploy: { mode: replicated-job }\n", "stack/compose.yaml:16:21: error: services.migrate.deploy.mode: `mode: replicated-job` (Swarm's jobs) is not supported"),
         ("    restart: unless-stopped\n", "stack/compose.yaml:16:14: error: services.migrate.restart: `restart: unless-stopped` would run this job again"),
     ];
     let mut missed = Vec::new();

@@ -1591,7 +1591,7 @@ fn deploy(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value, job: bool) -> O
         match mode.as_str() {
             Some("replicated") => {}
             Some("replicated-job") | Some("global-job") => {
-                ctx.error(file, &path.key("mode"), "jobs: not supported yet");
+                ctx.error(file, &path.key("mode"), format!("`mode: {}` (Swarm's jobs) is not supported; a job in berth is a service that others wait for with `condition: service_completed_successfully`, or that has `x-berth.migration`: it runs once per image before them", mode.as_str().unwrap_or_default()));
                 good = false;
             }
             _ => {
