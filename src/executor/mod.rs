@@ -936,6 +936,17 @@ impl Executor {
                     crate::model::MountSource::RepoDir(d) => {
                         write_repo_dir(&self.opts.state_dir, d)?
                     }
+                    crate::model::MountSource::HostData(rel) => {
+                        container::host_data(&self.opts.state_dir, project, rel, true).map_err(
+                            |error| ApplyError::StateDir {
+                                path: container::data_root(&self.opts.state_dir, project)
+                                    .join(rel)
+                                    .display()
+                                    .to_string(),
+                                error: std::io::Error::other(error),
+                            },
+                        )?;
+                    }
                     _ => {}
                 }
             }

@@ -275,8 +275,8 @@ impl Rollout<'_> {
         let d = self.desired.expect("desired");
         let mut spec = replica_spec(self.project, d, slot, name, self.opts)?;
         if in_alias {
-            for (_, aliases) in &mut spec.networks {
-                aliases.push(self.service().to_string());
+            for (net, aliases) in &mut spec.networks {
+                aliases.extend(d.aliases_on(net));
             }
         }
         let started = tokio::time::Instant::now();
@@ -526,8 +526,8 @@ impl Rollout<'_> {
             .await
             .map_err(|e| format!("inspect {name}: {e}"))?
             .networks;
-        let alias = vec![self.service().to_string()];
         for net in &d.networks {
+            let alias = d.aliases_on(net);
             let result = match attached.iter().find(|e| &e.network == net) {
                 Some(e) if e.aliases.contains(&alias[0]) => continue,
                 Some(e) => self

@@ -126,12 +126,17 @@ pub struct ContainerOptions {
     pub pids_limit: Option<i64>,
     /// Kernel capabilities dropped (upper case, as written: `NET_RAW`, `ALL`).
     pub cap_drop: Vec<String>,
+    /// `security_opt: [no-new-privileges]`: no process gains privileges through setuid.
+    pub no_new_privileges: bool,
     /// Memory reservation (soft limit) in bytes.
     pub mem_reservation: Option<u64>,
     /// Allocates a pseudo-TTY.
     pub tty: bool,
     /// Keeps stdin open.
     pub stdin_open: bool,
+    /// Names the replicas answer to beside the service's own, by network (short name);
+    /// like the service name, held only by replicas that take traffic.
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// A tmpfs mount.
@@ -235,6 +240,10 @@ pub enum MountSource {
     RepoDir(RepoDir),
     /// An absolute path on the host.
     HostPath(PathBuf),
+    /// The project's own data on the host: a relative bind (`./data`) that is not in the
+    /// repository. The path is relative to the compose file's directory and lives under
+    /// `<state-dir>/data/<project>/`, created on first use and never removed.
+    HostData(String),
 }
 
 /// A repository file with its content, read when the desired state was loaded.

@@ -146,6 +146,21 @@ fn digest_json<T: Serialize>(v: &T) -> String {
 }
 
 impl DesiredService {
+    /// The aliases a replica that takes traffic holds on the network Docker names
+    /// `full`: the service's name, then the service's own aliases there.
+    pub fn aliases_on(&self, full: &str) -> Vec<String> {
+        let mut out = vec![self.spec.name.clone()];
+        let short = self
+            .networks
+            .iter()
+            .position(|n| n == full)
+            .and_then(|i| self.spec.networks.get(i));
+        if let Some(extra) = short.and_then(|s| self.spec.options.aliases.get(s)) {
+            out.extend(extra.iter().cloned());
+        }
+        out
+    }
+
     /// Normalizes and hashes a service.
     pub fn new(spec: ServiceSpec, env_file: EnvFile, names: &ObjectNames) -> Self {
         let env = spec
@@ -171,6 +186,7 @@ impl DesiredService {
                 }
                 MountSource::Volume(v) => format!("volume:{v}"),
                 MountSource::HostPath(p) => format!("host:{}", p.display()),
+                MountSource::HostData(rel) => format!("data:./{rel}"),
                 MountSource::RepoFile(f) => {
                     let h = digest(&[&f.content]);
                     files.insert(f.path.clone(), h);
@@ -298,12 +314,18 @@ fn option_parts(o: &ContainerOptions) -> (BTreeMap<String, String>, BTreeMap<Str
     );
     put("cap_drop", !o.cap_drop.is_empty(), digest_json(&o.cap_drop));
     put(
+        "security_opt",
+        o.no_new_privileges,
+        digest_json(&o.no_new_privileges),
+    );
+    put(
         "mem_reservation",
         o.mem_reservation.is_some(),
         digest_json(&o.mem_reservation),
     );
     put("tty", o.tty, digest_json(&o.tty));
     put("stdin_open", o.stdin_open, digest_json(&o.stdin_open));
+    put("aliases", !o.aliases.is_empty(), digest_json(&o.aliases));
     let labels = o
         .labels
         .iter()

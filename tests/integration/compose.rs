@@ -178,3 +178,110 @@ services:
     assert_eq!(env, ["A=from-prod", "B=from-web", "C=committed"]);
     assert!(!r.stderr.contains("from-prod") && !r.stdout.contains("from-prod"));
 }
+
+/// A network alias answers like the service's name, on its network only, and goes with
+/// the replica that takes traffic.
+#[test]
+fn a_network_alias_reaches_the_service_and_follows_a_rolling_update() {
+    let p = Project::new("aliases");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str| {
+        format!(
+            "\
+name: {name}
+networks:
+  back: {{}}
+services:
+  db:
+    image: {image}
+    networks:
+      default:
+      back:
+        aliases: [database, pg]
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+        )
+    };
+    s.file("compose.yaml", &stack(&img.app_v1));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let back = format!("{}_back", p.name());
+    let default = format!("{}_default", p.name());
+    let get = |net: &str, host: &str| {
+        crate::support::http_get_via_container(net, &format!("http://{host}:8000/"))
+    };
+    assert_eq!(get(&back, "database").as_deref(), Ok("v1\n"));
+    assert_eq!(get(&back, "pg").as_deref(), Ok("v1\n"));
+    assert_eq!(get(&back, "db").as_deref(), Ok("v1\n"));
+    assert!(
+        get(&default, "database").is_err(),
+        "the alias is on `back` only"
+    );
+
+    s.file("compose.yaml", &stack(&img.app_v2));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(get(&back, "database").as_deref(), Ok("v2\n"));
+}
+
+/// `./data` that is not in the repository is the project's host data: created on first
+/// use under the state dir, kept across a replacement, and never followed through a
+/// symlink a container planted there.
+#[test]
+fn host_data_outlives_its_containers_and_a_planted_symlink_is_refused() {
+    let p = Project::new("hostdata");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str, extra: &str| {
+        format!(
+            "\
+name: {name}
+services:
+  db:
+    image: {image}
+    volumes:
+      - ./data:/data{extra}
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+        )
+    };
+    s.file("compose.yaml", &stack(&img.app_v1, ""));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let name = format!("{}-db-1", p.name());
+    crate::support::docker([
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo kept > /data/file && ln -s / /data/root",
+    ]);
+    let on_host = s.state_path().join("data").join(p.name()).join("data");
+    assert_eq!(
+        std::fs::read_to_string(on_host.join("file")).unwrap(),
+        "kept\n"
+    );
+
+    // Replaced by v2: the data is still there.
+    s.file("compose.yaml", &stack(&img.app_v2, ""));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(docker_stdout(["exec", &name, "cat", "/data/file"]), "kept");
+
+    // A commit that mounts the planted symlink is refused; v2 keeps running.
+    s.file(
+        "compose.yaml",
+        &stack(&img.app_v2, "\n      - ./data/root:/host"),
+    );
+    let r = s.apply();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("passes through the symlink"), "{r:?}");
+    let mounts = inspect(&name).unwrap()["Mounts"].to_string();
+    assert!(!mounts.contains("\"/host\""), "{mounts}");
+    assert_eq!(docker_stdout(["exec", &name, "cat", "/data/file"]), "kept");
+}

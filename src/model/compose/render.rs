@@ -86,6 +86,9 @@ pub struct Service {
     /// Capabilities dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// `no-new-privileges:true`, when set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// The command, as a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -132,8 +135,8 @@ pub struct Service {
     /// Memory reservation, a size such as `256m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mem_reservation: Option<String>,
-    /// Networks joined.
-    pub networks: Vec<String>,
+    /// Networks joined: a list, or a map when there are aliases.
+    pub networks: NetworksOut,
     /// Most processes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
@@ -178,6 +181,24 @@ pub struct Service {
     /// berth's rollout keys compose has no name for.
     #[serde(rename = "x-berth")]
     pub x_berth: ServiceBerth,
+}
+
+/// A service's networks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum NetworksOut {
+    /// Names only.
+    List(Vec<String>),
+    /// Names with their aliases.
+    Map(BTreeMap<String, NetworkAttach>),
+}
+
+/// How a service joins one network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkAttach {
+    /// Further names of the service there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// An env file: its path, or the long form when it may be missing.
@@ -462,6 +483,11 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
     let shown = |v: &Option<String>| v.as_deref().map(show);
     Service {
         cap_drop: o.cap_drop.clone(),
+        security_opt: if o.no_new_privileges {
+            vec!["no-new-privileges:true".to_string()]
+        } else {
+            Vec::new()
+        },
         dns: o.dns.iter().map(|d| show(d)).collect(),
         entrypoint: o
             .entrypoint
@@ -552,7 +578,19 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
         expose: s.expose.iter().map(u16::to_string).collect(),
         healthcheck,
         image: show(&s.image.to_string()),
-        networks: s.networks.clone(),
+        networks: if s.options.aliases.is_empty() {
+            NetworksOut::List(s.networks.clone())
+        } else {
+            NetworksOut::Map(
+                s.networks
+                    .iter()
+                    .map(|n| {
+                        let aliases = s.options.aliases.get(n).cloned().unwrap_or_default();
+                        (n.clone(), NetworkAttach { aliases })
+                    })
+                    .collect(),
+            )
+        },
         ports: s
             .ports
             .iter()
@@ -573,6 +611,7 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                     MountSource::RepoFile(f) => ("bind", show(&relative(dir, &f.path))),
                     MountSource::RepoDir(d) => ("bind", show(&relative(dir, &d.path))),
                     MountSource::HostPath(p) => ("bind", show(&p.to_string_lossy())),
+                    MountSource::HostData(rel) => ("bind", show(&format!("./{rel}"))),
                 };
                 Volume {
                     read_only: m.read_only.then_some(true),

@@ -139,12 +139,19 @@ pub(crate) fn compile(
     };
 
     let networks = match get("networks") {
-        None => Some(vec![scope
-            .networks
-            .get(DEFAULT_NETWORK)
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_NETWORK.to_string())]),
+        None => Some((
+            vec![scope
+                .networks
+                .get(DEFAULT_NETWORK)
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_NETWORK.to_string())],
+            BTreeMap::new(),
+        )),
         Some(v) => networks(ctx, file, &p("networks"), v, scope),
+    };
+    let (networks, aliases) = match networks {
+        Some((n, a)) => (Some(n), a),
+        None => (None, BTreeMap::new()),
     };
 
     let volumes = match get("volumes") {
@@ -236,6 +243,7 @@ pub(crate) fn compile(
         _ => None,
     };
     let volumes = volumes.map(|(mounts, _)| mounts);
+    let options = options.map(|o| ContainerOptions { aliases, ..o });
 
     if !ok {
         return None;
@@ -907,15 +915,16 @@ fn expose(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<u
     good.then_some(out)
 }
 
-/// `networks`: a list of names, or a map of names to nothing (options are not
-/// supported yet).
+/// `networks`: a list of names, or a map of names to nothing or to `aliases`. Returns
+/// the networks (their names in the spec) and the aliases by network.
 fn networks(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
     v: &Value,
     scope: &Scope,
-) -> Option<Vec<String>> {
+) -> Option<(Vec<String>, Aliases)> {
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let names: Vec<(KeyPath, String)> = match v {
         Value::Sequence(_) => string_list(ctx, file, path, v, "`networks`", "[backend]")?
             .into_iter()
@@ -947,14 +956,16 @@ fn networks(
                         ],
                         &[],
                     ) {
-                        Some(o) => {
-                            if o.get("aliases")
-                                .is_some_and(|a| !matches!(a, Value::Sequence(s) if s.is_empty()))
-                            {
-                                ctx.key_error(file, &np.key("aliases"), "network `aliases` are not supported yet; services reach each other by service name");
-                                good = false;
-                            }
-                        }
+                        Some(o) => match o.get("aliases") {
+                            None | Some(Value::Null) => {}
+                            Some(a) => match aliases(ctx, file, &np.key("aliases"), a) {
+                                Some(a) if !a.is_empty() => {
+                                    extra.insert(n.to_string(), a);
+                                }
+                                Some(_) => {}
+                                None => good = false,
+                            },
+                        },
                         None => good = false,
                     }
                 } else if !opts.is_null() {
@@ -1004,7 +1015,53 @@ fn networks(
         ctx.error(file, path, "`networks` is empty; a service joins at least one network (leave it out for `default`)");
         good = false;
     }
-    good.then_some(out)
+    let aliases = extra
+        .into_iter()
+        .map(|(n, a)| (scope.networks.get(&n).cloned().unwrap_or(n), a))
+        .collect();
+    good.then_some((out, aliases))
+}
+
+/// Aliases by network.
+type Aliases = BTreeMap<String, Vec<String>>;
+
+/// The most aliases a service may have on one network.
+const MAX_ALIASES: usize = 32;
+
+/// A network's `aliases`: DNS labels without dots, since a dotted name would answer for
+/// a real host name (`api.example.com`) to every container on the network.
+fn aliases(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
+    let list = string_list(ctx, file, path, v, "`aliases`", "[db, database]")?;
+    let mut good = true;
+    if list.len() > MAX_ALIASES {
+        ctx.error(
+            file,
+            path,
+            format!("{} aliases; at most {MAX_ALIASES} per network", list.len()),
+        );
+        return None;
+    }
+    for (i, a) in list.iter().enumerate() {
+        let label = !a.is_empty()
+            && a.len() <= 63
+            && a.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !label {
+            let why = if a.contains('.') {
+                "a name with a dot would answer for a real host name to every container on the network"
+            } else {
+                "use lowercase letters, digits, `-` or `_`, at most 63"
+            };
+            ctx.error(
+                file,
+                &path.index(i),
+                format!("alias `{a}` is not supported: {why}"),
+            );
+            good = false;
+        }
+    }
+    good.then_some(list)
 }
 
 /// `volumes`: short syntax `SOURCE:TARGET[:MODE]` or the long form with `type: volume`
@@ -1065,6 +1122,41 @@ fn volumes(
             good = false;
             continue;
         };
+        if source.starts_with('.') {
+            match host_data(ctx, file, &ip, &source) {
+                Err(()) => {
+                    good = false;
+                    continue;
+                }
+                Ok(Some(rel)) => {
+                    if out.iter().any(|o| o.target == target) {
+                        ctx.error(
+                            file,
+                            &ip,
+                            format!("`{target}` is mounted twice; each target takes one mount"),
+                        );
+                        good = false;
+                    }
+                    if !target.starts_with('/') {
+                        ctx.error(
+                            file,
+                            &ip,
+                            format!(
+                                "mount target `{target}` must be an absolute path in the container"
+                            ),
+                        );
+                        good = false;
+                    }
+                    out.push(Mount {
+                        source: MountSource::HostData(rel),
+                        target,
+                        read_only,
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+            }
+        }
         let named = !(source.starts_with('/') || source.starts_with('.'));
         let source = if named {
             scope.volumes.get(&source).cloned().unwrap_or(source)
@@ -1091,6 +1183,39 @@ fn volumes(
         }
     }
     good.then_some((out, tmpfs))
+}
+
+/// A relative bind source that is not in the repository is the project's host data:
+/// `Ok(Some(path))` relative to the compose file's directory. `Ok(None)` when the
+/// repository holds it (a repository file or directory); `Err` when reported.
+fn host_data(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    source: &str,
+) -> Result<Option<String>, ()> {
+    let dir = ctx.files[file].dir.clone();
+    let Some(rel) = super::super::tree::join_inside(&dir, source) else {
+        // Leaves the repository: reported by the mount reader.
+        return Ok(None);
+    };
+    let in_repo = matches!(ctx.tree.list_dir(&rel), Ok(Some(_)))
+        || !matches!(ctx.tree.read_limited(&rel, 0), Ok(None));
+    if in_repo {
+        return Ok(None);
+    }
+    let below = if dir.is_empty() {
+        Some(rel.as_str())
+    } else {
+        rel.strip_prefix(&dir).and_then(|r| r.strip_prefix('/'))
+    };
+    match below {
+        Some(r) if !r.is_empty() => Ok(Some(r.to_string())),
+        _ => {
+            ctx.error(file, path, format!("`{source}` is not in the repository, so it would be host data, which must lie below the compose file's directory (e.g. `./data`); commit it, or bind a path below"));
+            Err(())
+        }
+    }
 }
 
 /// A long-form volume of `type: tmpfs`: `target`, `read_only` and `tmpfs.size`/`mode`.

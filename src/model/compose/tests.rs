@@ -419,7 +419,6 @@ fn refused_keys_name_the_reason_and_the_position() {
         ("userns_mode: host", "`userns_mode` is not allowed"),
         ("devices: [\"/dev/fuse:/dev/fuse\"]", "`devices` is not allowed"),
         ("cap_add: [NET_ADMIN]", "`cap_add` is not allowed"),
-        ("security_opt: [\"seccomp:unconfined\"]", "`security_opt` is not allowed"),
         ("sysctls: { net.core.somaxconn: 1024 }", "`sysctls` is not allowed"),
     ];
     for (line, msg) in cases {
@@ -430,6 +429,17 @@ fn refused_keys_name_the_reason_and_the_position() {
         assert!(errs[0].starts_with(&want), "{}\n  vs {want}", errs[0]);
     }
     assert!(errors(&format!("{HEAD}    privileged: false\n    cap_add: []\n")).is_empty());
+    for opt in [
+        "seccomp:unconfined",
+        "apparmor=unconfined",
+        "label:disable",
+        "systempaths=unconfined",
+    ] {
+        assert_eq!(
+            errors(&format!("{HEAD}    security_opt: [no-new-privileges, \"{opt}\"]\n")),
+            [format!("stack/compose.yaml:4:39: error: services.app.security_opt[1]: security option `{opt}` is refused: only `no-new-privileges` is allowed; the others (seccomp, AppArmor, SELinux labels, systempaths) turn off the confinement that keeps a container from the host")]
+        );
+    }
     assert_eq!(
         errors(&format!("{HEAD}    network_mode: \"service:db\"\n")),
         ["stack/compose.yaml:4:5: error: services.app.network_mode: `network_mode` is not supported yet by berth's compose reader"]
@@ -451,7 +461,8 @@ fn unsupported_and_unknown_keys_are_errors_with_positions() {
         ("volumes: [\"/data\"]", "anonymous volumes (`/data`) are not supported yet; name the volume (`data:/data`)"),
         ("deploy: { update_config: { delay: 10s } }", "a `delay` between batches is not supported yet; berth moves on when the batch is healthy for `monitor`"),
         ("deploy: { placement: { constraints: [\"node.role == manager\"] } }", "constraint `node.role == manager` is not supported yet; berth reads `node.hostname == HOST` and `node.labels.KEY == VALUE`"),
-        ("networks: { default: { aliases: [x] } }", "network `aliases` are not supported yet; services reach each other by service name"),
+        ("networks: { default: { aliases: [api.example.com] } }", "alias `api.example.com` is not supported: a name with a dot would answer for a real host name to every container on the network"),
+        ("networks: { default: { aliases: [Db] } }", "alias `Db` is not supported: use lowercase letters, digits, `-` or `_`, at most 63"),
     ];
     for (line, msg) in cases {
         let errs = errors(&format!("{HEAD}    {line}\n"));
@@ -521,15 +532,13 @@ fn the_readme_lists_every_key_of_the_table() {
         .split("## Compose files")
         .nth(1)
         .expect("README has a section `## Compose files`");
-    for (key, _) in super::keys::SUPPORTED
+    for (key, what) in super::keys::SUPPORTED
         .iter()
         .chain(super::keys::REFUSED)
         .chain(super::keys::IGNORED)
     {
-        assert!(
-            section.contains(&format!("`{key}`")),
-            "README misses `{key}`"
-        );
+        let row = format!("| `{key}` | {what} |");
+        assert!(section.contains(&row), "README misses the row {row}");
     }
     for key in super::keys::NOT_YET {
         assert!(
@@ -565,4 +574,42 @@ fn the_example_compose_files_are_valid() {
 fn an_explicit_merge_tag_is_a_merge_key() {
     let s = spec("x-a: &a\n  image: reg.example/app:1.2\nservices:\n  app:\n    !!merge <<: *a\n");
     assert_eq!(s.services["app"].image.to_string(), "reg.example/app:1.2");
+}
+
+#[test]
+fn a_relative_bind_not_in_the_repository_is_host_data_below_the_compose_file() {
+    let yaml = "name: shop
+services:
+  db:
+    image: reg.example/db:1
+    volumes:
+      - ./data/pg:/var/lib/postgresql/data
+      - ./conf:/etc/db:ro
+      - type: bind
+        source: ./uploads
+        target: /srv/uploads
+";
+    let loaded = load_files(
+        &[("stack/compose.yaml", yaml), ("stack/conf/db.conf", "x\n")],
+        "stack",
+    );
+    let s = loaded.spec.expect("valid");
+    let sources: Vec<&MountSource> = s.services["db"].volumes.iter().map(|m| &m.source).collect();
+    assert_eq!(sources[0], &MountSource::HostData("data/pg".into()));
+    assert!(matches!(sources[1], MountSource::RepoDir(d) if d.path == "stack/conf"));
+    assert_eq!(sources[2], &MountSource::HostData("uploads".into()));
+
+    let loaded = load_files(
+        &[(
+            "stack/compose.yaml",
+            "name: shop\nservices:\n  db:\n    image: reg.example/db:1\n    volumes: [\"../data:/data\"]\n",
+        )],
+        "stack",
+    );
+    assert!(loaded.spec.is_none());
+    assert!(
+        loaded.diagnostics.to_string().contains("stack/compose.yaml:5:15: error: services.db.volumes[0]: `../data` is not in the repository, so it would be host data, which must lie below the compose file's directory"),
+        "{}",
+        loaded.diagnostics
+    );
 }
