@@ -28,12 +28,19 @@ pub fn has_migration_key(def: &Value) -> bool {
 
 /// The services each service waits for with [`COMPLETED`], as `job → dependants`, read
 /// from the definitions as written (errors in them are reported by the service reader).
+/// A service left out by its `profiles` waits for nothing.
 pub fn waited_for(defs: &Mapping) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, def) in defs {
         let (Some(name), Some(Value::Mapping(deps))) = (k.as_str(), def.get("depends_on")) else {
             continue;
         };
+        let profiled = def
+            .get("profiles")
+            .is_some_and(|p| !matches!(p, Value::Sequence(s) if s.is_empty()));
+        if profiled && !has_migration_key(def) {
+            continue;
+        }
         for (d, cond) in deps {
             let completed = cond.get("condition").and_then(Value::as_str) == Some(COMPLETED);
             if let (Some(d), true) = (d.as_str(), completed) {

@@ -135,6 +135,14 @@ fn a_job_on_its_own_image_is_keyed_by_its_own_image_and_placed_with_what_it_gate
 }
 
 #[test]
+fn a_service_left_out_by_its_profiles_makes_nothing_a_job() {
+    let yaml = format!("{STACK}  debug:\n    image: reg.example/tool:1\n    profiles: [debug]\n    depends_on:\n      web: {{ condition: service_completed_successfully }}\n");
+    let s = spec(&yaml);
+    assert!(s.migrations.is_empty());
+    assert!(s.services.contains_key("web"));
+}
+
+#[test]
 fn without_dependants_or_gates_a_job_gates_the_services_on_its_image() {
     let yaml = format!(
         "{STACK}  migrate:\n    image: reg.example/api:1.0\n    command: [\"m\"]\n    x-berth: {{ migration: {{ run_on: db-1 }} }}\n"
