@@ -1,10 +1,12 @@
 //! Compose jobs on the real engine: a job on its own image runs with its own container
 //! (image, environment, host env file, volume) once per image digest before the service
 //! waiting for it moves; a failing job holds that service back, its output quoted with
-//! the values of its env file masked.
+//! the values of its env file masked; a kill -9 of berth during a run never doubles it.
 
 use crate::migrate::runs;
-use crate::support::{images, inspect, Project};
+use std::time::Duration;
+
+use crate::support::{docker_stdout, images, inspect, wait_until, Project};
 use crate::Stack;
 
 fn compose(project: &str, api: &str, job: &str, exit: u8) -> String {
@@ -120,4 +122,51 @@ fn a_failing_job_holds_back_the_service_waiting_for_it() {
     let r = s.apply();
     assert_eq!(r.code, 0, "{r:?}");
     assert!(inspect(&format!("{}-api-1", p.name())).is_some());
+}
+
+/// berth killed while a job runs: the run goes on, the next apply records its result
+/// from the container and never starts it again.
+#[test]
+fn kill_9_while_a_job_runs_never_runs_it_twice() {
+    let p = Project::new("jobkill");
+    let img = images();
+    let s = Stack::new();
+    std::fs::write(s.env.path().join("job.env"), "FROM_HOST=x\n").unwrap();
+    let slow = compose(p.name(), &img.app_v1, &img.tool_v1, 0).replace(
+        "[\"sh\", \"-c\", \"cat /version",
+        "[\"sh\", \"-c\", \"sleep 2; cat /version",
+    );
+    assert!(slow.contains("sleep 2"));
+    s.file("compose.yaml", &slow);
+    let args = s.apply_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = crate::spawn_berth(&args);
+    let job_container = || {
+        docker_stdout([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=berth.project={}", p.name()),
+            "--filter",
+            "label=berth.role=migration",
+        ])
+    };
+    assert!(wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || !job_container().is_empty()
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(runs(&p), ["tool:v1", "hello x"]);
+    assert!(inspect(&format!("{}-api-1", p.name())).is_some());
+    assert!(
+        job_container().is_empty(),
+        "the run's container is removed once recorded"
+    );
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(runs(&p).len(), 2);
 }
