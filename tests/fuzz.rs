@@ -207,10 +207,12 @@ fn seeds() -> Vec<Vec<u8>> {
         .into_iter()
         .map(|(_, b)| b.to_vec())
         .collect();
-    out.push(std::fs::read(root.join("desired/berth.yaml")).unwrap());
+    out.push(std::fs::read(root.join("desired/docker-compose.prod.yml")).unwrap());
     for entry in std::fs::read_dir(root.join("examples")).unwrap().flatten() {
-        if let Ok(bytes) = std::fs::read(entry.path().join("berth.yaml")) {
-            out.push(bytes);
+        for name in ["berth.yaml", "compose.yaml"] {
+            if let Ok(bytes) = std::fs::read(entry.path().join(name)) {
+                out.push(bytes);
+            }
         }
     }
     for entry in std::fs::read_dir(root.join("tests/compose"))
@@ -287,7 +289,7 @@ fn load_never_panics_on_mutated_seeds() {
         | 1;
     let findings = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-findings");
     let caddyfile: &'static [u8] = Box::leak(
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("desired/files/Caddyfile"))
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("desired/Caddyfile"))
             .unwrap()
             .into_boxed_slice(),
     );

@@ -20,7 +20,7 @@ use crate::source::{GitAuth, GitSource};
 
 /// The project the demo deploys.
 pub const PROJECT: &str = "berth-demo";
-const STACK: &str = include_str!("../../examples/demo/berth.yaml");
+const STACK: &str = include_str!("../../examples/demo/compose.yaml");
 const IMAGE: &str = "berth-demo/app";
 
 /// Failures of the demo.
@@ -219,7 +219,7 @@ fn git_init(repo: &Path) -> Result<(), DemoError> {
 }
 
 fn commit(repo: &Path, yaml: &str, message: &str) -> Result<(), DemoError> {
-    std::fs::write(repo.join("berth.yaml"), yaml).map_err(fail)?;
+    std::fs::write(repo.join("compose.yaml"), yaml).map_err(fail)?;
     git(repo, &["add", "-A"])?;
     git(repo, &["commit", "-q", "-m", message])
 }

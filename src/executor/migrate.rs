@@ -122,7 +122,7 @@ impl MigrationRunner<'_> {
             }
             return self.await_elsewhere(project, m, digest, on, None).await;
         }
-        let from = desired.services.get(&m.from).ok_or_else(|| {
+        let from = desired.migration_container(m).ok_or_else(|| {
             MigrationFailure::from(format!("migration {}: no service {}", m.name, m.from))
         })?;
         let name = container_name(project, &m.name, digest);
@@ -171,7 +171,10 @@ impl MigrationRunner<'_> {
                 }
                 let mut spec = replica_spec(project, from, 0, &name, self.opts)
                     .map_err(MigrationFailure::from)?;
-                spec.command = Some(m.command.clone());
+                // A compose job's container carries its own command.
+                if m.job.is_none() {
+                    spec.command = Some(m.command.clone());
+                }
                 spec.ports.clear();
                 spec.restart = false;
                 spec.health = Some(HealthConfig {

@@ -378,10 +378,13 @@ impl Executor {
                             .any(|s| matches!(s, Step::Create { .. } | Step::Replace { .. }))
                 })
             });
-            let Some(from) = desired.services.get(&m.from) else {
+            let Some(from) = desired.migration_container(m) else {
                 continue;
             };
-            if !moving || pull_errors.contains_key(&m.from) {
+            if !moving
+                || pull_errors.contains_key(&m.from)
+                || (m.job.is_some() && m.gates.iter().any(|g| pull_errors.contains_key(g)))
+            {
                 continue;
             }
             let digest = match self.engine.image_digest(&from.spec.image.full).await {
@@ -924,7 +927,7 @@ impl Executor {
                 self.engine.create_volume(&full, labels.clone()).await?;
             }
         }
-        for s in desired.services.values() {
+        for s in desired.services.values().chain(desired.jobs.values()) {
             for m in &s.spec.volumes {
                 match &m.source {
                     crate::model::MountSource::RepoFile(f) => {
@@ -969,6 +972,26 @@ impl Executor {
                     .entry(d.spec.image.full.clone())
                     .or_default()
                     .push(sp.service.clone());
+            }
+        }
+        // A compose job's image is needed by the services it gates.
+        for m in desired.spec.migrations.values() {
+            let Some(job) = desired.jobs.get(&m.name).filter(|_| m.job.is_some()) else {
+                continue;
+            };
+            let gated: Vec<String> = m
+                .gates
+                .iter()
+                .filter(|g| wanted.values().any(|s| s.contains(g)))
+                .cloned()
+                .collect();
+            if !gated.is_empty() {
+                let entry = wanted.entry(job.spec.image.full.clone()).or_default();
+                for g in gated {
+                    if !entry.contains(&g) {
+                        entry.push(g);
+                    }
+                }
             }
         }
         let pulls = wanted.into_iter().map(|(image, services)| async move {

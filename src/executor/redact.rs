@@ -29,7 +29,8 @@ impl Redactor {
     pub fn from_desired(d: &Desired) -> Self {
         // Values interpolated from the host's `.env` of a compose project.
         let mut secrets = d.spec.secrets.clone();
-        for s in d.services.values() {
+        // A compose job's container reads its own env files.
+        for s in d.services.values().chain(d.jobs.values()) {
             if let EnvFile::Loaded(kvs) = &s.env_file {
                 secrets.extend(kvs.iter().map(|(_, v)| v.clone()));
             }

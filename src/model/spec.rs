@@ -366,15 +366,24 @@ pub struct UpdatePolicy {
     pub canary: Option<String>,
 }
 
-/// A one-shot job run once per image of its `from` service.
+/// A one-shot job run once per image digest: of its `from` service (format v1), or of
+/// its own container (a compose job).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationSpec {
     /// The migration name.
     pub name: String,
-    /// The service whose image, env, env_file, volumes and networks it uses.
+    /// Format v1: the service whose image, env, env_file, volumes and networks it uses.
+    /// A compose job: the gated service it is placed with (one on the job's image when
+    /// there is one).
     pub from: String,
-    /// The command to run.
+    /// The command to run; for a compose job, its container's command (empty for the
+    /// image's own).
     pub command: Vec<String>,
+    /// A compose job's own container (image, command, environment, env_file, volumes,
+    /// networks, options), compiled by the same rules as a service; `None` for format
+    /// v1, which runs `from`'s container with `command`. Its `depends_on` are services
+    /// it waits for, also added to every service it gates.
+    pub job: Option<Box<ServiceSpec>>,
     /// Killed after this long.
     pub timeout: Duration,
     /// Services that wait for it.

@@ -59,10 +59,24 @@ fn the_reference_stack_is_valid() {
     assert_eq!(spec.services["worker"].image, spec.services["api"].image);
     assert_eq!(spec.services["proxy"].update.order, UpdateOrder::StopFirst);
     assert_eq!(spec.migrations["migrate"].gates, ["api", "worker"]);
+    // The seed's `migrate` service: profiled out of `docker compose up`, a migration
+    // on the API's image for berth.
+    let job = spec.migrations["migrate"].job.as_ref().unwrap();
+    assert_eq!(job.image, spec.services["api"].image);
+    assert_eq!(spec.services["api"].replicas, 2);
+    assert_eq!(spec.services["worker"].replicas, 3);
+    assert_eq!(
+        spec.volumes.keys().collect::<Vec<_>>(),
+        ["caddy_config", "caddy_data"]
+    );
+    let MountSource::RepoDir(d) = &spec.services["proxy"].volumes[1].source else {
+        panic!("repo dir")
+    };
+    assert_eq!(d.path, "desired/static");
     let MountSource::RepoFile(f) = &spec.services["proxy"].volumes[0].source else {
         panic!("repo file")
     };
-    assert_eq!(f.path, "desired/files/Caddyfile");
+    assert_eq!(f.path, "desired/Caddyfile");
     assert!(std::str::from_utf8(&f.content)
         .unwrap()
         .contains("reverse_proxy api:8000"));

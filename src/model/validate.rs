@@ -1405,5 +1405,6 @@ fn migration(
         timeout: timeout?,
         gates: gates?,
         run_on: run_on?,
+        job: None,
     })
 }

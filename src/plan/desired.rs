@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{ContainerOptions, Health, MountSource, ServiceSpec, Spec};
+use crate::model::{ContainerOptions, Health, MigrationSpec, MountSource, ServiceSpec, Spec};
 
 /// Bumped when the meaning of the hash changes, so old containers are replaced once.
 const HASH_VERSION: &str = "1";
@@ -131,6 +131,8 @@ pub struct Desired {
     pub spec: Spec,
     /// Services by name.
     pub services: BTreeMap<String, DesiredService>,
+    /// The containers of compose jobs, by migration name.
+    pub jobs: BTreeMap<String, DesiredService>,
 }
 
 fn digest(parts: &[&[u8]]) -> String {
@@ -400,24 +402,44 @@ impl Desired {
         Self::resolve(spec, &dir)
     }
 
+    /// The container a migration runs with: a compose job's own, else its `from`
+    /// service's.
+    pub fn migration_container(&self, m: &MigrationSpec) -> Option<&DesiredService> {
+        if m.job.is_some() {
+            self.jobs.get(&m.name)
+        } else {
+            self.services.get(&m.from)
+        }
+    }
+
     /// Resolves a spec with every service, reading each env file once from `env_dir`.
     pub fn resolve(spec: Spec, env_dir: &Path) -> Self {
-        let mut cache: BTreeMap<&[crate::model::EnvFileRef], EnvFile> = BTreeMap::new();
+        let mut cache: BTreeMap<Vec<crate::model::EnvFileRef>, EnvFile> = BTreeMap::new();
         let names = ObjectNames::of(&spec);
+        let mut resolve_one = |s: &ServiceSpec| {
+            let env_file = cache
+                .entry(s.env_files.clone())
+                .or_insert_with(|| super::env_file::read_all(&s.env_files, env_dir))
+                .clone();
+            let mut d = DesiredService::new(s.clone(), env_file, &names);
+            d.resolve_secrets(env_dir);
+            d
+        };
         let services = spec
             .services
             .values()
-            .map(|s| {
-                let env_file = cache
-                    .entry(&s.env_files)
-                    .or_insert_with(|| super::env_file::read_all(&s.env_files, env_dir))
-                    .clone();
-                let mut d = DesiredService::new(s.clone(), env_file, &names);
-                d.resolve_secrets(env_dir);
-                (s.name.clone(), d)
-            })
+            .map(|s| (s.name.clone(), resolve_one(s)))
             .collect();
-        Self { spec, services }
+        let jobs = spec
+            .migrations
+            .values()
+            .filter_map(|m| m.job.as_ref().map(|j| (m.name.clone(), resolve_one(j))))
+            .collect();
+        Self {
+            spec,
+            services,
+            jobs,
+        }
     }
 }
 

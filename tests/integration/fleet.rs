@@ -820,3 +820,62 @@ async fn claims_are_exclusive_and_leases_lapse_on_postgres() {
         "0"
     );
 }
+
+/// The reference stack's form of a migration: a profiled `migrate` compose service with
+/// `x-berth.migration`, on the API's image.
+fn compose_stack(f: &Fleet, image: &str) -> String {
+    format!(
+        "name: {p}
+services:
+  api:
+    image: {image}
+    volumes: [\"{shared}:/shared\"]
+    stop_grace_period: 1s
+    deploy: {{ update_config: {{ monitor: 1s }} }}
+    x-berth: {{ deadline: 30s }}
+  migrate:
+    image: {image}
+    command: [\"sh\", \"-c\", \"sleep 1; cat /version >> /shared/runs\"]
+    volumes: [\"{shared}:/shared\"]
+    restart: \"no\"
+    profiles: [migrate]
+    x-berth:
+      migration: {{ gates: [api], timeout: 2m }}
+",
+        p = f.project,
+        shared = f.shared_path(),
+    )
+}
+
+#[test]
+fn a_compose_job_runs_once_per_image_across_the_fleet() {
+    let f = Fleet::new(2, "fleetjob");
+    let im = images();
+    let commit = |text: String, message: &str| {
+        std::fs::write(f.repo.path().join("compose.yaml"), text).unwrap();
+        f.repo.git(&["add", "-A"]);
+        f.repo.git(&["commit", "-q", "-m", message]);
+    };
+    commit(compose_stack(&f, &im.app_v1), "v1");
+    let a1 = f.agent(1, &[]);
+    let a2 = f.agent(2, &[]);
+    let all = [&a1, &a2];
+    assert!(
+        f.wait_converged(&[1, 2], "api", &im.app_v1, Duration::from_secs(90)),
+        "v1 did not converge:\n{}",
+        logs(&all)
+    );
+    commit(compose_stack(&f, &im.app_v2), "v2");
+    assert!(
+        f.wait_converged(&[1, 2], "api", &im.app_v2, Duration::from_secs(120)),
+        "v2 did not converge:\n{}",
+        logs(&all)
+    );
+    // Once per image across both hosts, as format v1's migrations.
+    assert_eq!(f.runs(), ["app:v1", "app:v2"], "{}", logs(&all));
+    let ledger = f.sql(&format!(
+        "SELECT migration || ' ' || status || ' ' || attempts FROM berth.migrations WHERE project = '{}' ORDER BY started_at",
+        f.project
+    ));
+    assert_eq!(ledger, "migrate succeeded 1\nmigrate succeeded 1");
+}

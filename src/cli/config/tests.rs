@@ -318,10 +318,14 @@ fn json_is_the_same_document() {
 
 /// What reading the rendered file back must give: the spec as shown (secret-looking
 /// environment values masked, `depends_on` sorted as the keys of a mapping), without
-/// what compose cannot hold (migrations).
+/// what compose cannot hold (format v1's migrations).
 fn as_shown(spec: &Spec) -> Spec {
     let mut out = spec.clone();
-    for s in out.services.values_mut() {
+    let jobs = out
+        .migrations
+        .values_mut()
+        .filter_map(|m| m.job.as_deref_mut());
+    for s in out.services.values_mut().chain(jobs) {
         s.depends_on.sort();
         for (k, v) in s.env.iter_mut() {
             if looks_secret(k) {
@@ -329,7 +333,8 @@ fn as_shown(spec: &Spec) -> Spec {
             }
         }
     }
-    out.migrations.clear();
+    // Format v1's migrations; a compose job is a service of the file.
+    out.migrations.retain(|_, m| m.job.is_some());
     out.secrets.clear();
     out
 }
@@ -345,10 +350,17 @@ fn round_trip(what: &str, spec: &Spec, dir: &str) {
             format!("{dir}/compose.yaml")
         };
         let mut tree = MemTree::new().with(&file, shown.as_bytes());
-        for s in spec.services.values() {
+        let jobs = spec.migrations.values().filter_map(|m| m.job.as_deref());
+        for s in spec.services.values().chain(jobs) {
             for m in &s.volumes {
-                if let MountSource::RepoFile(f) = &m.source {
-                    tree = tree.with(&f.path, f.content.to_vec());
+                match &m.source {
+                    MountSource::RepoFile(f) => tree = tree.with(&f.path, f.content.to_vec()),
+                    MountSource::RepoDir(d) => {
+                        for (p, content) in &d.files {
+                            tree = tree.with(&format!("{}/{p}", d.path), content.to_vec());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

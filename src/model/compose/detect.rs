@@ -4,7 +4,10 @@
 //! 1. A directory holding one of [`STANDARD_NAMES`] is a compose project; the first name
 //!    in that order is read (as `docker compose` does) and the others are reported.
 //!    `compose.override.yaml` and friends are not read from a directory: an override is
-//!    read only when it is the file named.
+//!    read only when it is the file named. Without a standard name, a directory
+//!    holding a file named for an environment, `docker-compose.<env>.yml` or
+//!    `compose.<env>.yaml` (`docker-compose.prod.yml`), is a compose project when it
+//!    holds exactly one such file and no `berth.yaml`; several are an error.
 //! 2. A file with one of the standard names, or named `*.override.yml|yaml`, is a compose
 //!    file.
 //! 3. Any other `*.yml|*.yaml` file except `berth.yaml` is a compose file when its top
@@ -55,13 +58,27 @@ pub fn compose_file(tree: &dyn RepoTree, config: &str) -> Result<Option<Found>, 
         }
     };
     if let Some(names) = tree.list_dir(config).map_err(LoadError::Io)? {
-        let Some(first) = STANDARD_NAMES
+        let mut skipped = Vec::new();
+        let standard = STANDARD_NAMES
             .iter()
             .find(|n| names.iter().any(|m| m == *n))
-        else {
-            return Ok(None);
+            .map(|n| n.to_string());
+        let first = match standard {
+            Some(first) => first,
+            None => {
+                let mut envs = names.iter().filter(|n| for_environment(n));
+                match (envs.next(), names.iter().any(|n| n == DEFAULT_FILE)) {
+                    (Some(one), false) => {
+                        for other in envs {
+                            skipped.push((join(other), "several compose files named for an environment; name the one to use", true));
+                        }
+                        one.clone()
+                    }
+                    _ => return Ok(None),
+                }
+            }
         };
-        let mut skipped = Vec::new();
+        let first = first.as_str();
         for n in &names {
             if STANDARD_NAMES.contains(&n.as_str()) && n != first {
                 skipped.push((
@@ -121,6 +138,23 @@ pub fn compose_file(tree: &dyn RepoTree, config: &str) -> Result<Option<Found>, 
 }
 
 /// Why a compose file past [`MAX_YAML_BYTES`] is not read.
+/// `docker-compose.<env>.yml|yaml` or `compose.<env>.yml|yaml`, not an override.
+fn for_environment(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix("docker-compose.")
+        .or_else(|| name.strip_prefix("compose."))
+    else {
+        return false;
+    };
+    let Some(env) = rest
+        .strip_suffix(".yml")
+        .or_else(|| rest.strip_suffix(".yaml"))
+    else {
+        return false;
+    };
+    !env.is_empty() && env != "override" && !env.contains('.')
+}
+
 const TOO_LARGE: &str = "the file is larger than 1024 KiB; split it or trim it";
 
 /// The file's bytes; `None` when it is larger than [`MAX_YAML_BYTES`], which is then

@@ -29,7 +29,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("healthcheck", "the health check that gates every update"),
     (
         "depends_on",
-        "services that must be healthy before this one changes",
+        "services that must be healthy before this one changes; `service_completed_successfully` makes the dependency a job",
     ),
     (
         "deploy",
@@ -90,11 +90,11 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("stdin_open", "stdin kept open"),
     (
         "restart",
-        "`always` and `unless-stopped`: berth restarts replicas anyway",
+        "`always` and `unless-stopped`: berth restarts replicas anyway; a job takes `no` or `on-failure`",
     ),
     (
         "x-berth",
-        "berth's own rollout keys: `deadline`, `max_hosts`, `canary`",
+        "berth's own rollout keys: `deadline`, `max_hosts`, `canary`; a job's `migration`: `gates`, `timeout`, `run_on`",
     ),
 ];
 
@@ -152,7 +152,7 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("attach", "log attachment of `docker compose up`"),
     (
         "profiles",
-        "a service with profiles is left out, as compose does when no profile is active",
+        "a service with profiles is left out, as compose does when no profile is active, unless it is a job with `x-berth.migration`",
     ),
 ];
 

@@ -2,7 +2,8 @@
 //! validated [`Spec`](super::Spec) as format v1.
 //!
 //! [`detect`] decides whether a desired-state path is a compose file, [`project`] reads
-//! the top level (name, volumes, networks), [`service`] maps each service, and [`keys`]
+//! the top level (name, volumes, networks), [`service`] maps each service, [`job`] makes
+//! the services others wait to complete into migrations, and [`keys`]
 //! is the table of what happens to every service key; [`interpolate`] expands
 //! `${VAR}` from the host's and the committed `.env`, and [`variables`] applies it to
 //! the file. [`render`] writes a validated spec back as a compose file.
@@ -10,6 +11,7 @@
 pub mod detect;
 pub mod files;
 pub mod interpolate;
+pub mod job;
 pub mod keys;
 mod options;
 pub mod project;
@@ -20,6 +22,8 @@ pub mod yaml;
 
 #[cfg(test)]
 mod interpolation_tests;
+#[cfg(test)]
+mod job_tests;
 #[cfg(test)]
 mod options_tests;
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::super::validate::{check_cycles, check_ports, valid_name};
 use super::detect::Found;
 use super::files::Files;
 use super::service::{self, Scope, DEFAULT_NETWORK};
-use super::{keys, variables, yaml};
+use super::{job, keys, variables, yaml};
 
 /// Reads and compiles the compose file `found`.
 pub(crate) fn load(tree: &dyn RepoTree, found: Found, opts: &LoadOptions) -> Loaded {
@@ -171,6 +171,8 @@ fn compile_expanded(
     let defs = sections.get("services").unwrap_or(&empty);
     let mut deployed = BTreeSet::new();
     let mut left_out = BTreeSet::new();
+    let mut jobs = BTreeSet::new();
+    let waited_for = job::waited_for(defs);
     for (k, def) in defs {
         let Some(n) = k.as_str() else {
             ctx.key_error(
@@ -183,7 +185,11 @@ fn compile_expanded(
         let profiled = def
             .get("profiles")
             .is_some_and(|p| !matches!(p, Value::Sequence(s) if s.is_empty()));
-        if profiled {
+        if job::has_migration_key(def) || (!profiled && waited_for.contains_key(n)) {
+            // A job; with `profiles` too when it names what it gates (the form of a
+            // `migrate` service run by hand with `--profile`).
+            jobs.insert(n.to_string());
+        } else if profiled {
             ctx.warning(file, &root.key("services").key(n).key("profiles"), format!("service `{n}` has `profiles` and is left out, as compose does when no profile is active"));
             left_out.insert(n.to_string());
         } else {
@@ -203,6 +209,7 @@ fn compile_expanded(
     }
 
     let mut services = BTreeMap::new();
+    let mut migrations = BTreeMap::new();
     let mut entries = BTreeMap::new();
     {
         let scope = Scope {
@@ -212,6 +219,7 @@ fn compile_expanded(
             services: &deployed,
             left_out: &left_out,
             files: &files,
+            jobs: &jobs,
         };
         for (k, def) in defs {
             let Some(n) = k.as_str() else { continue };
@@ -228,6 +236,36 @@ fn compile_expanded(
             );
             if let Some(svc) = service::compile(ctx, file, n, &sp, def, &scope) {
                 services.insert(n.to_string(), svc);
+            }
+        }
+        for (k, def) in defs {
+            let Some(n) = k.as_str().filter(|n| jobs.contains(*n)) else {
+                continue;
+            };
+            let sp = root.key("services").key(n);
+            let container = service::compile(ctx, file, n, &sp, def, &scope);
+            let dependants = waited_for.get(n).map(Vec::as_slice).unwrap_or_default();
+            if let Some(m) = job::compile(
+                ctx, file, n, &sp, def, container, dependants, &services, &deployed,
+            ) {
+                migrations.insert(n.to_string(), m);
+            }
+        }
+    }
+    // A service gated by a job also waits for what the job waits for.
+    for m in migrations.values() {
+        let waits = m
+            .job
+            .as_ref()
+            .map(|j| j.depends_on.clone())
+            .unwrap_or_default();
+        for g in &m.gates {
+            if let Some(s) = services.get_mut(g) {
+                for d in &waits {
+                    if !s.depends_on.contains(d) {
+                        s.depends_on.push(d.clone());
+                    }
+                }
             }
         }
     }
@@ -261,7 +299,7 @@ fn compile_expanded(
             .collect(),
         volumes,
         services,
-        migrations: BTreeMap::new(),
+        migrations,
     })
 }
 

@@ -162,6 +162,9 @@ pub struct Service {
     /// Only written when true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// `no` for a job; left out for a service (berth restarts every replica).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<&'static str>,
     /// Secrets mounted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretUse>,
@@ -202,7 +205,6 @@ pub struct Service {
     pub x_berth: ServiceBerth,
 }
 
-/// A `depends_on` entry: berth waits for the dependency to be healthy.
 /// A service's networks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -236,9 +238,11 @@ pub enum EnvFileOut {
     },
 }
 
+/// A `depends_on` entry: berth waits for a service to be healthy, for a job to
+/// complete.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dependency {
-    /// Always `service_healthy`.
+    /// `service_healthy` or `service_completed_successfully`.
     pub condition: &'static str,
     /// Always true.
     pub required: bool,
@@ -363,6 +367,20 @@ pub struct ServiceBerth {
     /// At most this many hosts replace replicas at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_hosts: Option<u32>,
+    /// A job's migration keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<JobBerth>,
+}
+
+/// A job's `x-berth.migration`; the services it gates wait for it in their
+/// `depends_on`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobBerth {
+    /// The only host that runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_on: Option<String>,
+    /// Killed after this long.
+    pub timeout: String,
 }
 
 /// The compose project of `spec`, for a file written in the repository-relative
@@ -390,15 +408,40 @@ pub fn project(spec: &Spec, dir: &str, masking: &Masking) -> Project {
         spec.networks.keys().collect(),
     );
     let volumes = objects(&|n| spec.volumes[n].external, spec.volumes.keys().collect());
-    let services = spec
+    let mut services: BTreeMap<String, Service> = spec
         .services
         .iter()
         .map(|(name, s)| (name.clone(), service(s, dir, masking)))
         .collect();
-    let x_berth = (!spec.migrations.is_empty()).then(|| ProjectBerth {
-        migrations: spec
-            .migrations
-            .iter()
+    for (name, m) in &spec.migrations {
+        let Some(job) = &m.job else { continue };
+        let mut out = service(job, dir, masking);
+        out.restart = Some("no");
+        out.x_berth.migration = Some(JobBerth {
+            run_on: m.run_on.as_deref().map(|h| literal(&(masking.redact)(h))),
+            timeout: format_duration(m.timeout),
+        });
+        for g in &m.gates {
+            if let Some(gated) = services.get_mut(g) {
+                gated.depends_on.insert(
+                    name.clone(),
+                    Dependency {
+                        condition: "service_completed_successfully",
+                        required: true,
+                    },
+                );
+            }
+        }
+        services.insert(name.clone(), out);
+    }
+    let v1: Vec<_> = spec
+        .migrations
+        .iter()
+        .filter(|(_, m)| m.job.is_none())
+        .collect();
+    let x_berth = (!v1.is_empty()).then(|| ProjectBerth {
+        migrations: v1
+            .into_iter()
             .map(|(name, m)| {
                 (
                     name.clone(),
@@ -636,7 +679,9 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
             canary: s.update.canary.as_deref().map(show),
             deadline: format_duration(s.update.deadline),
             max_hosts: s.update.max_hosts,
+            migration: None,
         },
+        restart: None,
     }
 }
 

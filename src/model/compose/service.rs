@@ -35,6 +35,9 @@ pub struct Scope<'a> {
     pub left_out: &'a BTreeSet<String>,
     /// The top-level `secrets` and `configs`.
     pub files: &'a super::files::Files,
+    /// Jobs: services others wait for with `service_completed_successfully`, or that
+    /// carry `x-berth.migration`; they run to completion instead of being kept up.
+    pub jobs: &'a BTreeSet<String>,
 }
 
 /// The network a service joins when it names none, as in compose.
@@ -89,9 +92,10 @@ pub(crate) fn compile(
         Some(v) => image(ctx, file, &p("image"), v),
     };
 
+    let job = scope.jobs.contains(name);
     let deploy = match get("deploy") {
         None => Some(Deploy::default()),
-        Some(v) => self::deploy(ctx, file, &p("deploy"), v),
+        Some(v) => self::deploy(ctx, file, &p("deploy"), v, job),
     };
 
     let replicas = match (get("scale"), deploy.as_ref().and_then(|d| d.replicas)) {
@@ -161,7 +165,7 @@ pub(crate) fn compile(
         None => Some(Health::Image),
         Some(v) => healthcheck(ctx, file, &p("healthcheck"), v),
     };
-    if get("healthcheck").is_none() && replicas.unwrap_or(1) > 0 {
+    if get("healthcheck").is_none() && replicas.unwrap_or(1) > 0 && !job {
         ctx.warning(file, path, "no `healthcheck`; berth uses the image's HEALTHCHECK, and a replica of an image without one counts healthy after `deploy.update_config.monitor` of running");
     }
 
@@ -197,7 +201,7 @@ pub(crate) fn compile(
     };
 
     if let Some(v) = get("restart") {
-        restart(ctx, file, &p("restart"), v);
+        restart(ctx, file, &p("restart"), v, job);
     }
 
     let depends_on = match get("depends_on") {
@@ -1555,11 +1559,28 @@ fn short_limits(
     good.then_some(out)
 }
 
-fn restart(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) {
+/// `restart`: a long-running service is restarted whatever it says (`always`,
+/// `unless-stopped`); a job runs until it succeeds once (`no`, `on-failure[:N]`).
+fn restart(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value, job: bool) {
+    let text = v.as_str().unwrap_or_default();
+    let once = text == "no" || on_failure(text);
     match v.as_str() {
-        Some("always") | Some("unless-stopped") => {}
-        Some(p) if p == "no" || p.starts_with("on-failure") => ctx.error(file, path, format!("`restart: {p}` is not supported yet for long-running services: berth restarts every replica that exits; one-shot jobs are not supported yet")),
-        _ => ctx.error(file, path, format!("unknown restart policy {}; use `always` or `unless-stopped`", describe(v))),
+        Some("always") | Some("unless-stopped") if !job => {}
+        Some(_) if once && job => {}
+        Some(p) if job && (p == "always" || p == "unless-stopped") => ctx.error(file, path, format!("`restart: {p}` would run this job again after it succeeded; a job runs to completion once per image: use `no` or `on-failure`")),
+        Some(p) if once => ctx.error(file, path, format!("`restart: {p}` is for a one-shot job, and nothing waits for this service to complete: make the services that need it depend on it with `condition: service_completed_successfully`, or give it `x-berth: {{ migration: {{ gates: [...] }} }}`; a long-running service is restarted whenever it exits (`always`)")),
+        _ => ctx.error(file, path, format!("unknown restart policy {}; use {}", describe(v), if job { "`no` or `on-failure`" } else { "`always` or `unless-stopped`" })),
+    }
+}
+
+/// `on-failure` or `on-failure:N`.
+fn on_failure(text: &str) -> bool {
+    match text.strip_prefix("on-failure") {
+        Some("") => true,
+        Some(n) => n
+            .strip_prefix(':')
+            .is_some_and(|n| n.parse::<u32>().is_ok()),
+        None => false,
     }
 }
 
@@ -1617,12 +1638,17 @@ fn depends_on(
                 }
                 match c.get("condition").and_then(|v| v.as_str()) {
                     None | Some("service_started") | Some("service_healthy") => {}
-                    Some("service_completed_successfully") => {
-                        ctx.error(file, &dp.key("condition"), "`service_completed_successfully` waits for a one-shot job; jobs: not supported yet (run migrations in the service's command, or use format v1's `migrations`)");
+                    Some("service_completed_successfully") if scope.jobs.contains(name) => {
+                        ctx.error(file, &dp.key("condition"), format!("job `{name}` waits for another job, `{d}`; jobs waiting for jobs are not supported yet: make the services they gate depend on both"));
                         good = false;
+                        continue;
                     }
+                    // The job (found by the project) gates this service; not a
+                    // service dependency.
+                    Some("service_completed_successfully") if scope.jobs.contains(d) => continue,
+                    Some("service_completed_successfully") => {}
                     Some(other) => {
-                        ctx.error(file, &dp.key("condition"), format!("unknown condition `{other}`; use `service_started` or `service_healthy`"));
+                        ctx.error(file, &dp.key("condition"), format!("unknown condition `{other}`; use `service_started`, `service_healthy` or `service_completed_successfully`"));
                         good = false;
                     }
                 }
@@ -1652,6 +1678,9 @@ fn depends_on(
             good = false;
         } else if scope.left_out.contains(&d) {
             ctx.error(file, &dp, format!("`depends_on` names `{d}`, which has `profiles` and is left out; remove the dependency or the profiles"));
+            good = false;
+        } else if scope.jobs.contains(&d) {
+            ctx.error(file, &dp, format!("`{d}` is a job (it runs to completion, it is never healthy); wait for it with `{d}: {{ condition: service_completed_successfully }}`"));
             good = false;
         } else if !scope.services.contains(&d) {
             let known: Vec<&str> = scope.services.iter().map(String::as_str).collect();
@@ -1697,7 +1726,7 @@ impl Default for Deploy {
     }
 }
 
-fn deploy(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Deploy> {
+fn deploy(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value, job: bool) -> Option<Deploy> {
     let m = mapping(ctx, file, path, v, "`deploy`")?;
     let d = nested(
         ctx,
@@ -1723,7 +1752,7 @@ fn deploy(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Deplo
         match mode.as_str() {
             Some("replicated") => {}
             Some("replicated-job") | Some("global-job") => {
-                ctx.error(file, &path.key("mode"), "jobs: not supported yet");
+                ctx.error(file, &path.key("mode"), format!("`mode: {}` (Swarm's jobs) is not supported; a job in berth is a service that others wait for with `condition: service_completed_successfully`, or that has `x-berth.migration`: it runs once per image before them", mode.as_str().unwrap_or_default()));
                 good = false;
             }
             _ => {
@@ -1745,10 +1774,24 @@ fn deploy(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Deplo
                 &[],
             )
         }) {
-            match r.get("condition").and_then(|c| c.as_str()) {
-                None | Some("any") => {}
-                Some(c) => {
-                    ctx.error(file, &rpp.key("condition"), format!("`condition: {c}` is not supported yet: berth restarts every replica that exits; one-shot jobs are not supported yet"));
+            match (r.get("condition").and_then(|c| c.as_str()), job) {
+                (None | Some("any"), false) | (Some("none" | "on-failure"), true) => {}
+                (None | Some("any"), true) => {
+                    ctx.error(file, &rpp.key("condition"), "`condition: any` would run this job again after it succeeded; a job runs to completion once per image: use `none` or `on-failure`");
+                    good = false;
+                }
+                (Some(c @ ("none" | "on-failure")), false) => {
+                    ctx.error(file, &rpp.key("condition"), format!("`condition: {c}` is for a one-shot job, and nothing waits for this service to complete: make the services that need it depend on it with `condition: service_completed_successfully`; a long-running service is restarted whenever it exits (`any`)"));
+                    good = false;
+                }
+                (Some(c), _) => {
+                    ctx.error(
+                        file,
+                        &rpp.key("condition"),
+                        format!(
+                            "unknown restart condition `{c}`; use `any`, `on-failure` or `none`"
+                        ),
+                    );
                     good = false;
                 }
             }
@@ -2000,7 +2043,7 @@ fn update(
             file,
             &bp,
             m,
-            &["deadline", "max_hosts", "canary"],
+            &["deadline", "max_hosts", "canary", "migration"],
             &[],
             &[],
         )?;

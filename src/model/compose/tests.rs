@@ -119,6 +119,22 @@ fn detection() {
             "d/docker-compose.yml:1:1: warning: not read: only one compose file is read; name it to use it",
         ]
     );
+    // Without a standard name, one file named for an environment is the project.
+    let l = load_files(&[("d/docker-compose.prod.yml", HEAD), ("d/.env", "")], "d");
+    assert_eq!(l.spec.unwrap().project, "d");
+    let l = load_files(
+        &[
+            ("d/docker-compose.prod.yml", HEAD),
+            ("d/compose.staging.yaml", HEAD),
+        ],
+        "d",
+    );
+    assert!(l.spec.is_none());
+    assert!(
+        l.diagnostics.to_string().contains("d/docker-compose.prod.yml:1:1: error: not read: several compose files named for an environment"),
+        "{}",
+        l.diagnostics
+    );
     // berth.yaml beside a compose file is ambiguous.
     let l = load_files(
         &[("d/compose.yaml", HEAD), ("d/berth.yaml", "project: x")],
@@ -444,7 +460,7 @@ fn unsupported_and_unknown_keys_are_errors_with_positions() {
         ("group_add: [\"1000\"]", "`group_add` is not supported yet by berth's compose reader"),
         ("oom_score_adj: 100", "`oom_score_adj` is not supported yet by berth's compose reader"),
         ("imagee: x", "unknown key `imagee` in a compose service; did you mean `image`?"),
-        ("restart: on-failure", "`restart: on-failure` is not supported yet for long-running services: berth restarts every replica that exits; one-shot jobs are not supported yet"),
+        ("restart: on-failure", "`restart: on-failure` is for a one-shot job, and nothing waits for this service to complete: make the services that need it depend on it with `condition: service_completed_successfully`, or give it `x-berth: { migration: { gates: [...] } }`; a long-running service is restarted whenever it exits (`always`)"),
         ("environment: [TOKEN]", "`TOKEN` has no value, which in compose passes the variable through from the environment of whoever runs it; berth never reads its own environment: write `TOKEN=value` here, or put it in the host's env_file"),
         ("env_file: ../other/app.env", "env_file `../other/app.env` leads out of the env directory; berth reads env files from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there, e.g. `app.env`"),
         ("env_file: [{path: a.env, required: maybe}]", "expected `true` or `false`; found a string"),
@@ -461,8 +477,9 @@ fn unsupported_and_unknown_keys_are_errors_with_positions() {
         assert!(errs[0].starts_with("stack/compose.yaml:4:"), "{}", errs[0]);
         assert!(errs[0].ends_with(msg), "{}\n  wanted …{msg}", errs[0]);
     }
-    let errs = errors("services:\n  job:\n    image: r/a:1\n  app:\n    image: r/b:1\n    depends_on:\n      job:\n        condition: service_completed_successfully\n");
-    assert_eq!(errs, ["stack/compose.yaml:8:20: error: services.app.depends_on.job.condition: `service_completed_successfully` waits for a one-shot job; jobs: not supported yet (run migrations in the service's command, or use format v1's `migrations`)"]);
+    // A service waited for with `service_completed_successfully` is a job (job_tests).
+    let s = spec("services:\n  job:\n    image: r/a:1\n  app:\n    image: r/b:1\n    depends_on:\n      job:\n        condition: service_completed_successfully\n");
+    assert_eq!(s.migrations["job"].gates, ["app"]);
     let errs = errors("services:\n  app:\n    build: .\n");
     assert_eq!(errs, ["stack/compose.yaml:2:3: error: services.app: `image` is missing: berth deploys images: build in CI and pin the tag (e.g. `image: ghcr.io/owner/app:sha-3f2c1e9`)"]);
     let errs = errors("services:\n  app:\n    image: r/a:latest\n");
