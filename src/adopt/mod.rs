@@ -11,7 +11,7 @@
 //!   `external` ones: never created, changed or removed, since they carry no berth
 //!   label);
 //! - compose's containers are replaced service by service, in dependency order: berth's
-//!   replicas start and pass their gate, then compose's container leaves its networks,
+//!   replicas start and pass their gate, then compose's container leaves its alias,
 //!   drains and stops (start-first); a service that publishes host ports cannot have two
 //!   owners of a port, so compose's container stops first and the port is closed until
 //!   berth's replica is healthy (stop-first, the downtime of the switch);
@@ -94,7 +94,7 @@ impl Adopted {
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     /// berth's replicas start and pass their gate first; then compose's containers
-    /// leave their networks, drain and stop. Nothing is unserved.
+    /// leave the alias, drain and stop. Nothing is unserved.
     StartFirst,
     /// The service publishes host ports, which only one container can hold: compose's
     /// containers stop first, and the ports are closed until berth's replicas are
@@ -273,13 +273,18 @@ impl SwitchPlan {
             .unwrap_or(0);
         for s in &self.services {
             let containers = s.containers.join(", ");
+            let (leaves, stops) = if s.containers.len() == 1 {
+                ("leaves its alias", "stops")
+            } else {
+                ("leave their alias", "stop")
+            };
             let how = match s.order {
                 Order::StartFirst => format!(
-                    "start-first: berth's replicas start and pass their gate, then {containers} leave their networks, drain {}ms and stop",
+                    "start-first: berth's replicas start and pass their gate, then {containers} {leaves}, drain {}ms and {stops}",
                     drain.as_millis()
                 ),
                 Order::StopFirst => format!(
-                    "stop-first (publishes host ports): {containers} stop, then berth's replicas start; the ports are closed until they are healthy"
+                    "stop-first (publishes host ports): {containers} {stops}, then berth's replicas start; the ports are closed until they pass their gate"
                 ),
             };
             out.push_str(&format!("  {:<width$}  {how}\n", s.service));

@@ -203,12 +203,13 @@ async fn switch_service(
                     done: Vec::new(),
                 });
             }
-            // Out of the alias first, so that nothing new reaches them, then a drain
-            // for requests in flight, then the stop.
+            // Out of the alias first, so that nothing new reaches them, yet still on
+            // their networks (at the same address) for requests in flight; then a
+            // drain, then the stop.
             for c in &running {
                 for net in &c.networks {
-                    match engine.disconnect(net, &c.id).await {
-                        Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+                    match engine.reconnect(net, &c.id, Vec::new()).await {
+                        Ok(_) | Err(RuntimeError::NotFound(_)) => {}
                         Err(e) => return Err(engine_err(&c.name)(e)),
                     }
                 }

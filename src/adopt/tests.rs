@@ -216,9 +216,9 @@ volumes handed over (used as they are; berth never removes them):
 networks handed over (used as they are; berth never removes them):
   shop_default (`default`)
 services, in dependency order:
-  db     start-first: berth's replicas start and pass their gate, then shop_db_1 leave their networks, drain 1000ms and stop
-  api    start-first: berth's replicas start and pass their gate, then shop_api_1, shop_api_2 leave their networks, drain 1000ms and stop
-  proxy  stop-first (publishes host ports): shop_proxy_1 stop, then berth's replicas start; the ports are closed until they are healthy
+  db     start-first: berth's replicas start and pass their gate, then shop_db_1 leaves its alias, drain 1000ms and stops
+  api    start-first: berth's replicas start and pass their gate, then shop_api_1, shop_api_2 leave their alias, drain 1000ms and stop
+  proxy  stop-first (publishes host ports): shop_proxy_1 stops, then berth's replicas start; the ports are closed until they pass their gate
 left alone:
   volume shop_cache: the desired state does not declare it
   volume shop_shared: the desired state declares `shared` external; used under its own name as it is

@@ -17,6 +17,7 @@ mod ops;
 mod plan;
 mod reliability;
 mod ssh;
+mod switch;
 mod traffic;
 mod trust;
 
