@@ -39,14 +39,13 @@ pub async fn run(args: &AdoptArgs) -> u8 {
             Ok(x) => x,
             Err(code) => return code,
         };
-    if let Some(p) = &args.project {
-        if *p != spec.project {
-            eprintln!(
-                "error: --project {p}, but the desired state is project `{}`; berth adopts a compose project only under its own name (its volumes are `{p}_<name>`): set `name: {p}` in the compose file (or `project: {p}` in berth.yaml)",
-                spec.project
-            );
-            return exit::USAGE;
-        }
+    let p = &args.project;
+    if *p != spec.project {
+        eprintln!(
+            "error: --project {p}, but the desired state is project `{}`; berth adopts a compose project only under its own name (its volumes are `{p}_<name>`): set `name: {p}` in the compose file (or `project: {p}` in berth.yaml)",
+            spec.project
+        );
+        return exit::USAGE;
     }
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,

@@ -266,10 +266,10 @@ pub struct AdoptArgs {
     #[command(flatten)]
     pub converge: ConvergeArgs,
     /// The docker compose project to take over (its `com.docker.compose.project`
-    /// label). It must be the desired state's project, whose objects have the same
-    /// names; default: that project.
-    #[arg(long, value_name = "NAME")]
-    pub project: Option<String>,
+    /// label); it must be the desired state's project, whose objects have the same
+    /// names. Required: what is taken over is the operator's word, not the file's.
+    #[arg(long, env = "BERTH_PROJECT", value_name = "NAME")]
+    pub project: String,
     /// Print what would be adopted, replaced and left alone, and change nothing.
     #[arg(long)]
     pub dry_run: bool,

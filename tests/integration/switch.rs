@@ -117,7 +117,12 @@ fn a_compose_stack_is_adopted_with_its_data_and_other_projects_are_untouched() {
     assert_eq!(container_status(&api).as_deref(), Some("running"));
 
     // The dry run says what happens to what, and changes nothing.
-    let r = berth_on(&["adopt", "--dry-run"], &file, &state, &env);
+    let r = berth_on(
+        &["adopt", "--project", p.name(), "--dry-run"],
+        &file,
+        &state,
+        &env,
+    );
     assert_eq!(r.code, 0, "{r:?}");
     let name = p.name();
     assert_eq!(
@@ -138,7 +143,11 @@ dry run: nothing changed
     );
     assert!(!state.path().join("adopted.json").exists());
     assert_eq!(container_status(&proxy).as_deref(), Some("running"));
-    // --project names the compose project, which must be the desired state's.
+    // --project names the compose project, which must be the desired state's: the
+    // operator says what is taken over, not the file.
+    let r = berth_on(&["adopt", "--dry-run"], &file, &state, &env);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--project <NAME>"), "{r:?}");
     let r = berth_on(&["adopt", "--project", other.name()], &file, &state, &env);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
@@ -161,7 +170,13 @@ dry run: nothing changed
         || published.ok() > 0
     ));
     let started = Instant::now();
-    let r = berth_on(&["adopt", "--drain", "1s"], &file, &state, &env);
+    let loop_age = published.age();
+    let r = berth_on(
+        &["adopt", "--project", p.name(), "--drain", "1s"],
+        &file,
+        &state,
+        &env,
+    );
     let took = started.elapsed();
     assert_eq!(r.code, 0, "{r:?}");
     // Let both clients see the new containers for a while.
@@ -175,13 +190,22 @@ dry run: nothing changed
     let inside = internal.stop_report();
     eprintln!(
         "switch from docker compose: `berth adopt` took {:.2}s\n{}\
-         published port (host → proxy → api): {} failed of {}, longest gap {} ms\n\
+         published port (host → proxy → api): {} failed of {}, longest gap {} ms \
+         (gaps, ms after adopt started: {:?})\n\
          internal service (client → api alias, every 50 ms): {} failed of {}",
         took.as_secs_f64(),
         r.stdout,
         outside.fail,
         outside.ok + outside.fail,
         outside.longest_gap.as_millis(),
+        outside
+            .gaps
+            .iter()
+            .map(|(at, len)| (
+                at.as_millis() as i64 - loop_age.as_millis() as i64,
+                len.as_millis()
+            ))
+            .collect::<Vec<_>>(),
         inside.fail,
         inside.ok + inside.fail,
     );

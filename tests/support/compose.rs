@@ -116,13 +116,15 @@ pub struct PortLoop {
 }
 
 /// What a [`PortLoop`] saw.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PortReport {
     pub ok: usize,
     pub fail: usize,
     /// The longest time from the last answer before a failure to the first answer
     /// after it.
     pub longest_gap: Duration,
+    /// Every such gap: when it began (since the loop started) and how long it lasted.
+    pub gaps: Vec<(Duration, Duration)>,
 }
 
 impl PortLoop {
@@ -146,6 +148,16 @@ impl PortLoop {
         }
     }
 
+    /// Time since the first request.
+    pub fn age(&self) -> Duration {
+        self.samples
+            .lock()
+            .unwrap()
+            .first()
+            .map(|s| s.0.elapsed())
+            .unwrap_or_default()
+    }
+
     /// Answers seen so far.
     pub fn ok(&self) -> usize {
         self.samples.lock().unwrap().iter().filter(|s| s.1).count()
@@ -159,6 +171,7 @@ impl PortLoop {
         }
         let samples = self.samples.lock().unwrap();
         let mut r = PortReport::default();
+        let first = samples.first().map(|s| s.0).unwrap_or_else(Instant::now);
         let mut last_ok: Option<Instant> = None;
         let mut failing = false;
         for (at, ok) in samples.iter() {
@@ -167,6 +180,7 @@ impl PortLoop {
                 if failing {
                     if let Some(before) = last_ok {
                         r.longest_gap = r.longest_gap.max(*at - before);
+                        r.gaps.push((before - first, *at - before));
                     }
                     failing = false;
                 }
