@@ -331,3 +331,70 @@ services:
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("is already a compose file"), "{r:?}");
 }
+
+#[test]
+fn a_replacement_that_fails_gives_the_port_back_to_compose_and_adopt_can_run_again() {
+    let p = Project::new("switchfail");
+    let img = images();
+    let (state, env) = (TempDir::default(), TempDir::default());
+    let port = free_port();
+    let web = |image: &str| {
+        format!(
+            "services:
+  web:
+    image: {image}
+    ports: [\"127.0.0.1:{port}:8000\"]
+    deploy:
+      update_config: {{ monitor: 0s }}
+"
+        )
+    };
+    let dir = ComposeDir::new(p.name(), &web(&img.app_v1));
+    dir.compose(&["up", "-d"]);
+    let theirs = format!("{}_web_1", p.name());
+    assert!(wait_healthy(&theirs, Duration::from_secs(30)));
+    assert_eq!(get(port, Duration::from_secs(2)).as_deref(), Some("v1"));
+
+    // The desired state asks for an image that exits at once.
+    dir.file("compose.yaml", &web(&img.app_crash));
+    let adopt = || {
+        berth_on(
+            &["adopt", "--project", p.name()],
+            &dir.file_path(),
+            &state,
+            &env,
+        )
+    };
+    let r = adopt();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("error: web: berth's replicas did not converge (")
+            && r.stderr.contains(&format!(
+            "compose's {theirs} started again. Services switched before it stay with berth; fix the cause and run `berth adopt` again"
+        )),
+        "{r:?}"
+    );
+    assert_eq!(container_status(&theirs).as_deref(), Some("running"));
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || get(
+            port,
+            Duration::from_secs(2)
+        )
+        .as_deref()
+            == Some("v1")),
+        "compose's web answers again"
+    );
+    assert_eq!(
+        p.containers(),
+        Vec::<String>::new(),
+        "berth's failed replica is gone"
+    );
+
+    // Fixed, the same command finishes the switch.
+    dir.file("compose.yaml", &web(&img.app_v2));
+    let r = adopt();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!container_exists(&theirs));
+    assert_eq!(get(port, Duration::from_secs(2)).as_deref(), Some("v2"));
+}
