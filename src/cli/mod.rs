@@ -430,19 +430,23 @@ enum Command {
     /// does: interpolated, defaults filled in, keys sorted, secrets masked; a format v1
     /// file comes out in compose terms. Exit 0 printed, 1 invalid, 2 unreadable.
     Config(ConfigArgs),
-    /// Write a format v1 desired state as a compose file (to stdout, or `-o OUT`),
-    /// checked to read back to the same stack. Exit 0 written, 1 invalid or not
+    /// Write a format v1 desired state as a compose file.
+    ///
+    /// To stdout, or to a new file with `-o OUT`; values as committed, and checked to
+    /// read back through berth's compose reader to the same stack. Exit 0 written, 1 invalid or not
     /// convertible (migrations), 2 unreadable or usage.
     Convert(ConvertArgs),
-    /// Take over a stack that docker compose runs on this host, without losing its
-    /// data. The operator's act: compose's volumes and networks that the desired state
+    /// Take over a stack that docker compose runs on this host, keeping its volumes.
+    ///
+    /// The operator's act, never a commit's: compose's volumes and networks that the desired state
     /// declares under the same names are recorded as berth's to use
     /// (`<state-dir>/adopted.json`; never removed by berth), then compose's containers
     /// are replaced service by service in dependency order: start-first, or stop-first
     /// for a service publishing host ports (the switch's downtime). Other compose
     /// projects, and what the desired state does not name, are left alone. Exit 0
     /// switched and converged, 1 a service failed (compose's container of it runs
-    /// again) or Docker failed, 2 invalid input or usage.
+    /// again) or Docker failed, 2 invalid input or usage. Try `--dry-run` first; see
+    /// "Switching from docker compose" in the README.
     Adopt(AdoptArgs),
     /// Show what `apply` would change on this host, without acting: exit 0 in sync,
     /// 3 changes pending, 1 invalid input or Docker error, 2 usage error.
