@@ -53,6 +53,9 @@ pub enum SwitchError {
     /// The apply itself could not run.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// An image could not be pulled; nothing was changed.
+    #[error("{0}; nothing was adopted or stopped: compose still runs everything")]
+    Pull(String),
     /// One service did not converge; what compose ran of it runs again.
     #[error("{service}: berth's replicas did not converge ({why}); {what}. Services switched before it stay with berth; fix the cause and run `berth adopt` again")]
     Service {
@@ -85,6 +88,22 @@ pub async fn run(
     state_dir: &std::path::Path,
     drain: Duration,
 ) -> Result<SwitchReport, SwitchError> {
+    // Every image first: a stop-first service must not wait for a pull with its
+    // ports closed, and a pull that fails is better known before anything moves.
+    let failed = executor.pull(desired).await?;
+    if !failed.is_empty() {
+        let mut lines: Vec<String> = failed
+            .into_iter()
+            .map(|(service, e)| {
+                let e = e
+                    .strip_suffix("; nothing of this service was stopped")
+                    .unwrap_or(&e);
+                format!("{service}: {e}")
+            })
+            .collect();
+        lines.sort();
+        return Err(SwitchError::Pull(lines.join("; ")));
+    }
     plan.adopted()
         .record(state_dir, &plan.project)
         .map_err(|error| SwitchError::Record {

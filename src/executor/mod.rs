@@ -951,6 +951,14 @@ impl Executor {
 
     /// Pulls, in parallel, every image a create or replace needs and the host lacks.
     /// Returns the error of each service whose image could not be had.
+    /// Pulls what `apply` would pull first: the images of services to create or
+    /// replace that this host does not have. By service, the pulls that failed.
+    pub async fn pull(&self, desired: &Desired) -> Result<HashMap<String, String>, ApplyError> {
+        let observed = self.engine.list_project(&desired.spec.project).await?;
+        let the_plan = plan(desired, &observed);
+        Ok(self.pull_images(desired, &the_plan).await)
+    }
+
     async fn pull_images(
         &self,
         desired: &Desired,

@@ -352,11 +352,6 @@ fn a_replacement_that_fails_gives_the_port_back_to_compose_and_adopt_can_run_aga
     let dir = ComposeDir::new(p.name(), &web(&img.app_v1));
     dir.compose(&["up", "-d"]);
     let theirs = format!("{}_web_1", p.name());
-    assert!(wait_healthy(&theirs, Duration::from_secs(30)));
-    assert_eq!(get(port, Duration::from_secs(2)).as_deref(), Some("v1"));
-
-    // The desired state asks for an image that exits at once.
-    dir.file("compose.yaml", &web(&img.app_crash));
     let adopt = || {
         berth_on(
             &["adopt", "--project", p.name()],
@@ -365,6 +360,26 @@ fn a_replacement_that_fails_gives_the_port_back_to_compose_and_adopt_can_run_aga
             &env,
         )
     };
+    assert!(wait_healthy(&theirs, Duration::from_secs(30)));
+    assert_eq!(get(port, Duration::from_secs(2)).as_deref(), Some("v1"));
+
+    // An image that cannot be pulled stops the switch before anything moves.
+    let started_at = || docker_stdout(["inspect", "-f", "{{.State.StartedAt}}", &theirs]);
+    let before = started_at();
+    dir.file("compose.yaml", &web("127.0.0.1:9/berth-test/absent:1"));
+    let r = adopt();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("error: web: ")
+            && r.stderr
+                .contains("; nothing was adopted or stopped: compose still runs everything"),
+        "{r:?}"
+    );
+    assert_eq!(started_at(), before, "compose's web was never stopped");
+    assert!(!state.path().join("adopted.json").exists());
+
+    // The desired state asks for an image that exits at once.
+    dir.file("compose.yaml", &web(&img.app_crash));
     let r = adopt();
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
