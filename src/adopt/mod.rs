@@ -195,7 +195,7 @@ impl SwitchPlan {
                 ));
             } else if !spec.services.contains_key(&c.service) {
                 left.push(format!(
-                    "container {}: service `{}` is not in the desired state",
+                    "container {}: service `{}` is not in the desired state of this host",
                     c.name, c.service
                 ));
             } else {

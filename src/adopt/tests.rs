@@ -110,7 +110,7 @@ fn declared_objects_are_handed_over_and_services_switch_in_dependency_order() {
             "volume shop_cache: the desired state does not declare it",
             "volume shop_shared: the desired state declares `shared` external; used under its own name as it is",
             "container shop_api_run_3f2c: a one-off container (`docker-compose run`)",
-            "container shop_old_1: service `old` is not in the desired state",
+            "container shop_old_1: service `old` is not in the desired state of this host",
         ]
     );
     assert_eq!(
@@ -223,7 +223,30 @@ left alone:
   volume shop_cache: the desired state does not declare it
   volume shop_shared: the desired state declares `shared` external; used under its own name as it is
   container shop_api_run_3f2c: a one-off container (`docker-compose run`)
-  container shop_old_1: service `old` is not in the desired state
+  container shop_old_1: service `old` is not in the desired state of this host
 "
+    );
+}
+
+#[test]
+fn a_service_placed_on_another_host_is_left_to_compose_here() {
+    let placed = STACK.replace(
+        "  db:\n    image: reg.example/db:1\n",
+        "  db:\n    image: reg.example/db:1\n    deploy: { placement: { constraints: [\"node.hostname == db-host\"] } }\n",
+    );
+    let host = crate::plan::Host {
+        name: "web-host".into(),
+        labels: Default::default(),
+        env_dir: Some(std::env::temp_dir()),
+    };
+    let desired = crate::plan::Desired::resolve_for(spec(&placed), &host);
+    let plan = SwitchPlan::new(&desired.spec, &compose());
+    let services: Vec<&str> = plan.services.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(services, ["api", "proxy"]);
+    assert!(
+        plan.left.contains(
+            &"container shop_db_1: service `db` is not in the desired state of this host".into()
+        ),
+        "{plan:?}"
     );
 }

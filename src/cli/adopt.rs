@@ -15,7 +15,9 @@ use crate::runtime::DockerEngine;
 pub async fn run(args: &AdoptArgs) -> u8 {
     let c = &args.converge;
     let (dir, wait) = (c.state_dir.clone(), args.lock_timeout.into());
-    let _lock = if args.dry_run {
+    // A dry run of a local file writes nothing; with --repo it updates the clone in
+    // the state dir, which is the lock holder's.
+    let _lock = if args.dry_run && args.source.repo.is_none() {
         None
     } else {
         match tokio::task::spawn_blocking(move || {
@@ -61,12 +63,16 @@ pub async fn run(args: &AdoptArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    let plan = SwitchPlan::new(&spec, &compose);
+    // Only the services placed on this host: one placed elsewhere is not started
+    // here, so compose's container of it is left alone.
+    let host = args.host.host();
+    let desired = Desired::resolve_for(spec, &host);
+    let plan = SwitchPlan::new(&desired.spec, &compose);
     let drain: std::time::Duration = c.drain.into();
     if plan.is_empty() {
         eprintln!(
             "error: docker compose has no container, volume or network of project `{}` on this host (label com.docker.compose.project={}); nothing to adopt: `berth apply` starts the stack",
-            spec.project, spec.project
+            desired.spec.project, desired.spec.project
         );
         return exit::FAILED;
     }
@@ -75,8 +81,6 @@ pub async fn run(args: &AdoptArgs) -> u8 {
         println!("dry run: nothing changed");
         return exit::OK;
     }
-    let host = args.host.host();
-    let desired = Desired::resolve_for(spec, &host);
     let mut opts = super::agent::apply_options(c, 1);
     opts.commit = commit.map(|i| i.sha);
     opts.host = Some(host.name.clone());
