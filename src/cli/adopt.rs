@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{exit, AdoptArgs};
+use super::{exit, AdoptArgs, Output};
 use crate::adopt::switch::{self, SwitchError};
 use crate::adopt::{Order, SwitchPlan};
 use crate::executor::Executor;
@@ -76,9 +76,22 @@ pub async fn run(args: &AdoptArgs) -> u8 {
         );
         return exit::FAILED;
     }
-    print!("{}", plan.render(drain));
+    let json = args.output == Output::Json;
+    let print_json = |value: serde_json::Value| {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("plain data serializes")
+        )
+    };
+    if !json {
+        print!("{}", plan.render(drain));
+    }
     if args.dry_run {
-        println!("dry run: nothing changed");
+        if json {
+            print_json(serde_json::json!({ "plan": plan, "dry_run": true }));
+        } else {
+            println!("dry run: nothing changed");
+        }
         return exit::OK;
     }
     let mut opts = super::agent::apply_options(c, 1);
@@ -102,23 +115,41 @@ pub async fn run(args: &AdoptArgs) -> u8 {
     let executor = Executor::new(engine.clone(), ledger, opts);
     match switch::run(&plan, &desired, &executor, engine, &c.state_dir, drain).await {
         Ok(report) => {
-            print!("{}", switch::render(&report));
-            let Some(apply) = &report.apply else {
-                return exit::OK;
-            };
-            print!("{}", super::apply::render(apply));
-            if apply.converged() {
+            let converged = report.apply.as_ref().is_none_or(|a| a.converged());
+            if json {
+                print_json(serde_json::json!({
+                    "plan": plan,
+                    "switched": report.switched,
+                    "apply": report.apply,
+                }));
+            } else {
+                print!("{}", switch::render(&report));
+                if let Some(apply) = &report.apply {
+                    print!("{}", super::apply::render(apply));
+                }
+            }
+            if converged {
                 exit::OK
             } else {
                 exit::FAILED
             }
         }
         Err(e) => {
-            if let SwitchError::Service { done, .. } = &e {
+            let done = match &e {
+                SwitchError::Service { done, .. } => done.clone(),
+                _ => Vec::new(),
+            };
+            if json {
+                print_json(serde_json::json!({
+                    "plan": plan,
+                    "switched": done,
+                    "error": e.to_string(),
+                }));
+            } else {
                 print!(
                     "{}",
                     switch::render(&switch::SwitchReport {
-                        switched: done.clone(),
+                        switched: done,
                         apply: None,
                     })
                 );

@@ -273,6 +273,10 @@ pub struct AdoptArgs {
     /// Print what would be adopted, replaced and left alone, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format: text, or one JSON document (`plan`, then `switched`, `apply` or
+    /// `error`).
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
+    pub output: Output,
     /// How long to wait for another berth (agent or apply) working on the same state
     /// dir before giving up with exit status 1.
     #[arg(long, env = "BERTH_LOCK_TIMEOUT", default_value = "5m")]

@@ -141,6 +141,33 @@ dry run: nothing changed
         ),
         "{r:?}"
     );
+    let r = berth_on(
+        &[
+            "adopt",
+            "--project",
+            p.name(),
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+        &file,
+        &state,
+        &env,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let shown: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["dry_run"], true, "{shown}");
+    assert_eq!(
+        shown["plan"]["volumes"],
+        serde_json::json!([{ "name": format!("{name}_data"), "short": "data" }])
+    );
+    let orders: Vec<(&str, &str)> = shown["plan"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["service"].as_str().unwrap(), s["order"].as_str().unwrap()))
+        .collect();
+    assert_eq!(orders, [("api", "start-first"), ("proxy", "stop-first")]);
     assert!(!state.path().join("adopted.json").exists());
     assert_eq!(container_status(&proxy).as_deref(), Some("running"));
     // --project names the compose project, which must be the desired state's: the
