@@ -181,17 +181,28 @@ async fn switch_service(
     let mut closed_ms = None;
     match s.order {
         Order::StopFirst => {
+            let mut stopped = Vec::new();
+            let mut failure = None;
             for c in &running {
                 tracing::info!(service = %s.service, container = %c.name, action = "stop-compose");
-                engine
-                    .stop(&c.id, grace)
-                    .await
-                    .map_err(engine_err(&c.name))?;
+                match engine.stop(&c.id, grace).await {
+                    Ok(()) => stopped.push(*c),
+                    Err(e) => {
+                        failure = Some(format!("stopping compose's {}: {e}", c.name));
+                        break;
+                    }
+                }
             }
-            let report = executor.apply_with(desired, &control).await?;
-            if let Err(why) = converged(&report, &s.service) {
+            if failure.is_none() {
+                failure = match executor.apply_with(desired, &control).await {
+                    Ok(report) => converged(&report, &s.service).err(),
+                    Err(e) => Some(e.to_string()),
+                };
+            }
+            if let Some(why) = failure {
+                // The ports go back to compose.
                 let mut restarted = Vec::new();
-                for c in &running {
+                for c in &stopped {
                     match engine.start(&c.id).await {
                         Ok(()) => restarted.push(c.name.clone()),
                         Err(e) => {
@@ -202,10 +213,14 @@ async fn switch_service(
                 return Err(SwitchError::Service {
                     service: s.service.clone(),
                     why,
-                    what: if restarted.is_empty() {
-                        "compose's containers are stopped, not removed".into()
+                    what: if restarted.len() == stopped.len() {
+                        if restarted.is_empty() {
+                            "compose's containers were not stopped".into()
+                        } else {
+                            format!("compose's {} started again", restarted.join(", "))
+                        }
                     } else {
-                        format!("compose's {} started again", restarted.join(", "))
+                        "compose's containers are stopped, not removed (start them with `docker start`)".into()
                     },
                     done: Vec::new(),
                 });
@@ -213,8 +228,11 @@ async fn switch_service(
             closed_ms = Some(started.elapsed().as_millis() as u64);
         }
         Order::StartFirst => {
-            let report = executor.apply_with(desired, &control).await?;
-            if let Err(why) = converged(&report, &s.service) {
+            let outcome = match executor.apply_with(desired, &control).await {
+                Ok(report) => converged(&report, &s.service),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(why) = outcome {
                 return Err(SwitchError::Service {
                     service: s.service.clone(),
                     why,
