@@ -949,8 +949,6 @@ impl Executor {
         Ok(())
     }
 
-    /// Pulls, in parallel, every image a create or replace needs and the host lacks.
-    /// Returns the error of each service whose image could not be had.
     /// Pulls what `apply` would pull first: the images of services to create or
     /// replace that this host does not have. By service, the pulls that failed.
     pub async fn pull(&self, desired: &Desired) -> Result<HashMap<String, String>, ApplyError> {
@@ -959,6 +957,8 @@ impl Executor {
         Ok(self.pull_images(desired, &the_plan).await)
     }
 
+    /// Pulls, in parallel, every image a create or replace needs and the host lacks.
+    /// Returns the error of each service whose image could not be had.
     async fn pull_images(
         &self,
         desired: &Desired,
@@ -1114,7 +1114,7 @@ impl Executor {
         }
         if exists {
             return Err(ApplyError::Ownership(format!(
-                "{kind} `{full}` exists but berth did not create it (it has no berth.project={project} label); declare `{section}.{name}: {{ external: true }}` under its own name to use an object made elsewhere, or remove it; if docker compose made it, the host's operator hands it over with `berth adopt --state-dir {}` (see \"Switching from docker compose\" in the README)",
+                "{kind} `{full}` exists but berth did not create it (it has no berth.project={project} label); declare `{section}.{name}: {{ external: true }}` under its own name to use an object made elsewhere, or remove it; if docker compose made it, the host's operator hands it over with `berth adopt --project {project} --state-dir {}` and this desired state's --file or --repo (README: \"Switching from docker compose\")",
                 self.opts.state_dir.display()
             )));
         }

@@ -108,7 +108,8 @@ fn a_compose_stack_is_adopted_with_its_data_and_other_projects_are_untouched() {
         r.stderr.contains(&format!(
             "network `{network}` exists but berth did not create it"
         )) && r.stderr.contains(&format!(
-            "if docker compose made it, the host's operator hands it over with `berth adopt --state-dir {}`",
+            "if docker compose made it, the host's operator hands it over with `berth adopt --project {} --state-dir {}` and this desired state's --file or --repo",
+            p.name(),
             state.path().display()
         )),
         "{r:?}"
