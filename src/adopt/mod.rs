@@ -166,6 +166,12 @@ impl SwitchPlan {
                         "{kind} {}: the desired state declares `{}` external; used under its own name as it is",
                         o.name, o.short
                     )),
+                    Some(false) => left.push(format!(
+                        "{kind} {}: the desired state's `{}` is `{}` on this host, another object",
+                        o.name,
+                        o.short,
+                        docker_name(&o.short)
+                    )),
                     _ => left.push(format!(
                         "{kind} {}: the desired state does not declare it",
                         o.name

@@ -148,7 +148,7 @@ fn objects_berth_already_owns_or_under_other_names_are_not_handed_over() {
         plan.left[..2],
         [
             "volume shop_data: already berth's",
-            "volume elsewhere_pgdata: the desired state does not declare it",
+            "volume elsewhere_pgdata: the desired state's `pgdata` is `shop_pgdata` on this host, another object",
         ]
     );
 }
