@@ -13,8 +13,10 @@
 //! - compose's containers are replaced service by service, in dependency order: berth's
 //!   replicas start and pass their gate, then compose's container leaves its alias,
 //!   drains and stops (start-first); a service that publishes host ports cannot have two
-//!   owners of a port, so compose's container stops first and the port is closed until
-//!   berth's replica is healthy (stop-first, the downtime of the switch);
+//!   owners of a port, and one whose `update.order` is stop-first (a database) must not
+//!   run twice on its volume, so there compose's container stops first and the service
+//!   is unserved until berth's replica passes its gate (stop-first, the downtime of the
+//!   switch);
 //! - what the desired state does not name (other volumes, services, one-off
 //!   containers) and everything of other compose projects is left alone.
 //!
@@ -96,9 +98,10 @@ pub enum Order {
     /// berth's replicas start and pass their gate first; then compose's containers
     /// leave the alias, drain and stop. Nothing is unserved.
     StartFirst,
-    /// The service publishes host ports, which only one container can hold: compose's
-    /// containers stop first, and the ports are closed until berth's replicas are
-    /// healthy.
+    /// The service publishes host ports, which only one container can hold, or its
+    /// `update.order` is stop-first (a database must not run twice on one volume):
+    /// compose's containers stop first, and the service is unserved until berth's
+    /// replicas pass their gate.
     StopFirst,
 }
 
@@ -109,6 +112,9 @@ pub struct ServiceSwitch {
     pub service: String,
     /// How.
     pub order: Order,
+    /// Why stop-first, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// compose's containers of it (running or not), by name.
     pub containers: Vec<String>,
     #[serde(skip)]
@@ -214,12 +220,21 @@ impl SwitchPlan {
                 let compose = by_service.remove(name.as_str())?;
                 let publishes =
                     !spec.services[&name].ports.is_empty() || compose.iter().any(|c| c.publishes);
+                let why = if publishes {
+                    Some("publishes host ports".to_string())
+                } else if spec.services[&name].update.order == crate::model::UpdateOrder::StopFirst
+                {
+                    Some("its update order is stop-first".to_string())
+                } else {
+                    None
+                };
                 Some(ServiceSwitch {
-                    order: if publishes {
+                    order: if why.is_some() {
                         Order::StopFirst
                     } else {
                         Order::StartFirst
                     },
+                    why,
                     containers: compose.iter().map(|c| c.name.clone()).collect(),
                     service: name,
                     compose,
@@ -290,7 +305,8 @@ impl SwitchPlan {
                     drain.as_millis()
                 ),
                 Order::StopFirst => format!(
-                    "stop-first (publishes host ports): {containers} {stops}, then berth's replicas start; the ports are closed until they pass their gate"
+                    "stop-first ({}): {containers} {stops}, then berth's replicas start; unserved until they pass their gate",
+                    s.why.as_deref().unwrap_or_default()
                 ),
             };
             out.push_str(&format!("  {:<width$}  {how}\n", s.service));

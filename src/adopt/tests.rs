@@ -131,6 +131,20 @@ fn a_service_publishing_ports_on_compose_s_side_only_switches_stop_first() {
 }
 
 #[test]
+fn a_service_updated_stop_first_switches_stop_first() {
+    let stateful = STACK.replace(
+        "  db:\n    image: reg.example/db:1\n",
+        "  db:\n    image: reg.example/db:1\n    deploy: { update_config: { order: stop-first } }\n",
+    );
+    let plan = SwitchPlan::new(&spec(&stateful), &compose());
+    assert_eq!(plan.services[0].service, "db");
+    assert_eq!(plan.services[0].order, Order::StopFirst);
+    assert!(plan
+        .render(std::time::Duration::from_secs(1))
+        .contains("  db     stop-first (its update order is stop-first): shop_db_1 stops, then berth's replicas start; unserved until they pass their gate\n"));
+}
+
+#[test]
 fn objects_berth_already_owns_or_under_other_names_are_not_handed_over() {
     let mut project = compose();
     project.volumes = vec![
@@ -218,7 +232,7 @@ networks handed over (used as they are; berth never removes them):
 services, in dependency order:
   db     start-first: berth's replicas start and pass their gate, then shop_db_1 leaves its alias, drain 1000ms and stops
   api    start-first: berth's replicas start and pass their gate, then shop_api_1, shop_api_2 leave their alias, drain 1000ms and stop
-  proxy  stop-first (publishes host ports): shop_proxy_1 stops, then berth's replicas start; the ports are closed until they pass their gate
+  proxy  stop-first (publishes host ports): shop_proxy_1 stops, then berth's replicas start; unserved until they pass their gate
 left alone:
   volume shop_cache: the desired state does not declare it
   volume shop_shared: the desired state declares `shared` external; used under its own name as it is

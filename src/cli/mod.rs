@@ -442,12 +442,13 @@ enum Command {
     Convert(ConvertArgs),
     /// Take over a stack that docker compose runs on this host, keeping its volumes.
     ///
-    /// The operator's act, never a commit's: compose's volumes and networks that the desired state
-    /// declares under the same names are recorded as berth's to use
+    /// The operator's act, never a commit's: compose's volumes and networks that the
+    /// desired state declares under the same names are recorded as berth's to use
     /// (`<state-dir>/adopted.json`; never removed by berth), then compose's containers
     /// are replaced service by service in dependency order: start-first, or stop-first
-    /// for a service publishing host ports (the switch's downtime). Other compose
-    /// projects, and what the desired state does not name, are left alone. Exit 0
+    /// for a service publishing host ports or updated stop-first (the switch's
+    /// downtime). Other compose projects, and what the desired state does not name, are
+    /// left alone. Exit 0
     /// switched and converged, 1 a service failed (compose's container of it runs
     /// again) or Docker failed, 2 invalid input or usage. Try `--dry-run` first; see
     /// "Switching from docker compose" in the README.

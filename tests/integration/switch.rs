@@ -136,7 +136,7 @@ networks handed over (used as they are; berth never removes them):
   {name}_default (`default`)
 services, in dependency order:
   api    start-first: berth's replicas start and pass their gate, then {name}_api_1 leaves its alias, drain 1000ms and stops
-  proxy  stop-first (publishes host ports): {name}_proxy_1 stops, then berth's replicas start; the ports are closed until they pass their gate
+  proxy  stop-first (publishes host ports): {name}_proxy_1 stops, then berth's replicas start; unserved until they pass their gate
 dry run: nothing changed
 "
         ),
