@@ -1,10 +1,12 @@
 //! The command line: clap definitions and one function per command. `main` only calls
 //! [`run`].
 
+mod adopt;
 mod agent;
 pub use agent::hostname;
 mod apply;
 mod config;
+mod convert;
 mod coordination;
 pub use coordination::CoordinationArgs;
 mod history;
@@ -240,6 +242,47 @@ pub struct ConfigArgs {
     pub output: Output,
 }
 
+/// Flags of `berth convert`.
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// A format v1 file (berth.yaml), or a directory of them.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Write the compose file here rather than to stdout. It must not exist yet; when
+    /// the stack mounts repository files it goes beside the input, where their relative
+    /// paths lead.
+    #[arg(long, short = 'o', value_name = "OUT")]
+    pub output: Option<PathBuf>,
+}
+
+/// Flags of `berth adopt`: those of `berth apply` (the same desired state, state dir
+/// and host), plus what to adopt.
+#[derive(Debug, clap::Args)]
+pub struct AdoptArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+    /// The docker compose project to take over (its `com.docker.compose.project`
+    /// label); it must be the desired state's project, whose objects have the same
+    /// names. Required: what is taken over is the operator's word, not the file's.
+    #[arg(long, env = "BERTH_PROJECT", value_name = "NAME")]
+    pub project: String,
+    /// Print what would be adopted, replaced and left alone, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format: text, or one JSON document (`plan`, then `switched`, `apply` or
+    /// `error`).
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
+    pub output: Output,
+    /// How long to wait for another berth (agent or apply) working on the same state
+    /// dir before giving up with exit status 1.
+    #[arg(long, env = "BERTH_LOCK_TIMEOUT", default_value = "5m")]
+    pub lock_timeout: DurationArg,
+}
+
 /// Flags of `berth agent`.
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
@@ -391,6 +434,25 @@ enum Command {
     /// does: interpolated, defaults filled in, keys sorted, secrets masked; a format v1
     /// file comes out in compose terms. Exit 0 printed, 1 invalid, 2 unreadable.
     Config(ConfigArgs),
+    /// Write a format v1 desired state as a compose file.
+    ///
+    /// To stdout, or to a new file with `-o OUT`; values as committed, and checked to
+    /// read back through berth's compose reader to the same stack. Exit 0 written, 1 invalid or not
+    /// convertible (migrations), 2 unreadable or usage.
+    Convert(ConvertArgs),
+    /// Take over a stack that docker compose runs on this host, keeping its volumes.
+    ///
+    /// The operator's act, never a commit's: compose's volumes and networks that the
+    /// desired state declares under the same names are recorded as berth's to use
+    /// (`<state-dir>/adopted.json`; never removed by berth), then compose's containers
+    /// are replaced service by service in dependency order: start-first, or stop-first
+    /// for a service publishing host ports or updated stop-first (the switch's
+    /// downtime). Other compose projects, and what the desired state does not name, are
+    /// left alone. Exit 0
+    /// switched and converged, 1 a service failed (compose's container of it runs
+    /// again) or Docker failed, 2 invalid input or usage. Try `--dry-run` first; see
+    /// "Switching from docker compose" in the README.
+    Adopt(AdoptArgs),
     /// Show what `apply` would change on this host, without acting: exit 0 in sync,
     /// 3 changes pending, 1 invalid input or Docker error, 2 usage error.
     Plan(PlanArgs),
@@ -460,6 +522,12 @@ pub fn run() -> ExitCode {
             output,
         } => validate::run(&path, &allow_host_path, output),
         Command::Config(args) => config::run(&args),
+        Command::Convert(args) => convert::run(&args),
+        Command::Adopt(args) => {
+            // stdout holds the plan and the report; the log goes to stderr.
+            init_logs(cli.log_format, false);
+            runtime().block_on(adopt::run(&args))
+        }
         Command::Plan(args) => runtime().block_on(plan::run(&args)),
         Command::History(args) => runtime().block_on(history::run(&args)),
         Command::Migrations(command) => runtime().block_on(coordination::run(&command)),

@@ -69,6 +69,10 @@ pub struct ApplyOptions {
     /// The host paths this host allows, checked again on the file system right before
     /// a container that mounts one is created.
     pub allow_host_paths: Vec<crate::model::AllowedHostPath>,
+    /// Services that containers berth did not create still serve (`berth adopt` is
+    /// replacing docker compose's): their first replicas join the service's alias only
+    /// once they have passed their gate, as in a rolling update.
+    pub served_elsewhere: BTreeSet<String>,
 }
 
 impl Default for ApplyOptions {
@@ -87,6 +91,7 @@ impl Default for ApplyOptions {
             prune: true,
             fleet_wait: Duration::from_secs(600),
             allow_host_paths: Vec::new(),
+            served_elsewhere: BTreeSet::new(),
         }
     }
 }
@@ -878,6 +883,14 @@ impl Executor {
         let project = &desired.spec.project;
         let labels = container::project_labels(project);
         let names = crate::plan::desired::ObjectNames::of(&desired.spec);
+        let adopted = crate::adopt::Adopted::read(&self.opts.state_dir, project).map_err(|e| {
+            ApplyError::StateDir {
+                path: crate::adopt::Adopted::path(&self.opts.state_dir)
+                    .display()
+                    .to_string(),
+                error: e,
+            }
+        })?;
         let listed = self.engine.list_networks(project).await?;
         self.remove_twins(&listed).await;
         let nets: BTreeSet<String> = listed.into_iter().map(|n| n.name).collect();
@@ -892,6 +905,7 @@ impl Executor {
                     &full,
                     n.external,
                     nets.contains(&full),
+                    adopted.networks.contains(&full),
                 )
                 .await?
             {
@@ -920,6 +934,7 @@ impl Executor {
                     &full,
                     v.external,
                     vols.contains(&full),
+                    adopted.volumes.contains(&full),
                 )
                 .await?
             {
@@ -952,6 +967,14 @@ impl Executor {
             }
         }
         Ok(())
+    }
+
+    /// Pulls what `apply` would pull first: the images of services to create or
+    /// replace that this host does not have. By service, the pulls that failed.
+    pub async fn pull(&self, desired: &Desired) -> Result<HashMap<String, String>, ApplyError> {
+        let observed = self.engine.list_project(&desired.spec.project).await?;
+        let the_plan = plan(desired, &observed);
+        Ok(self.pull_images(desired, &the_plan).await)
     }
 
     /// Pulls, in parallel, every image a create or replace needs and the host lacks.
@@ -1136,6 +1159,7 @@ impl Executor {
         full: &str,
         external: bool,
         labelled: bool,
+        adopted: bool,
     ) -> Result<bool, ApplyError> {
         if labelled && !external {
             return Ok(false);
@@ -1153,9 +1177,15 @@ impl Executor {
                 )))
             };
         }
+        if exists && adopted {
+            // Handed over by the host's operator (`berth adopt`): used as it is, and,
+            // having no berth label, never changed or removed.
+            return Ok(false);
+        }
         if exists {
             return Err(ApplyError::Ownership(format!(
-                "{kind} `{full}` exists but berth did not create it (it has no berth.project={project} label); declare `{section}.{name}: {{ external: true }}` under its own name to use an object made elsewhere, or remove it"
+                "{kind} `{full}` exists but berth did not create it (it has no berth.project={project} label); declare `{section}.{name}: {{ external: true }}` under its own name to use an object made elsewhere, or remove it; if docker compose made it, the host's operator hands it over with `berth adopt --project {project} --state-dir {}` and this desired state's --file or --repo (README: \"Switching from docker compose\")",
+                self.opts.state_dir.display()
             )));
         }
         Ok(true)

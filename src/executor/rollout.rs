@@ -156,9 +156,12 @@ impl Rollout<'_> {
         if !creates.is_empty() {
             // With no replica of the service serving, nobody is to be kept from a
             // replica that is not ready yet: new ones start in the alias at once.
-            let serving = by_name.values().any(|c| {
-                c.service == self.service() && c.role == crate::runtime::Role::Replica && c.is_up()
-            });
+            let serving = self.opts.served_elsewhere.contains(self.service())
+                || by_name.values().any(|c| {
+                    c.service == self.service()
+                        && c.role == crate::runtime::Role::Replica
+                        && c.is_up()
+                });
             self.create_slots(&creates, !serving).await?;
         }
         let replaces: Vec<(u32, &ObservedContainer)> = steps

@@ -361,6 +361,13 @@ pub fn repo_dir(path: &Path) -> Result<String, LoadError> {
     })
 }
 
+/// True when the desired state at `path` on disk is read as a compose file (see
+/// [`super::compose::detect`]), false for format v1.
+pub fn is_compose_path(path: &Path) -> Result<bool, LoadError> {
+    let (tree, config) = open_path(path)?;
+    Ok(super::compose::detect::compose_file(&tree, &config)?.is_some())
+}
+
 /// The tree holding `path` and the repository-relative path of the desired state in it.
 fn open_path(path: &Path) -> Result<(FsTree, String), LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {

@@ -86,7 +86,7 @@ impl DockerEngine {
     }
 }
 
-fn err(e: BollardError) -> RuntimeError {
+pub(super) fn err(e: BollardError) -> RuntimeError {
     match e {
         BollardError::DockerResponseServerError {
             status_code: 404,

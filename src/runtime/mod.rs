@@ -1,6 +1,7 @@
 //! The Docker boundary: one trait the rest of berth talks to, the bollard
 //! implementation, and the conversions from bollard's models to berth's own types.
 
+pub mod compose;
 mod docker;
 pub mod labels;
 

@@ -19,6 +19,7 @@ mod plan;
 mod reference;
 mod reliability;
 mod ssh;
+mod switch;
 mod traffic;
 mod trust;
 

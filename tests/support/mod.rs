@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod cleanup;
+pub mod compose;
 mod docker;
 mod engines;
 mod images;
