@@ -80,33 +80,6 @@ fn a_v1_stack_reads_back_to_the_same_spec_with_its_values_as_committed() {
 }
 
 #[test]
-fn every_v1_stack_of_the_repository_converts() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut converted = 0;
-    for dir in std::fs::read_dir(root.join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .chain([root.join("desired")])
-    {
-        if !dir.join("berth.yaml").exists() {
-            continue;
-        }
-        let loaded = load_path(&dir).unwrap();
-        let spec = loaded.spec.unwrap();
-        let rel = repo_dir(&dir).unwrap();
-        match convert(&spec, &rel) {
-            Ok(_) => converted += 1,
-            Err(e) => assert!(
-                !spec.migrations.is_empty() && e.contains("migrations"),
-                "{}: {e}",
-                dir.display()
-            ),
-        }
-    }
-    assert!(converted > 0, "at least one v1 stack without migrations");
-}
-
-#[test]
 fn migrations_are_refused_with_what_to_do() {
     let spec = load(
         &[(
