@@ -208,10 +208,10 @@ services:
 }
 
 /// The options of the `api` route's `reverse_proxy` block of the reference Caddyfile
-/// (`desired/files/Caddyfile`), so that what is proven is the configuration users copy.
+/// (`desired/Caddyfile`), so that what is proven is the configuration users copy.
 fn reference_proxy_options() -> String {
     let reference = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("desired/files/Caddyfile"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("desired/Caddyfile"),
     )
     .unwrap();
     let start = reference
