@@ -523,6 +523,7 @@ fn long_line(text: &str) -> Option<usize> {
 pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
     let file = ctx.files.len();
     let name = ctx.tree.display(path);
+    let mut read = None;
     let (text, index, problem) = match String::from_utf8(bytes) {
         Err(e) => {
             let pos = utf8_error_position(e.as_bytes(), e.utf8_error().valid_up_to());
@@ -547,8 +548,11 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
                     ),
                 )),
             ),
-            None => match LocationIndex::build_within(&text, &mut ctx.budget) {
-                Ok(index) => (text, index, None),
+            None => match LocationIndex::read_within(&text, &mut ctx.budget, true) {
+                Ok(r) => {
+                    read = r.value;
+                    (text, r.index, None)
+                }
                 Err(e) => (
                     text,
                     LocationIndex::default(),
@@ -579,7 +583,13 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
         }
         return None;
     }
-    let value: Value = match serde_yaml::from_str(&ctx.files[file].text) {
+    // The value read in the same pass as the positions; serde_yaml reads the text
+    // again only for what that pass leaves to it (tags, collections as keys, …).
+    let parsed = match read {
+        Some(value) => Ok(value),
+        None => serde_yaml::from_str(&ctx.files[file].text),
+    };
+    let value: Value = match parsed {
         Ok(v) => v,
         Err(e) => {
             let pos = e

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use super::limits::too_deep;
 pub use super::limits::{Budget, Limits};
 
+use serde_yaml::{Mapping, Number, Value};
 use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A key path inside one document, rendered as `services.api.ports[1]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -22,15 +23,22 @@ impl KeyPath {
     /// The path of a mapping key below this one.
     pub fn key(&self, key: &str) -> Self {
         if self.0.is_empty() {
-            Self(key.to_string())
-        } else {
-            Self(format!("{}.{key}", self.0))
+            return Self(key.to_string());
         }
+        let mut path = String::with_capacity(self.0.len() + 1 + key.len());
+        path.push_str(&self.0);
+        path.push('.');
+        path.push_str(key);
+        Self(path)
     }
 
     /// The path of a sequence item below this one.
     pub fn index(&self, i: usize) -> Self {
-        Self(format!("{}[{i}]", self.0))
+        use std::fmt::Write;
+        let mut path = String::with_capacity(self.0.len() + 6);
+        path.push_str(&self.0);
+        let _ = write!(path, "[{i}]");
+        Self(path)
     }
 
     /// The path one level up, or `None` at the root.
@@ -57,10 +65,32 @@ impl std::fmt::Display for KeyPath {
 /// 1-based (line, column) of the key and of the value at each path of a document.
 #[derive(Debug, Default)]
 pub struct LocationIndex {
-    keys: HashMap<KeyPath, (usize, usize)>,
-    values: HashMap<KeyPath, (usize, usize)>,
+    /// Each path once: where its key is written and where its value starts.
+    at: HashMap<KeyPath, Spot>,
     /// Keys written twice in one mapping: the path, the second position, the first line.
     pub duplicates: Vec<(KeyPath, (usize, usize), usize)>,
+}
+
+/// Where the key and the value of one path are written; `(0, 0)` when not (yet) seen.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spot {
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+const UNSEEN: (usize, usize) = (0, 0);
+
+/// A document read once: its value (merge keys not yet applied) and where each of its
+/// nodes is written.
+#[derive(Debug)]
+pub struct Read {
+    /// The positions.
+    pub index: LocationIndex,
+    /// The value, as `serde_yaml` reads it; `None` when the document uses something the
+    /// one-pass reader leaves to `serde_yaml` (tags, keys that are collections, keys equal
+    /// as values but written differently, integers beyond 64 bits, aliases repeated
+    /// beyond `serde_yaml`'s own bound), which then reads the text again.
+    pub value: Option<Value>,
 }
 
 /// The position of a YAML syntax error.
@@ -85,7 +115,14 @@ impl LocationIndex {
     /// load). The parser is driven one event at a time, never recursively, and stops at
     /// the first limit exceeded, so no input costs more than the limits allow.
     pub fn build_within(text: &str, budget: &mut Budget) -> Result<Self, SyntaxError> {
+        Self::read_within(text, budget, false).map(|read| read.index)
+    }
+
+    /// As [`LocationIndex::build_within`], building the document's value in the same pass
+    /// when `values` is set.
+    pub fn read_within(text: &str, budget: &mut Budget, values: bool) -> Result<Read, SyntaxError> {
         let mut recv = Receiver::default();
+        let mut builder = values.then(Builder::default);
         let mut parser = Parser::new_from_str(text);
         let depth = budget.limits.depth;
         let mut documents = 0;
@@ -115,15 +152,21 @@ impl LocationIndex {
                 }
             }
             budget.check(&ev).map_err(at)?;
-            recv.on_event(ev, mark);
+            recv.on_event(&ev, mark);
             if recv.path_bytes > budget.limits.path_bytes {
                 return Err(at(format!(
                     "the key paths of this document add up to more than {} MiB; shorten its keys or nest less",
                     budget.limits.path_bytes >> 20
                 )));
             }
+            if let Some(b) = &mut builder {
+                b.on_event(ev);
+            }
         }
-        Ok(recv.index)
+        Ok(Read {
+            index: recv.index,
+            value: builder.and_then(Builder::finish),
+        })
     }
 
     /// Where the key at `path` is written, or the nearest enclosing one.
@@ -142,13 +185,18 @@ impl LocationIndex {
             if cur.as_str().is_empty() {
                 break;
             }
-            let hit = if key_first {
-                self.keys.get(&cur).or_else(|| self.values.get(&cur))
-            } else {
-                self.values.get(&cur).or_else(|| self.keys.get(&cur))
-            };
-            if let Some(pos) = hit {
-                return *pos;
+            if let Some(spot) = self.at.get(&cur) {
+                let (first, second) = if key_first {
+                    (spot.key, spot.value)
+                } else {
+                    (spot.value, spot.key)
+                };
+                if first != UNSEEN {
+                    return first;
+                }
+                if second != UNSEEN {
+                    return second;
+                }
             }
             p = cur.parent();
         }
@@ -200,13 +248,16 @@ impl Receiver {
             }
         };
         self.path_bytes += path.as_str().len();
-        self.index.values.entry(path.clone()).or_insert(pos);
+        let spot = self.index.at.entry(path.clone()).or_default();
+        if spot.value == UNSEEN {
+            spot.value = pos;
+        }
         Some(path)
     }
 }
 
 impl Receiver {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+    fn on_event(&mut self, ev: &Event, mark: Marker) {
         let pos = (mark.line(), mark.col() + 1);
         // A scalar in key position names the next value.
         if let Some(Frame::Map {
@@ -216,15 +267,15 @@ impl Receiver {
         }) = self.stack.last_mut()
         {
             if pending_key.is_none() && *complex_key == 0 {
-                match &ev {
+                match ev {
                     Event::Scalar(s, ..) => {
                         let key = path.key(s);
                         self.path_bytes += key.as_str().len();
-                        match self.index.keys.get(&key) {
-                            Some(first) => self.index.duplicates.push((key.clone(), pos, first.0)),
-                            None => {
-                                self.index.keys.insert(key.clone(), pos);
-                            }
+                        let spot = self.index.at.entry(key.clone()).or_default();
+                        if spot.key == UNSEEN {
+                            spot.key = pos;
+                        } else {
+                            self.index.duplicates.push((key.clone(), pos, spot.key.0));
                         }
                         *pending_key = Some(key);
                         return;
@@ -240,7 +291,7 @@ impl Receiver {
                     _ => {}
                 }
             } else if *complex_key > 0 {
-                match &ev {
+                match ev {
                     Event::MappingStart(..) | Event::SequenceStart(..) => *complex_key += 1,
                     Event::MappingEnd | Event::SequenceEnd => {
                         *complex_key -= 1;
@@ -276,6 +327,248 @@ impl Receiver {
             _ => {}
         }
     }
+}
+
+/// A collection being built.
+enum Open {
+    Map {
+        map: Mapping,
+        key: Option<Value>,
+        anchor: usize,
+        /// Alias jumps counted when it started.
+        jumps: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+        jumps: usize,
+    },
+}
+
+/// Builds a document's [`Value`] from the parser's events as `serde_yaml` would, giving
+/// up (`failed`) on what it leaves to `serde_yaml`.
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    root: Option<Value>,
+    /// Anchored values, and the alias jumps replaying each costs `serde_yaml`.
+    anchors: HashMap<usize, (Value, usize)>,
+    events: usize,
+    jumps: usize,
+    failed: bool,
+}
+
+impl Builder {
+    fn on_event(&mut self, ev: Event) {
+        if self.failed {
+            return;
+        }
+        self.events += 1;
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                if tag.is_some() {
+                    self.failed = true;
+                    return;
+                }
+                let Some(value) = scalar(text, style) else {
+                    self.failed = true;
+                    return;
+                };
+                if anchor != 0 {
+                    self.anchors.insert(anchor, (value.clone(), 0));
+                }
+                self.add(value);
+            }
+            Event::MappingStart(_, Some(_)) | Event::SequenceStart(_, Some(_)) => {
+                self.failed = true;
+            }
+            Event::MappingStart(anchor, None) => self.stack.push(Open::Map {
+                map: Mapping::new(),
+                key: None,
+                anchor,
+                jumps: self.jumps,
+            }),
+            Event::SequenceStart(anchor, None) => self.stack.push(Open::Seq {
+                items: Vec::new(),
+                anchor,
+                jumps: self.jumps,
+            }),
+            Event::MappingEnd | Event::SequenceEnd => {
+                let (value, anchor, jumps) = match self.stack.pop() {
+                    Some(Open::Map {
+                        map,
+                        key,
+                        anchor,
+                        jumps,
+                    }) => {
+                        if key.is_some() {
+                            self.failed = true;
+                            return;
+                        }
+                        (Value::Mapping(map), anchor, jumps)
+                    }
+                    Some(Open::Seq {
+                        items,
+                        anchor,
+                        jumps,
+                    }) => (Value::Sequence(items), anchor, jumps),
+                    None => {
+                        self.failed = true;
+                        return;
+                    }
+                };
+                if anchor != 0 {
+                    self.anchors
+                        .insert(anchor, (value.clone(), self.jumps - jumps));
+                }
+                self.add(value);
+            }
+            Event::Alias(id) => {
+                let Some((value, jumps)) = self.anchors.get(&id) else {
+                    self.failed = true;
+                    return;
+                };
+                self.jumps += 1 + jumps;
+                let value = value.clone();
+                self.add(value);
+            }
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, value: Value) {
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_some() {
+                    self.failed = true;
+                }
+                self.root = Some(value);
+            }
+            Some(Open::Seq { items, .. }) => items.push(value),
+            Some(Open::Map { map, key, .. }) => match key.take() {
+                None => {
+                    if matches!(value, Value::Mapping(_) | Value::Sequence(_)) {
+                        self.failed = true;
+                    }
+                    *key = Some(value);
+                }
+                Some(k) => {
+                    if map.insert(k, value).is_some() {
+                        self.failed = true;
+                    }
+                }
+            },
+        }
+    }
+
+    fn finish(self) -> Option<Value> {
+        // serde_yaml refuses a document whose aliases it replays more than 100 times
+        // its events; leave such a document to it, with a margin.
+        if self.failed || !self.stack.is_empty() || self.jumps > self.events * 50 {
+            return None;
+        }
+        Some(self.root.unwrap_or(Value::Null))
+    }
+}
+
+/// A scalar as `serde_yaml` reads it without a tag: quoted and block scalars are
+/// strings; a plain one is null, a boolean, an integer, a float or a string, by the
+/// rules of serde_yaml's `visit_untagged_scalar`. `None` for an integer beyond 64 bits.
+fn scalar(text: String, style: TScalarStyle) -> Option<Value> {
+    if style != TScalarStyle::Plain {
+        return Some(Value::String(text));
+    }
+    let first = text.bytes().next();
+    // Most plain scalars start with a letter that begins no keyword: a string.
+    if let Some(b) = first {
+        if b.is_ascii_alphabetic() && !matches!(b, b'n' | b'N' | b't' | b'T' | b'f' | b'F') {
+            return Some(Value::String(text));
+        }
+    }
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    if let Some(n) = unsigned_int(&text, u64::from_str_radix) {
+        return Some(Value::Number(Number::from(n)));
+    }
+    if let Some(n) = negative_int(&text, i64::from_str_radix) {
+        return Some(Value::Number(Number::from(n)));
+    }
+    if unsigned_int(&text, u128::from_str_radix).is_some()
+        || negative_int(&text, i128::from_str_radix).is_some()
+    {
+        return None;
+    }
+    if !digits_but_not_number(&text) {
+        if let Some(f) = float(&text) {
+            return Some(Value::Number(Number::from(f)));
+        }
+    }
+    Some(Value::String(text))
+}
+
+type Radix<T> = fn(&str, u32) -> Result<T, std::num::ParseIntError>;
+
+/// serde_yaml's `parse_unsigned_int`.
+fn unsigned_int<T>(scalar: &str, from_str_radix: Radix<T>) -> Option<T> {
+    let unpositive = scalar.strip_prefix('+').unwrap_or(scalar);
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(rest) = unpositive.strip_prefix(prefix) {
+            if rest.starts_with(['+', '-']) {
+                return None;
+            }
+            if let Ok(int) = from_str_radix(rest, radix) {
+                return Some(int);
+            }
+        }
+    }
+    if unpositive.starts_with(['+', '-']) || digits_but_not_number(scalar) {
+        return None;
+    }
+    from_str_radix(unpositive, 10).ok()
+}
+
+/// serde_yaml's `parse_negative_int`.
+fn negative_int<T>(scalar: &str, from_str_radix: Radix<T>) -> Option<T> {
+    for (prefix, radix) in [("-0x", 16), ("-0o", 8), ("-0b", 2)] {
+        if let Some(rest) = scalar.strip_prefix(prefix) {
+            if let Ok(int) = from_str_radix(&format!("-{rest}"), radix) {
+                return Some(int);
+            }
+        }
+    }
+    if digits_but_not_number(scalar) {
+        return None;
+    }
+    from_str_radix(scalar, 10).ok()
+}
+
+/// serde_yaml's `parse_f64`.
+fn float(scalar: &str) -> Option<f64> {
+    let unpositive = match scalar.strip_prefix('+') {
+        Some(u) if u.starts_with(['+', '-']) => return None,
+        Some(u) => u,
+        None => scalar,
+    };
+    if let ".inf" | ".Inf" | ".INF" = unpositive {
+        return Some(f64::INFINITY);
+    }
+    if let "-.inf" | "-.Inf" | "-.INF" = scalar {
+        return Some(f64::NEG_INFINITY);
+    }
+    if let ".nan" | ".NaN" | ".NAN" = scalar {
+        return Some(f64::NAN.copysign(1.0));
+    }
+    unpositive.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// serde_yaml's `digits_but_not_number`: leading zeros then digits are a string.
+fn digits_but_not_number(scalar: &str) -> bool {
+    let scalar = scalar.strip_prefix(['-', '+']).unwrap_or(scalar);
+    scalar.len() > 1 && scalar.starts_with('0') && scalar[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -333,5 +626,149 @@ services:
         let err = LocationIndex::build("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.line >= 1);
         assert!(!err.message.is_empty());
+    }
+
+    /// The value read in the same pass as the positions, or `None` when it is left to
+    /// serde_yaml; when read, it is serde_yaml's.
+    fn one_pass(text: &str) -> Option<Value> {
+        LocationIndex::read_within(text, &mut Budget::default(), true)
+            .unwrap()
+            .value
+    }
+
+    #[test]
+    fn the_one_pass_value_is_serde_yamls() {
+        let scalars = [
+            "",
+            "~",
+            "null",
+            "Null",
+            "NULL",
+            "nULL",
+            "true",
+            "True",
+            "TRUE",
+            "tRUE",
+            "false",
+            "no",
+            "yes",
+            "on",
+            "0",
+            "-0",
+            "+1",
+            "007",
+            "-007",
+            "+007",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "-0x1F",
+            "-0o17",
+            "-0b11",
+            "0x",
+            "+-1",
+            "1_000",
+            "1e3",
+            "1.5",
+            ".5",
+            "5.",
+            "-.inf",
+            ".inf",
+            "+.inf",
+            ".NaN",
+            "nan",
+            "inf",
+            "infinity",
+            "1e400",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "0.0",
+            "1:2",
+            "8000/tcp",
+            "5s",
+            "256m",
+            "0.5",
+            "s1",
+            "${TAG:-x}",
+            "a b",
+            "2001:db8::1",
+            "12:30:00",
+            "1.2.3",
+        ];
+        for s in scalars {
+            for written in [s.to_string(), format!("'{s}'"), format!("\"{s}\"")] {
+                let doc = format!("k: {written}\nl: [{written}]\nm: {{{written}: {written}}}\n");
+                // A few (`[1:2]`) are refused in flow style by one parser or the other.
+                if let (Ok(want), Ok(_)) = (
+                    serde_yaml::from_str::<Value>(&doc),
+                    LocationIndex::build(&doc),
+                ) {
+                    assert_eq!(one_pass(&doc), Some(want), "{doc}");
+                }
+                let block = format!("k: {written}\n");
+                let want: Value = serde_yaml::from_str(&block).unwrap();
+                assert_eq!(one_pass(&block), Some(want), "{block}");
+            }
+        }
+        let docs = [
+            DOC,
+            "",
+            "# only a comment\n",
+            "a:\n  - &x {b: 1, c: [1, 2]}\n  - *x\n  - <<: *x\n    d: |\n      text\n      more\n    e: >-\n      folded\n      text\n",
+            "? a\n: 1\n",
+            "a: &s str\nb: *s\n",
+            "[1, 2]\n",
+            "plain\n",
+            "--- \na: 1\n...\n",
+        ];
+        for doc in docs {
+            let want: Value = serde_yaml::from_str(doc).unwrap();
+            assert_eq!(one_pass(doc), Some(want), "{doc}");
+        }
+        for dir in [
+            "desired",
+            "examples",
+            "tests/compose",
+            "tests/hostile/seeds",
+        ] {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let mut todo = vec![root];
+            while let Some(d) = todo.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        todo.push(p);
+                        continue;
+                    }
+                    if !p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                        continue;
+                    }
+                    let Ok(text) = std::fs::read_to_string(&p) else {
+                        continue;
+                    };
+                    let Ok(read) = LocationIndex::read_within(&text, &mut Budget::default(), true)
+                    else {
+                        continue;
+                    };
+                    if let Some(v) = read.value {
+                        let want: Value = serde_yaml::from_str(&text).unwrap();
+                        assert_eq!(v, want, "{}", p.display());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn what_the_one_pass_leaves_to_serde_yaml() {
+        for doc in [
+            "a: !!str 1\n",
+            "a: !custom {b: 1}\n",
+            "? [a]\n: 1\n",
+            "0x1: a\n1: b\n",
+            "a: 340282366920938463463374607431768211455\n",
+        ] {
+            assert_eq!(one_pass(doc), None, "{doc}");
+        }
     }
 }
