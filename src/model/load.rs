@@ -279,12 +279,28 @@ impl Ctx<'_> {
         &mut self,
         file: usize,
         path: &KeyPath,
-        map: &Mapping,
+        mut map: Mapping,
         known: &[&str],
     ) -> Mapping {
-        let mut kept = Mapping::new();
-        for (k, v) in map {
+        if !self.all_known(file, path, &map, known) {
+            map.retain(|k, _| is_known(k, known));
+        }
+        map
+    }
+
+    /// Reports the keys of `map` that `known` does not list (with the nearest valid
+    /// one); true when there are none.
+    pub fn all_known(
+        &mut self,
+        file: usize,
+        path: &KeyPath,
+        map: &Mapping,
+        known: &[&str],
+    ) -> bool {
+        let mut all = true;
+        for k in map.keys() {
             let Some(name) = k.as_str() else {
+                all = false;
                 self.key_error(
                     file,
                     path,
@@ -293,9 +309,9 @@ impl Ctx<'_> {
                 continue;
             };
             if known.contains(&name) {
-                kept.insert(k.clone(), v.clone());
                 continue;
             }
+            all = false;
             if self.is_full() {
                 self.key_error(file, &path.key(name), String::new());
                 continue;
@@ -320,8 +336,13 @@ impl Ctx<'_> {
             };
             self.key_error(file, &path.key(name), msg);
         }
-        kept
+        all
     }
+}
+
+/// Whether `key` is a string that `known` lists.
+pub(crate) fn is_known(key: &Value, known: &[&str]) -> bool {
+    key.as_str().is_some_and(|name| known.contains(&name))
 }
 
 /// A YAML value's kind, for "expected X, found Y" messages.
@@ -673,7 +694,7 @@ fn merge(ctx: &mut Ctx, docs: Vec<(usize, Mapping)>) -> Merged {
     };
     for (file, map) in docs {
         let root = KeyPath::root();
-        let map = ctx.known_only(file, &root, &map, &keys.document);
+        let map = ctx.known_only(file, &root, map, &keys.document);
         for (k, v) in map {
             let key = k.as_str().unwrap_or_default().to_string();
             let path = root.key(&key);
