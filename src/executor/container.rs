@@ -27,6 +27,43 @@ pub fn repo_file_path(state_dir: &Path, content: &[u8]) -> std::path::PathBuf {
         .join(hex::encode(Sha256::digest(content)))
 }
 
+/// Where a repository directory is written on the host: by its content, like files.
+pub fn repo_dir_path(state_dir: &Path, dir: &crate::model::RepoDir) -> std::path::PathBuf {
+    state_dir
+        .join("files")
+        .join(format!("dir-{}", dir.digest()))
+}
+
+/// The directory that holds a project's host data.
+pub fn data_root(state_dir: &Path, project: &str) -> std::path::PathBuf {
+    state_dir.join("data").join(project)
+}
+
+/// The real path of the project's host data `rel`, checked as host paths are: no
+/// component below the project's data directory may be a symlink (its containers write
+/// there and could plant one). With `create`, what is missing is made (never removed).
+pub fn host_data(
+    state_dir: &Path,
+    project: &str,
+    rel: &str,
+    create: bool,
+) -> Result<std::path::PathBuf, String> {
+    use crate::model::{host_path::check_on_host, AllowedHostPath};
+    let root = data_root(state_dir, project);
+    if create {
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    }
+    let path = root.join(rel);
+    let allowed = [AllowedHostPath::writable(&root)];
+    let real = check_on_host(&path, false, &allowed)?;
+    if create && !real.exists() {
+        std::fs::create_dir_all(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+        // Made since the check: checked again, so a symlink planted meanwhile is refused.
+        return check_on_host(&path, false, &allowed);
+    }
+    Ok(real)
+}
+
 /// Builds a replica's container spec; fails (with a message naming no value) when the
 /// env file could not be read or a host path is no longer allowed on this host.
 pub fn replica_spec(
@@ -40,10 +77,14 @@ pub fn replica_spec(
     let s = &d.spec;
     let mut env: Vec<String> = match &d.env_file {
         EnvFile::None => Vec::new(),
-        EnvFile::Loaded(kvs) => kvs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        // Committed env wins over the env files, as in compose: a key is given once.
+        EnvFile::Loaded(kvs) => kvs
+            .iter()
+            .filter(|(k, _)| !s.env.contains_key(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
         EnvFile::Unreadable(why) => return Err(why.clone()),
     };
-    // Committed env wins over the env file, as in compose.
     env.extend(s.env.iter().map(|(k, v)| format!("{k}={v}")));
     let o = &s.options;
     // The service's own labels first: berth's, written after, always win (and the
@@ -81,6 +122,21 @@ pub fn replica_spec(
                     source: repo_file_path(state_dir, &f.content).display().to_string(),
                     target: m.target.clone(),
                     read_only: true,
+                    volume: false,
+                },
+                // Shared by every replica and commit with the same files: never writable.
+                MountSource::RepoDir(dir) => BindMount {
+                    source: repo_dir_path(state_dir, dir).display().to_string(),
+                    target: m.target.clone(),
+                    read_only: true,
+                    volume: false,
+                },
+                MountSource::HostData(rel) => BindMount {
+                    source: host_data(state_dir, project, rel, false)?
+                        .display()
+                        .to_string(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
                     volume: false,
                 },
                 // Checked again right before the create, and mounted by its real path: what
@@ -163,6 +219,11 @@ pub fn replica_spec(
         shm_size: o.shm_size,
         pids_limit: o.pids_limit,
         cap_drop: o.cap_drop.clone(),
+        security_opt: if o.no_new_privileges {
+            vec!["no-new-privileges:true".to_string()]
+        } else {
+            Vec::new()
+        },
         memory_reservation: o.mem_reservation,
         tty: o.tty,
         stdin_open: o.stdin_open,

@@ -926,8 +926,25 @@ impl Executor {
         }
         for s in desired.services.values() {
             for m in &s.spec.volumes {
-                if let crate::model::MountSource::RepoFile(f) = &m.source {
-                    write_repo_file(&self.opts.state_dir, &f.content)?;
+                match &m.source {
+                    crate::model::MountSource::RepoFile(f) => {
+                        write_repo_file(&self.opts.state_dir, &f.content)?
+                    }
+                    crate::model::MountSource::RepoDir(d) => {
+                        write_repo_dir(&self.opts.state_dir, d)?
+                    }
+                    crate::model::MountSource::HostData(rel) => {
+                        container::host_data(&self.opts.state_dir, project, rel, true).map_err(
+                            |error| ApplyError::StateDir {
+                                path: container::data_root(&self.opts.state_dir, project)
+                                    .join(rel)
+                                    .display()
+                                    .to_string(),
+                                error: std::io::Error::other(error),
+                            },
+                        )?;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -1047,6 +1064,36 @@ fn write_repo_file(state_dir: &std::path::Path, content: &[u8]) -> Result<(), Ap
     // Written aside and renamed, so a container never mounts half a file.
     let tmp = dir.join(format!(".tmp-{}", std::process::id()));
     std::fs::write(&tmp, content).map_err(fail)?;
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    Ok(())
+}
+
+/// Writes a repository directory under the state dir, once per content: into a
+/// directory aside, renamed into place whole.
+fn write_repo_dir(
+    state_dir: &std::path::Path,
+    dir: &crate::model::RepoDir,
+) -> Result<(), ApplyError> {
+    let path = container::repo_dir_path(state_dir, dir);
+    if path.exists() {
+        return Ok(());
+    }
+    let fail = |error| ApplyError::StateDir {
+        path: path.display().to_string(),
+        error,
+    };
+    let parent = path.parent().expect("files dir");
+    let tmp = parent.join(format!(".tmp-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(fail)?;
+    for (rel, content) in &dir.files {
+        // The loader only takes names read from the tree, joined below the directory.
+        let file = tmp.join(rel);
+        if let Some(p) = file.parent() {
+            std::fs::create_dir_all(p).map_err(fail)?;
+        }
+        std::fs::write(&file, content).map_err(fail)?;
+    }
     std::fs::rename(&tmp, &path).map_err(fail)?;
     Ok(())
 }

@@ -275,8 +275,8 @@ impl Rollout<'_> {
         let d = self.desired.expect("desired");
         let mut spec = replica_spec(self.project, d, slot, name, self.opts)?;
         if in_alias {
-            for (_, aliases) in &mut spec.networks {
-                aliases.push(self.service().to_string());
+            for (net, aliases) in &mut spec.networks {
+                aliases.extend(d.aliases_on(net));
             }
         }
         let started = tokio::time::Instant::now();
@@ -324,13 +324,37 @@ impl Rollout<'_> {
         }
     }
 
+    /// `update.delay` between two batches; a shutdown cuts it short.
+    async fn pause_between_batches(&self) -> Result<(), String> {
+        let delay = self.desired.expect("desired").spec.update.delay;
+        if delay.is_zero() {
+            return Ok(());
+        }
+        tracing::info!(
+            project = self.project,
+            service = self.service(),
+            action = "delay",
+            delay_ms = ms(delay)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = self.cancel.cancelled() => Err(SHUTDOWN.into()),
+        }
+    }
+
     async fn replace_start_first(
         &self,
         slots: &[(u32, &ObservedContainer)],
         moved: &mut Vec<Moved>,
     ) -> Result<(), String> {
         let d = self.desired.expect("desired");
-        for chunk in slots.chunks(d.spec.update.parallelism.max(1) as usize) {
+        for (i, chunk) in slots
+            .chunks(d.spec.update.parallelism.max(1) as usize)
+            .enumerate()
+        {
+            if i > 0 {
+                self.pause_between_batches().await?;
+            }
             if self.cancel.is_cancelled() {
                 return Err(SHUTDOWN.into());
             }
@@ -400,7 +424,10 @@ impl Rollout<'_> {
         moved: &mut Vec<Moved>,
     ) -> Result<(), String> {
         let d = self.desired.expect("desired");
-        for (slot, old) in slots {
+        for (i, (slot, old)) in slots.iter().enumerate() {
+            if i > 0 {
+                self.pause_between_batches().await?;
+            }
             if self.cancel.is_cancelled() {
                 return Err(SHUTDOWN.into());
             }
@@ -526,8 +553,8 @@ impl Rollout<'_> {
             .await
             .map_err(|e| format!("inspect {name}: {e}"))?
             .networks;
-        let alias = vec![self.service().to_string()];
         for net in &d.networks {
+            let alias = d.aliases_on(net);
             let result = match attached.iter().find(|e| &e.network == net) {
                 Some(e) if e.aliases.contains(&alias[0]) => continue,
                 Some(e) => self

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod load;
 pub mod location;
 pub mod raw;
+pub mod repo_mount;
 pub mod spec;
 pub mod tree;
 pub mod units;

@@ -25,6 +25,15 @@ pub struct Spec {
     pub secrets: Vec<String>,
 }
 
+/// A host-side env file a service reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvFileRef {
+    /// Absolute, or relative to the project's env directory on the host.
+    pub path: PathBuf,
+    /// When false, a missing file is no variables (compose's `required: false`).
+    pub required: bool,
+}
+
 /// A bridge network of the project.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSpec {
@@ -54,8 +63,8 @@ pub struct ServiceSpec {
     pub command: Option<Vec<String>>,
     /// Committed environment (never secrets).
     pub env: BTreeMap<String, String>,
-    /// Host-side env file holding secrets; absolute.
-    pub env_file: Option<PathBuf>,
+    /// Host-side env files holding secrets, read in order: a later file's keys win.
+    pub env_files: Vec<EnvFileRef>,
     /// Ports reachable by other services, not published on the host.
     pub expose: Vec<u16>,
     /// Ports published on the host.
@@ -117,12 +126,17 @@ pub struct ContainerOptions {
     pub pids_limit: Option<i64>,
     /// Kernel capabilities dropped (upper case, as written: `NET_RAW`, `ALL`).
     pub cap_drop: Vec<String>,
+    /// `security_opt: [no-new-privileges]`: no process gains privileges through setuid.
+    pub no_new_privileges: bool,
     /// Memory reservation (soft limit) in bytes.
     pub mem_reservation: Option<u64>,
     /// Allocates a pseudo-TTY.
     pub tty: bool,
     /// Keeps stdin open.
     pub stdin_open: bool,
+    /// Names the replicas answer to beside the service's own, by network (short name);
+    /// like the service name, held only by replicas that take traffic.
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// A tmpfs mount.
@@ -222,8 +236,14 @@ pub enum MountSource {
     Volume(String),
     /// A file of the repository at the deployed commit.
     RepoFile(RepoFile),
+    /// A directory of the repository at the deployed commit, with everything below it.
+    RepoDir(RepoDir),
     /// An absolute path on the host.
     HostPath(PathBuf),
+    /// The project's own data on the host: a relative bind (`./data`) that is not in the
+    /// repository. The path is relative to the compose file's directory and lives under
+    /// `<state-dir>/data/<project>/`, created on first use and never removed.
+    HostData(String),
 }
 
 /// A repository file with its content, read when the desired state was loaded.
@@ -233,6 +253,31 @@ pub struct RepoFile {
     pub path: String,
     /// The file's bytes.
     pub content: Arc<[u8]>,
+}
+
+/// A repository directory with its files, read when the desired state was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoDir {
+    /// Repository-relative, normalized path (`desired/static`).
+    pub path: String,
+    /// Every file below it: the path relative to the directory, and the bytes; sorted.
+    pub files: Vec<(String, Arc<[u8]>)>,
+}
+
+impl RepoDir {
+    /// A hex digest of the paths and contents below the directory (not of its own path):
+    /// two directories with the same files share one copy on the host.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (path, content) in &self.files {
+            h.update((path.len() as u64).to_le_bytes());
+            h.update(path.as_bytes());
+            h.update((content.len() as u64).to_le_bytes());
+            h.update(content);
+        }
+        hex::encode(h.finalize())
+    }
 }
 
 /// How a replica's health is judged.
@@ -297,6 +342,8 @@ pub struct UpdatePolicy {
     pub order: UpdateOrder,
     /// Slots replaced at a time.
     pub parallelism: u32,
+    /// A pause between one batch's end and the next batch's start.
+    pub delay: Duration,
     /// How long a new replica must stay healthy.
     pub monitor: Duration,
     /// How long a new replica may take to become healthy.

@@ -16,8 +16,6 @@ use super::spec::*;
 use super::tree::join_inside;
 use super::units::{format_duration, parse_duration, parse_size, UnitError};
 
-/// The largest repository file berth mounts into a container.
-pub const MAX_MOUNTED_FILE_BYTES: usize = 4 << 20;
 /// The most replicas one service may ask for on one host.
 pub const MAX_REPLICAS: i64 = 1000;
 
@@ -445,11 +443,11 @@ fn service(
         Some(v) => env_map(ctx, file, &path.key("env"), v),
     };
 
-    let env_file = match &raw.env_file {
-        None => Some(None),
+    let env_files = match &raw.env_file {
+        None => Some(Vec::new()),
         Some(v) => string(ctx, file, &path.key("env_file"), v, "/etc/berth/shop/api.env").and_then(|s| {
             if s.starts_with('/') {
-                Some(Some(PathBuf::from(s)))
+                Some(vec![EnvFileRef { path: PathBuf::from(s), required: true }])
             } else {
                 ctx.error(file, &path.key("env_file"), format!("env_file `{s}` must be an absolute path on the host (e.g. `/etc/berth/<project>/{name}.env`); secrets do not live in the repository"));
                 None
@@ -685,7 +683,7 @@ fn service(
         replicas: replicas?,
         command: command?,
         env: env?,
-        env_file: env_file?,
+        env_files: env_files?,
         expose: expose?,
         ports: ports?,
         networks: networks?,
@@ -840,31 +838,7 @@ pub(crate) fn mount(
             );
             return None;
         };
-        match ctx.tree.read(&rel) {
-            Ok(Some(bytes)) if bytes.len() > MAX_MOUNTED_FILE_BYTES => {
-                ctx.error(
-                    file,
-                    path,
-                    format!(
-                        "`{source}` is larger than {} MiB; mount large data from a volume",
-                        MAX_MOUNTED_FILE_BYTES >> 20
-                    ),
-                );
-                return None;
-            }
-            Ok(Some(bytes)) => MountSource::RepoFile(RepoFile {
-                path: rel,
-                content: bytes.into(),
-            }),
-            Ok(None) => {
-                ctx.error(file, path, format!("`{source}` does not exist in the repository (looked for `{rel}`); commit it or fix the path"));
-                return None;
-            }
-            Err(e) => {
-                ctx.error(file, path, e);
-                return None;
-            }
-        }
+        super::repo_mount::read(ctx, file, path, source, &rel)?
     } else if source.starts_with('/') {
         let host = PathBuf::from(source);
         let allowed = &ctx.opts.allow_host_paths;
@@ -1105,6 +1079,7 @@ pub(crate) fn default_update(publishes: bool) -> UpdatePolicy {
             UpdateOrder::StartFirst
         },
         parallelism: 1,
+        delay: Duration::ZERO,
         monitor: Duration::from_secs(5),
         deadline: Duration::from_secs(120),
         on_failure: OnFailure::Rollback,
@@ -1205,6 +1180,7 @@ fn update(
     Some(UpdatePolicy {
         order: order?,
         parallelism: parallelism? as u32,
+        delay: Duration::ZERO,
         monitor: monitor?,
         deadline: deadline?,
         on_failure: on_failure?,

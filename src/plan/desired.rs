@@ -144,6 +144,21 @@ fn digest_json<T: Serialize>(v: &T) -> String {
 }
 
 impl DesiredService {
+    /// The aliases a replica that takes traffic holds on the network Docker names
+    /// `full`: the service's name, then the service's own aliases there.
+    pub fn aliases_on(&self, full: &str) -> Vec<String> {
+        let mut out = vec![self.spec.name.clone()];
+        let short = self
+            .networks
+            .iter()
+            .position(|n| n == full)
+            .and_then(|i| self.spec.networks.get(i));
+        if let Some(extra) = short.and_then(|s| self.spec.options.aliases.get(s)) {
+            out.extend(extra.iter().cloned());
+        }
+        out
+    }
+
     /// Normalizes and hashes a service.
     pub fn new(spec: ServiceSpec, env_file: EnvFile, names: &ObjectNames) -> Self {
         let env = spec
@@ -169,11 +184,16 @@ impl DesiredService {
                 }
                 MountSource::Volume(v) => format!("volume:{v}"),
                 MountSource::HostPath(p) => format!("host:{}", p.display()),
+                MountSource::HostData(rel) => format!("data:./{rel}"),
                 MountSource::RepoFile(f) => {
                     let h = digest(&[&f.content]);
                     files.insert(f.path.clone(), h);
                     // The content is its own part, so a changed file is named as such.
                     format!("file:{}", f.path)
+                }
+                MountSource::RepoDir(d) => {
+                    files.insert(format!("{}/", d.path), d.digest()[..16].to_string());
+                    format!("dir:{}", d.path)
                 }
             };
             mounts.push((source, &m.target, m.read_only));
@@ -292,12 +312,18 @@ fn option_parts(o: &ContainerOptions) -> (BTreeMap<String, String>, BTreeMap<Str
     );
     put("cap_drop", !o.cap_drop.is_empty(), digest_json(&o.cap_drop));
     put(
+        "security_opt",
+        o.no_new_privileges,
+        digest_json(&o.no_new_privileges),
+    );
+    put(
         "mem_reservation",
         o.mem_reservation.is_some(),
         digest_json(&o.mem_reservation),
     );
     put("tty", o.tty, digest_json(&o.tty));
     put("stdin_open", o.stdin_open, digest_json(&o.stdin_open));
+    put("aliases", !o.aliases.is_empty(), digest_json(&o.aliases));
     let labels = o
         .labels
         .iter()
@@ -336,22 +362,16 @@ impl Desired {
 
     /// Resolves a spec with every service, reading each env file once from `env_dir`.
     pub fn resolve(spec: Spec, env_dir: &Path) -> Self {
-        let mut cache: BTreeMap<std::path::PathBuf, EnvFile> = BTreeMap::new();
+        let mut cache: BTreeMap<&[crate::model::EnvFileRef], EnvFile> = BTreeMap::new();
         let names = ObjectNames::of(&spec);
         let services = spec
             .services
             .values()
             .map(|s| {
-                let env_file = match &s.env_file {
-                    None => EnvFile::None,
-                    Some(p) => cache
-                        .entry(p.clone())
-                        .or_insert_with(|| match super::env_file::read(p, env_dir) {
-                            Ok(kvs) => EnvFile::Loaded(kvs),
-                            Err(why) => EnvFile::Unreadable(why),
-                        })
-                        .clone(),
-                };
+                let env_file = cache
+                    .entry(&s.env_files)
+                    .or_insert_with(|| super::env_file::read_all(&s.env_files, env_dir))
+                    .clone();
                 (
                     s.name.clone(),
                     DesiredService::new(s.clone(), env_file, &names),

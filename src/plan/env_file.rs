@@ -89,6 +89,47 @@ pub fn read_bytes(path: &Path, dir: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Reads a service's env files in order, a later file's keys replacing an earlier's, as
+/// compose does. A relative path is taken inside `dir`; a file that is not `required`
+/// and does not exist is skipped (judged only once its path is known to be inside).
+pub fn read_all(files: &[crate::model::EnvFileRef], dir: &Path) -> super::EnvFile {
+    if files.is_empty() {
+        return super::EnvFile::None;
+    }
+    let mut merged: Vec<(String, String)> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for f in files {
+        let path = if f.path.is_absolute() {
+            f.path.clone()
+        } else {
+            dir.join(&f.path)
+        };
+        let inside = path.starts_with(dir) && !path.components().any(|c| c.as_os_str() == "..");
+        if !f.required && inside {
+            if let Err(e) = path.symlink_metadata() {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    continue;
+                }
+            }
+        }
+        match read(&path, dir) {
+            Ok(kvs) => {
+                for (k, v) in kvs {
+                    match at.get(&k) {
+                        Some(&i) => merged[i].1 = v,
+                        None => {
+                            at.insert(k.clone(), merged.len());
+                            merged.push((k, v));
+                        }
+                    }
+                }
+            }
+            Err(why) => return super::EnvFile::Unreadable(why),
+        }
+    }
+    super::EnvFile::Loaded(merged)
+}
+
 /// The name of the host's compose `.env` inside a project's env directory.
 pub const HOST_DOTENV: &str = ".env";
 
@@ -167,6 +208,54 @@ mod tests {
 
     fn kv(text: &str) -> Vec<(String, String)> {
         parse(text.as_bytes()).unwrap()
+    }
+
+    fn file(path: &str, required: bool) -> crate::model::EnvFileRef {
+        crate::model::EnvFileRef {
+            path: path.into(),
+            required,
+        }
+    }
+
+    #[test]
+    fn several_files_merge_in_order_and_optional_missing_ones_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env.prod"), "A=1\nB=2\n").unwrap();
+        std::fs::write(dir.path().join("api.env"), "B=3\nC=4\n").unwrap();
+        let abs = dir.path().join("api.env").display().to_string();
+        let got = read_all(
+            &[
+                file(".env.prod", true),
+                file("missing.env", false),
+                file(&abs, true),
+            ],
+            dir.path(),
+        );
+        let crate::plan::EnvFile::Loaded(kvs) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            kvs,
+            [("A", "1"), ("B", "3"), ("C", "4")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        // A required file that is missing is an error naming it, not an empty set.
+        let crate::plan::EnvFile::Unreadable(why) = read_all(&[file("gone.env", true)], dir.path())
+        else {
+            panic!()
+        };
+        assert!(why.contains("gone.env"), "{why}");
+    }
+
+    #[test]
+    fn an_optional_file_outside_the_env_dir_is_refused_not_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in ["/etc/passwd", "/nonexistent/x.env"] {
+            let crate::plan::EnvFile::Unreadable(why) = read_all(&[file(path, false)], dir.path())
+            else {
+                panic!("{path}")
+            };
+            assert!(why.contains("is not inside the env directory"), "{why}");
+        }
     }
 
     #[test]

@@ -328,6 +328,7 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             shm_size: spec.shm_size.map(|n| n as i64),
             pids_limit: spec.pids_limit,
             cap_drop: some_vec(&spec.cap_drop),
+            security_opt: some_vec(&spec.security_opt),
             memory_reservation: spec.memory_reservation.map(|n| n as i64),
             ..Default::default()
         }),

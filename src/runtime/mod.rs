@@ -222,6 +222,8 @@ pub struct ContainerSpec {
     pub pids_limit: Option<i64>,
     /// Capabilities dropped.
     pub cap_drop: Vec<String>,
+    /// Security options (`no-new-privileges:true`).
+    pub security_opt: Vec<String>,
     /// Memory reservation in bytes.
     pub memory_reservation: Option<u64>,
     /// Allocates a pseudo-TTY.

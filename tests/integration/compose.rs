@@ -1,7 +1,7 @@
 //! A compose file applied on the real engine: the replicas, health check and environment
 //! it asks for are what Docker runs.
 
-use crate::support::{container_health, images, inspect, Project};
+use crate::support::{container_health, docker_stdout, images, inspect, Project};
 use crate::Stack;
 
 #[test]
@@ -64,4 +64,277 @@ services:
     }
     assert!(inspect(&format!("{}-web-3", p.name())).is_none());
     assert!(inspect(&format!("{}_default", p.name())).is_some());
+}
+
+/// `./static:/srv/static`: a repository directory is mounted whole, read-only, from the
+/// content of the commit; a changed file in it replaces the replica.
+#[test]
+fn a_repository_directory_is_mounted_read_only_and_a_change_in_it_replaces_the_replica() {
+    let p = Project::new("repodir");
+    let img = images();
+    let s = Stack::new();
+    s.file(
+        "compose.yaml",
+        &format!(
+            "\
+name: {name}
+services:
+  web:
+    image: {image}
+    volumes:
+      - ./static:/srv/static
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+            image = img.app_v1
+        ),
+    );
+    s.file("static/index.html", "<h1>v1</h1>\n");
+    s.file("static/css/site.css", "body {}\n");
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let name = format!("{}-web-1", p.name());
+    let cat = |path: &str| docker_stdout(["exec", &name, "cat", path]);
+    assert_eq!(cat("/srv/static/index.html"), "<h1>v1</h1>");
+    assert_eq!(cat("/srv/static/css/site.css"), "body {}");
+    let write = std::process::Command::new("docker")
+        .args(["exec", &name, "sh", "-c", "echo x > /srv/static/index.html"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("Read-only file system"),
+        "the mount is writable: {write:?}"
+    );
+    let before = inspect(&name).unwrap()["Id"].clone();
+
+    s.file("static/index.html", "<h1>v2</h1>\n");
+    let plan = s.plan();
+    assert!(
+        plan.stdout.contains("static"),
+        "the plan names the directory: {plan:?}"
+    );
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let running = docker_stdout([
+        "ps",
+        "--filter",
+        &format!("label=berth.project={}", p.name()),
+        "--format",
+        "{{.Names}}",
+    ]);
+    let names: Vec<&str> = running.lines().collect();
+    assert_eq!(names.len(), 1, "{running}");
+    let name = names[0].to_string();
+    assert_ne!(inspect(&name).unwrap()["Id"], before);
+    assert_eq!(
+        docker_stdout(["exec", &name, "cat", "/srv/static/index.html"]),
+        "<h1>v2</h1>"
+    );
+}
+
+/// `env_file` as compose users write it: a relative `.env.prod` read from the host's env
+/// directory, a second file whose keys win, an optional one that is missing; the
+/// committed `environment` wins over them all.
+#[test]
+fn env_files_are_read_from_the_env_directory_in_order_and_optional_ones_may_be_missing() {
+    let p = Project::new("envfiles");
+    let img = images();
+    let s = Stack::new();
+    s.file(
+        "compose.yaml",
+        &format!(
+            "\
+name: {name}
+services:
+  web:
+    image: {image}
+    env_file:
+      - .env.prod
+      - ./web.env
+      - path: local.env
+        required: false
+    environment:
+      C: committed
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+            image = img.app_v1
+        ),
+    );
+    std::fs::write(s.env.path().join(".env.prod"), "A=from-prod\nB=from-prod\n").unwrap();
+    std::fs::write(s.env.path().join("web.env"), "B=from-web\nC=from-web\n").unwrap();
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let c = inspect(&format!("{}-web-1", p.name())).unwrap();
+    let env: Vec<&str> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter(|e| e.starts_with("A=") || e.starts_with("B=") || e.starts_with("C="))
+        .collect();
+    assert_eq!(env, ["A=from-prod", "B=from-web", "C=committed"]);
+    assert!(!r.stderr.contains("from-prod") && !r.stdout.contains("from-prod"));
+}
+
+/// A network alias answers like the service's name, on its network only, and goes with
+/// the replica that takes traffic.
+#[test]
+fn a_network_alias_reaches_the_service_and_follows_a_rolling_update() {
+    let p = Project::new("aliases");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str| {
+        format!(
+            "\
+name: {name}
+networks:
+  back: {{}}
+services:
+  db:
+    image: {image}
+    networks:
+      default:
+      back:
+        aliases: [database, pg]
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+        )
+    };
+    s.file("compose.yaml", &stack(&img.app_v1));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let back = format!("{}_back", p.name());
+    let default = format!("{}_default", p.name());
+    let get = |net: &str, host: &str| {
+        crate::support::http_get_via_container(net, &format!("http://{host}:8000/"))
+    };
+    assert_eq!(get(&back, "database").as_deref(), Ok("v1\n"));
+    assert_eq!(get(&back, "pg").as_deref(), Ok("v1\n"));
+    assert_eq!(get(&back, "db").as_deref(), Ok("v1\n"));
+    assert!(
+        get(&default, "database").is_err(),
+        "the alias is on `back` only"
+    );
+
+    s.file("compose.yaml", &stack(&img.app_v2));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(get(&back, "database").as_deref(), Ok("v2\n"));
+}
+
+/// `./data` that is not in the repository is the project's host data: created on first
+/// use under the state dir, kept across a replacement, and never followed through a
+/// symlink a container planted there.
+#[test]
+fn host_data_outlives_its_containers_and_a_planted_symlink_is_refused() {
+    let p = Project::new("hostdata");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str, extra: &str| {
+        format!(
+            "\
+name: {name}
+services:
+  db:
+    image: {image}
+    volumes:
+      - ./data:/data{extra}
+    deploy:
+      update_config: {{ monitor: 0s }}
+",
+            name = p.name(),
+        )
+    };
+    s.file("compose.yaml", &stack(&img.app_v1, ""));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let name = format!("{}-db-1", p.name());
+    crate::support::docker([
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo kept > /data/file && ln -s / /data/root",
+    ]);
+    let on_host = s.state_path().join("data").join(p.name()).join("data");
+    assert_eq!(
+        std::fs::read_to_string(on_host.join("file")).unwrap(),
+        "kept\n"
+    );
+
+    // Replaced by v2: the data is still there.
+    s.file("compose.yaml", &stack(&img.app_v2, ""));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(docker_stdout(["exec", &name, "cat", "/data/file"]), "kept");
+
+    // A commit that mounts the planted symlink is refused; v2 keeps running.
+    s.file(
+        "compose.yaml",
+        &stack(&img.app_v2, "\n      - ./data/root:/host"),
+    );
+    let r = s.apply();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("passes through the symlink"), "{r:?}");
+    let mounts = inspect(&name).unwrap()["Mounts"].to_string();
+    assert!(!mounts.contains("\"/host\""), "{mounts}");
+    assert_eq!(docker_stdout(["exec", &name, "cat", "/data/file"]), "kept");
+}
+
+/// `deploy.update_config.delay` pauses between batches: the second slot's new replica is
+/// created no sooner than the delay after the first slot was replaced.
+#[test]
+fn update_delay_pauses_between_batches() {
+    let p = Project::new("delay");
+    let img = images();
+    let s = Stack::new();
+    let stack = |image: &str| {
+        format!(
+            "\
+name: {name}
+services:
+  web:
+    image: {image}
+    deploy:
+      replicas: 2
+      update_config: {{ parallelism: 1, delay: 2s, monitor: 0s }}
+",
+            name = p.name(),
+        )
+    };
+    s.file("compose.yaml", &stack(&img.app_v1));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    s.file("compose.yaml", &stack(&img.app_v2));
+    let r = s.apply();
+    assert_eq!(r.code, 0, "{r:?}");
+    let events: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |action: &str, slot: u64| {
+        events
+            .iter()
+            .find(|e| e["action"] == action && (slot == 0 || e["slot"] == slot))
+            .and_then(|e| e["timestamp"].as_str())
+            .and_then(seconds)
+            .unwrap_or_else(|| panic!("no `{action}` of slot {slot} in {}", r.stderr))
+    };
+    let replaced = at("replaced", 1);
+    let delay = at("delay", 0);
+    let next = at("create", 2);
+    assert!(delay >= replaced, "{}", r.stderr);
+    assert!(next - replaced >= 2.0, "{}", r.stderr);
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp (`2026-11-29T15:22:54.404126Z`).
+fn seconds(t: &str) -> Option<f64> {
+    let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(at.unix_timestamp_nanos() as f64 / 1e9)
 }

@@ -33,6 +33,7 @@ services:
           size: 4m
     extra_hosts:
       - db.internal:10.0.0.5
+      - host.docker.internal:host-gateway
     dns: [9.9.9.9]
     logging:
       driver: json-file
@@ -45,6 +46,7 @@ services:
     shm_size: 32m
     pids_limit: 100
     cap_drop: [NET_RAW]
+    security_opt: [\"no-new-privileges:true\"]
     mem_limit: 64m
     mem_reservation: 32m
     tty: true
@@ -89,7 +91,11 @@ fn every_container_option_reaches_docker_and_a_change_replaces_the_replica() {
         host["Tmpfs"],
         json!({"/run": "size=8388608,mode=1777", "/cache": "size=4194304"})
     );
-    assert_eq!(host["ExtraHosts"], json!(["db.internal:10.0.0.5"]));
+    assert_eq!(
+        host["ExtraHosts"],
+        json!(["db.internal:10.0.0.5", "host.docker.internal:host-gateway"])
+    );
+    assert_eq!(host["SecurityOpt"], json!(["no-new-privileges:true"]));
     assert_eq!(host["Dns"], json!(["9.9.9.9"]));
     assert_eq!(
         host["LogConfig"],

@@ -15,16 +15,16 @@ pub const SUPPORTED: &[(&str, &str)] = &[
         "environment",
         "committed environment, as a map or a `K=V` list",
     ),
-    ("env_file", "the host-side env file (one, absolute path)"),
+    ("env_file", "host-side env files, in order; relative paths are in the env directory; `required: false`"),
     ("ports", "published host ports, short or long syntax"),
     ("expose", "ports reachable by other services"),
     (
         "networks",
-        "networks joined, as a list or a map without options",
+        "networks joined, as a list or a map with `aliases` (no dots)",
     ),
     (
         "volumes",
-        "named volumes, repository files (`./…`) and allowed host paths",
+        "named volumes, repository files and directories (`./…`, read-only), host data (`./data` not in the repository) and allowed host paths",
     ),
     ("healthcheck", "the health check that gates every update"),
     (
@@ -71,6 +71,10 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ),
     ("cap_drop", "capabilities dropped (`cap_add` stays refused)"),
     (
+        "security_opt",
+        "`no-new-privileges` only; options that turn off confinement are refused",
+    ),
+    (
         "mem_reservation",
         "memory reservation, as `deploy.resources.reservations.memory`",
     ),
@@ -111,10 +115,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("device_cgroup_rules", "grants access to host devices"),
     ("gpus", "passes host devices into the container"),
     ("cap_add", "adds kernel capabilities"),
-    (
-        "security_opt",
-        "turns off confinement (seccomp, AppArmor, SELinux labels)",
-    ),
     ("sysctls", "changes kernel parameters"),
     (
         "use_api_socket",

@@ -78,6 +78,7 @@ pub(super) fn compile(
     let pids_limit = read!("pids_limit", None, |c, f, kp, v| pids(c, f, kp, v)
         .map(Some));
     let cap_drop = read!("cap_drop", Vec::new(), cap_drop);
+    let no_new_privileges = read!("security_opt", false, security_opt);
     let mem_reservation = read!("mem_reservation", None, |c, f, kp, v| size(
         c,
         f,
@@ -105,9 +106,11 @@ pub(super) fn compile(
         shm_size: shm_size?,
         pids_limit: pids_limit?,
         cap_drop: cap_drop?,
+        no_new_privileges: no_new_privileges?,
         mem_reservation: mem_reservation?,
         tty: tty?,
         stdin_open: stdin_open?,
+        aliases: BTreeMap::new(),
     })
 }
 
@@ -404,6 +407,12 @@ fn extra_hosts(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<
             && host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        // Docker's name for the host's address on the default bridge: a container can
+        // reach that gateway without it.
+        if host_ok && addr == "host-gateway" {
+            out.push(format!("{host}:host-gateway"));
+            continue;
+        }
         match (host_ok, addr.parse::<IpAddr>()) {
             (true, Ok(a)) => out.push(format!("{host}:{a}")),
             _ => {
@@ -641,6 +650,32 @@ pub(super) fn pids(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Opt
             None
         }
     }
+}
+
+/// `security_opt`: only `no-new-privileges` (`:true`, `=true`, or bare), which takes a
+/// privilege away; every other option loosens confinement and is refused.
+fn security_opt(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<bool> {
+    let list = string_list(
+        ctx,
+        file,
+        path,
+        v,
+        "`security_opt`",
+        "[\"no-new-privileges:true\"]",
+    )?;
+    let mut on = false;
+    let mut good = true;
+    for (i, o) in list.iter().enumerate() {
+        match o.as_str() {
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => on = true,
+            "no-new-privileges:false" | "no-new-privileges=false" => {}
+            other => {
+                ctx.error(file, &path.index(i), format!("security option `{other}` is refused: only `no-new-privileges` is allowed; the others (seccomp, AppArmor, SELinux labels, systempaths) turn off the confinement that keeps a container from the host"));
+                good = false;
+            }
+        }
+    }
+    good.then_some(on)
 }
 
 /// `cap_drop`: capability names, with or without `CAP_`, or `ALL`.

@@ -86,6 +86,9 @@ pub struct Service {
     /// Capabilities dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// `no-new-privileges:true`, when set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// The command, as a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -100,9 +103,9 @@ pub struct Service {
     /// The entrypoint, as a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
-    /// The host-side env file: its path, never its content.
+    /// The host-side env files: their paths, never their content.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub env_file: Option<Vec<String>>,
+    pub env_file: Option<Vec<EnvFileOut>>,
     /// Committed environment, secrets masked.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
@@ -132,8 +135,8 @@ pub struct Service {
     /// Memory reservation, a size such as `256m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mem_reservation: Option<String>,
-    /// Networks joined.
-    pub networks: Vec<String>,
+    /// Networks joined: a list, or a map when there are aliases.
+    pub networks: NetworksOut,
     /// Most processes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
@@ -178,6 +181,39 @@ pub struct Service {
 }
 
 /// A `depends_on` entry: berth waits for the dependency to be healthy.
+/// A service's networks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum NetworksOut {
+    /// Names only.
+    List(Vec<String>),
+    /// Names with their aliases.
+    Map(BTreeMap<String, NetworkAttach>),
+}
+
+/// How a service joins one network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkAttach {
+    /// Further names of the service there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// An env file: its path, or the long form when it may be missing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EnvFileOut {
+    /// A file that must exist.
+    Path(String),
+    /// `{ path, required: false }`.
+    Long {
+        /// The path as written.
+        path: String,
+        /// Always false here.
+        required: bool,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dependency {
     /// Always `service_healthy`.
@@ -229,6 +265,9 @@ pub struct Limits {
 /// `deploy.update_config`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateConfig {
+    /// The pause between batches, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
     /// `rollback` or `pause`.
     pub failure_action: OnFailure,
     /// How long a new replica must stay healthy.
@@ -404,6 +443,11 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
     let shown = |v: &Option<String>| v.as_deref().map(show);
     Service {
         cap_drop: o.cap_drop.clone(),
+        security_opt: if o.no_new_privileges {
+            vec!["no-new-privileges:true".to_string()]
+        } else {
+            Vec::new()
+        },
         dns: o.dns.iter().map(|d| show(d)).collect(),
         entrypoint: o
             .entrypoint
@@ -457,16 +501,29 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
             replicas: s.replicas,
             resources,
             update_config: UpdateConfig {
+                delay: (!s.update.delay.is_zero()).then(|| format_duration(s.update.delay)),
                 failure_action: s.update.on_failure,
                 monitor: format_duration(s.update.monitor),
                 order: s.update.order,
                 parallelism: s.update.parallelism,
             },
         },
-        env_file: s
-            .env_file
-            .as_ref()
-            .map(|p| vec![show(&p.to_string_lossy())]),
+        env_file: (!s.env_files.is_empty()).then(|| {
+            s.env_files
+                .iter()
+                .map(|f| {
+                    let path = show(&f.path.to_string_lossy());
+                    if f.required {
+                        EnvFileOut::Path(path)
+                    } else {
+                        EnvFileOut::Long {
+                            path,
+                            required: false,
+                        }
+                    }
+                })
+                .collect()
+        }),
         environment: s
             .env
             .iter()
@@ -482,7 +539,19 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
         expose: s.expose.iter().map(u16::to_string).collect(),
         healthcheck,
         image: show(&s.image.to_string()),
-        networks: s.networks.clone(),
+        networks: if s.options.aliases.is_empty() {
+            NetworksOut::List(s.networks.clone())
+        } else {
+            NetworksOut::Map(
+                s.networks
+                    .iter()
+                    .map(|n| {
+                        let aliases = s.options.aliases.get(n).cloned().unwrap_or_default();
+                        (n.clone(), NetworkAttach { aliases })
+                    })
+                    .collect(),
+            )
+        },
         ports: s
             .ports
             .iter()
@@ -501,7 +570,9 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                 let (kind, source) = match &m.source {
                     MountSource::Volume(v) => ("volume", v.clone()),
                     MountSource::RepoFile(f) => ("bind", show(&relative(dir, &f.path))),
+                    MountSource::RepoDir(d) => ("bind", show(&relative(dir, &d.path))),
                     MountSource::HostPath(p) => ("bind", show(&p.to_string_lossy())),
+                    MountSource::HostData(rel) => ("bind", show(&format!("./{rel}"))),
                 };
                 Volume {
                     read_only: m.read_only.then_some(true),

@@ -119,8 +119,8 @@ pub(crate) fn compile(
         Some(v) => environment(ctx, file, &p("environment"), v),
     };
 
-    let env_file = match get("env_file") {
-        None => Some(None),
+    let env_files = match get("env_file") {
+        None => Some(Vec::new()),
         Some(v) => env_file(ctx, file, &p("env_file"), v, name),
     };
 
@@ -135,12 +135,19 @@ pub(crate) fn compile(
     };
 
     let networks = match get("networks") {
-        None => Some(vec![scope
-            .networks
-            .get(DEFAULT_NETWORK)
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_NETWORK.to_string())]),
+        None => Some((
+            vec![scope
+                .networks
+                .get(DEFAULT_NETWORK)
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_NETWORK.to_string())],
+            BTreeMap::new(),
+        )),
         Some(v) => networks(ctx, file, &p("networks"), v, scope),
+    };
+    let (networks, aliases) = match networks {
+        Some((n, a)) => (Some(n), a),
+        None => (None, BTreeMap::new()),
     };
 
     let volumes = match get("volumes") {
@@ -232,6 +239,7 @@ pub(crate) fn compile(
         _ => None,
     };
     let volumes = volumes.map(|(mounts, _)| mounts);
+    let options = options.map(|o| ContainerOptions { aliases, ..o });
 
     if !ok {
         return None;
@@ -242,7 +250,7 @@ pub(crate) fn compile(
         replicas: replicas?,
         command: command?,
         env: env?,
-        env_file: env_file?,
+        env_files: env_files?,
         expose: expose?,
         ports: ports?,
         networks: networks?,
@@ -690,14 +698,16 @@ fn environment(
     good.then_some(out)
 }
 
-/// `env_file`: one host-side file, as a string, a list of one, or the long form.
+/// `env_file`: host-side files, as a string, a list, or long forms with `required`.
+/// An absolute path must lie in the env directory (checked when it is read); a relative
+/// one is taken inside it, never from the repository: secrets do not live there.
 fn env_file(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
     v: &Value,
     service: &str,
-) -> Option<Option<PathBuf>> {
+) -> Option<Vec<EnvFileRef>> {
     let items: Vec<(KeyPath, &Value)> = match v {
         Value::Sequence(items) => items
             .iter()
@@ -706,55 +716,85 @@ fn env_file(
             .collect(),
         other => vec![(path.clone(), other)],
     };
-    let mut paths = Vec::new();
+    let mut out = Vec::new();
     let mut good = true;
     for (ip, item) in items {
-        let text = match item {
-            Value::String(s) => Some(s.clone()),
-            Value::Mapping(m) => nested(ctx, file, &ip, m, &["path", "required"], &["format"], &[]).and_then(|long| {
-                if let Some(r) = long.get("required") {
-                    if **r != Value::Bool(true) {
-                        ctx.error(file, &ip.key("required"), "optional env files (`required: false`) are not supported yet; the file must exist on the host");
-                        return None;
+        let (text, required) = match item {
+            Value::String(s) => (Some(s.clone()), true),
+            Value::Mapping(m) => {
+                match nested(ctx, file, &ip, m, &["path", "required"], &["format"], &[]) {
+                    None => (None, true),
+                    Some(long) => {
+                        let required = match long.get("required") {
+                            None => Some(true),
+                            Some(Value::Bool(b)) => Some(*b),
+                            Some(other) => {
+                                ctx.error(
+                                    file,
+                                    &ip.key("required"),
+                                    format!("expected `true` or `false`; found {}", kind(other)),
+                                );
+                                None
+                            }
+                        };
+                        let text = match long.get("path") {
+                            Some(p) => string(ctx, file, &ip.key("path"), p, ".env.prod"),
+                            None => {
+                                ctx.key_error(file, &ip, "`path` is missing");
+                                None
+                            }
+                        };
+                        match required {
+                            Some(r) => (text, r),
+                            None => (None, true),
+                        }
                     }
                 }
-                match long.get("path") {
-                    Some(p) => string(ctx, file, &ip.key("path"), p, "/etc/berth/shop/api.env"),
-                    None => {
-                        ctx.key_error(file, &ip, "`path` is missing");
-                        None
-                    }
-                }
-            }),
+            }
             other => {
-                ctx.error(file, &ip, format!("`env_file` must be a path or a list of paths; found {}", kind(other)));
-                None
+                ctx.error(
+                    file,
+                    &ip,
+                    format!(
+                        "`env_file` must be a path or a list of paths; found {}",
+                        kind(other)
+                    ),
+                );
+                (None, true)
             }
         };
-        match text {
-            Some(t) if t.starts_with('/') => paths.push((ip, t)),
-            Some(t) => {
-                ctx.error(file, &ip, format!("env_file `{t}` must be an absolute path on the host (e.g. `/etc/berth/<project>/{service}.env`); secrets do not live in the repository"));
-                good = false;
-            }
-            None => good = false,
+        let Some(text) = text else {
+            good = false;
+            continue;
+        };
+        let rel = std::path::Path::new(&text);
+        if !text.starts_with('/')
+            && rel.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            })
+        {
+            ctx.error(file, &ip, format!("env_file `{text}` leads out of the env directory; berth reads env files from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there, e.g. `{service}.env`"));
+            good = false;
+            continue;
         }
-    }
-    if !good {
-        return None;
-    }
-    match paths.len() {
-        0 => Some(None),
-        1 => Some(Some(PathBuf::from(&paths[0].1))),
-        _ => {
-            ctx.error(
-                file,
-                &paths[1].0,
-                "several env files: not supported yet; keep one per service",
-            );
-            None
+        let normal: PathBuf = rel
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        if normal.as_os_str().is_empty() {
+            ctx.error(file, &ip, "`env_file` names no file");
+            good = false;
+            continue;
         }
+        out.push(EnvFileRef {
+            path: normal,
+            required,
+        });
     }
+    good.then_some(out)
 }
 
 /// `ports`: `[ip:]host:container[/proto]` strings, or the long form.
@@ -871,15 +911,16 @@ fn expose(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<u
     good.then_some(out)
 }
 
-/// `networks`: a list of names, or a map of names to nothing (options are not
-/// supported yet).
+/// `networks`: a list of names, or a map of names to nothing or to `aliases`. Returns
+/// the networks (their names in the spec) and the aliases by network.
 fn networks(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
     v: &Value,
     scope: &Scope,
-) -> Option<Vec<String>> {
+) -> Option<(Vec<String>, Aliases)> {
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let names: Vec<(KeyPath, String)> = match v {
         Value::Sequence(_) => string_list(ctx, file, path, v, "`networks`", "[backend]")?
             .into_iter()
@@ -911,14 +952,16 @@ fn networks(
                         ],
                         &[],
                     ) {
-                        Some(o) => {
-                            if o.get("aliases")
-                                .is_some_and(|a| !matches!(a, Value::Sequence(s) if s.is_empty()))
-                            {
-                                ctx.key_error(file, &np.key("aliases"), "network `aliases` are not supported yet; services reach each other by service name");
-                                good = false;
-                            }
-                        }
+                        Some(o) => match o.get("aliases") {
+                            None | Some(Value::Null) => {}
+                            Some(a) => match aliases(ctx, file, &np.key("aliases"), a) {
+                                Some(a) if !a.is_empty() => {
+                                    extra.insert(n.to_string(), a);
+                                }
+                                Some(_) => {}
+                                None => good = false,
+                            },
+                        },
                         None => good = false,
                     }
                 } else if !opts.is_null() {
@@ -968,7 +1011,53 @@ fn networks(
         ctx.error(file, path, "`networks` is empty; a service joins at least one network (leave it out for `default`)");
         good = false;
     }
-    good.then_some(out)
+    let aliases = extra
+        .into_iter()
+        .map(|(n, a)| (scope.networks.get(&n).cloned().unwrap_or(n), a))
+        .collect();
+    good.then_some((out, aliases))
+}
+
+/// Aliases by network.
+type Aliases = BTreeMap<String, Vec<String>>;
+
+/// The most aliases a service may have on one network.
+const MAX_ALIASES: usize = 32;
+
+/// A network's `aliases`: DNS labels without dots, since a dotted name would answer for
+/// a real host name (`api.example.com`) to every container on the network.
+fn aliases(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
+    let list = string_list(ctx, file, path, v, "`aliases`", "[db, database]")?;
+    let mut good = true;
+    if list.len() > MAX_ALIASES {
+        ctx.error(
+            file,
+            path,
+            format!("{} aliases; at most {MAX_ALIASES} per network", list.len()),
+        );
+        return None;
+    }
+    for (i, a) in list.iter().enumerate() {
+        let label = !a.is_empty()
+            && a.len() <= 63
+            && a.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !label {
+            let why = if a.contains('.') {
+                "a name with a dot would answer for a real host name to every container on the network"
+            } else {
+                "use lowercase letters, digits, `-` or `_`, at most 63"
+            };
+            ctx.error(
+                file,
+                &path.index(i),
+                format!("alias `{a}` is not supported: {why}"),
+            );
+            good = false;
+        }
+    }
+    good.then_some(list)
 }
 
 /// `volumes`: short syntax `SOURCE:TARGET[:MODE]` or the long form with `type: volume`
@@ -1029,6 +1118,41 @@ fn volumes(
             good = false;
             continue;
         };
+        if source.starts_with('.') {
+            match host_data(ctx, file, &ip, &source) {
+                Err(()) => {
+                    good = false;
+                    continue;
+                }
+                Ok(Some(rel)) => {
+                    if out.iter().any(|o| o.target == target) {
+                        ctx.error(
+                            file,
+                            &ip,
+                            format!("`{target}` is mounted twice; each target takes one mount"),
+                        );
+                        good = false;
+                    }
+                    if !target.starts_with('/') {
+                        ctx.error(
+                            file,
+                            &ip,
+                            format!(
+                                "mount target `{target}` must be an absolute path in the container"
+                            ),
+                        );
+                        good = false;
+                    }
+                    out.push(Mount {
+                        source: MountSource::HostData(rel),
+                        target,
+                        read_only,
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+            }
+        }
         let named = !(source.starts_with('/') || source.starts_with('.'));
         let source = if named {
             scope.volumes.get(&source).cloned().unwrap_or(source)
@@ -1055,6 +1179,39 @@ fn volumes(
         }
     }
     good.then_some((out, tmpfs))
+}
+
+/// A relative bind source that is not in the repository is the project's host data:
+/// `Ok(Some(path))` relative to the compose file's directory. `Ok(None)` when the
+/// repository holds it (a repository file or directory); `Err` when reported.
+fn host_data(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    source: &str,
+) -> Result<Option<String>, ()> {
+    let dir = ctx.files[file].dir.clone();
+    let Some(rel) = super::super::tree::join_inside(&dir, source) else {
+        // Leaves the repository: reported by the mount reader.
+        return Ok(None);
+    };
+    let in_repo = matches!(ctx.tree.list_dir(&rel), Ok(Some(_)))
+        || !matches!(ctx.tree.read_limited(&rel, 0), Ok(None));
+    if in_repo {
+        return Ok(None);
+    }
+    let below = if dir.is_empty() {
+        Some(rel.as_str())
+    } else {
+        rel.strip_prefix(&dir).and_then(|r| r.strip_prefix('/'))
+    };
+    match below {
+        Some(r) if !r.is_empty() => Ok(Some(r.to_string())),
+        _ => {
+            ctx.error(file, path, format!("`{source}` is not in the repository, so it would be host data, which must lie below the compose file's directory (e.g. `./data`); commit it, or bind a path below"));
+            Err(())
+        }
+    }
 }
 
 /// A long-form volume of `type: tmpfs`: `target`, `read_only` and `tmpfs.size`/`mode`.
@@ -1750,11 +1907,7 @@ fn update(
         }
         if let Some(v) = c.get("delay") {
             match duration(ctx, file, &up.key("delay"), v, Duration::ZERO, secs(3600)) {
-                Some(d) if d.is_zero() => {}
-                Some(_) => {
-                    ctx.error(file, &up.key("delay"), "a `delay` between batches is not supported yet; berth moves on when the batch is healthy for `monitor`");
-                    good = false;
-                }
+                Some(d) => u.delay = d,
                 None => good = false,
             }
         }

@@ -159,10 +159,37 @@ fn supported_keys_give_the_spec() {
         "    env_file:\n      - path: /etc/berth/stack/app.env\n        required: true\n",
     ] {
         assert_eq!(
-            app(form).env_file.unwrap(),
-            std::path::PathBuf::from("/etc/berth/stack/app.env")
+            app(form).env_files,
+            [EnvFileRef {
+                path: "/etc/berth/stack/app.env".into(),
+                required: true
+            }]
         );
     }
+    // Several, in order; relative ones inside the host's env directory; optional ones.
+    let a = app("    env_file:
+      - .env.prod
+      - ./api.env
+      - path: local.env
+        required: false
+");
+    assert_eq!(
+        a.env_files,
+        [
+            EnvFileRef {
+                path: ".env.prod".into(),
+                required: true
+            },
+            EnvFileRef {
+                path: "api.env".into(),
+                required: true
+            },
+            EnvFileRef {
+                path: "local.env".into(),
+                required: false
+            },
+        ]
+    );
 
     let a = app("    ports:\n      - \"8080:80\"\n      - 127.0.0.1:5353:53/udp\n      - target: 443\n        published: \"8443\"\n        host_ip: \"::1\"\n        protocol: tcp\n");
     assert_eq!(a.ports.len(), 3);
@@ -176,6 +203,13 @@ fn supported_keys_give_the_spec() {
         a.update.order,
         UpdateOrder::StopFirst,
         "publishing means stop-first"
+    );
+
+    assert_eq!(
+        app("    deploy: { update_config: { parallelism: 2, delay: 10s } }\n")
+            .update
+            .delay,
+        Duration::from_secs(10)
     );
 
     assert_eq!(
@@ -376,7 +410,6 @@ fn refused_keys_name_the_reason_and_the_position() {
         ("userns_mode: host", "`userns_mode` is not allowed"),
         ("devices: [\"/dev/fuse:/dev/fuse\"]", "`devices` is not allowed"),
         ("cap_add: [NET_ADMIN]", "`cap_add` is not allowed"),
-        ("security_opt: [\"seccomp:unconfined\"]", "`security_opt` is not allowed"),
         ("sysctls: { net.core.somaxconn: 1024 }", "`sysctls` is not allowed"),
     ];
     for (line, msg) in cases {
@@ -387,6 +420,17 @@ fn refused_keys_name_the_reason_and_the_position() {
         assert!(errs[0].starts_with(&want), "{}\n  vs {want}", errs[0]);
     }
     assert!(errors(&format!("{HEAD}    privileged: false\n    cap_add: []\n")).is_empty());
+    for opt in [
+        "seccomp:unconfined",
+        "apparmor=unconfined",
+        "label:disable",
+        "systempaths=unconfined",
+    ] {
+        assert_eq!(
+            errors(&format!("{HEAD}    security_opt: [no-new-privileges, \"{opt}\"]\n")),
+            [format!("stack/compose.yaml:4:39: error: services.app.security_opt[1]: security option `{opt}` is refused: only `no-new-privileges` is allowed; the others (seccomp, AppArmor, SELinux labels, systempaths) turn off the confinement that keeps a container from the host")]
+        );
+    }
     assert_eq!(
         errors(&format!("{HEAD}    network_mode: \"service:db\"\n")),
         ["stack/compose.yaml:4:5: error: services.app.network_mode: `network_mode` is not supported yet by berth's compose reader"]
@@ -402,13 +446,14 @@ fn unsupported_and_unknown_keys_are_errors_with_positions() {
         ("imagee: x", "unknown key `imagee` in a compose service; did you mean `image`?"),
         ("restart: on-failure", "`restart: on-failure` is not supported yet for long-running services: berth restarts every replica that exits; one-shot jobs are not supported yet"),
         ("environment: [TOKEN]", "`TOKEN` has no value, which in compose passes the variable through from the environment of whoever runs it; berth never reads its own environment: write `TOKEN=value` here, or put it in the host's env_file"),
-        ("env_file: [/a.env, /b.env]", "several env files: not supported yet; keep one per service"),
-        ("env_file: .env", "env_file `.env` must be an absolute path on the host (e.g. `/etc/berth/<project>/app.env`); secrets do not live in the repository"),
+        ("env_file: ../other/app.env", "env_file `../other/app.env` leads out of the env directory; berth reads env files from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there, e.g. `app.env`"),
+        ("env_file: [{path: a.env, required: maybe}]", "expected `true` or `false`; found a string"),
         ("ports: [\"3000\"]", "port `3000` names only the container port; berth publishes fixed host ports: write `HOST:CONTAINER` (e.g. `8080:3000`), or use `expose` for other services"),
         ("volumes: [\"/data\"]", "anonymous volumes (`/data`) are not supported yet; name the volume (`data:/data`)"),
-        ("deploy: { update_config: { delay: 10s } }", "a `delay` between batches is not supported yet; berth moves on when the batch is healthy for `monitor`"),
+        ("deploy: { update_config: { delay: 2h } }", "duration `2h` is out of range; use 0s to 1h"),
         ("deploy: { placement: { constraints: [\"node.role == manager\"] } }", "constraint `node.role == manager` is not supported yet; berth reads `node.hostname == HOST` and `node.labels.KEY == VALUE`"),
-        ("networks: { default: { aliases: [x] } }", "network `aliases` are not supported yet; services reach each other by service name"),
+        ("networks: { default: { aliases: [api.example.com] } }", "alias `api.example.com` is not supported: a name with a dot would answer for a real host name to every container on the network"),
+        ("networks: { default: { aliases: [Db] } }", "alias `Db` is not supported: use lowercase letters, digits, `-` or `_`, at most 63"),
     ];
     for (line, msg) in cases {
         let errs = errors(&format!("{HEAD}    {line}\n"));
@@ -477,15 +522,13 @@ fn the_readme_lists_every_key_of_the_table() {
         .split("## Compose files")
         .nth(1)
         .expect("README has a section `## Compose files`");
-    for (key, _) in super::keys::SUPPORTED
+    for (key, what) in super::keys::SUPPORTED
         .iter()
         .chain(super::keys::REFUSED)
         .chain(super::keys::IGNORED)
     {
-        assert!(
-            section.contains(&format!("`{key}`")),
-            "README misses `{key}`"
-        );
+        let row = format!("| `{key}` | {what} |");
+        assert!(section.contains(&row), "README misses the row {row}");
     }
     for key in super::keys::NOT_YET {
         assert!(
@@ -521,4 +564,42 @@ fn the_example_compose_files_are_valid() {
 fn an_explicit_merge_tag_is_a_merge_key() {
     let s = spec("x-a: &a\n  image: reg.example/app:1.2\nservices:\n  app:\n    !!merge <<: *a\n");
     assert_eq!(s.services["app"].image.to_string(), "reg.example/app:1.2");
+}
+
+#[test]
+fn a_relative_bind_not_in_the_repository_is_host_data_below_the_compose_file() {
+    let yaml = "name: shop
+services:
+  db:
+    image: reg.example/db:1
+    volumes:
+      - ./data/pg:/var/lib/postgresql/data
+      - ./conf:/etc/db:ro
+      - type: bind
+        source: ./uploads
+        target: /srv/uploads
+";
+    let loaded = load_files(
+        &[("stack/compose.yaml", yaml), ("stack/conf/db.conf", "x\n")],
+        "stack",
+    );
+    let s = loaded.spec.expect("valid");
+    let sources: Vec<&MountSource> = s.services["db"].volumes.iter().map(|m| &m.source).collect();
+    assert_eq!(sources[0], &MountSource::HostData("data/pg".into()));
+    assert!(matches!(sources[1], MountSource::RepoDir(d) if d.path == "stack/conf"));
+    assert_eq!(sources[2], &MountSource::HostData("uploads".into()));
+
+    let loaded = load_files(
+        &[(
+            "stack/compose.yaml",
+            "name: shop\nservices:\n  db:\n    image: reg.example/db:1\n    volumes: [\"../data:/data\"]\n",
+        )],
+        "stack",
+    );
+    assert!(loaded.spec.is_none());
+    assert!(
+        loaded.diagnostics.to_string().contains("stack/compose.yaml:5:15: error: services.db.volumes[0]: `../data` is not in the repository, so it would be host data, which must lie below the compose file's directory"),
+        "{}",
+        loaded.diagnostics
+    );
 }
