@@ -50,6 +50,9 @@ pub(crate) struct SourceFile {
     pub dir: String,
     pub text: String,
     pub index: LocationIndex,
+    /// Every `<<` merge key of the file's value is resolved (read with
+    /// [`LocationIndex::read_merging`]).
+    pub merged: bool,
 }
 
 /// A named entry (`services.api`, …) with the file that defined it.
@@ -496,7 +499,7 @@ pub fn load_tree_with(
             );
             break;
         }
-        if let Some(doc) = parse_file(&mut ctx, path, bytes) {
+        if let Some(doc) = parse_file(&mut ctx, path, bytes, false) {
             docs.push(doc);
         }
     }
@@ -529,6 +532,7 @@ fn refuse_file(ctx: &mut Ctx, path: &str, message: String) {
         dir: parent_dir(path).to_string(),
         text: String::new(),
         index: LocationIndex::default(),
+        merged: false,
     });
     ctx.record(Severity::Error, file, (1, 1), String::new(), message);
 }
@@ -541,10 +545,20 @@ fn long_line(text: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
+/// Reads the YAML file at `path` into its top-level mapping, merge keys applied as
+/// `serde_yaml` applies them; with `merge_all` (compose files), every `<<` is resolved
+/// while the value is built when it can be, and the file says so
+/// ([`SourceFile::merged`]).
+pub(crate) fn parse_file(
+    ctx: &mut Ctx,
+    path: &str,
+    bytes: Vec<u8>,
+    merge_all: bool,
+) -> Option<(usize, Mapping)> {
     let file = ctx.files.len();
     let name = ctx.tree.display(path);
     let mut read = None;
+    let mut merged = false;
     let (text, index, problem) = match String::from_utf8(bytes) {
         Err(e) => {
             let pos = utf8_error_position(e.as_bytes(), e.utf8_error().valid_up_to());
@@ -569,9 +583,14 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
                     ),
                 )),
             ),
-            None => match LocationIndex::read_within(&text, &mut ctx.budget, true) {
+            None => match if merge_all {
+                LocationIndex::read_merging(&text, &mut ctx.budget)
+            } else {
+                LocationIndex::read_within(&text, &mut ctx.budget, true)
+            } {
                 Ok(r) => {
                     read = r.value;
+                    merged = r.merged;
                     (text, r.index, None)
                 }
                 Err(e) => (
@@ -587,6 +606,7 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
         dir: parent_dir(path).to_string(),
         text,
         index,
+        merged,
     });
     if let Some((pos, message)) = problem {
         ctx.record(Severity::Error, file, pos, String::new(), message);
@@ -630,7 +650,7 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
         }
     };
     let mut value = value;
-    if value.apply_merge().is_err() {
+    if !merged && value.apply_merge().is_err() {
         ctx.error(
             file,
             &KeyPath::root(),

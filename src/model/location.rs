@@ -1,7 +1,7 @@
 //! Where each key and value of a YAML document sits, so that errors found after
 //! deserialization can still name `file:line:col`.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::limits::too_deep;
 pub use super::limits::{Budget, Limits};
@@ -91,6 +91,9 @@ pub struct Read {
     /// as values but written differently, integers beyond 64 bits, aliases repeated
     /// beyond `serde_yaml`'s own bound), which then reads the text again.
     pub value: Option<Value>,
+    /// True when `value` came with every `<<` merge key resolved as it was built (see
+    /// [`LocationIndex::read_merging`]); false when merges are left to the caller.
+    pub merged: bool,
 }
 
 /// The position of a YAML syntax error.
@@ -121,8 +124,30 @@ impl LocationIndex {
     /// As [`LocationIndex::build_within`], building the document's value in the same pass
     /// when `values` is set.
     pub fn read_within(text: &str, budget: &mut Budget, values: bool) -> Result<Read, SyntaxError> {
+        Self::read(text, budget, values, false)
+    }
+
+    /// As [`LocationIndex::read_within`] building the value, with every `<<` merge key
+    /// resolved as its mapping ends, at any depth, including merged mappings that merge
+    /// others themselves: an anchored mapping is complete before any alias copies it.
+    /// Keys written in a mapping win over merged ones, and in `<<: [*a, *b]` the earlier
+    /// mapping wins. A `<<` that names no mapping (nor a list of mappings) is left where
+    /// it is and [`Read::merged`] is false, for the caller's own merge pass to report.
+    pub fn read_merging(text: &str, budget: &mut Budget) -> Result<Read, SyntaxError> {
+        Self::read(text, budget, true, true)
+    }
+
+    fn read(
+        text: &str,
+        budget: &mut Budget,
+        values: bool,
+        merge: bool,
+    ) -> Result<Read, SyntaxError> {
         let mut recv = Receiver::default();
-        let mut builder = values.then(Builder::default);
+        let mut builder = values.then(|| Builder {
+            merge,
+            ..Builder::default()
+        });
         let mut parser = Parser::new_from_str(text);
         let depth = budget.limits.depth;
         let mut documents = 0;
@@ -163,9 +188,12 @@ impl LocationIndex {
                 b.on_event(ev);
             }
         }
+        let merged = builder.as_ref().is_some_and(|b| b.merge && !b.unmerged);
+        let value = builder.and_then(Builder::finish);
         Ok(Read {
             index: recv.index,
-            value: builder.and_then(Builder::finish),
+            merged: merged && value.is_some(),
+            value,
         })
     }
 
@@ -248,7 +276,11 @@ impl Receiver {
             }
         };
         self.path_bytes += path.as_str().len();
-        let spot = self.index.at.entry(path.clone()).or_default();
+        // A value after its key finds the key's entry: no copy of the path then.
+        let spot = match self.index.at.get_mut(&path) {
+            Some(spot) => spot,
+            None => self.index.at.entry(path.clone()).or_default(),
+        };
         if spot.value == UNSEEN {
             spot.value = pos;
         }
@@ -356,6 +388,10 @@ struct Builder {
     events: usize,
     jumps: usize,
     failed: bool,
+    /// Resolve `<<` merge keys as each mapping ends.
+    merge: bool,
+    /// A `<<` was left unresolved (it names no mapping).
+    unmerged: bool,
 }
 
 impl Builder {
@@ -404,6 +440,10 @@ impl Builder {
                         if key.is_some() {
                             self.failed = true;
                             return;
+                        }
+                        let mut map = map;
+                        if self.merge && !merge_into(&mut map) {
+                            self.unmerged = true;
                         }
                         (Value::Mapping(map), anchor, jumps)
                     }
@@ -469,6 +509,41 @@ impl Builder {
         }
         Some(self.root.unwrap_or(Value::Null))
     }
+}
+
+/// Resolves the `<<` key of `map`, whose values are complete (their own merges
+/// resolved): removed as `serde_yaml` removes it, then each merged mapping's keys that
+/// `map` lacks added in order. False, leaving `<<` as written, when it names something
+/// other than a mapping or a list of mappings.
+fn merge_into(map: &mut Mapping) -> bool {
+    let ok = match map.get("<<") {
+        None => return true,
+        Some(Value::Mapping(_)) => true,
+        Some(Value::Sequence(items)) => items.iter().all(Value::is_mapping),
+        Some(_) => false,
+    };
+    if !ok {
+        return false;
+    }
+    let sources = match map.remove("<<") {
+        Some(Value::Mapping(m)) => vec![m],
+        Some(Value::Sequence(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Mapping(m) => Some(m),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for source in sources {
+        for (k, v) in source {
+            if !map.contains_key(&k) {
+                map.insert(k, v);
+            }
+        }
+    }
+    true
 }
 
 /// A scalar as `serde_yaml` reads it without a tag: quoted and block scalars are
@@ -756,6 +831,31 @@ services:
                     }
                 }
             }
+        }
+    }
+
+    /// Merges resolved while the value is built give what serde_yaml's reading, its
+    /// `apply_merge` and the compose merge pass give, for nested and listed merges.
+    #[test]
+    fn merges_resolved_in_the_one_pass_are_the_two_passes_merges() {
+        for doc in [
+            "a: &a {x: 1, y: 2}\nb: &b {<<: *a, y: 3, z: 4}\nc: {<<: *b, w: 5}\n",
+            "a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc: {<<: [*a, *b], q: [{<<: *a, k: 1}]}\n",
+            "d: &d\n  deploy: {replicas: 2}\n  env: &e {A: 1}\ns:\n  t:\n    <<: *d\n    env: {<<: *e, B: 2}\n",
+            "a: {<<: {x: 1, <<: {y: 2}}, x: 0}\n",
+            "a: 1\n",
+        ] {
+            let read = LocationIndex::read_merging(doc, &mut Budget::default()).unwrap();
+            assert!(read.merged, "{doc}");
+            let mut want: Value = serde_yaml::from_str(doc).unwrap();
+            want.apply_merge().unwrap();
+            crate::model::compose::yaml::resolve_merges(&mut want).unwrap();
+            assert_eq!(read.value, Some(want), "{doc}");
+        }
+        // A `<<` naming no mapping is left for the caller's merge pass to report.
+        for doc in ["a: {<<: 1}\n", "a: &a {x: 1}\nb: {<<: [*a, 2]}\n"] {
+            let read = LocationIndex::read_merging(doc, &mut Budget::default()).unwrap();
+            assert!(!read.merged, "{doc}");
         }
     }
 
