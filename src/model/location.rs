@@ -235,7 +235,9 @@ impl LocationIndex {
 enum Frame {
     Map {
         path: KeyPath,
-        pending_key: Option<KeyPath>,
+        /// The path of the next value, and where its key is written when that key is
+        /// not indexed yet (the entry is made with the value, the path moved into it).
+        pending_key: Option<(KeyPath, Option<(usize, usize)>)>,
         /// Depth of a complex (non-scalar) key being skipped.
         complex_key: usize,
     },
@@ -255,14 +257,14 @@ struct Receiver {
 
 impl Receiver {
     /// The path of the node that starts now, recording its position; `None` when the
-    /// node is a mapping key (recorded by the caller).
-    fn next_value_path(&mut self, pos: (usize, usize)) -> Option<KeyPath> {
-        let path = match self.stack.last_mut() {
-            None => KeyPath::root(),
+    /// node is a mapping key (recorded by the caller) or, once recorded, a `scalar`.
+    fn next_value_path(&mut self, pos: (usize, usize), scalar: bool) -> Option<KeyPath> {
+        let (path, key) = match self.stack.last_mut() {
+            None => (KeyPath::root(), None),
             Some(Frame::Seq { path, next }) => {
                 let p = path.index(*next);
                 *next += 1;
-                p
+                (p, None)
             }
             Some(Frame::Map {
                 pending_key,
@@ -276,14 +278,22 @@ impl Receiver {
             }
         };
         self.path_bytes += path.as_str().len();
-        // A value after its key finds the key's entry: no copy of the path then.
-        let spot = match self.index.at.get_mut(&path) {
-            Some(spot) => spot,
-            None => self.index.at.entry(path.clone()).or_default(),
-        };
-        if spot.value == UNSEEN {
-            spot.value = pos;
+        if let Some(spot) = self.index.at.get_mut(&path) {
+            if spot.value == UNSEEN {
+                spot.value = pos;
+            }
+            return Some(path);
         }
+        let spot = Spot {
+            key: key.unwrap_or(UNSEEN),
+            value: pos,
+        };
+        // A scalar's path is needed no more: moved into the index, not copied.
+        if scalar {
+            self.index.at.insert(path, spot);
+            return None;
+        }
+        self.index.at.insert(path.clone(), spot);
         Some(path)
     }
 }
@@ -303,13 +313,15 @@ impl Receiver {
                     Event::Scalar(s, ..) => {
                         let key = path.key(s);
                         self.path_bytes += key.as_str().len();
-                        let spot = self.index.at.entry(key.clone()).or_default();
-                        if spot.key == UNSEEN {
-                            spot.key = pos;
-                        } else {
-                            self.index.duplicates.push((key.clone(), pos, spot.key.0));
+                        let mut unindexed = None;
+                        match self.index.at.get_mut(&key) {
+                            None => unindexed = Some(pos),
+                            Some(spot) if spot.key == UNSEEN => spot.key = pos,
+                            Some(spot) => {
+                                self.index.duplicates.push((key.clone(), pos, spot.key.0));
+                            }
                         }
-                        *pending_key = Some(key);
+                        *pending_key = Some((key, unindexed));
                         return;
                     }
                     Event::MappingStart(..) | Event::SequenceStart(..) => {
@@ -329,7 +341,7 @@ impl Receiver {
                         *complex_key -= 1;
                         if *complex_key == 0 {
                             // The value of a complex key is not indexed.
-                            *pending_key = Some(path.key("?"));
+                            *pending_key = Some((path.key("?"), None));
                         }
                     }
                     _ => {}
@@ -339,10 +351,10 @@ impl Receiver {
         }
         match ev {
             Event::Scalar(..) | Event::Alias(_) => {
-                self.next_value_path(pos);
+                self.next_value_path(pos, true);
             }
             Event::MappingStart(..) => {
-                let path = self.next_value_path(pos).unwrap_or_default();
+                let path = self.next_value_path(pos, false).unwrap_or_default();
                 self.stack.push(Frame::Map {
                     path,
                     pending_key: None,
@@ -350,7 +362,7 @@ impl Receiver {
                 });
             }
             Event::SequenceStart(..) => {
-                let path = self.next_value_path(pos).unwrap_or_default();
+                let path = self.next_value_path(pos, false).unwrap_or_default();
                 self.stack.push(Frame::Seq { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
