@@ -50,6 +50,9 @@ pub(crate) struct SourceFile {
     pub dir: String,
     pub text: String,
     pub index: LocationIndex,
+    /// Every `<<` merge key of the file's value is resolved (read with
+    /// [`LocationIndex::read_merging`]).
+    pub merged: bool,
 }
 
 /// A named entry (`services.api`, …) with the file that defined it.
@@ -279,12 +282,28 @@ impl Ctx<'_> {
         &mut self,
         file: usize,
         path: &KeyPath,
-        map: &Mapping,
+        mut map: Mapping,
         known: &[&str],
     ) -> Mapping {
-        let mut kept = Mapping::new();
-        for (k, v) in map {
+        if !self.all_known(file, path, &map, known) {
+            map.retain(|k, _| is_known(k, known));
+        }
+        map
+    }
+
+    /// Reports the keys of `map` that `known` does not list (with the nearest valid
+    /// one); true when there are none.
+    pub fn all_known(
+        &mut self,
+        file: usize,
+        path: &KeyPath,
+        map: &Mapping,
+        known: &[&str],
+    ) -> bool {
+        let mut all = true;
+        for k in map.keys() {
             let Some(name) = k.as_str() else {
+                all = false;
                 self.key_error(
                     file,
                     path,
@@ -293,9 +312,9 @@ impl Ctx<'_> {
                 continue;
             };
             if known.contains(&name) {
-                kept.insert(k.clone(), v.clone());
                 continue;
             }
+            all = false;
             if self.is_full() {
                 self.key_error(file, &path.key(name), String::new());
                 continue;
@@ -320,8 +339,13 @@ impl Ctx<'_> {
             };
             self.key_error(file, &path.key(name), msg);
         }
-        kept
+        all
     }
+}
+
+/// Whether `key` is a string that `known` lists.
+pub(crate) fn is_known(key: &Value, known: &[&str]) -> bool {
+    key.as_str().is_some_and(|name| known.contains(&name))
 }
 
 /// A YAML value's kind, for "expected X, found Y" messages.
@@ -482,7 +506,7 @@ pub fn load_tree_with(
             );
             break;
         }
-        if let Some(doc) = parse_file(&mut ctx, path, bytes) {
+        if let Some(doc) = parse_file(&mut ctx, path, bytes, false) {
             docs.push(doc);
         }
     }
@@ -515,6 +539,7 @@ fn refuse_file(ctx: &mut Ctx, path: &str, message: String) {
         dir: parent_dir(path).to_string(),
         text: String::new(),
         index: LocationIndex::default(),
+        merged: false,
     });
     ctx.record(Severity::Error, file, (1, 1), String::new(), message);
 }
@@ -527,9 +552,20 @@ fn long_line(text: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(usize, Mapping)> {
+/// Reads the YAML file at `path` into its top-level mapping, merge keys applied as
+/// `serde_yaml` applies them; with `merge_all` (compose files), every `<<` is resolved
+/// while the value is built when it can be, and the file says so
+/// ([`SourceFile::merged`]).
+pub(crate) fn parse_file(
+    ctx: &mut Ctx,
+    path: &str,
+    bytes: Vec<u8>,
+    merge_all: bool,
+) -> Option<(usize, Mapping)> {
     let file = ctx.files.len();
     let name = ctx.tree.display(path);
+    let mut read = None;
+    let mut merged = false;
     let (text, index, problem) = match String::from_utf8(bytes) {
         Err(e) => {
             let pos = utf8_error_position(e.as_bytes(), e.utf8_error().valid_up_to());
@@ -554,8 +590,16 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
                     ),
                 )),
             ),
-            None => match LocationIndex::build_within(&text, &mut ctx.budget) {
-                Ok(index) => (text, index, None),
+            None => match if merge_all {
+                LocationIndex::read_merging(&text, &mut ctx.budget)
+            } else {
+                LocationIndex::read_within(&text, &mut ctx.budget, true)
+            } {
+                Ok(r) => {
+                    read = r.value;
+                    merged = r.merged;
+                    (text, r.index, None)
+                }
                 Err(e) => (
                     text,
                     LocationIndex::default(),
@@ -569,6 +613,7 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
         dir: parent_dir(path).to_string(),
         text,
         index,
+        merged,
     });
     if let Some((pos, message)) = problem {
         ctx.record(Severity::Error, file, pos, String::new(), message);
@@ -586,7 +631,13 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
         }
         return None;
     }
-    let value: Value = match serde_yaml::from_str(&ctx.files[file].text) {
+    // The value read in the same pass as the positions; serde_yaml reads the text
+    // again only for what that pass leaves to it (tags, collections as keys, …).
+    let parsed = match read {
+        Some(value) => Ok(value),
+        None => serde_yaml::from_str(&ctx.files[file].text),
+    };
+    let value: Value = match parsed {
         Ok(v) => v,
         Err(e) => {
             let pos = e
@@ -606,7 +657,7 @@ pub(crate) fn parse_file(ctx: &mut Ctx, path: &str, bytes: Vec<u8>) -> Option<(u
         }
     };
     let mut value = value;
-    if value.apply_merge().is_err() {
+    if !merged && value.apply_merge().is_err() {
         ctx.error(
             file,
             &KeyPath::root(),
@@ -670,7 +721,7 @@ fn merge(ctx: &mut Ctx, docs: Vec<(usize, Mapping)>) -> Merged {
     };
     for (file, map) in docs {
         let root = KeyPath::root();
-        let map = ctx.known_only(file, &root, &map, &keys.document);
+        let map = ctx.known_only(file, &root, map, &keys.document);
         for (k, v) in map {
             let key = k.as_str().unwrap_or_default().to_string();
             let path = root.key(&key);

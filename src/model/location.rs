@@ -1,13 +1,14 @@
 //! Where each key and value of a YAML document sits, so that errors found after
 //! deserialization can still name `file:line:col`.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::limits::too_deep;
 pub use super::limits::{Budget, Limits};
 
+use serde_yaml::{Mapping, Number, Value};
 use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A key path inside one document, rendered as `services.api.ports[1]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -22,15 +23,22 @@ impl KeyPath {
     /// The path of a mapping key below this one.
     pub fn key(&self, key: &str) -> Self {
         if self.0.is_empty() {
-            Self(key.to_string())
-        } else {
-            Self(format!("{}.{key}", self.0))
+            return Self(key.to_string());
         }
+        let mut path = String::with_capacity(self.0.len() + 1 + key.len());
+        path.push_str(&self.0);
+        path.push('.');
+        path.push_str(key);
+        Self(path)
     }
 
     /// The path of a sequence item below this one.
     pub fn index(&self, i: usize) -> Self {
-        Self(format!("{}[{i}]", self.0))
+        use std::fmt::Write;
+        let mut path = String::with_capacity(self.0.len() + 6);
+        path.push_str(&self.0);
+        let _ = write!(path, "[{i}]");
+        Self(path)
     }
 
     /// The path one level up, or `None` at the root.
@@ -57,10 +65,35 @@ impl std::fmt::Display for KeyPath {
 /// 1-based (line, column) of the key and of the value at each path of a document.
 #[derive(Debug, Default)]
 pub struct LocationIndex {
-    keys: HashMap<KeyPath, (usize, usize)>,
-    values: HashMap<KeyPath, (usize, usize)>,
+    /// Each path once: where its key is written and where its value starts.
+    at: HashMap<KeyPath, Spot>,
     /// Keys written twice in one mapping: the path, the second position, the first line.
     pub duplicates: Vec<(KeyPath, (usize, usize), usize)>,
+}
+
+/// Where the key and the value of one path are written; `(0, 0)` when not (yet) seen.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spot {
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+const UNSEEN: (usize, usize) = (0, 0);
+
+/// A document read once: its value (merge keys not yet applied) and where each of its
+/// nodes is written.
+#[derive(Debug)]
+pub struct Read {
+    /// The positions.
+    pub index: LocationIndex,
+    /// The value, as `serde_yaml` reads it; `None` when the document uses something the
+    /// one-pass reader leaves to `serde_yaml` (tags, keys that are collections, keys equal
+    /// as values but written differently, integers beyond 64 bits, aliases repeated
+    /// beyond `serde_yaml`'s own bound), which then reads the text again.
+    pub value: Option<Value>,
+    /// True when `value` came with every `<<` merge key resolved as it was built (see
+    /// [`LocationIndex::read_merging`]); false when merges are left to the caller.
+    pub merged: bool,
 }
 
 /// The position of a YAML syntax error.
@@ -85,7 +118,36 @@ impl LocationIndex {
     /// load). The parser is driven one event at a time, never recursively, and stops at
     /// the first limit exceeded, so no input costs more than the limits allow.
     pub fn build_within(text: &str, budget: &mut Budget) -> Result<Self, SyntaxError> {
+        Self::read_within(text, budget, false).map(|read| read.index)
+    }
+
+    /// As [`LocationIndex::build_within`], building the document's value in the same pass
+    /// when `values` is set.
+    pub fn read_within(text: &str, budget: &mut Budget, values: bool) -> Result<Read, SyntaxError> {
+        Self::read(text, budget, values, false)
+    }
+
+    /// As [`LocationIndex::read_within`] building the value, with every `<<` merge key
+    /// resolved as its mapping ends, at any depth, including merged mappings that merge
+    /// others themselves: an anchored mapping is complete before any alias copies it.
+    /// Keys written in a mapping win over merged ones, and in `<<: [*a, *b]` the earlier
+    /// mapping wins. A `<<` that names no mapping (nor a list of mappings) is left where
+    /// it is and [`Read::merged`] is false, for the caller's own merge pass to report.
+    pub fn read_merging(text: &str, budget: &mut Budget) -> Result<Read, SyntaxError> {
+        Self::read(text, budget, true, true)
+    }
+
+    fn read(
+        text: &str,
+        budget: &mut Budget,
+        values: bool,
+        merge: bool,
+    ) -> Result<Read, SyntaxError> {
         let mut recv = Receiver::default();
+        let mut builder = values.then(|| Builder {
+            merge,
+            ..Builder::default()
+        });
         let mut parser = Parser::new_from_str(text);
         let depth = budget.limits.depth;
         let mut documents = 0;
@@ -115,15 +177,24 @@ impl LocationIndex {
                 }
             }
             budget.check(&ev).map_err(at)?;
-            recv.on_event(ev, mark);
+            recv.on_event(&ev, mark);
             if recv.path_bytes > budget.limits.path_bytes {
                 return Err(at(format!(
                     "the key paths of this document add up to more than {} MiB; shorten its keys or nest less",
                     budget.limits.path_bytes >> 20
                 )));
             }
+            if let Some(b) = &mut builder {
+                b.on_event(ev);
+            }
         }
-        Ok(recv.index)
+        let merged = builder.as_ref().is_some_and(|b| b.merge && !b.unmerged);
+        let value = builder.and_then(Builder::finish);
+        Ok(Read {
+            index: recv.index,
+            merged: merged && value.is_some(),
+            value,
+        })
     }
 
     /// Where the key at `path` is written, or the nearest enclosing one.
@@ -142,13 +213,18 @@ impl LocationIndex {
             if cur.as_str().is_empty() {
                 break;
             }
-            let hit = if key_first {
-                self.keys.get(&cur).or_else(|| self.values.get(&cur))
-            } else {
-                self.values.get(&cur).or_else(|| self.keys.get(&cur))
-            };
-            if let Some(pos) = hit {
-                return *pos;
+            if let Some(spot) = self.at.get(&cur) {
+                let (first, second) = if key_first {
+                    (spot.key, spot.value)
+                } else {
+                    (spot.value, spot.key)
+                };
+                if first != UNSEEN {
+                    return first;
+                }
+                if second != UNSEEN {
+                    return second;
+                }
             }
             p = cur.parent();
         }
@@ -159,7 +235,9 @@ impl LocationIndex {
 enum Frame {
     Map {
         path: KeyPath,
-        pending_key: Option<KeyPath>,
+        /// The path of the next value, and where its key is written when that key is
+        /// not indexed yet (the entry is made with the value, the path moved into it).
+        pending_key: Option<(KeyPath, Option<(usize, usize)>)>,
         /// Depth of a complex (non-scalar) key being skipped.
         complex_key: usize,
     },
@@ -179,14 +257,14 @@ struct Receiver {
 
 impl Receiver {
     /// The path of the node that starts now, recording its position; `None` when the
-    /// node is a mapping key (recorded by the caller).
-    fn next_value_path(&mut self, pos: (usize, usize)) -> Option<KeyPath> {
-        let path = match self.stack.last_mut() {
-            None => KeyPath::root(),
+    /// node is a mapping key (recorded by the caller) or, once recorded, a `scalar`.
+    fn next_value_path(&mut self, pos: (usize, usize), scalar: bool) -> Option<KeyPath> {
+        let (path, key) = match self.stack.last_mut() {
+            None => (KeyPath::root(), None),
             Some(Frame::Seq { path, next }) => {
                 let p = path.index(*next);
                 *next += 1;
-                p
+                (p, None)
             }
             Some(Frame::Map {
                 pending_key,
@@ -200,13 +278,28 @@ impl Receiver {
             }
         };
         self.path_bytes += path.as_str().len();
-        self.index.values.entry(path.clone()).or_insert(pos);
+        if let Some(spot) = self.index.at.get_mut(&path) {
+            if spot.value == UNSEEN {
+                spot.value = pos;
+            }
+            return Some(path);
+        }
+        let spot = Spot {
+            key: key.unwrap_or(UNSEEN),
+            value: pos,
+        };
+        // A scalar's path is needed no more: moved into the index, not copied.
+        if scalar {
+            self.index.at.insert(path, spot);
+            return None;
+        }
+        self.index.at.insert(path.clone(), spot);
         Some(path)
     }
 }
 
 impl Receiver {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+    fn on_event(&mut self, ev: &Event, mark: Marker) {
         let pos = (mark.line(), mark.col() + 1);
         // A scalar in key position names the next value.
         if let Some(Frame::Map {
@@ -216,17 +309,19 @@ impl Receiver {
         }) = self.stack.last_mut()
         {
             if pending_key.is_none() && *complex_key == 0 {
-                match &ev {
+                match ev {
                     Event::Scalar(s, ..) => {
                         let key = path.key(s);
                         self.path_bytes += key.as_str().len();
-                        match self.index.keys.get(&key) {
-                            Some(first) => self.index.duplicates.push((key.clone(), pos, first.0)),
-                            None => {
-                                self.index.keys.insert(key.clone(), pos);
+                        let mut unindexed = None;
+                        match self.index.at.get_mut(&key) {
+                            None => unindexed = Some(pos),
+                            Some(spot) if spot.key == UNSEEN => spot.key = pos,
+                            Some(spot) => {
+                                self.index.duplicates.push((key.clone(), pos, spot.key.0));
                             }
                         }
-                        *pending_key = Some(key);
+                        *pending_key = Some((key, unindexed));
                         return;
                     }
                     Event::MappingStart(..) | Event::SequenceStart(..) => {
@@ -240,13 +335,13 @@ impl Receiver {
                     _ => {}
                 }
             } else if *complex_key > 0 {
-                match &ev {
+                match ev {
                     Event::MappingStart(..) | Event::SequenceStart(..) => *complex_key += 1,
                     Event::MappingEnd | Event::SequenceEnd => {
                         *complex_key -= 1;
                         if *complex_key == 0 {
                             // The value of a complex key is not indexed.
-                            *pending_key = Some(path.key("?"));
+                            *pending_key = Some((path.key("?"), None));
                         }
                     }
                     _ => {}
@@ -256,10 +351,10 @@ impl Receiver {
         }
         match ev {
             Event::Scalar(..) | Event::Alias(_) => {
-                self.next_value_path(pos);
+                self.next_value_path(pos, true);
             }
             Event::MappingStart(..) => {
-                let path = self.next_value_path(pos).unwrap_or_default();
+                let path = self.next_value_path(pos, false).unwrap_or_default();
                 self.stack.push(Frame::Map {
                     path,
                     pending_key: None,
@@ -267,7 +362,7 @@ impl Receiver {
                 });
             }
             Event::SequenceStart(..) => {
-                let path = self.next_value_path(pos).unwrap_or_default();
+                let path = self.next_value_path(pos, false).unwrap_or_default();
                 self.stack.push(Frame::Seq { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -276,6 +371,291 @@ impl Receiver {
             _ => {}
         }
     }
+}
+
+/// A collection being built.
+enum Open {
+    Map {
+        map: Mapping,
+        key: Option<Value>,
+        anchor: usize,
+        /// Alias jumps counted when it started.
+        jumps: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+        jumps: usize,
+    },
+}
+
+/// Builds a document's [`Value`] from the parser's events as `serde_yaml` would, giving
+/// up (`failed`) on what it leaves to `serde_yaml`.
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    root: Option<Value>,
+    /// Anchored values, and the alias jumps replaying each costs `serde_yaml`.
+    anchors: HashMap<usize, (Value, usize)>,
+    events: usize,
+    jumps: usize,
+    failed: bool,
+    /// Resolve `<<` merge keys as each mapping ends.
+    merge: bool,
+    /// A `<<` was left unresolved (it names no mapping).
+    unmerged: bool,
+}
+
+impl Builder {
+    fn on_event(&mut self, ev: Event) {
+        if self.failed {
+            return;
+        }
+        self.events += 1;
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                if tag.is_some() {
+                    self.failed = true;
+                    return;
+                }
+                let Some(value) = scalar(text, style) else {
+                    self.failed = true;
+                    return;
+                };
+                if anchor != 0 {
+                    self.anchors.insert(anchor, (value.clone(), 0));
+                }
+                self.add(value);
+            }
+            Event::MappingStart(_, Some(_)) | Event::SequenceStart(_, Some(_)) => {
+                self.failed = true;
+            }
+            Event::MappingStart(anchor, None) => self.stack.push(Open::Map {
+                map: Mapping::new(),
+                key: None,
+                anchor,
+                jumps: self.jumps,
+            }),
+            Event::SequenceStart(anchor, None) => self.stack.push(Open::Seq {
+                items: Vec::new(),
+                anchor,
+                jumps: self.jumps,
+            }),
+            Event::MappingEnd | Event::SequenceEnd => {
+                let (value, anchor, jumps) = match self.stack.pop() {
+                    Some(Open::Map {
+                        map,
+                        key,
+                        anchor,
+                        jumps,
+                    }) => {
+                        if key.is_some() {
+                            self.failed = true;
+                            return;
+                        }
+                        let mut map = map;
+                        if self.merge && !merge_into(&mut map) {
+                            self.unmerged = true;
+                        }
+                        (Value::Mapping(map), anchor, jumps)
+                    }
+                    Some(Open::Seq {
+                        items,
+                        anchor,
+                        jumps,
+                    }) => (Value::Sequence(items), anchor, jumps),
+                    None => {
+                        self.failed = true;
+                        return;
+                    }
+                };
+                if anchor != 0 {
+                    self.anchors
+                        .insert(anchor, (value.clone(), self.jumps - jumps));
+                }
+                self.add(value);
+            }
+            Event::Alias(id) => {
+                let Some((value, jumps)) = self.anchors.get(&id) else {
+                    self.failed = true;
+                    return;
+                };
+                self.jumps += 1 + jumps;
+                let value = value.clone();
+                self.add(value);
+            }
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, value: Value) {
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_some() {
+                    self.failed = true;
+                }
+                self.root = Some(value);
+            }
+            Some(Open::Seq { items, .. }) => items.push(value),
+            Some(Open::Map { map, key, .. }) => match key.take() {
+                None => {
+                    if matches!(value, Value::Mapping(_) | Value::Sequence(_)) {
+                        self.failed = true;
+                    }
+                    *key = Some(value);
+                }
+                Some(k) => {
+                    if map.insert(k, value).is_some() {
+                        self.failed = true;
+                    }
+                }
+            },
+        }
+    }
+
+    fn finish(self) -> Option<Value> {
+        // serde_yaml refuses a document whose aliases it replays more than 100 times
+        // its events; leave such a document to it, with a margin.
+        if self.failed || !self.stack.is_empty() || self.jumps > self.events * 50 {
+            return None;
+        }
+        Some(self.root.unwrap_or(Value::Null))
+    }
+}
+
+/// Resolves the `<<` key of `map`, whose values are complete (their own merges
+/// resolved): removed as `serde_yaml` removes it, then each merged mapping's keys that
+/// `map` lacks added in order. False, leaving `<<` as written, when it names something
+/// other than a mapping or a list of mappings.
+fn merge_into(map: &mut Mapping) -> bool {
+    let ok = match map.get("<<") {
+        None => return true,
+        Some(Value::Mapping(_)) => true,
+        Some(Value::Sequence(items)) => items.iter().all(Value::is_mapping),
+        Some(_) => false,
+    };
+    if !ok {
+        return false;
+    }
+    let sources = match map.remove("<<") {
+        Some(Value::Mapping(m)) => vec![m],
+        Some(Value::Sequence(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Mapping(m) => Some(m),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for source in sources {
+        for (k, v) in source {
+            if !map.contains_key(&k) {
+                map.insert(k, v);
+            }
+        }
+    }
+    true
+}
+
+/// A scalar as `serde_yaml` reads it without a tag: quoted and block scalars are
+/// strings; a plain one is null, a boolean, an integer, a float or a string, by the
+/// rules of serde_yaml's `visit_untagged_scalar`. `None` for an integer beyond 64 bits.
+fn scalar(text: String, style: TScalarStyle) -> Option<Value> {
+    if style != TScalarStyle::Plain {
+        return Some(Value::String(text));
+    }
+    let first = text.bytes().next();
+    // Most plain scalars start with a letter that begins no keyword: a string.
+    if let Some(b) = first {
+        if b.is_ascii_alphabetic() && !matches!(b, b'n' | b'N' | b't' | b'T' | b'f' | b'F') {
+            return Some(Value::String(text));
+        }
+    }
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    if let Some(n) = unsigned_int(&text, u64::from_str_radix) {
+        return Some(Value::Number(Number::from(n)));
+    }
+    if let Some(n) = negative_int(&text, i64::from_str_radix) {
+        return Some(Value::Number(Number::from(n)));
+    }
+    if unsigned_int(&text, u128::from_str_radix).is_some()
+        || negative_int(&text, i128::from_str_radix).is_some()
+    {
+        return None;
+    }
+    if !digits_but_not_number(&text) {
+        if let Some(f) = float(&text) {
+            return Some(Value::Number(Number::from(f)));
+        }
+    }
+    Some(Value::String(text))
+}
+
+type Radix<T> = fn(&str, u32) -> Result<T, std::num::ParseIntError>;
+
+/// serde_yaml's `parse_unsigned_int`.
+fn unsigned_int<T>(scalar: &str, from_str_radix: Radix<T>) -> Option<T> {
+    let unpositive = scalar.strip_prefix('+').unwrap_or(scalar);
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(rest) = unpositive.strip_prefix(prefix) {
+            if rest.starts_with(['+', '-']) {
+                return None;
+            }
+            if let Ok(int) = from_str_radix(rest, radix) {
+                return Some(int);
+            }
+        }
+    }
+    if unpositive.starts_with(['+', '-']) || digits_but_not_number(scalar) {
+        return None;
+    }
+    from_str_radix(unpositive, 10).ok()
+}
+
+/// serde_yaml's `parse_negative_int`.
+fn negative_int<T>(scalar: &str, from_str_radix: Radix<T>) -> Option<T> {
+    for (prefix, radix) in [("-0x", 16), ("-0o", 8), ("-0b", 2)] {
+        if let Some(rest) = scalar.strip_prefix(prefix) {
+            if let Ok(int) = from_str_radix(&format!("-{rest}"), radix) {
+                return Some(int);
+            }
+        }
+    }
+    if digits_but_not_number(scalar) {
+        return None;
+    }
+    from_str_radix(scalar, 10).ok()
+}
+
+/// serde_yaml's `parse_f64`.
+fn float(scalar: &str) -> Option<f64> {
+    let unpositive = match scalar.strip_prefix('+') {
+        Some(u) if u.starts_with(['+', '-']) => return None,
+        Some(u) => u,
+        None => scalar,
+    };
+    if let ".inf" | ".Inf" | ".INF" = unpositive {
+        return Some(f64::INFINITY);
+    }
+    if let "-.inf" | "-.Inf" | "-.INF" = scalar {
+        return Some(f64::NEG_INFINITY);
+    }
+    if let ".nan" | ".NaN" | ".NAN" = scalar {
+        return Some(f64::NAN.copysign(1.0));
+    }
+    unpositive.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// serde_yaml's `digits_but_not_number`: leading zeros then digits are a string.
+fn digits_but_not_number(scalar: &str) -> bool {
+    let scalar = scalar.strip_prefix(['-', '+']).unwrap_or(scalar);
+    scalar.len() > 1 && scalar.starts_with('0') && scalar[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -333,5 +713,174 @@ services:
         let err = LocationIndex::build("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.line >= 1);
         assert!(!err.message.is_empty());
+    }
+
+    /// The value read in the same pass as the positions, or `None` when it is left to
+    /// serde_yaml; when read, it is serde_yaml's.
+    fn one_pass(text: &str) -> Option<Value> {
+        LocationIndex::read_within(text, &mut Budget::default(), true)
+            .unwrap()
+            .value
+    }
+
+    #[test]
+    fn the_one_pass_value_is_serde_yamls() {
+        let scalars = [
+            "",
+            "~",
+            "null",
+            "Null",
+            "NULL",
+            "nULL",
+            "true",
+            "True",
+            "TRUE",
+            "tRUE",
+            "false",
+            "no",
+            "yes",
+            "on",
+            "0",
+            "-0",
+            "+1",
+            "007",
+            "-007",
+            "+007",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "-0x1F",
+            "-0o17",
+            "-0b11",
+            "0x",
+            "+-1",
+            "1_000",
+            "1e3",
+            "1.5",
+            ".5",
+            "5.",
+            "-.inf",
+            ".inf",
+            "+.inf",
+            ".NaN",
+            "nan",
+            "inf",
+            "infinity",
+            "1e400",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "0.0",
+            "1:2",
+            "8000/tcp",
+            "5s",
+            "256m",
+            "0.5",
+            "s1",
+            "${TAG:-x}",
+            "a b",
+            "2001:db8::1",
+            "12:30:00",
+            "1.2.3",
+        ];
+        for s in scalars {
+            for written in [s.to_string(), format!("'{s}'"), format!("\"{s}\"")] {
+                let doc = format!("k: {written}\nl: [{written}]\nm: {{{written}: {written}}}\n");
+                // A few (`[1:2]`) are refused in flow style by one parser or the other.
+                if let (Ok(want), Ok(_)) = (
+                    serde_yaml::from_str::<Value>(&doc),
+                    LocationIndex::build(&doc),
+                ) {
+                    assert_eq!(one_pass(&doc), Some(want), "{doc}");
+                }
+                let block = format!("k: {written}\n");
+                let want: Value = serde_yaml::from_str(&block).unwrap();
+                assert_eq!(one_pass(&block), Some(want), "{block}");
+            }
+        }
+        let docs = [
+            DOC,
+            "",
+            "# only a comment\n",
+            "a:\n  - &x {b: 1, c: [1, 2]}\n  - *x\n  - <<: *x\n    d: |\n      text\n      more\n    e: >-\n      folded\n      text\n",
+            "? a\n: 1\n",
+            "a: &s str\nb: *s\n",
+            "[1, 2]\n",
+            "plain\n",
+            "--- \na: 1\n...\n",
+        ];
+        for doc in docs {
+            let want: Value = serde_yaml::from_str(doc).unwrap();
+            assert_eq!(one_pass(doc), Some(want), "{doc}");
+        }
+        for dir in [
+            "desired",
+            "examples",
+            "tests/compose",
+            "tests/hostile/seeds",
+        ] {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let mut todo = vec![root];
+            while let Some(d) = todo.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        todo.push(p);
+                        continue;
+                    }
+                    if !p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                        continue;
+                    }
+                    let Ok(text) = std::fs::read_to_string(&p) else {
+                        continue;
+                    };
+                    let Ok(read) = LocationIndex::read_within(&text, &mut Budget::default(), true)
+                    else {
+                        continue;
+                    };
+                    if let Some(v) = read.value {
+                        let want: Value = serde_yaml::from_str(&text).unwrap();
+                        assert_eq!(v, want, "{}", p.display());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Merges resolved while the value is built give what serde_yaml's reading, its
+    /// `apply_merge` and the compose merge pass give, for nested and listed merges.
+    #[test]
+    fn merges_resolved_in_the_one_pass_are_the_two_passes_merges() {
+        for doc in [
+            "a: &a {x: 1, y: 2}\nb: &b {<<: *a, y: 3, z: 4}\nc: {<<: *b, w: 5}\n",
+            "a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc: {<<: [*a, *b], q: [{<<: *a, k: 1}]}\n",
+            "d: &d\n  deploy: {replicas: 2}\n  env: &e {A: 1}\ns:\n  t:\n    <<: *d\n    env: {<<: *e, B: 2}\n",
+            "a: {<<: {x: 1, <<: {y: 2}}, x: 0}\n",
+            "a: 1\n",
+        ] {
+            let read = LocationIndex::read_merging(doc, &mut Budget::default()).unwrap();
+            assert!(read.merged, "{doc}");
+            let mut want: Value = serde_yaml::from_str(doc).unwrap();
+            want.apply_merge().unwrap();
+            crate::model::compose::yaml::resolve_merges(&mut want).unwrap();
+            assert_eq!(read.value, Some(want), "{doc}");
+        }
+        // A `<<` naming no mapping is left for the caller's merge pass to report.
+        for doc in ["a: {<<: 1}\n", "a: &a {x: 1}\nb: {<<: [*a, 2]}\n"] {
+            let read = LocationIndex::read_merging(doc, &mut Budget::default()).unwrap();
+            assert!(!read.merged, "{doc}");
+        }
+    }
+
+    #[test]
+    fn what_the_one_pass_leaves_to_serde_yaml() {
+        for doc in [
+            "a: !!str 1\n",
+            "a: !custom {b: 1}\n",
+            "? [a]\n: 1\n",
+            "0x1: a\n1: b\n",
+            "a: 340282366920938463463374607431768211455\n",
+        ] {
+            assert_eq!(one_pass(doc), None, "{doc}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde_yaml::Value;
 
 use super::diagnostic::shown;
 use super::image::ImageRef;
-use super::load::{kind, Ctx, Entry, Merged};
+use super::load::{is_known, kind, Ctx, Entry, Merged};
 use super::location::KeyPath;
 use super::raw::{KnownKeys, RawHealth, RawMigration, RawResources, RawService, RawUpdate};
 use super::spec::*;
@@ -147,7 +147,7 @@ fn named_objects(
         match &entry.value {
             Value::Null => {}
             Value::Mapping(m) => {
-                ctx.known_only(entry.file, &path, m, known);
+                ctx.all_known(entry.file, &path, m, known);
                 match m.get("external") {
                     None => {}
                     Some(Value::Bool(b)) => external = *b,
@@ -186,9 +186,14 @@ fn raw<T: Default + serde::de::DeserializeOwned>(
 ) -> Option<T> {
     match value {
         Value::Mapping(m) => {
-            let kept = ctx.known_only(file, path, m, known);
             // Every field is an optional YAML value, so this cannot fail on content.
-            serde_yaml::from_value(Value::Mapping(kept)).ok()
+            if ctx.all_known(file, path, m, known) {
+                T::deserialize(value).ok()
+            } else {
+                let mut kept = m.clone();
+                kept.retain(|k, _| is_known(k, known));
+                serde_yaml::from_value(Value::Mapping(kept)).ok()
+            }
         }
         Value::Null => Some(T::default()),
         other => {

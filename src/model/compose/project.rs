@@ -40,7 +40,7 @@ pub(crate) fn load(tree: &dyn RepoTree, found: Found, opts: &LoadOptions) -> Loa
     }
     let unread = found.skipped.iter().any(|(p, _, e)| *e && *p == found.path);
     let spec = (!unread)
-        .then(|| parse_file(&mut ctx, &found.path, found.bytes))
+        .then(|| parse_file(&mut ctx, &found.path, found.bytes, true))
         .flatten()
         .and_then(|(file, map)| compile(&mut ctx, file, map, &found.path));
     let diagnostics = ctx.finish();
@@ -86,7 +86,13 @@ fn compile_expanded(
 ) -> Option<Spec> {
     let root = KeyPath::root();
     let mut doc = Value::Mapping(map);
-    if let Err(e) = yaml::resolve_merges(&mut doc) {
+    // Read with its merges resolved, unless one names no mapping.
+    let resolved = ctx.files[file].merged;
+    if let Err(e) = if resolved {
+        Ok(())
+    } else {
+        yaml::resolve_merges(&mut doc)
+    } {
         ctx.error(file, &root, e);
         return None;
     }

@@ -481,10 +481,12 @@ pub(super) fn nested<'m>(
             good = false;
             continue;
         };
-        let kp = path.key(key);
         if supported.contains(&key) {
             out.insert(key.to_string(), v);
-        } else if key.starts_with("x-") {
+            continue;
+        }
+        let kp = path.key(key);
+        if key.starts_with("x-") {
         } else if let Some((_, why)) = ignored.iter().find(|(n, _)| *n == key) {
             ctx.warning(file, &kp, format!("`{key}` is ignored: {why}"));
         } else if not_yet.contains(&key) {

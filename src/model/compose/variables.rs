@@ -18,6 +18,8 @@
 //! - Values that read the host's `.env` are returned as secrets (the whole value and
 //!   the variable values), and masked in the diagnostics.
 
+use std::borrow::Cow;
+
 use serde_yaml::{Number, Value};
 
 use super::super::diagnostic::Severity;
@@ -135,64 +137,58 @@ pub(crate) fn expand(
     // engine, but a file of many references to one long variable is not.
     let mut budget = MAX_TEXT_BYTES;
     let mut over_budget = None;
-    yaml::visit_strings(
-        doc,
-        &KeyPath::root(),
-        &mut Vec::new(),
-        &mut |kp, segments, value| {
-            if segments == ["name"] {
+    yaml::visit_strings(doc, &KeyPath::root(), &mut |kp, segments, value| {
+        if segments == ["name"] {
+            return;
+        }
+        let Value::String(text) = value else { return };
+        if text.contains('$') {
+            if over_budget.is_some() {
                 return;
             }
-            let Value::String(text) = value else { return };
-            if text.contains('$') {
-                if over_budget.is_some() {
-                    return;
+            match interpolate(text, &lookup) {
+                Ok(done) if done.value.len() as u64 > budget => {
+                    over_budget = Some(kp());
                 }
-                match interpolate(text, &lookup) {
-                    Ok(done) if done.value.len() as u64 > budget => {
-                        over_budget = Some(kp());
-                    }
-                    Ok(done) => {
-                        budget -= done.value.len() as u64;
-                        let image =
-                            matches!(segments, [s, _, i] if s == "services" && i == "image");
-                        // Diagnostics beyond the cap are not shown: keep no more, but
-                        // always one for an image, whose unset variable is an error.
-                        let room = if image {
-                            1
-                        } else {
-                            MAX_FOUND.saturating_sub(found.len())
-                        };
-                        for u in done.unset.iter().take(room) {
-                            found.push(Found::Unset {
-                                path: kp(),
-                                text: text.clone(),
-                                offset: u.offset,
-                                name: u.name.clone(),
-                                image,
-                            });
-                        }
-                        if done.used_secret {
-                            secrets.push(done.value.clone());
-                            secrets.extend(done.secrets);
-                        }
-                        *text = done.value;
-                    }
-                    Err(_) if found.len() >= MAX_FOUND => failed.push(kp()),
-                    Err(e) => {
-                        found.push(Found::Error {
+                Ok(done) => {
+                    budget -= done.value.len() as u64;
+                    let image = matches!(segments, [s, _, i] if s == "services" && i == "image");
+                    // Diagnostics beyond the cap are not shown: keep no more, but
+                    // always one for an image, whose unset variable is an error.
+                    let room = if image {
+                        1
+                    } else {
+                        MAX_FOUND.saturating_sub(found.len())
+                    };
+                    for u in done.unset.iter().take(room) {
+                        found.push(Found::Unset {
                             path: kp(),
                             text: text.clone(),
-                            offset: e.offset,
-                            message: e.message,
+                            offset: u.offset,
+                            name: u.name.clone(),
+                            image,
                         });
-                        return;
                     }
+                    if done.used_secret {
+                        secrets.push(done.value.clone());
+                        secrets.extend(done.secrets);
+                    }
+                    *text = done.value;
+                }
+                Err(_) if found.len() >= MAX_FOUND => failed.push(kp()),
+                Err(e) => {
+                    found.push(Found::Error {
+                        path: kp(),
+                        text: text.clone(),
+                        offset: e.offset,
+                        message: e.message,
+                    });
+                    return;
                 }
             }
-            cast(segments, value);
-        },
-    );
+        }
+        cast(segments, value);
+    });
     for f in found {
         match f {
             Found::Unset {
@@ -278,7 +274,7 @@ pub(crate) fn mask(ctx: &mut Ctx, from: usize, secrets: &[String]) {
 }
 
 /// The value at `schema` typed as compose types it, when it reads as that type.
-fn cast(segments: &[String], value: &mut Value) {
+fn cast(segments: &[Cow<str>], value: &mut Value) {
     let Value::String(text) = value else { return };
     let Some((_, to)) = CASTS.iter().find(|(pattern, _)| {
         pattern.len() == segments.len()
@@ -399,6 +395,7 @@ fn add_file(ctx: &mut Ctx, name: String, text: String) -> usize {
         dir: String::new(),
         text,
         index: LocationIndex::default(),
+        merged: false,
     });
     ctx.files.len() - 1
 }

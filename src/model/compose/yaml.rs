@@ -1,6 +1,8 @@
 //! YAML as compose files write it: merge keys resolved fully, and the seam where
 //! interpolation applies to every scalar string before anything is typed.
 
+use std::borrow::Cow;
+
 use serde_yaml::{Mapping, Value};
 
 use super::super::location::KeyPath;
@@ -78,23 +80,17 @@ pub fn drop_extensions(map: &mut Mapping) -> Vec<String> {
 /// the visitor asks for it (most strings need none). The visitor may replace the value:
 /// [`super::variables`] interpolates it, then types it where the Compose
 /// Specification's schema wants a number or a boolean (`retries: $N`).
-pub fn visit_strings(
-    value: &mut Value,
-    path: &KeyPath,
-    segments: &mut Vec<String>,
-    visit: &mut Visitor,
-) {
-    let mut indexes = Vec::new();
-    walk(value, path, segments, &mut indexes, visit);
+pub fn visit_strings(value: &mut Value, path: &KeyPath, visit: &mut Visitor) {
+    walk(value, path, &mut Vec::new(), &mut Vec::new(), visit);
 }
 
 /// What [`visit_strings`] calls for each string: with its key path (built on demand),
 /// the path's segments, and the value.
-pub type Visitor<'v> = dyn FnMut(&dyn Fn() -> KeyPath, &[String], &mut Value) + 'v;
+pub type Visitor<'v> = dyn FnMut(&dyn Fn() -> KeyPath, &[Cow<str>], &mut Value) + 'v;
 
 /// The key path of `segments` below `base`; `indexes` holds the item number of each
 /// `[]` segment.
-fn key_path(base: &KeyPath, segments: &[String], indexes: &[Option<usize>]) -> KeyPath {
+fn key_path(base: &KeyPath, segments: &[Cow<str>], indexes: &[Option<usize>]) -> KeyPath {
     segments
         .iter()
         .zip(indexes)
@@ -104,10 +100,10 @@ fn key_path(base: &KeyPath, segments: &[String], indexes: &[Option<usize>]) -> K
         })
 }
 
-fn walk(
-    value: &mut Value,
+fn walk<'a>(
+    value: &'a mut Value,
     base: &KeyPath,
-    segments: &mut Vec<String>,
+    segments: &mut Vec<Cow<'a, str>>,
     indexes: &mut Vec<Option<usize>>,
     visit: &mut Visitor,
 ) {
@@ -119,9 +115,9 @@ fn walk(
         Value::Mapping(map) => {
             for (k, v) in map.iter_mut() {
                 let key = match k {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
+                    Value::String(s) => Cow::Borrowed(s.as_str()),
+                    Value::Number(n) => Cow::Owned(n.to_string()),
+                    Value::Bool(b) => Cow::Owned(b.to_string()),
                     _ => continue,
                 };
                 segments.push(key);
@@ -133,7 +129,7 @@ fn walk(
         }
         Value::Sequence(items) => {
             for (i, v) in items.iter_mut().enumerate() {
-                segments.push("[]".to_string());
+                segments.push(Cow::Borrowed("[]"));
                 indexes.push(Some(i));
                 walk(v, base, segments, indexes, visit);
                 segments.pop();
