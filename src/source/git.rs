@@ -10,7 +10,7 @@ use git2::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::model::{load_tree_with, Limited, LoadError, LoadOptions, Loaded, RepoTree};
+use crate::model::{load_tree_files, Limited, LoadError, LoadOptions, Loaded, RepoTree};
 
 /// How berth authenticates to the remote.
 #[derive(Clone, Default)]
@@ -43,6 +43,9 @@ pub struct GitSource {
     pub branch: String,
     /// The directory (or file) of the desired state inside the repository.
     pub path: String,
+    /// Further compose files of the project inside the repository, merged after `path`
+    /// in order.
+    pub more_paths: Vec<String>,
     /// The clone berth keeps.
     pub clone_dir: PathBuf,
     /// Credentials.
@@ -105,6 +108,7 @@ impl std::fmt::Debug for GitSource {
             .field("url", &self.display_url())
             .field("branch", &self.branch)
             .field("path", &self.path)
+            .field("more_paths", &self.more_paths)
             .field("clone_dir", &self.clone_dir)
             .field("auth", &self.auth)
             .finish()
@@ -134,8 +138,18 @@ impl GitSource {
             url,
             branch: branch.to_string(),
             path: path.trim_matches('/').to_string(),
+            more_paths: Vec::new(),
             auth,
         }
+    }
+
+    /// The source with further compose files, merged after the first path in order.
+    pub fn with_more_paths(mut self, paths: &[String]) -> Self {
+        self.more_paths = paths
+            .iter()
+            .map(|p| p.trim_matches('/').to_string())
+            .collect();
+        self
     }
 
     /// The remote as berth prints it: credentials in the URL masked.
@@ -258,7 +272,9 @@ impl GitSource {
             tree,
             commit: oid.to_string(),
         };
-        load_tree_with(&view, &self.path, opts).map_err(|error| SourceError::Load {
+        let mut paths = vec![self.path.clone()];
+        paths.extend(self.more_paths.iter().cloned());
+        load_tree_files(&view, &paths, opts).map_err(|error| SourceError::Load {
             commit: oid.to_string(),
             error,
         })
@@ -417,7 +433,8 @@ mod tests {
             view.read_limited("small.yaml", 1 << 20),
             Ok(Some(Limited::Bytes(b"a: 1\n".to_vec())))
         );
-        let loaded = load_tree_with(&view, "berth.yaml", &LoadOptions::default()).unwrap();
+        let loaded =
+            crate::model::load_tree_with(&view, "berth.yaml", &LoadOptions::default()).unwrap();
         let errors: Vec<String> = loaded.diagnostics.errors().map(|d| d.headline()).collect();
         assert_eq!(
             errors,
