@@ -381,17 +381,23 @@ pub fn load_paths_with(
     load_tree_files(&tree, &configs, opts)
 }
 
-/// The path of `path` on disk inside `tree`'s repository.
+/// The path of `path` on disk inside `tree`'s repository (or, outside any git work
+/// tree, below the first file's directory).
 fn tree_path(tree: &FsTree, path: &Path) -> Result<String, LoadError> {
-    let (other, config) = open_path(path)?;
-    if other.canonical_root() != tree.canonical_root() {
-        return Err(LoadError::Io(format!(
-            "{}: not in the repository of the first file ({}); the files of one project live in one repository",
-            path.display(),
-            tree.canonical_root().display()
-        )));
-    }
-    Ok(config)
+    let canonical = path.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::NotFound(path.display().to_string()),
+        _ => LoadError::Io(format!("{}: {e}", path.display())),
+    })?;
+    let inside = canonical
+        .strip_prefix(tree.canonical_root())
+        .map_err(|_| {
+            LoadError::Io(format!(
+                "{}: not in {}, the repository of the first file; the files of one project live in one repository",
+                path.display(),
+                tree.canonical_root().display()
+            ))
+        })?;
+    Ok(inside.to_string_lossy().replace('\\', "/"))
 }
 
 /// The repository-relative directory of the desired state at `path` on disk, as
