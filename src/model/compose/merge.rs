@@ -48,11 +48,16 @@ impl Origins {
         None
     }
 
-    /// The merged key paths of the values written at `(file, path)`.
-    pub fn merged_paths(&self, file: usize, path: &KeyPath) -> Vec<KeyPath> {
+    /// The merged key paths of the values written at any of `written` (file, key path).
+    pub fn merged_paths(&self, written: &[(usize, KeyPath)]) -> Vec<KeyPath> {
+        if written.is_empty() {
+            return Vec::new();
+        }
+        let wanted: std::collections::HashSet<(usize, &KeyPath)> =
+            written.iter().map(|(f, p)| (*f, p)).collect();
         self.0
             .iter()
-            .filter(|(_, (f, p))| *f == file && p == path)
+            .filter(|(_, (f, p))| wanted.contains(&(*f, p)))
             .map(|(m, _)| m.clone())
             .collect()
     }
@@ -306,10 +311,8 @@ fn merge_node(base: Node, over: Node, pattern: &str) -> Option<Node> {
                         let p = key_text(&k)
                             .map(|t| child_pattern(pattern, &t))
                             .unwrap_or_default();
-                        let (key, old) = std::mem::replace(
-                            &mut entries[i],
-                            (Value::Null, node(0, KeyPath::root(), Value::Null)),
-                        );
+                        let (key, old) =
+                            std::mem::replace(&mut entries[i], (Value::Null, placeholder()));
                         match merge_node(old, v, &p) {
                             Some(n) => entries[i] = (key, n),
                             None => removed.push(i),
@@ -336,31 +339,38 @@ fn merge_node(base: Node, over: Node, pattern: &str) -> Option<Node> {
         }
         (Kind::Seq(mut items), Kind::Seq(more)) => {
             let rule = unique_rule(pattern);
+            // Each key's item, so that a merge costs one look-up per item.
+            let mut at: HashMap<String, usize> = HashMap::new();
+            if !matches!(rule, Unique::None) {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(k) = item_key(item, rule) {
+                        at.insert(k, i);
+                    }
+                }
+            }
             for item in more {
                 let item = untagged(item);
                 if matches!(item.kind, Kind::Reset) {
                     continue;
                 }
                 let key = item_key(&item, rule);
-                let same = key.as_ref().and_then(|k| {
-                    items
-                        .iter()
-                        .position(|b| item_key(b, rule).as_ref() == Some(k))
-                });
-                match same {
-                    Some(i) => {
-                        let old = items.remove(i);
-                        let merged = match (&old.kind, &item.kind) {
+                match key.as_ref().and_then(|k| at.get(k)) {
+                    Some(&i) => {
+                        let old = std::mem::replace(&mut items[i], placeholder());
+                        items[i] = match (&old.kind, &item.kind) {
                             (Kind::Map(_), Kind::Map(_)) => {
                                 merge_node(old, item, &format!("{pattern}[]"))
+                                    .unwrap_or_else(placeholder)
                             }
-                            _ => Some(item),
+                            _ => item,
                         };
-                        if let Some(m) = merged {
-                            items.insert(i, m);
-                        }
                     }
-                    None => items.push(item),
+                    None => {
+                        if let Some(k) = key {
+                            at.insert(k, items.len());
+                        }
+                        items.push(item);
+                    }
                 }
             }
             Some(Node {
@@ -374,6 +384,16 @@ fn merge_node(base: Node, over: Node, pattern: &str) -> Option<Node> {
             replace: false,
             kind,
         }),
+    }
+}
+
+/// What stands in a slot while its value is merged.
+fn placeholder() -> Node {
+    Node {
+        file: 0,
+        path: KeyPath::root(),
+        replace: false,
+        kind: Kind::Leaf(Value::Null),
     }
 }
 

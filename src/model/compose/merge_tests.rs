@@ -423,3 +423,30 @@ fn the_input_limits_hold_across_files() {
     let err = load_tree_files(&tree, &many, &LoadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("at most 256"), "{err}");
 }
+
+/// Long lists from a hostile repository merge with one look-up per item: two files of
+/// 40 000 `ports` each (half of them the same) give the union, each item still
+/// pointing at the file that wrote it.
+#[test]
+fn long_unique_lists_merge_item_by_item() {
+    use super::merge::merge;
+    use crate::model::location::KeyPath;
+    let doc = |from: usize| {
+        let ports: Vec<String> = (from..from + 40_000).map(|p| format!("{p}:80")).collect();
+        serde_yaml::to_value(serde_json::json!({"services": {"app": {"ports": ports}}})).unwrap()
+    };
+    let (merged, origins) = merge(vec![(0, doc(1)), (1, doc(20_001))]);
+    let ports = merged["services"]["app"]["ports"].as_sequence().unwrap();
+    assert_eq!(ports.len(), 60_000);
+    let first = KeyPath::root().key("services").key("app").key("ports");
+    assert_eq!(origins.resolve(&first.index(0)), Some((0, first.index(0))));
+    // `20001:80` was written by both: the later file's item, in the earlier one's place.
+    assert_eq!(
+        origins.resolve(&first.index(20_000)),
+        Some((1, first.index(0)))
+    );
+    assert_eq!(
+        origins.resolve(&first.index(59_999)),
+        Some((1, first.index(39_999)))
+    );
+}

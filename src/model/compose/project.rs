@@ -148,10 +148,7 @@ fn compile_expanded(
     expanded.mark = ctx.diags.len();
     let (file, doc) = if several {
         let (doc, origins) = super::merge::merge(prepared);
-        expanded.failed = failed
-            .iter()
-            .flat_map(|(f, p)| origins.merged_paths(*f, p))
-            .collect();
+        expanded.failed = origins.merged_paths(&failed);
         let merged = ctx.files.len();
         let (name, dir) = {
             let f = &ctx.files[first];
