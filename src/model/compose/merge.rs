@@ -106,6 +106,21 @@ pub fn merge(docs: Vec<(usize, Value)>) -> (Value, Origins) {
     (value, origins)
 }
 
+/// True when `v` holds a `!reset` or `!override` tag at any depth.
+pub fn has_tags(v: &Value) -> bool {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Tagged(t) if t.tag == "reset" || t.tag == "override" => return true,
+            Value::Tagged(t) => stack.push(&t.value),
+            Value::Mapping(m) => stack.extend(m.values()),
+            Value::Sequence(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The text a key contributes to a key path, as the location index writes it.
 fn key_text(k: &Value) -> Option<String> {
     match k {

@@ -305,7 +305,38 @@ fn override_files_are_read_only_when_named() {
         &LoadOptions::default(),
     )
     .unwrap();
+    assert!(
+        named
+            .diagnostics
+            .warnings()
+            .all(|w| !w.headline().contains("override")),
+        "{}",
+        named.diagnostics
+    );
     assert_eq!(named.spec.expect("valid").services["app"].replicas, 4);
+}
+
+#[test]
+fn reset_and_override_in_one_file_alone() {
+    let tree = MemTree::new().with(
+        "stack/compose.yaml",
+        format!("{BASE}    dns: !override [1.1.1.1]\n    ports: !reset [\"8080:80\"]\n    stop_grace_period: forever\n").as_bytes(),
+    );
+    let loaded = load_tree(&tree, "stack").unwrap();
+    let errs: Vec<String> = loaded.diagnostics.errors().map(|d| d.headline()).collect();
+    // The rest of the file keeps its positions.
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("stack/compose.yaml:6:24: error:"),
+        "{errs:?}"
+    );
+    let tree = MemTree::new().with(
+        "stack/compose.yaml",
+        format!("{BASE}    dns: !override [1.1.1.1]\n    ports: !reset [\"8080:80\"]\n").as_bytes(),
+    );
+    let s = load_tree(&tree, "stack").unwrap().spec.expect("valid");
+    assert_eq!(s.services["app"].options.dns, ["1.1.1.1"]);
+    assert!(s.services["app"].ports.is_empty());
 }
 
 #[test]

@@ -74,5 +74,11 @@ pub(crate) fn load_files(
             }
         }
     }
+    // A file one directory leaves unread is read when it is named too.
+    let named: Vec<String> = found.iter().map(|f| f.path.clone()).collect();
+    for f in &mut found {
+        f.skipped
+            .retain(|(p, _, error)| *error || !named.contains(p));
+    }
     Ok(project::load(tree, found, opts))
 }

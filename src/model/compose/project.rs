@@ -146,7 +146,9 @@ fn compile_expanded(
     let failed;
     (expanded.secrets, failed) = variables::expand(ctx, &mut prepared, project.as_deref(), path);
     expanded.mark = ctx.diags.len();
-    let (file, doc) = if several {
+    // `!reset` and `!override` in one file alone: the file is its own merge.
+    let tagged = prepared.iter().any(|(_, d)| super::merge::has_tags(d));
+    let (file, doc) = if several || tagged {
         let (doc, origins) = super::merge::merge(prepared);
         expanded.failed = origins.merged_paths(&failed);
         let merged = ctx.files.len();
