@@ -36,11 +36,16 @@ pub async fn run(args: &AdoptArgs) -> u8 {
             }
         }
     };
-    let (spec, commit) =
-        match super::source::load(&args.source, &args.host, &c.state_dir, exit::USAGE) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+    let (spec, commit) = match super::source::load(
+        &args.source,
+        &args.host,
+        &c.state_dir,
+        exit::USAGE,
+        Some(&args.project),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let p = &args.project;
     if *p != spec.project {
         eprintln!(

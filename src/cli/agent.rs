@@ -101,7 +101,7 @@ pub async fn run(args: AgentArgs) -> u8 {
         resync: args.resync.into(),
         webhook_secret,
         allowed_signers,
-        load: super::source::load_options(&args.source, &args.host),
+        load: super::source::load_options(&args.source, &args.host, args.project.as_deref()),
         // Within one reconcile nothing is retried; the agent retries across reconciles.
         apply: ApplyOptions {
             host: Some(args.host.host().name),

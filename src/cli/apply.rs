@@ -27,11 +27,16 @@ pub async fn run(args: &ApplyArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    let (spec, commit) =
-        match super::source::load(&args.source, &args.host, &c.state_dir, exit::USAGE) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+    let (spec, commit) = match super::source::load(
+        &args.source,
+        &args.host,
+        &c.state_dir,
+        exit::USAGE,
+        args.project.as_deref(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let host = args.host.host();
     let desired = Desired::resolve_for(spec, &host);
     let engine = match DockerEngine::connect().await {

@@ -5,7 +5,7 @@ use super::{exit, ConfigArgs, Output};
 use crate::executor::redact::looks_secret;
 use crate::executor::Redactor;
 use crate::model::compose::render::{self, Masking};
-use crate::model::{load_path_with, repo_dir, LoadOptions, Spec};
+use crate::model::{load_paths_with, repo_dir, LoadOptions, Spec};
 
 /// Loads as `validate` does (the host's `.env` read from the env directory) and prints
 /// the compose project: YAML, or JSON with `--output json`. Exit 0 printed, 1 invalid,
@@ -15,9 +15,11 @@ pub fn run(args: &ConfigArgs) -> u8 {
         allow_host_paths: args.allow_host_path.clone(),
         check_on_host: false,
         host_env: Some(crate::plan::env_file::host_env(args.env_dir.clone())),
+        project: args.project.clone(),
     };
-    let path = args.path.as_path();
-    let loaded = match load_path_with(path, &opts) {
+    let paths = super::paths(args.path.clone(), args.file.clone());
+    let path = paths[0].as_path();
+    let loaded = match load_paths_with(&paths, &opts) {
         Ok(l) => l,
         Err(e) => {
             print_load_error(&e);

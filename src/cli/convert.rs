@@ -36,6 +36,7 @@ pub fn run(args: &ConvertArgs) -> u8 {
         allow_host_paths: vec![AllowedHostPath::writable("/")],
         check_on_host: false,
         host_env: None,
+        project: None,
     };
     let loaded = match load_path_with(path, &opts) {
         Ok(l) => l,
@@ -172,6 +173,7 @@ pub fn convert(spec: &Spec, dir: &str) -> Result<String, String> {
         allow_host_paths: vec![AllowedHostPath::writable("/")],
         check_on_host: false,
         host_env: None,
+        project: None,
     };
     let loaded = load_tree_with(&tree, &file, &opts).map_err(|e| e.to_string())?;
     let Some(back) = loaded.spec else {

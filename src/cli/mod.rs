@@ -80,9 +80,11 @@ impl From<DurationArg> for std::time::Duration {
 /// Where the desired state comes from, and what the host allows it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SourceArgs {
-    /// The desired state on disk: a berth.yaml file or a directory of *.yaml files.
+    /// The desired state on disk: a compose file, a berth.yaml file, or a directory
+    /// holding either. Repeat it to merge compose files in order (`-f compose.yaml -f
+    /// compose.prod.yml`); the first file's directory is the project's.
     #[arg(long, short = 'f', env = "BERTH_FILE", conflicts_with = "repo")]
-    pub file: Option<PathBuf>,
+    pub file: Vec<PathBuf>,
     /// A git repository holding the desired state: a URL (https://, ssh://, git@host:path,
     /// file://) or a local path.
     #[arg(long, env = "BERTH_REPO", hide_env_values = true)]
@@ -90,9 +92,10 @@ pub struct SourceArgs {
     /// The branch followed.
     #[arg(long, env = "BERTH_BRANCH", default_value = "main")]
     pub branch: String,
-    /// The file or directory of the desired state inside the repository.
-    #[arg(long, env = "BERTH_PATH", default_value = "")]
-    pub path: String,
+    /// The file or directory of the desired state inside the repository (default: its
+    /// root). Repeat it to merge compose files in order.
+    #[arg(long, env = "BERTH_PATH")]
+    pub path: Vec<String>,
     /// A file holding the token for https remotes (the BERTH_GIT_TOKEN variable works too).
     #[arg(long, env = "BERTH_GIT_TOKEN_FILE")]
     pub git_token_file: Option<PathBuf>,
@@ -188,6 +191,10 @@ pub struct ApplyArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub converge: ConvergeArgs,
+    /// A compose project's name when its files have no top-level `name:`
+    /// (default: the directory's name).
+    #[arg(long, env = "BERTH_PROJECT", value_name = "NAME")]
+    pub project: Option<String>,
     /// Retries of a failed service within this run, with exponential backoff.
     #[arg(long, env = "BERTH_RETRIES", default_value_t = 0)]
     pub retries: u32,
@@ -213,6 +220,11 @@ pub struct PlanArgs {
     /// Where the git clone is kept (with --repo).
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
+    /// A compose project's name when its files have no top-level `name:`
+    /// (default: the directory's name).
+    #[arg(long, env = "BERTH_PROJECT", value_name = "NAME")]
+    pub project: Option<String>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
     pub output: Output,
@@ -224,6 +236,14 @@ pub struct ConfigArgs {
     /// A compose file, a berth.yaml file, or a directory holding either.
     #[arg(default_value = ".")]
     pub path: PathBuf,
+    /// A compose file (repeatable: merged in order); replaces PATH.
+    #[arg(long, short = 'f', conflicts_with = "path")]
+    pub file: Vec<PathBuf>,
+    /// A compose project's name when its files have no top-level `name:`
+    /// (default: the directory's name).
+    #[arg(long, env = "BERTH_PROJECT", value_name = "NAME")]
+    pub project: Option<String>,
+
     /// A host path prefix bind mounts may use, `PATH[:rw]` (repeatable; read-only
     /// unless `:rw`).
     #[arg(
@@ -297,7 +317,8 @@ pub struct AgentArgs {
     /// are served without it on `<state-dir>/control.sock` (mode 0600).
     #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
     pub listen: SocketAddr,
-    /// The only project this agent manages: a commit naming another is refused.
+    /// The only project this agent manages: a commit naming another is refused. A
+    /// compose project without a top-level `name:` takes this name.
     #[arg(long, env = "BERTH_PROJECT")]
     pub project: Option<String>,
     /// How often a remote is polled (±10 % jitter); a local path is watched instead.
@@ -417,6 +438,14 @@ enum Command {
         /// A berth.yaml file, or a directory whose *.yaml files are merged.
         #[arg(default_value = ".")]
         path: PathBuf,
+        /// A compose file (repeatable: merged in order, as `docker compose -f`); replaces
+        /// PATH.
+        #[arg(long, short = 'f', conflicts_with = "path")]
+        file: Vec<PathBuf>,
+        /// A compose project's name when its files have no top-level `name:` (default:
+        /// the directory's name).
+        #[arg(long, env = "BERTH_PROJECT", value_name = "NAME")]
+        project: Option<String>,
         /// A host path prefix bind mounts may use, `PATH[:rw]` (repeatable; read-only
         /// unless `:rw`).
         #[arg(
@@ -518,9 +547,16 @@ pub fn run() -> ExitCode {
     let code = match cli.command {
         Command::Validate {
             path,
+            file,
+            project,
             allow_host_path,
             output,
-        } => validate::run(&path, &allow_host_path, output),
+        } => validate::run(
+            &paths(path, file),
+            &allow_host_path,
+            project.as_deref(),
+            output,
+        ),
         Command::Config(args) => config::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Adopt(args) => {
@@ -585,6 +621,15 @@ pub fn run() -> ExitCode {
 
 /// Sets up logging to stdout (the agent) or stderr (commands whose answer is on
 /// stdout); `RUST_LOG` filters.
+/// The desired state's paths: the `--file`s given, else the one PATH.
+fn paths(path: PathBuf, files: Vec<PathBuf>) -> Vec<PathBuf> {
+    if files.is_empty() {
+        vec![path]
+    } else {
+        files
+    }
+}
+
 fn init_logs(format: LogFormat, stdout: bool) {
     init_logs_at(format, stdout, "info")
 }
@@ -636,4 +681,65 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime starts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_and_path_repeat_in_order_and_project_names_a_compose_project() {
+        let cli = Cli::try_parse_from([
+            "berth",
+            "apply",
+            "-f",
+            "compose.yaml",
+            "--file",
+            "compose.prod.yml",
+            "--project",
+            "shop",
+        ])
+        .unwrap();
+        let Command::Apply(args) = cli.command else {
+            panic!("apply")
+        };
+        assert_eq!(
+            args.source.file,
+            [PathBuf::from("compose.yaml"), "compose.prod.yml".into()]
+        );
+        assert_eq!(args.project.as_deref(), Some("shop"));
+        let cli = Cli::try_parse_from([
+            "berth",
+            "agent",
+            "--repo",
+            "/srv/repo",
+            "--path",
+            "shop",
+            "--path",
+            "shop/compose.prod.yml",
+            "--project",
+            "shop",
+        ])
+        .unwrap();
+        let Command::Agent(args) = cli.command else {
+            panic!("agent")
+        };
+        assert_eq!(args.source.path, ["shop", "shop/compose.prod.yml"]);
+        let cli =
+            Cli::try_parse_from(["berth", "validate", "-f", "a.yaml", "-f", "b.yaml"]).unwrap();
+        let Command::Validate { path, file, .. } = cli.command else {
+            panic!("validate")
+        };
+        assert_eq!(
+            paths(path, file),
+            [PathBuf::from("a.yaml"), "b.yaml".into()]
+        );
+        assert!(Cli::try_parse_from(["berth", "validate", "x", "-f", "a.yaml"]).is_err());
+    }
 }

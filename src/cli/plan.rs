@@ -6,11 +6,16 @@ use crate::runtime::{DockerEngine, Engine};
 
 /// Prints the plan for the desired state against the live engine.
 pub async fn run(args: &PlanArgs) -> u8 {
-    let (spec, _commit) =
-        match super::source::load(&args.source, &args.host, &args.state_dir, exit::FAILED) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+    let (spec, _commit) = match super::source::load(
+        &args.source,
+        &args.host,
+        &args.state_dir,
+        exit::FAILED,
+        args.project.as_deref(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let desired = Desired::resolve_for(spec, &args.host.host());
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,

@@ -4,17 +4,19 @@ use std::path::Path;
 
 use super::validate::{print_load_error, print_loaded};
 use super::{exit, HostArgs, Output, SourceArgs};
-use crate::model::{load_path_with, LoadOptions, Spec};
+use crate::model::{load_paths_with, LoadOptions, Spec};
 use crate::source::signature::AllowedSigners;
 use crate::source::{CommitInfo, GitAuth, GitSource};
 
 /// The host's options from the flags: a compose project's host `.env` is read from
 /// its env directory (`--env-dir`).
-pub fn load_options(args: &SourceArgs, host: &HostArgs) -> LoadOptions {
+/// `project` names a compose project whose files have no top-level `name:`.
+pub fn load_options(args: &SourceArgs, host: &HostArgs, project: Option<&str>) -> LoadOptions {
     LoadOptions {
         allow_host_paths: args.allow_host_path.clone(),
         check_on_host: true,
         host_env: Some(crate::plan::env_file::host_env(host.env_dir.clone())),
+        project: project.map(str::to_string),
     }
 }
 
@@ -43,13 +45,13 @@ pub fn git_source(args: &SourceArgs, state_dir: &Path) -> Result<Option<GitSourc
     let Some(repo) = &args.repo else {
         return Ok(None);
     };
-    Ok(Some(GitSource::new(
-        repo,
-        &args.branch,
-        &args.path,
-        state_dir,
-        git_auth(args)?,
-    )))
+    let (first, more) = match args.path.split_first() {
+        Some((first, more)) => (first.as_str(), more),
+        None => ("", &[][..]),
+    };
+    Ok(Some(
+        GitSource::new(repo, &args.branch, first, state_dir, git_auth(args)?).with_more_paths(more),
+    ))
 }
 
 /// The allowed signers from the flags.
@@ -67,10 +69,11 @@ pub fn load(
     host: &HostArgs,
     state_dir: &Path,
     invalid: u8,
+    project: Option<&str>,
 ) -> Result<(Spec, Option<CommitInfo>), u8> {
-    let opts = load_options(args, host);
-    if let Some(file) = &args.file {
-        let loaded = load_path_with(file, &opts).map_err(|e| {
+    let opts = load_options(args, host, project);
+    if let Some(file) = args.file.first() {
+        let loaded = load_paths_with(&args.file, &opts).map_err(|e| {
             print_load_error(&e);
             exit::USAGE
         })?;

@@ -1,23 +1,29 @@
 //! `berth validate`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{exit, Output};
-use crate::model::{load_path_with, AllowedHostPath, LoadError, LoadOptions, Loaded};
+use crate::model::{load_paths_with, AllowedHostPath, LoadError, LoadOptions, Loaded};
 
 /// Loads and prints the outcome; the exit status says valid (0), invalid (1) or
 /// unreadable (2).
-pub fn run(path: &Path, allow_host_paths: &[AllowedHostPath], output: Output) -> u8 {
+pub fn run(
+    paths: &[PathBuf],
+    allow_host_paths: &[AllowedHostPath],
+    project: Option<&str>,
+    output: Output,
+) -> u8 {
     // By spelling only: the files are checked for the hosts they will run on, not for
     // this machine.
     let opts = LoadOptions {
         allow_host_paths: allow_host_paths.to_vec(),
         check_on_host: false,
         host_env: None,
+        project: project.map(str::to_string),
     };
-    match load_path_with(path, &opts) {
+    match load_paths_with(paths, &opts) {
         Ok(loaded) => {
-            print_loaded(path, &loaded, output);
+            print_loaded(&paths[0], &loaded, output);
             if loaded.spec.is_some() {
                 exit::OK
             } else {

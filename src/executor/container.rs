@@ -277,6 +277,7 @@ mod tests {
             allow_host_paths: allowed.clone(),
             check_on_host: true,
             host_env: None,
+            project: None,
         };
         let loaded = load_tree_with(&tree, "berth.yaml", &opts).unwrap();
         let d = Desired::resolve(loaded.spec.unwrap(), &base);

@@ -82,6 +82,9 @@ pub struct LoadOptions {
     /// Where a compose project's host `.env` comes from, once its name is known; `None`
     /// (as for `berth validate`) reads none, so its variables are unset.
     pub host_env: Option<HostEnv>,
+    /// A compose project's name when its files have no top-level `name:` (`--project`);
+    /// without either it is the directory's name.
+    pub project: Option<String>,
 }
 
 /// The host's `.env` of a compose project, as read by the host.
@@ -131,6 +134,9 @@ pub(crate) struct Ctx<'t> {
     pub budget: Budget,
     /// Diagnostics past [`MAX_DIAGNOSTICS`], counted but not kept.
     pub hidden: Hidden,
+    /// Several compose files merged into one document: its file index, and where each
+    /// of its values was written, which a diagnostic on it points at.
+    pub merged: Option<(usize, super::compose::merge::Origins)>,
 }
 
 /// The diagnostics a load found beyond those it reports.
@@ -151,6 +157,7 @@ impl Ctx<'_> {
             opts,
             budget: Budget::default(),
             hidden: Hidden::default(),
+            merged: None,
         }
     }
 
@@ -166,12 +173,18 @@ impl Ctx<'_> {
     }
 
     pub fn push(&mut self, sev: Severity, file: usize, path: &KeyPath, at: At, msg: String) {
-        let index = &self.files[file].index;
-        let pos = match at {
-            At::Key => index.key(path),
-            At::Value => index.value(path),
+        let (written, at_path) = match &self.merged {
+            Some((merged, origins)) if *merged == file => origins
+                .resolve(path)
+                .unwrap_or_else(|| (file, path.clone())),
+            _ => (file, path.clone()),
         };
-        self.record(sev, file, pos, path.to_string(), msg);
+        let index = &self.files[written].index;
+        let pos = match at {
+            At::Key => index.key(&at_path),
+            At::Value => index.value(&at_path),
+        };
+        self.record(sev, written, pos, path.to_string(), msg);
     }
 
     /// A diagnostic at an explicit position of `file`.
@@ -374,6 +387,43 @@ pub fn load_path_with(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadErr
     load_tree_with(&tree, &config, opts)
 }
 
+/// Loads the compose files at `paths` on disk, merged in order (`docker compose -f a
+/// -f b`); one path is [`load_path_with`]. The first file's directory is the project's,
+/// and every file must lie in the same repository.
+pub fn load_paths_with(
+    paths: &[std::path::PathBuf],
+    opts: &LoadOptions,
+) -> Result<Loaded, LoadError> {
+    let [first, rest @ ..] = paths else {
+        return Err(LoadError::Io("no desired state given".to_string()));
+    };
+    let (tree, config) = open_path(first)?;
+    let mut configs = vec![config];
+    for p in rest {
+        configs.push(tree_path(&tree, p)?);
+    }
+    load_tree_files(&tree, &configs, opts)
+}
+
+/// The path of `path` on disk inside `tree`'s repository (or, outside any git work
+/// tree, below the first file's directory).
+fn tree_path(tree: &FsTree, path: &Path) -> Result<String, LoadError> {
+    let canonical = path.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::NotFound(path.display().to_string()),
+        _ => LoadError::Io(format!("{}: {e}", path.display())),
+    })?;
+    let inside = canonical
+        .strip_prefix(tree.canonical_root())
+        .map_err(|_| {
+            LoadError::Io(format!(
+                "{}: not in {}, the repository of the first file; the files of one project live in one repository",
+                path.display(),
+                tree.canonical_root().display()
+            ))
+        })?;
+    Ok(inside.to_string_lossy().replace('\\', "/"))
+}
+
 /// The repository-relative directory of the desired state at `path` on disk, as
 /// [`load_path`] reads it: where relative mounts start.
 pub fn repo_dir(path: &Path) -> Result<String, LoadError> {
@@ -439,6 +489,20 @@ fn open_path(path: &Path) -> Result<(FsTree, String), LoadError> {
 /// file or directory holding it (`""` for the root).
 pub fn load_tree(tree: &dyn RepoTree, config: &str) -> Result<Loaded, LoadError> {
     load_tree_with(tree, config, &LoadOptions::default())
+}
+
+/// Loads the compose files `configs` of a repository tree, merged in order; one config
+/// is [`load_tree_with`], and format v1 takes only one.
+pub fn load_tree_files(
+    tree: &dyn RepoTree,
+    configs: &[String],
+    opts: &LoadOptions,
+) -> Result<Loaded, LoadError> {
+    match configs {
+        [] => Err(LoadError::Io("no desired state given".to_string())),
+        [one] => load_tree_with(tree, one, opts),
+        several => super::compose::load_files(tree, several, opts),
+    }
 }
 
 /// [`load_tree`] with the host's options.

@@ -50,6 +50,19 @@ impl KeyPath {
         Some(Self(self.0[..cut].to_string()))
     }
 
+    /// This path with its prefix `from` replaced by `to`: where the same value sits in
+    /// another document. `from` must be this path or an enclosing one.
+    pub fn rebase(&self, from: &KeyPath, to: &KeyPath) -> KeyPath {
+        let rest = self.0.strip_prefix(from.0.as_str()).unwrap_or_default();
+        match (to.0.is_empty(), rest.strip_prefix('.')) {
+            (true, Some(r)) => Self(r.to_string()),
+            (false, None) if from.0.is_empty() && !rest.is_empty() && !rest.starts_with('[') => {
+                Self(format!("{}.{rest}", to.0))
+            }
+            _ => Self(format!("{}{rest}", to.0)),
+        }
+    }
+
     /// The rendered path.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -19,8 +19,8 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use host_path::AllowedHostPath;
 pub use image::ImageRef;
 pub use load::{
-    load_path, load_path_with, load_tree, load_tree_with, repo_dir, HostDotEnv, HostEnv, LoadError,
-    LoadOptions, Loaded,
+    load_path, load_path_with, load_paths_with, load_tree, load_tree_files, load_tree_with,
+    repo_dir, HostDotEnv, HostEnv, LoadError, LoadOptions, Loaded,
 };
 pub use spec::*;
 pub use tree::{FsTree, Limited, MemTree, RepoTree};

@@ -455,6 +455,7 @@ fn host_paths_need_the_hosts_allowance() {
         ],
         check_on_host: false,
         host_env: None,
+        project: None,
     };
     let loaded = load_tree_with(&tree, "berth.yaml", &opts).unwrap();
     let errs: Vec<String> = loaded.diagnostics.errors().map(|d| d.headline()).collect();
@@ -464,6 +465,7 @@ fn host_paths_need_the_hosts_allowance() {
         allow_host_paths: vec![AllowedHostPath::writable("/")],
         check_on_host: false,
         host_env: None,
+        project: None,
     };
     let yaml = format!("{GOOD}    volumes: [\"/var/run/docker.sock:/s\"]\n");
     let tree = MemTree::new().with("berth.yaml", yaml.as_bytes());

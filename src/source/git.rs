@@ -10,7 +10,7 @@ use git2::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::model::{load_tree_with, Limited, LoadError, LoadOptions, Loaded, RepoTree};
+use crate::model::{load_tree_files, Limited, LoadError, LoadOptions, Loaded, RepoTree};
 
 /// How berth authenticates to the remote.
 #[derive(Clone, Default)]
@@ -43,6 +43,9 @@ pub struct GitSource {
     pub branch: String,
     /// The directory (or file) of the desired state inside the repository.
     pub path: String,
+    /// Further compose files of the project inside the repository, merged after `path`
+    /// in order.
+    pub more_paths: Vec<String>,
     /// The clone berth keeps.
     pub clone_dir: PathBuf,
     /// Credentials.
@@ -105,6 +108,7 @@ impl std::fmt::Debug for GitSource {
             .field("url", &self.display_url())
             .field("branch", &self.branch)
             .field("path", &self.path)
+            .field("more_paths", &self.more_paths)
             .field("clone_dir", &self.clone_dir)
             .field("auth", &self.auth)
             .finish()
@@ -134,8 +138,18 @@ impl GitSource {
             url,
             branch: branch.to_string(),
             path: path.trim_matches('/').to_string(),
+            more_paths: Vec::new(),
             auth,
         }
+    }
+
+    /// The source with further compose files, merged after the first path in order.
+    pub fn with_more_paths(mut self, paths: &[String]) -> Self {
+        self.more_paths = paths
+            .iter()
+            .map(|p| p.trim_matches('/').to_string())
+            .collect();
+        self
     }
 
     /// The remote as berth prints it: credentials in the URL masked.
@@ -258,7 +272,9 @@ impl GitSource {
             tree,
             commit: oid.to_string(),
         };
-        load_tree_with(&view, &self.path, opts).map_err(|error| SourceError::Load {
+        let mut paths = vec![self.path.clone()];
+        paths.extend(self.more_paths.iter().cloned());
+        load_tree_files(&view, &paths, opts).map_err(|error| SourceError::Load {
             commit: oid.to_string(),
             error,
         })
@@ -417,11 +433,79 @@ mod tests {
             view.read_limited("small.yaml", 1 << 20),
             Ok(Some(Limited::Bytes(b"a: 1\n".to_vec())))
         );
-        let loaded = load_tree_with(&view, "berth.yaml", &LoadOptions::default()).unwrap();
+        let loaded =
+            crate::model::load_tree_with(&view, "berth.yaml", &LoadOptions::default()).unwrap();
         let errors: Vec<String> = loaded.diagnostics.errors().map(|d| d.headline()).collect();
         assert_eq!(
             errors,
             ["berth.yaml@000000000000:1:1: error: the file is larger than 1024 KiB; split it or trim it"]
+        );
+    }
+
+    /// `--path` repeated: the commit's compose files are merged in order; an override
+    /// file in the directory is read only when named.
+    #[test]
+    fn several_paths_of_a_commit_are_merged_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(&work)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        };
+        std::fs::create_dir_all(work.join("stack")).unwrap();
+        git(&["init", "-q", "-b", "main"]);
+        let files: [(&str, &str); 3] = [
+            (
+                "stack/compose.yaml",
+                "services:\n  app:\n    image: reg.example/app:1\n",
+            ),
+            (
+                "stack/compose.prod.yml",
+                "services:\n  app:\n    deploy:\n      replicas: 3\n",
+            ),
+            (
+                "stack/compose.override.yml",
+                "services:\n  app:\n    deploy:\n      replicas: 5\n",
+            ),
+        ];
+        for (p, text) in files {
+            std::fs::write(work.join(p), text).unwrap();
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "stack"]);
+        let replicas = |paths: &[&str]| {
+            let source = GitSource::new(
+                &work.display().to_string(),
+                "main",
+                paths[0],
+                &dir.path().join("state"),
+                GitAuth::default(),
+            )
+            .with_more_paths(&paths[1..].iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            let oid = source.fetch().unwrap();
+            let loaded = source.load(oid, &LoadOptions::default()).unwrap();
+            match loaded.spec {
+                Some(spec) => (spec.project, spec.services["app"].replicas),
+                None => panic!("{}", loaded.diagnostics),
+            }
+        };
+        assert_eq!(replicas(&["stack"]), ("stack".to_string(), 1));
+        assert_eq!(
+            replicas(&["stack/compose.yaml", "stack/compose.prod.yml"]),
+            ("stack".to_string(), 3)
+        );
+        assert_eq!(
+            replicas(&[
+                "stack",
+                "stack/compose.prod.yml",
+                "stack/compose.override.yml"
+            ]),
+            ("stack".to_string(), 5)
         );
     }
 }

@@ -410,3 +410,92 @@ services:
     assert!(r.stderr.contains("missing.txt"), "{r:?}");
     assert_eq!(inspect(&name).unwrap()["Id"], running);
 }
+
+/// `-f compose.yaml -f compose.prod.yml`: the second file's replicas, environment key
+/// and volume are merged onto the first's, as `docker compose` merges them; the
+/// override file beside them is not read since it is not named.
+#[test]
+fn compose_files_named_in_order_are_merged() {
+    let p = Project::new("merged");
+    let img = images();
+    let s = Stack::new();
+    s.file(
+        "compose.yaml",
+        &format!(
+            "\
+name: {name}
+services:
+  web:
+    image: {image}
+    expose: [8000]
+    environment:
+      GREETING: hello
+      MODE: dev
+    volumes: [\"data:/data\"]
+volumes:
+  data:
+",
+            name = p.name(),
+            image = img.app_v1
+        ),
+    );
+    s.file(
+        "compose.prod.yml",
+        "\
+services:
+  web:
+    environment:
+      - MODE=prod
+    volumes:
+      - cache:/cache
+    deploy:
+      replicas: 2
+volumes:
+  cache:
+",
+    );
+    s.file(
+        "compose.override.yaml",
+        "services:\n  web:\n    deploy:\n      replicas: 3\n",
+    );
+    let mut args = s.apply_args();
+    args[2] = s.path().join("compose.yaml").display().to_string();
+    args.insert(3, "--file".into());
+    args.insert(4, s.path().join("compose.prod.yml").display().to_string());
+    let r = crate::berth(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    for slot in 1..=2 {
+        let name = format!("{}-web-{slot}", p.name());
+        let c = inspect(&name).expect("the replica exists");
+        let env = c["Config"]["Env"].as_array().unwrap().clone();
+        assert!(env.iter().any(|e| e == "MODE=prod"), "{env:?}");
+        assert!(env.iter().any(|e| e == "GREETING=hello"), "{env:?}");
+        assert!(!env.iter().any(|e| e == "MODE=dev"), "{env:?}");
+        let mounts: Vec<(String, String)> = c["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["Name"].as_str().unwrap_or_default().to_string(),
+                    m["Destination"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        for (volume, target) in [("data", "/data"), ("cache", "/cache")] {
+            assert!(
+                mounts
+                    .iter()
+                    .any(|(n, d)| n == &format!("{}_{volume}", p.name()) && d == target),
+                "{mounts:?}"
+            );
+        }
+    }
+    // Two replicas: the prod file's, not the unnamed override's three.
+    assert!(inspect(&format!("{}-web-3", p.name())).is_none());
+    let volumes = docker_stdout(["volume", "ls", "-q"]);
+    assert!(
+        volumes.contains(&format!("{}_cache", p.name())),
+        "{volumes}"
+    );
+}

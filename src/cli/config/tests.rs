@@ -25,6 +25,7 @@ fn load(files: &[(&str, &str)], config: &str, host: Option<&str>) -> Spec {
         })),
         allow_host_paths: vec![AllowedHostPath::writable("/")],
         check_on_host: false,
+        project: None,
     };
     let loaded = load_tree_with(&tree, config, &opts).expect("readable");
     match loaded.spec {

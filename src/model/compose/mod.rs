@@ -13,6 +13,7 @@ pub mod files;
 pub mod interpolate;
 pub mod job;
 pub mod keys;
+pub mod merge;
 mod options;
 pub mod project;
 pub mod render;
@@ -24,6 +25,8 @@ pub mod yaml;
 mod interpolation_tests;
 #[cfg(test)]
 mod job_tests;
+#[cfg(test)]
+mod merge_tests;
 #[cfg(test)]
 mod options_tests;
 #[cfg(test)]
@@ -41,6 +44,41 @@ pub(crate) fn load_if_compose(
 ) -> Result<Option<Loaded>, LoadError> {
     match detect::compose_file(tree, config)? {
         None => Ok(None),
-        Some(found) => Ok(Some(project::load(tree, found, opts))),
+        Some(found) => Ok(Some(project::load(tree, vec![found], opts))),
     }
+}
+
+/// Loads several compose files as one project, merged in order. Each must be a compose
+/// file (or a directory holding one): format v1 takes one path.
+pub(crate) fn load_files(
+    tree: &dyn RepoTree,
+    configs: &[String],
+    opts: &LoadOptions,
+) -> Result<Loaded, LoadError> {
+    if configs.len() > super::limits::MAX_FILES {
+        return Err(LoadError::Io(format!(
+            "{} files named; a project reads at most {}",
+            configs.len(),
+            super::limits::MAX_FILES
+        )));
+    }
+    let mut found = Vec::new();
+    for config in configs {
+        match detect::compose_file(tree, config)? {
+            Some(f) => found.push(f),
+            None => {
+                return Err(LoadError::Io(format!(
+                    "{}: not a compose file; format v1 (berth.yaml) is read from one path alone, while several paths are compose files merged in order",
+                    tree.display(config)
+                )))
+            }
+        }
+    }
+    // A file one directory leaves unread is read when it is named too.
+    let named: Vec<String> = found.iter().map(|f| f.path.clone()).collect();
+    for f in &mut found {
+        f.skipped
+            .retain(|(p, _, error)| *error || !named.contains(p));
+    }
+    Ok(project::load(tree, found, opts))
 }

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::{Mapping, Value};
 
 use super::super::diagnostic::{nearest, Diagnostic, Location, Severity};
-use super::super::load::{kind, parse_file, Ctx, Entry, LoadOptions, Loaded, Merged};
+use super::super::limits::MAX_TOTAL_YAML_BYTES;
+use super::super::load::{kind, parse_file, Ctx, Entry, LoadOptions, Loaded, Merged, SourceFile};
 use super::super::location::KeyPath;
 use super::super::spec::*;
 use super::super::tree::{parent_dir, RepoTree};
@@ -17,41 +18,74 @@ use super::files::Files;
 use super::service::{self, Scope, DEFAULT_NETWORK};
 use super::{job, keys, variables, yaml};
 
-/// Reads and compiles the compose file `found`.
-pub(crate) fn load(tree: &dyn RepoTree, found: Found, opts: &LoadOptions) -> Loaded {
+/// Reads and compiles the compose files `found`, merged in order when there are
+/// several.
+pub(crate) fn load(tree: &dyn RepoTree, found: Vec<Found>, opts: &LoadOptions) -> Loaded {
     let mut ctx = Ctx::new(tree, opts);
-    for (path, why, is_error) in &found.skipped {
-        ctx.diags.push(Diagnostic {
-            severity: if *is_error {
-                Severity::Error
-            } else {
-                Severity::Warning
-            },
-            location: Location {
-                file: tree.display(path),
-                line: 1,
-                col: 1,
-            },
-            path: String::new(),
-            message: format!("not read: {why}"),
-            source_line: None,
-            source_col: 0,
-        });
+    let first = found.first().map(|f| f.path.clone()).unwrap_or_default();
+    let mut docs = Vec::new();
+    let mut total = 0usize;
+    let mut unread = false;
+    for f in found {
+        for (path, why, is_error) in &f.skipped {
+            ctx.diags.push(Diagnostic {
+                severity: if *is_error {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                location: Location {
+                    file: tree.display(path),
+                    line: 1,
+                    col: 1,
+                },
+                path: String::new(),
+                message: format!("not read: {why}"),
+                source_line: None,
+                source_col: 0,
+            });
+        }
+        if f.skipped.iter().any(|(p, _, e)| *e && *p == f.path) {
+            unread = true;
+            continue;
+        }
+        total = total.saturating_add(f.bytes.len());
+        if total > MAX_TOTAL_YAML_BYTES {
+            ctx.diags.push(Diagnostic {
+                severity: Severity::Error,
+                location: Location {
+                    file: tree.display(&f.path),
+                    line: 1,
+                    col: 1,
+                },
+                path: String::new(),
+                message: format!(
+                    "not read: the project's files hold more than {} MiB together; trim them",
+                    MAX_TOTAL_YAML_BYTES >> 20
+                ),
+                source_line: None,
+                source_col: 0,
+            });
+            unread = true;
+            break;
+        }
+        match parse_file(&mut ctx, &f.path, f.bytes, true) {
+            Some(doc) => docs.push(doc),
+            None => unread = true,
+        }
     }
-    let unread = found.skipped.iter().any(|(p, _, e)| *e && *p == found.path);
-    let spec = (!unread)
-        .then(|| parse_file(&mut ctx, &found.path, found.bytes, true))
-        .flatten()
-        .and_then(|(file, map)| compile(&mut ctx, file, map, &found.path));
+    let spec = (!unread && !docs.is_empty())
+        .then(|| compile(&mut ctx, docs, &first))
+        .flatten();
     let diagnostics = ctx.finish();
     let spec = if diagnostics.has_errors() { None } else { spec };
     Loaded { spec, diagnostics }
 }
 
-fn compile(ctx: &mut Ctx, file: usize, map: Mapping, path: &str) -> Option<Spec> {
+fn compile(ctx: &mut Ctx, docs: Vec<(usize, Mapping)>, path: &str) -> Option<Spec> {
     let before = ctx.diags.len();
     let mut expanded = Expanded::default();
-    let spec = compile_expanded(ctx, file, map, path, &mut expanded);
+    let spec = compile_expanded(ctx, docs, path, &mut expanded);
     // A value whose interpolation failed is reported once, not again by its reader.
     let mut i = 0;
     ctx.diags.retain(|d| {
@@ -79,31 +113,68 @@ struct Expanded {
 
 fn compile_expanded(
     ctx: &mut Ctx,
-    file: usize,
-    map: Mapping,
+    docs: Vec<(usize, Mapping)>,
     path: &str,
     expanded: &mut Expanded,
 ) -> Option<Spec> {
     let root = KeyPath::root();
-    let mut doc = Value::Mapping(map);
-    // Read with its merges resolved, unless one names no mapping.
-    let resolved = ctx.files[file].merged;
-    if let Err(e) = if resolved {
-        Ok(())
-    } else {
-        yaml::resolve_merges(&mut doc)
-    } {
-        ctx.error(file, &root, e);
-        return None;
+    let first = docs.first().map(|(f, _)| *f)?;
+    let several = docs.len() > 1;
+    let mut prepared = Vec::new();
+    for (file, map) in docs {
+        let mut doc = Value::Mapping(map);
+        // Read with its merges resolved, unless one names no mapping.
+        let resolved = ctx.files[file].merged;
+        if let Err(e) = if resolved {
+            Ok(())
+        } else {
+            yaml::resolve_merges(&mut doc)
+        } {
+            ctx.error(file, &root, e);
+            return None;
+        }
+        if let Value::Mapping(map) = &mut doc {
+            yaml::drop_extensions(map);
+        }
+        prepared.push((file, doc));
     }
-    if let Value::Mapping(map) = &mut doc {
-        yaml::drop_extensions(map);
-    }
-    // The name is read as written: it says where the host's `.env` is.
-    let project = project_name(ctx, file, doc.get("name"), path);
-    (expanded.secrets, expanded.failed) =
-        variables::expand(ctx, file, &mut doc, project.as_deref(), path);
+    // The name is read as written, the last file's winning: it says where the host's
+    // `.env` is.
+    let named = prepared.iter().rev().find_map(|(f, d)| {
+        d.get("name")
+            .filter(|n| !several || !is_reset(n))
+            .map(|n| (*f, untag(n)))
+    });
+    let project = match &named {
+        Some((f, n)) => project_name(ctx, *f, Some(n), path),
+        None => project_name(ctx, first, None, path),
+    };
+    let failed;
+    (expanded.secrets, failed) = variables::expand(ctx, &mut prepared, project.as_deref(), path);
     expanded.mark = ctx.diags.len();
+    // `!reset` and `!override` in one file alone: the file is its own merge.
+    let tagged = prepared.iter().any(|(_, d)| super::merge::has_tags(d));
+    let (file, doc) = if several || tagged {
+        let (doc, origins) = super::merge::merge(prepared);
+        expanded.failed = origins.merged_paths(&failed);
+        let merged = ctx.files.len();
+        let (name, dir) = {
+            let f = &ctx.files[first];
+            (f.name.clone(), f.dir.clone())
+        };
+        ctx.files.push(SourceFile {
+            name,
+            dir,
+            text: String::new(),
+            index: Default::default(),
+            merged: true,
+        });
+        ctx.merged = Some((merged, origins));
+        (merged, doc)
+    } else {
+        expanded.failed = failed.into_iter().map(|(_, p)| p).collect();
+        prepared.pop()?
+    };
     let Value::Mapping(map) = doc else {
         return None;
     };
@@ -309,7 +380,21 @@ fn compile_expanded(
     })
 }
 
-/// The project name: `name:`, else the name of the directory holding the file, made
+/// True for a value written `!reset`.
+fn is_reset(v: &Value) -> bool {
+    matches!(v, Value::Tagged(t) if t.tag == "reset")
+}
+
+/// A value without its `!override` tag.
+fn untag(v: &Value) -> Value {
+    match v {
+        Value::Tagged(t) if t.tag == "override" => t.value.clone(),
+        v => v.clone(),
+    }
+}
+
+/// The project name: `name:`, else `--project`, else the name of the directory holding
+/// the first file, made
 /// lowercase and stripped to `[a-z0-9_-]` as compose does. At the repository root the
 /// directory's name is not part of the commit, so `name:` is needed there.
 fn project_name(ctx: &mut Ctx, file: usize, name: Option<&Value>, path: &str) -> Option<String> {
@@ -338,17 +423,26 @@ fn project_name(ctx: &mut Ctx, file: usize, name: Option<&Value>, path: &str) ->
             );
             None
         }
+        None if ctx.opts.project.is_some() => {
+            let p = ctx.opts.project.clone().unwrap_or_default();
+            if valid_name(&p, 31, &[]) {
+                Some(p)
+            } else {
+                ctx.error(file, &KeyPath::root(), format!("--project `{p}` is not supported; berth needs {rule} (it prefixes every container, network and volume)"));
+                None
+            }
+        }
         None => {
             let dir = parent_dir(path);
             let Some(last) = dir.rsplit('/').next().filter(|d| !d.is_empty()) else {
-                ctx.error(file, &KeyPath::root(), "`name` is missing; at the repository's root the project name cannot come from a directory: add e.g. `name: shop` (it prefixes every container, network and volume)");
+                ctx.error(file, &KeyPath::root(), "`name` is missing; at the repository's root the project name cannot come from a directory: add e.g. `name: shop` (it prefixes every container, network and volume), or give `--project shop`");
                 return None;
             };
             let normalised = normalise(last);
             if valid_name(&normalised, 31, &[]) {
                 Some(normalised)
             } else {
-                ctx.error(file, &KeyPath::root(), format!("the project name `{normalised}` taken from the directory `{dir}` is not supported; berth needs {rule}: add `name:` to the file"));
+                ctx.error(file, &KeyPath::root(), format!("the project name `{normalised}` taken from the directory `{dir}` is not supported; berth needs {rule}: add `name:` to the file or give `--project`"));
                 None
             }
         }

@@ -83,7 +83,7 @@ fn project_names() {
     assert_eq!(l.spec.unwrap().project, "shop");
     let root = load_files(&[("compose.yaml", HEAD)], "");
     let errs: Vec<String> = root.diagnostics.errors().map(|d| d.headline()).collect();
-    assert_eq!(errs, ["compose.yaml:1:1: error: `name` is missing; at the repository's root the project name cannot come from a directory: add e.g. `name: shop` (it prefixes every container, network and volume)"]);
+    assert_eq!(errs, ["compose.yaml:1:1: error: `name` is missing; at the repository's root the project name cannot come from a directory: add e.g. `name: shop` (it prefixes every container, network and volume), or give `--project shop`"]);
 }
 
 #[test]

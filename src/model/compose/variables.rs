@@ -121,21 +121,45 @@ const MAX_FOUND: usize = 2 * crate::model::limits::MAX_DIAGNOSTICS;
 /// paths of the values whose interpolation failed with an error.
 pub(crate) fn expand(
     ctx: &mut Ctx,
-    file: usize,
-    doc: &mut Value,
+    docs: &mut [(usize, Value)],
     project: Option<&str>,
     path: &str,
-) -> (Vec<String>, Vec<KeyPath>) {
-    let committed = read_committed(ctx, file, path);
-    let host = project.and_then(|p| read_host(ctx, file, p));
+) -> (Vec<String>, Vec<(usize, KeyPath)>) {
+    let Some(first) = docs.first().map(|(f, _)| *f) else {
+        return (Vec::new(), Vec::new());
+    };
+    let committed = read_committed(ctx, first, path);
+    let host = project.and_then(|p| read_host(ctx, first, p));
     let lookup = Lookup::new(host.as_ref(), committed.as_ref());
-    let host_read = ctx.opts.host_env.is_some();
     let mut secrets = Vec::new();
-    let mut found = Vec::new();
     let mut failed = Vec::new();
-    // What interpolation may add to the file as a whole: each value is capped by the
+    // What interpolation may add to the files as a whole: each value is capped by the
     // engine, but a file of many references to one long variable is not.
     let mut budget = MAX_TEXT_BYTES;
+    for (file, doc) in docs.iter_mut() {
+        for p in expand_doc(ctx, *file, doc, &lookup, &mut budget, &mut secrets) {
+            failed.push((*file, p));
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort();
+    secrets.dedup();
+    (secrets, failed)
+}
+
+/// Interpolates one file of the project with the project's variables; returns the
+/// paths whose interpolation failed.
+fn expand_doc(
+    ctx: &mut Ctx,
+    file: usize,
+    doc: &mut Value,
+    lookup: &Lookup,
+    budget: &mut u64,
+    secrets: &mut Vec<String>,
+) -> Vec<KeyPath> {
+    let host_read = ctx.opts.host_env.is_some();
+    let mut found = Vec::new();
+    let mut failed = Vec::new();
     let mut over_budget = None;
     yaml::visit_strings(doc, &KeyPath::root(), &mut |kp, segments, value| {
         if segments == ["name"] {
@@ -146,12 +170,12 @@ pub(crate) fn expand(
             if over_budget.is_some() {
                 return;
             }
-            match interpolate(text, &lookup) {
-                Ok(done) if done.value.len() as u64 > budget => {
+            match interpolate(text, lookup) {
+                Ok(done) if done.value.len() as u64 > *budget => {
                     over_budget = Some(kp());
                 }
                 Ok(done) => {
-                    budget -= done.value.len() as u64;
+                    *budget -= done.value.len() as u64;
                     let image = matches!(segments, [s, _, i] if s == "services" && i == "image");
                     // Diagnostics beyond the cap are not shown: keep no more, but
                     // always one for an image, whose unset variable is an error.
@@ -234,10 +258,7 @@ pub(crate) fn expand(
         );
         failed.push(path);
     }
-    secrets.retain(|s| !s.is_empty());
-    secrets.sort();
-    secrets.dedup();
-    (secrets, failed)
+    failed
 }
 
 /// A finding of the walk, reported once the walk is over.
