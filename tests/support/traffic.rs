@@ -210,10 +210,9 @@ services:
 /// The options of the `api` route's `reverse_proxy` block of the reference Caddyfile
 /// (`desired/Caddyfile`), so that what is proven is the configuration users copy.
 fn reference_proxy_options() -> String {
-    let reference = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("desired/Caddyfile"),
-    )
-    .unwrap();
+    let reference =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("desired/Caddyfile"))
+            .unwrap();
     let start = reference
         .find("reverse_proxy api:8000 {")
         .expect("the reference Caddyfile proxies api:8000");
