@@ -41,7 +41,9 @@ pub async fn run(args: &AdoptArgs) -> u8 {
         &args.host,
         &c.state_dir,
         exit::USAGE,
-        Some(&args.project),
+        // The operator's `--project` checks the file's project; it never names it, so
+        // that a typo cannot take over another compose project under this file.
+        None,
     ) {
         Ok(x) => x,
         Err(code) => return code,
