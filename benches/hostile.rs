@@ -177,7 +177,7 @@ fn main() {
         floor.rss_kib as f64 / reference.rss_kib as f64,
     );
     println!(
-        "| reference stack (`desired/`, valid) | 1 file | {} | {} | 1.0 | {} | 1.0 | {} |",
+        "| reference stack (`desired/`, valid) | compose project | {} | {} | 1.0 | {} | 1.0 | {} |",
         reference.code,
         ms(reference.wall),
         mib(reference.rss_kib),
