@@ -80,10 +80,10 @@ pub(crate) fn top_level(
                 continue;
             };
             match env_dir_path(&text) {
-                Some(path) => {
+                Ok(path) => {
                     out.secrets.insert(name.to_string(), path);
                 }
-                None => ctx.error(file, &p.key("file"), format!("secret file `{text}` leads out of the env directory; secrets are read from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there")),
+                Err(_) => ctx.error(file, &p.key("file"), format!("secret file `{text}` leads out of the env directory; secrets are read from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there")),
             }
             continue;
         }
@@ -123,22 +123,34 @@ pub(crate) fn top_level(
     }
 }
 
-/// A secret file's path as written: absolute, or relative inside the env directory.
-fn env_dir_path(text: &str) -> Option<PathBuf> {
+/// Why a host file named in a commit cannot be looked up in the env directory.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum EnvDirPathError {
+    /// A relative path with `..` (or a root) leads out of the directory.
+    Escapes,
+    /// Nothing but `.`.
+    Empty,
+}
+
+/// A host file named in a commit (an env file, a secret file): absolute, or relative
+/// inside the env directory, `.` dropped. Whether an absolute one lies in the directory
+/// is judged when it is read.
+pub(super) fn env_dir_path(text: &str) -> Result<PathBuf, EnvDirPathError> {
     let p = Path::new(text);
-    if p.is_absolute() {
-        return Some(p.to_path_buf());
+    if !p.is_absolute()
+        && p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(EnvDirPathError::Escapes);
     }
     let normal: PathBuf = p
         .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            Component::CurDir => None,
-            _ => Some(std::ffi::OsStr::new("..")),
-        })
+        .filter(|c| !matches!(c, Component::CurDir))
         .collect();
-    (!normal.as_os_str().is_empty() && !normal.components().any(|c| c == Component::ParentDir))
-        .then_some(normal)
+    if normal.as_os_str().is_empty() {
+        return Err(EnvDirPathError::Empty);
+    }
+    Ok(normal)
 }
 
 /// A service's `secrets` (`section` `"secrets"`) or `configs`: names, or long forms with

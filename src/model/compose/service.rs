@@ -4,7 +4,6 @@
 //! port means the same in both formats.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
@@ -809,28 +808,19 @@ fn env_file(
             good = false;
             continue;
         };
-        let rel = std::path::Path::new(&text);
-        if !text.starts_with('/')
-            && rel.components().any(|c| {
-                !matches!(
-                    c,
-                    std::path::Component::Normal(_) | std::path::Component::CurDir
-                )
-            })
-        {
-            ctx.error(file, &ip, format!("env_file `{text}` leads out of the env directory; berth reads env files from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there, e.g. `{service}.env`"));
-            good = false;
-            continue;
-        }
-        let normal: PathBuf = rel
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
-        if normal.as_os_str().is_empty() {
-            ctx.error(file, &ip, "`env_file` names no file");
-            good = false;
-            continue;
-        }
+        let normal = match super::files::env_dir_path(&text) {
+            Ok(p) => p,
+            Err(super::files::EnvDirPathError::Escapes) => {
+                ctx.error(file, &ip, format!("env_file `{text}` leads out of the env directory; berth reads env files from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there, e.g. `{service}.env`"));
+                good = false;
+                continue;
+            }
+            Err(super::files::EnvDirPathError::Empty) => {
+                ctx.error(file, &ip, "`env_file` names no file");
+                good = false;
+                continue;
+            }
+        };
         out.push(EnvFileRef {
             path: normal,
             required,
