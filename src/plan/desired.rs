@@ -144,6 +144,14 @@ fn digest(parts: &[&[u8]]) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
+/// The spec hash of a service's parts.
+fn spec_hash(parts: &SpecParts) -> String {
+    digest(&[
+        HASH_VERSION.as_bytes(),
+        &serde_json::to_vec(parts).expect("serializes"),
+    ])
+}
+
 fn digest_json<T: Serialize>(v: &T) -> String {
     digest(&[&serde_json::to_vec(v).expect("plain data serializes")])
 }
@@ -245,10 +253,7 @@ impl DesiredService {
             health,
             limits,
         };
-        let hash = digest(&[
-            HASH_VERSION.as_bytes(),
-            &serde_json::to_vec(&parts).expect("serializes"),
-        ]);
+        let hash = spec_hash(&parts);
         let volumes = spec
             .volumes
             .iter()
@@ -272,6 +277,7 @@ impl DesiredService {
     /// content is part of the hash (as a digest), so a changed secret replaces the
     /// replicas as a changed env file does.
     pub fn resolve_secrets(&mut self, env_dir: &Path) {
+        let before = self.secret_files.len();
         for m in &self.spec.volumes {
             let MountSource::Secret { name, path } = &m.source else {
                 continue;
@@ -297,10 +303,9 @@ impl DesiredService {
             self.secret_files
                 .insert(name.clone(), found.map(|(real, _)| real));
         }
-        self.hash = digest(&[
-            HASH_VERSION.as_bytes(),
-            &serde_json::to_vec(&self.parts).expect("serializes"),
-        ]);
+        if self.secret_files.len() != before {
+            self.hash = spec_hash(&self.parts);
+        }
     }
 
     /// The parts label value.
