@@ -98,10 +98,7 @@ services:
     let cat = |path: &str| docker_stdout(["exec", &name, "cat", path]);
     assert_eq!(cat("/srv/static/index.html"), "<h1>v1</h1>");
     assert_eq!(cat("/srv/static/css/site.css"), "body {}");
-    let write = std::process::Command::new("docker")
-        .args(["exec", &name, "sh", "-c", "echo x > /srv/static/index.html"])
-        .output()
-        .unwrap();
+    let write = write_in(&name, "/srv/static/index.html");
     assert!(
         String::from_utf8_lossy(&write.stderr).contains("Read-only file system"),
         "the mount is writable: {write:?}"
@@ -378,16 +375,7 @@ services:
     let cat = |path: &str| docker_stdout(["exec", &name, "cat", path]);
     assert_eq!(cat("/run/secrets/db_password"), "hunter2-first");
     assert_eq!(cat("/etc/app/app.ini"), "[app]\nmode = prod");
-    let write = std::process::Command::new("docker")
-        .args([
-            "exec",
-            &name,
-            "sh",
-            "-c",
-            "echo x > /run/secrets/db_password",
-        ])
-        .output()
-        .unwrap();
+    let write = write_in(&name, "/run/secrets/db_password");
     assert!(!write.status.success(), "the secret is writable");
     let before = inspect(&name).unwrap()["Id"].clone();
 
@@ -498,4 +486,12 @@ volumes:
         volumes.contains(&format!("{}_cache", p.name())),
         "{volumes}"
     );
+}
+
+/// Tries to write `path` inside the container `name`; the output of `docker exec`.
+fn write_in(name: &str, path: &str) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(["exec", name, "sh", "-c", &format!("echo x > {path}")])
+        .output()
+        .unwrap()
 }
