@@ -30,6 +30,18 @@ fn holder(file: &mut File) -> Option<(String, String)> {
 const UNNAMED_HOLDER_GRACE: Duration = Duration::from_secs(2);
 
 impl StateLock {
+    /// [`StateLock::acquire`] on a blocking thread, for async callers: the wait sleeps
+    /// between tries.
+    pub async fn acquire_async(
+        state_dir: std::path::PathBuf,
+        role: &'static str,
+        wait: Duration,
+    ) -> Result<Self, String> {
+        tokio::task::spawn_blocking(move || Self::acquire(&state_dir, role, wait))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     /// Takes the lock for `role` (`agent` or `apply`). A second agent beside an agent
     /// fails at once; otherwise the lock is awaited for up to `wait`, with one message
     /// on stderr saying who holds it.

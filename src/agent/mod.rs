@@ -172,12 +172,9 @@ struct Loop {
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     // An `apply` that holds the state dir is awaited; another agent is not.
     let dir = config.state_dir.clone();
-    let _lock = tokio::task::spawn_blocking(move || {
-        StateLock::acquire(&dir, "agent", Duration::from_secs(600))
-    })
-    .await
-    .map_err(|e| AgentError::Locked(e.to_string()))?
-    .map_err(AgentError::Locked)?;
+    let _lock = StateLock::acquire_async(dir, "agent", Duration::from_secs(600))
+        .await
+        .map_err(AgentError::Locked)?;
     let engine = DockerEngine::connect()
         .await
         .map_err(|e| AgentError::Setup(e.to_string()))?;

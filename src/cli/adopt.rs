@@ -20,16 +20,8 @@ pub async fn run(args: &AdoptArgs) -> u8 {
     let _lock = if args.dry_run && args.source.repo.is_none() {
         None
     } else {
-        match tokio::task::spawn_blocking(move || {
-            crate::agent::StateLock::acquire(&dir, "adopt", wait)
-        })
-        .await
-        {
-            Ok(Ok(lock)) => Some(lock),
-            Ok(Err(e)) => {
-                eprintln!("error: {e}");
-                return exit::FAILED;
-            }
+        match crate::agent::StateLock::acquire_async(dir, "adopt", wait).await {
+            Ok(lock) => Some(lock),
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::FAILED;

@@ -12,16 +12,8 @@ pub async fn run(args: &ApplyArgs) -> u8 {
     let c = &args.converge;
     // One berth at a time on a state dir: its clone, ledger and the containers it names.
     let (dir, wait) = (c.state_dir.clone(), args.lock_timeout.into());
-    let _lock = match tokio::task::spawn_blocking(move || {
-        crate::agent::StateLock::acquire(&dir, "apply", wait)
-    })
-    .await
-    {
-        Ok(Ok(lock)) => lock,
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
+    let _lock = match crate::agent::StateLock::acquire_async(dir, "apply", wait).await {
+        Ok(lock) => lock,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::FAILED;

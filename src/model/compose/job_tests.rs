@@ -6,36 +6,7 @@ use std::time::Duration;
 
 use super::super::*;
 
-fn load(yaml: &str) -> Loaded {
-    let tree = MemTree::new().with("stack/compose.yaml", yaml.as_bytes());
-    load_tree(&tree, "stack").expect("readable")
-}
-
-fn spec(yaml: &str) -> Spec {
-    let loaded = load(yaml);
-    match loaded.spec {
-        Some(s) => s,
-        None => panic!("{}", loaded.diagnostics),
-    }
-}
-
-fn errors(yaml: &str) -> Vec<String> {
-    load(yaml)
-        .diagnostics
-        .errors()
-        .map(|d| d.headline())
-        .collect()
-}
-
-fn warnings(yaml: &str) -> Vec<String> {
-    load(yaml)
-        .diagnostics
-        .0
-        .iter()
-        .filter(|d| !d.is_error())
-        .map(|d| d.headline())
-        .collect()
-}
+use super::tests::{errors, spec, warnings};
 
 /// An api and its workers on one image, a web frontend on another.
 const STACK: &str = "services:

@@ -18,7 +18,7 @@ fn load_files(files: &[(&str, &str)], config: &str) -> Loaded {
     load_tree(&tree, config).expect("readable")
 }
 
-fn spec(yaml: &str) -> Spec {
+pub(super) fn spec(yaml: &str) -> Spec {
     let loaded = load(yaml);
     match loaded.spec {
         Some(s) => s,
@@ -36,7 +36,7 @@ fn app(svc: &str) -> ServiceSpec {
     .unwrap()
 }
 
-fn errors(yaml: &str) -> Vec<String> {
+pub(super) fn errors(yaml: &str) -> Vec<String> {
     load(yaml)
         .diagnostics
         .errors()
@@ -44,7 +44,7 @@ fn errors(yaml: &str) -> Vec<String> {
         .collect()
 }
 
-fn warnings(yaml: &str) -> Vec<String> {
+pub(super) fn warnings(yaml: &str) -> Vec<String> {
     load(yaml)
         .diagnostics
         .0
