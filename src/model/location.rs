@@ -157,6 +157,12 @@ impl LocationIndex {
         merge: bool,
     ) -> Result<Read, SyntaxError> {
         let mut recv = Receiver::default();
+        // About one node per line as compose files are written: sized once, not grown
+        // through a dozen rehashes (a line holds at least one byte, so this is bounded by
+        // the file's own size).
+        recv.index
+            .at
+            .reserve(text.bytes().filter(|b| *b == b'\n').count());
         let mut builder = values.then(|| Builder {
             merge,
             ..Builder::default()

@@ -199,6 +199,14 @@ pub const NOT_YET: &[&str] = &[
 /// Top-level keys besides `services`, `volumes`, `networks` and `name`.
 pub const TOP_LEVEL_NOT_YET: &[&str] = &["include", "models"];
 
+/// The supported key spelled `key`, found by hash: every key of every service is
+/// looked up here.
+pub fn supported(key: &str) -> Option<&'static str> {
+    static BY_NAME: std::sync::LazyLock<foldhash::HashSet<&'static str>> =
+        std::sync::LazyLock::new(|| SUPPORTED.iter().map(|(k, _)| *k).collect());
+    BY_NAME.get(key).copied()
+}
+
 /// Looks a key up in a `(key, text)` list.
 pub fn lookup(list: &[(&'static str, &'static str)], key: &str) -> Option<&'static str> {
     list.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)

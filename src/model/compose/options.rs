@@ -40,18 +40,18 @@ const ULIMITS: &[&str] = &[
 const MAX_PIDS: i64 = 1 << 22;
 
 /// Reads the option keys of one service; `None` when any has an error (all reported).
-pub(super) fn compile(
+pub(super) fn compile<'m>(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
-    get: &dyn Fn(&str) -> Option<Value>,
+    get: &dyn Fn(&str) -> Option<&'m Value>,
 ) -> Option<ContainerOptions> {
     let p = |k: &str| path.key(k);
     macro_rules! read {
         ($key:literal, $default:expr, $reader:expr) => {
             match get($key) {
                 None => Some($default),
-                Some(v) => $reader(ctx, file, &p($key), &v),
+                Some(v) => $reader(ctx, file, &p($key), v),
             }
         };
     }

@@ -285,10 +285,13 @@ fn compile_expanded(
         network_names.insert(DEFAULT_NETWORK.to_string(), DEFAULT_NETWORK.to_string());
     }
 
-    let mut services = BTreeMap::new();
+    let mut services: BTreeMap<String, ServiceSpec>;
     let mut migrations = BTreeMap::new();
     let mut entries = BTreeMap::new();
     {
+        // Compiled in file order and sorted once: a service is large, and inserting each
+        // into the map would move its neighbours again and again.
+        let mut compiled = Vec::with_capacity(deployed.len());
         let scope = Scope {
             networks: &network_names,
             volumes: &volume_names,
@@ -312,9 +315,10 @@ fn compile_expanded(
                 },
             );
             if let Some(svc) = service::compile(ctx, file, n, &sp, def, &scope) {
-                services.insert(n.to_string(), svc);
+                compiled.push((n.to_string(), svc));
             }
         }
+        services = compiled.into_iter().collect();
         for (k, def) in defs {
             let Some(n) = k.as_str().filter(|n| jobs.contains(*n)) else {
                 continue;

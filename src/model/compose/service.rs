@@ -229,7 +229,7 @@ pub(crate) fn compile(
         }
     }
 
-    let options = options::compile(ctx, file, path, &|k| get(k).cloned());
+    let options = options::compile(ctx, file, path, &get);
     let options = match (options, &volumes, deploy.as_ref()) {
         (Some(o), Some((mounts, volume_tmpfs)), Some(d)) => merge_options(
             ctx,
@@ -398,24 +398,24 @@ fn sort_keys<'m>(
             *ok = false;
             continue;
         };
-        let kp = path.key(key);
+        let kp = || path.key(key);
         if key == "x-berth" {
             out.berth = Some(v);
         } else if key.starts_with("x-") {
             // Extension fields hold anchors and other tools' settings.
-        } else if let Some((name, _)) = keys::SUPPORTED.iter().find(|(n, _)| *n == key) {
+        } else if let Some(name) = keys::supported(key) {
             out.mapped.insert(name, v);
         } else if let Some(reason) = keys::lookup(keys::REFUSED, key) {
             if let Some(msg) = refused(key, v, reason) {
-                ctx.key_error(file, &kp, msg);
+                ctx.key_error(file, &kp(), msg);
                 *ok = false;
             }
         } else if let Some(reason) = keys::lookup(keys::IGNORED, key) {
             if key != "profiles" {
-                ctx.warning(file, &kp, format!("`{key}` is ignored: {reason}"));
+                ctx.warning(file, &kp(), format!("`{key}` is ignored: {reason}"));
             }
         } else if keys::NOT_YET.contains(&key) {
-            ctx.key_error(file, &kp, keys::not_yet(key));
+            ctx.key_error(file, &kp(), keys::not_yet(key));
             *ok = false;
         } else {
             let known = keys::all_service_keys();
@@ -424,7 +424,7 @@ fn sort_keys<'m>(
                 .unwrap_or_default();
             ctx.key_error(
                 file,
-                &kp,
+                &kp(),
                 format!("unknown key `{key}` in a compose service{hint}"),
             );
             *ok = false;
@@ -467,7 +467,7 @@ pub(super) fn nested<'m>(
     supported: &[&str],
     not_yet: &[&str],
     ignored: &[(&str, &str)],
-) -> Option<BTreeMap<String, &'m Value>> {
+) -> Option<BTreeMap<&'m str, &'m Value>> {
     let mut out = BTreeMap::new();
     let mut good = true;
     for (k, v) in map {
@@ -481,7 +481,7 @@ pub(super) fn nested<'m>(
             continue;
         };
         if supported.contains(&key) {
-            out.insert(key.to_string(), v);
+            out.insert(key, v);
             continue;
         }
         let kp = path.key(key);

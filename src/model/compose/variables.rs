@@ -297,6 +297,15 @@ pub(crate) fn mask(ctx: &mut Ctx, from: usize, secrets: &[String]) {
 /// The value at `schema` typed as compose types it, when it reads as that type.
 fn cast(segments: &[Cow<str>], value: &mut Value) {
     let Value::String(text) = value else { return };
+    // Most strings read as neither: leave them before matching their path.
+    let int = text.parse::<i64>().ok();
+    let boolean = ["true", "false"]
+        .iter()
+        .position(|b| text.eq_ignore_ascii_case(b))
+        .map(|i| i == 0);
+    if int.is_none() && boolean.is_none() {
+        return;
+    }
     let Some((_, to)) = CASTS.iter().find(|(pattern, _)| {
         pattern.len() == segments.len()
             && pattern
@@ -307,15 +316,8 @@ fn cast(segments: &[Cow<str>], value: &mut Value) {
         return;
     };
     let typed = match to {
-        Cast::Int => text
-            .parse::<i64>()
-            .ok()
-            .map(|n| Value::Number(Number::from(n))),
-        Cast::Bool => match text.to_ascii_lowercase().as_str() {
-            "true" => Some(Value::Bool(true)),
-            "false" => Some(Value::Bool(false)),
-            _ => None,
-        },
+        Cast::Int => int.map(|n| Value::Number(Number::from(n))),
+        Cast::Bool => boolean.map(Value::Bool),
     };
     if let Some(typed) = typed {
         *value = typed;
