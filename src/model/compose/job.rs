@@ -14,7 +14,7 @@ use super::super::load::Ctx;
 use super::super::location::KeyPath;
 use super::super::spec::*;
 use super::super::validate::{duration, string, string_list, valid_name};
-use super::service::{mapping, nested};
+use super::forms::{mapping, nested};
 
 /// The condition that makes its target a job.
 pub const COMPLETED: &str = "service_completed_successfully";
