@@ -14,15 +14,15 @@ mod environment;
 mod healthcheck;
 mod networks;
 mod ports;
+mod sort;
 mod update;
 mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
-use super::super::diagnostic::nearest;
 use super::super::image::ImageRef;
 use super::super::load::{kind, Ctx};
 use super::super::location::KeyPath;
@@ -30,10 +30,10 @@ use super::super::spec::*;
 use super::super::validate::{
     duration, integer, pinned_image, string_list, valid_name, MAX_REPLICAS,
 };
-use super::keys;
 use super::options;
 use deploy::Deploy;
 use networks::Aliases;
+use sort::sort_keys;
 
 /// What a service may refer to: the project's networks, volumes and services.
 pub struct Scope<'a> {
@@ -56,15 +56,6 @@ pub struct Scope<'a> {
 
 /// The network a service joins when it names none, as in compose.
 pub const DEFAULT_NETWORK: &str = "default";
-
-/// A service's keys, sorted by what happens to them.
-#[derive(Default)]
-struct Keys<'m> {
-    /// The keys berth maps, by their name in [`keys::SUPPORTED`].
-    mapped: BTreeMap<&'static str, &'m Value>,
-    /// `x-berth`, berth's own keys.
-    berth: Option<&'m Value>,
-}
 
 /// Maps the service `name` written at `path`; `None` when it has errors (all reported).
 pub(crate) fn compile(
@@ -120,12 +111,8 @@ pub(crate) fn compile(
     let volumes = get("volumes").map_or(Some((Vec::new(), Vec::new())), |v| {
         volumes::volumes(ctx, file, &p("volumes"), v, scope)
     });
-    let health = get("healthcheck").map_or(Some(Health::Image), |v| {
-        healthcheck::healthcheck(ctx, file, &p("healthcheck"), v)
-    });
-    if get("healthcheck").is_none() && replicas.unwrap_or(1) > 0 && !job {
-        ctx.warning(file, path, "no `healthcheck`; berth uses the image's HEALTHCHECK, and a replica of an image without one counts healthy after `deploy.update_config.monitor` of running");
-    }
+    let runs = replicas.unwrap_or(1) > 0 && !job;
+    let health = health(ctx, file, path, get("healthcheck"), runs);
     let resources = resources(
         ctx,
         file,
@@ -133,16 +120,7 @@ pub(crate) fn compile(
         (get("mem_limit"), get("cpus")),
         deploy.as_ref(),
     );
-    let stop_grace = get("stop_grace_period").map_or(Some(Duration::from_secs(10)), |v| {
-        duration(
-            ctx,
-            file,
-            &p("stop_grace_period"),
-            v,
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        )
-    });
+    let stop_grace = stop_grace(ctx, file, path, get("stop_grace_period"));
     if let Some(v) = get("restart") {
         deploy::restart(ctx, file, &p("restart"), v, job);
     }
@@ -159,19 +137,15 @@ pub(crate) fn compile(
     ok &= check_canary(ctx, file, path, name, update.as_ref(), placement.as_ref());
 
     let options = options::compile(ctx, file, path, &|k| get(k).cloned());
-    let options = match (options, &volumes, deploy.as_ref()) {
-        (Some(o), Some((mounts, volume_tmpfs)), Some(d)) => merge_options(
-            ctx,
-            file,
-            path,
-            o,
-            mounts,
-            volume_tmpfs,
-            d,
-            resources.as_ref(),
-        ),
-        _ => None,
-    };
+    let options = merge_options(
+        ctx,
+        file,
+        path,
+        options,
+        volumes.as_ref(),
+        deploy.as_ref(),
+        resources.as_ref(),
+    );
     let mut volumes = volumes.map(|(mounts, _)| mounts);
     let files = [("secrets", get("secrets")), ("configs", get("configs"))];
     ok &= file_mounts(ctx, file, path, files, scope, volumes.as_mut());
@@ -225,6 +199,39 @@ fn image(
         &path.key("image"),
         v,
         "ghcr.io/owner/app:sha-3f2c1e9",
+    )
+}
+
+/// `healthcheck`. Without one, a service that `runs` replicas (a job is not kept up)
+/// is warned that the image's own check decides.
+fn health(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    v: Option<&Value>,
+    runs: bool,
+) -> Option<Health> {
+    let Some(v) = v else {
+        if runs {
+            ctx.warning(file, path, "no `healthcheck`; berth uses the image's HEALTHCHECK, and a replica of an image without one counts healthy after `deploy.update_config.monitor` of running");
+        }
+        return Some(Health::Image);
+    };
+    healthcheck::healthcheck(ctx, file, &path.key("healthcheck"), v)
+}
+
+/// `stop_grace_period`: up to an hour between SIGTERM and SIGKILL, 10s when left out.
+fn stop_grace(ctx: &mut Ctx, file: usize, path: &KeyPath, v: Option<&Value>) -> Option<Duration> {
+    let Some(v) = v else {
+        return Some(Duration::from_secs(10));
+    };
+    duration(
+        ctx,
+        file,
+        &path.key("stop_grace_period"),
+        v,
+        Duration::ZERO,
+        Duration::from_secs(3600),
     )
 }
 
@@ -400,18 +407,19 @@ fn file_mounts(
 /// Joins what `deploy` and `volumes` say about the container options to the option
 /// keys: `deploy.resources.limits.pids`, `deploy.resources.reservations.memory` and
 /// `type: tmpfs` volumes; checks the reservation against the limit and that no path is
-/// mounted twice.
-#[allow(clippy::too_many_arguments)]
+/// mounted twice. `None` when any of them had an error, or has one with the others.
 fn merge_options(
     ctx: &mut Ctx,
     file: usize,
     path: &KeyPath,
-    mut o: ContainerOptions,
-    mounts: &[Mount],
-    volume_tmpfs: &[Tmpfs],
-    d: &Deploy,
+    options: Option<ContainerOptions>,
+    volumes: Option<&(Vec<Mount>, Vec<Tmpfs>)>,
+    deploy: Option<&Deploy>,
     resources: Option<&Resources>,
 ) -> Option<ContainerOptions> {
+    let (Some(mut o), Some((mounts, volume_tmpfs)), Some(d)) = (options, volumes, deploy) else {
+        return None;
+    };
     let mut good = true;
     let limits = path.key("deploy").key("resources");
     match (o.pids_limit, d.pids) {
@@ -469,85 +477,6 @@ fn merge_options(
         }
     }
     good.then_some(o)
-}
-
-/// Sorts the keys of a service by [`keys`]: reports refused, ignored, not-yet and
-/// unknown keys, and returns the mapped ones.
-fn sort_keys<'m>(
-    ctx: &mut Ctx,
-    file: usize,
-    path: &KeyPath,
-    map: &'m Mapping,
-    ok: &mut bool,
-) -> Keys<'m> {
-    let mut out = Keys::default();
-    for (k, v) in map {
-        let Some(key) = k.as_str() else {
-            ctx.key_error(
-                file,
-                path,
-                format!("keys must be strings, found {}", kind(k)),
-            );
-            *ok = false;
-            continue;
-        };
-        let kp = path.key(key);
-        if key == "x-berth" {
-            out.berth = Some(v);
-        } else if key.starts_with("x-") {
-            // Extension fields hold anchors and other tools' settings.
-        } else if let Some((name, _)) = keys::SUPPORTED.iter().find(|(n, _)| *n == key) {
-            out.mapped.insert(name, v);
-        } else if let Some(reason) = keys::lookup(keys::REFUSED, key) {
-            if let Some(msg) = refused(key, v, reason) {
-                ctx.key_error(file, &kp, msg);
-                *ok = false;
-            }
-        } else if let Some(reason) = keys::lookup(keys::IGNORED, key) {
-            if key != "profiles" {
-                ctx.warning(file, &kp, format!("`{key}` is ignored: {reason}"));
-            }
-        } else if keys::NOT_YET.contains(&key) {
-            ctx.key_error(file, &kp, keys::not_yet(key));
-            *ok = false;
-        } else {
-            let known = keys::all_service_keys();
-            let hint = nearest(key, &known)
-                .map(|n| format!("; did you mean `{n}`?"))
-                .unwrap_or_default();
-            ctx.key_error(
-                file,
-                &kp,
-                format!("unknown key `{key}` in a compose service{hint}"),
-            );
-            *ok = false;
-        }
-    }
-    out
-}
-
-/// The message for a refused key, or `None` when its value asks for nothing
-/// (`privileged: false`, `cap_add: []`).
-fn refused(key: &str, v: &Value, reason: &str) -> Option<String> {
-    let harmless = match v {
-        Value::Null | Value::Bool(false) => true,
-        Value::Sequence(s) => s.is_empty(),
-        Value::Mapping(m) => m.is_empty(),
-        _ => false,
-    };
-    if harmless {
-        return None;
-    }
-    let namespace = matches!(
-        key,
-        "network_mode" | "pid" | "ipc" | "userns_mode" | "uts" | "cgroup"
-    );
-    if namespace && v.as_str() != Some("host") {
-        return Some(keys::not_yet(key));
-    }
-    Some(format!(
-        "`{key}` is not allowed: it {reason}; berth lets whoever pushes to the desired state run containers, not own the host"
-    ))
 }
 
 /// `command`: a list, or a string split into words as a POSIX shell would (no
