@@ -7,8 +7,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
+use super::super::context::{kind, Ctx};
 use super::super::diagnostic::nearest;
-use super::super::load::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::spec::{Mount, MountSource};
 use super::super::tree::join_inside;

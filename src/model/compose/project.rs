@@ -6,13 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::{Mapping, Value};
 
+use super::super::context::{kind, Ctx, SourceFile};
 use super::super::diagnostic::{nearest, Diagnostic, Location, Severity};
 use super::super::limits::MAX_TOTAL_YAML_BYTES;
-use super::super::load::{kind, parse_file, Ctx, Entry, LoadOptions, Loaded, Merged, SourceFile};
+use super::super::load::{parse_file, LoadOptions, Loaded};
 use super::super::location::KeyPath;
 use super::super::spec::*;
 use super::super::tree::{parent_dir, RepoTree};
 use super::super::validate::{check_cycles, check_ports, valid_name};
+use super::super::validate::{Entry, Merged};
 use super::detect::Found;
 use super::files::Files;
 use super::objects::objects;

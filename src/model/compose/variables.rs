@@ -22,8 +22,8 @@ use std::borrow::Cow;
 
 use serde_yaml::{Number, Value};
 
+use super::super::context::{Ctx, SourceFile};
 use super::super::diagnostic::Severity;
-use super::super::load::{Ctx, SourceFile};
 use super::super::location::{KeyPath, LocationIndex};
 use super::super::tree::{join_inside, parent_dir};
 use super::interpolate::dotenv::{DotEnv, DotEnvError, Parsed};

@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_yaml::Value;
 
-use super::super::load::{Ctx, Merged};
+use super::super::context::Ctx;
 use super::super::location::KeyPath;
 use super::super::spec::ServiceSpec;
 use super::scalars::string_list;
+use super::Merged;
 
 /// A service's `depends_on`: names of other services of the project.
 pub(super) fn depends_on(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::super::load::Ctx;
+use super::super::context::Ctx;
 use super::super::location::KeyPath;
 use super::super::raw::{KnownKeys, RawHealth};
 use super::super::spec::{Health, HealthCheck};

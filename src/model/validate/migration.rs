@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::super::load::{Ctx, Entry};
+use super::super::context::Ctx;
 use super::super::location::KeyPath;
 use super::super::raw::{KnownKeys, RawMigration};
 use super::super::spec::{MigrationSpec, ServiceSpec};
 use super::scalars::{duration, string, string_list};
+use super::Entry;
 use super::{raw, valid_name};
 
 /// The migration `name` defined by `entry` at `path`; `services` are those that

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
-use super::load::{is_known, kind, Ctx, Entry, Merged};
+use super::context::{is_known, kind, Ctx};
 use super::location::KeyPath;
 use super::raw::KnownKeys;
 use super::spec::*;
@@ -33,6 +33,23 @@ pub(crate) use resources::resources;
 pub(crate) use scalars::{describe, duration, integer, scalar, string, string_list};
 pub(crate) use service::pinned_image;
 pub(crate) use update::default_update;
+
+/// The merged top level of every file: what loading reads (phase one) and these rules
+/// take.
+pub(crate) struct Merged {
+    /// `project`, with the file that set it.
+    pub project: Option<(usize, Value)>,
+    pub networks: BTreeMap<String, Entry>,
+    pub volumes: BTreeMap<String, Entry>,
+    pub services: BTreeMap<String, Entry>,
+    pub migrations: BTreeMap<String, Entry>,
+}
+
+/// A named entry (`services.api`, …) with the file that defined it.
+pub(crate) struct Entry {
+    pub file: usize,
+    pub value: Value,
+}
 
 /// The most replicas one service may ask for on one host.
 pub const MAX_REPLICAS: i64 = 1000;

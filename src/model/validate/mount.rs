@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-use super::super::load::Ctx;
+use super::super::context::Ctx;
 use super::super::location::KeyPath;
 use super::super::spec::{Mount, MountSource, VolumeSpec};
 use super::super::tree::join_inside;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
-use super::super::load::{kind, Ctx};
+use super::super::context::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::raw::{KnownKeys, RawPlacement};
 use super::super::spec::Placement;

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
-use super::super::load::{kind, Ctx, Merged};
+use super::super::context::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::spec::{PortMapping, Protocol, ServiceSpec};
 use super::scalars::{describe, scalar, string_list};
+use super::Merged;
 
 /// `expose`: container ports other services reach, `8000` or `"8000/tcp"`.
 pub(super) fn expose(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<u16>> {

@@ -2,7 +2,7 @@
 
 use serde_yaml::Value;
 
-use super::super::load::{kind, Ctx};
+use super::super::context::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::raw::{KnownKeys, RawResources};
 use super::super::spec::Resources;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+use super::super::context::{kind, Ctx};
 use super::super::diagnostic::shown;
-use super::super::load::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::units::{format_duration, parse_duration, UnitError};
 

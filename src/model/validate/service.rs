@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+use super::super::context::{kind, Ctx};
 use super::super::diagnostic::shown;
 use super::super::image::ImageRef;
-use super::super::load::{kind, Ctx, Entry};
 use super::super::location::KeyPath;
 use super::super::raw::{KnownKeys, RawService};
 use super::super::spec::*;
@@ -22,6 +22,7 @@ use super::ports::{expose, ports};
 use super::resources::resources;
 use super::scalars::{duration, integer, scalar, string, string_list};
 use super::update::{default_update, update};
+use super::Entry;
 use super::{raw, valid_name, MAX_REPLICAS};
 
 /// What a service may refer to: the project's networks, volumes and services.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
-use super::super::load::{kind, Ctx};
+use super::super::context::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::spec::{ContainerOptions, Logging};
 use super::super::validate::{describe, scalar, string, string_list};

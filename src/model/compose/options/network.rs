@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use serde_yaml::Value;
 
-use super::super::super::load::{kind, Ctx};
+use super::super::super::context::{kind, Ctx};
 use super::super::super::location::KeyPath;
 use super::super::super::validate::{scalar, string_list};
 

@@ -2,7 +2,7 @@
 
 use serde_yaml::Value;
 
-use super::super::super::load::Ctx;
+use super::super::super::context::Ctx;
 use super::super::super::location::KeyPath;
 use super::super::super::spec::Tmpfs;
 use super::super::super::units::parse_size;

@@ -3,8 +3,8 @@
 
 use serde_yaml::Value;
 
+use super::super::super::context::{kind, Ctx};
 use super::super::super::diagnostic::nearest;
-use super::super::super::load::{kind, Ctx};
 use super::super::super::location::KeyPath;
 use super::super::super::validate::string_list;
 use super::super::forms::{mapping, nested};

@@ -3,7 +3,7 @@
 
 use serde_yaml::{Mapping, Value};
 
-use super::super::super::load::Ctx;
+use super::super::super::context::Ctx;
 use super::super::super::location::KeyPath;
 use super::super::super::spec::{Placement, Resources};
 use super::super::super::validate::{describe, integer, resources, string_list, MAX_REPLICAS};

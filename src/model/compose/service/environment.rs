@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
-use super::super::super::load::{kind, Ctx};
+use super::super::super::context::{kind, Ctx};
 use super::super::super::location::KeyPath;
 use super::super::super::spec::EnvFileRef;
 use super::super::super::validate::string;

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+use super::super::context::{kind, Ctx};
 use super::super::image::ImageRef;
-use super::super::load::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::spec::*;
 use super::super::validate::{

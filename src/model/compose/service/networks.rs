@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
+use super::super::super::context::{kind, Ctx};
 use super::super::super::diagnostic::nearest;
-use super::super::super::load::{kind, Ctx};
 use super::super::super::location::KeyPath;
 use super::super::super::validate::string_list;
 use super::super::forms::nested;

@@ -3,7 +3,7 @@
 
 use serde_yaml::Value;
 
-use super::super::super::load::{kind, Ctx};
+use super::super::super::context::{kind, Ctx};
 use super::super::super::location::KeyPath;
 use super::super::super::spec::PortMapping;
 use super::super::super::validate::{describe, parse_port, scalar};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_yaml::{Mapping, Value};
 
+use super::super::super::context::{kind, Ctx};
 use super::super::super::diagnostic::nearest;
-use super::super::super::load::{kind, Ctx};
 use super::super::super::location::KeyPath;
 use super::super::keys;
 

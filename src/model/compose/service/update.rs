@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
 
-use super::super::super::load::Ctx;
+use super::super::super::context::Ctx;
 use super::super::super::location::KeyPath;
 use super::super::super::spec::{OnFailure, UpdateOrder, UpdatePolicy};
 use super::super::super::validate::{default_update, describe, duration, integer, string};
