@@ -2,11 +2,13 @@
 //! No tokio and no I/O beyond reading the files handed to it.
 
 pub mod compose;
+mod context;
 pub mod diagnostic;
 pub mod host_path;
 pub mod image;
 pub mod limits;
 pub mod load;
+mod load_options;
 pub mod location;
 pub mod raw;
 pub mod repo_mount;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::load::Ctx;
+use super::context::Ctx;
 use super::location::KeyPath;
 use super::spec::{MountSource, RepoDir, RepoFile};
 use super::tree::Limited;

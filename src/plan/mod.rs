@@ -54,35 +54,35 @@ impl Action {
 pub enum Step {
     /// Start a replica in an empty slot.
     Create {
-        /// The slot.
+        /// The empty slot, from 1 to the desired replicas.
         slot: u32,
     },
     /// Replace the replica in a slot with one of the desired spec.
     Replace {
-        /// The slot.
+        /// The slot whose replica is replaced.
         slot: u32,
         /// The replica being replaced.
         container: String,
     },
     /// Start a stopped replica that already has the desired spec.
     Restart {
-        /// The slot.
+        /// The slot of the stopped replica.
         slot: u32,
         /// The stopped replica.
         container: String,
     },
     /// Promote a leftover replacement that already runs the desired spec and is healthy.
     Adopt {
-        /// The slot.
+        /// The slot that lost its replica and now takes the replacement.
         slot: u32,
-        /// The replacement.
+        /// The replacement, started by an earlier rollout.
         container: String,
     },
     /// Remove a container (extra slot, duplicate, leftover, removed service).
     Remove {
-        /// The slot.
+        /// The slot the container leaves.
         slot: u32,
-        /// The container.
+        /// The container's name.
         container: String,
     },
 }
@@ -90,7 +90,7 @@ pub enum Step {
 /// The plan for one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServicePlan {
-    /// The service.
+    /// The service's name.
     pub service: String,
     /// The action that sums the steps up.
     pub action: Action,
@@ -109,7 +109,7 @@ pub struct ServicePlan {
 /// What `berth apply` would do to a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// The project.
+    /// The project's name.
     pub project: String,
     /// One entry per service, desired or observed, by name.
     pub services: Vec<ServicePlan>,
@@ -198,6 +198,8 @@ fn rank(c: &ObservedContainer, hash: &str) -> (bool, bool, bool, bool, i64) {
     )
 }
 
+/// The plan for a desired service from its containers: slots 1 to the desired
+/// replicas are filled, corrected or kept; containers in any other slot are removed.
 fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> ServicePlan {
     let want = d.spec.replicas;
     let mut slots: BTreeMap<u32, Vec<&ObservedContainer>> = BTreeMap::new();
@@ -205,132 +207,33 @@ fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> Servic
         slots.entry(c.slot).or_default().push(c);
     }
     let mut steps = Vec::new();
-    let mut reasons: Vec<String> = Vec::new();
-    let add_reason = |r: String, reasons: &mut Vec<String>| {
-        if !reasons.contains(&r) {
-            reasons.push(r);
-        }
-    };
+    let mut reasons = Reasons::default();
     let mut missing = 0;
-    let mut extra = 0;
     for slot in 1..=want {
-        let Some(list) = slots.get_mut(&slot) else {
-            steps.push(Step::Create { slot });
-            missing += 1;
-            continue;
-        };
-        list.sort_by_key(|c| std::cmp::Reverse(rank(c, &d.hash)));
-        let keep = list[0];
-        for other in &list[1..] {
-            // A leftover replacement beside a replica is removed: the rollout that made
-            // it will be redone from the current desired state.
-            steps.push(Step::Remove {
-                slot,
-                container: other.name.clone(),
-            });
-            let why = if other.role == Role::Candidate {
-                format!("leftover replacement {} removed", other.name)
-            } else {
-                format!("duplicate replica {} in slot {slot} removed", other.name)
-            };
-            add_reason(why, &mut reasons);
-        }
-        if keep.role == Role::Candidate {
-            // No replica left in this slot, only a replacement: promote it when it is
-            // the desired spec and healthy, otherwise start over.
-            if keep.spec_hash == d.hash
-                && keep.is_up()
-                && matches!(keep.health, HealthState::Healthy | HealthState::None)
-            {
-                steps.push(Step::Adopt {
-                    slot,
-                    container: keep.name.clone(),
-                });
-                add_reason(
-                    format!("replacement {} promoted to slot {slot}", keep.name),
-                    &mut reasons,
-                );
-            } else {
-                steps.push(Step::Remove {
-                    slot,
-                    container: keep.name.clone(),
-                });
+        match slots.get_mut(&slot) {
+            None => {
                 steps.push(Step::Create { slot });
                 missing += 1;
             }
-            continue;
-        }
-        if keep.spec_hash != d.hash {
-            steps.push(Step::Replace {
-                slot,
-                container: keep.name.clone(),
-            });
-            let change = keep
-                .parts
-                .as_deref()
-                .and_then(|p| serde_json::from_str::<SpecParts>(p).ok())
-                .map(|old| describe_change(&old, &d.parts))
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| vec!["container spec changed".to_string()]);
-            for r in change {
-                add_reason(r, &mut reasons);
-            }
-        } else if !keep.is_up() {
-            steps.push(Step::Restart {
-                slot,
-                container: keep.name.clone(),
-            });
-            let why = match keep.state {
-                RunState::Exited(Some(code)) => format!("{} exited with code {code}", keep.name),
-                RunState::Created => format!("{} was never started", keep.name),
-                RunState::Paused => format!("{} is paused", keep.name),
-                _ => format!("{} is not running", keep.name),
-            };
-            add_reason(why, &mut reasons);
+            Some(list) => missing += plan_slot(d, slot, list, &mut steps, &mut reasons),
         }
     }
     if missing > 0 && !containers.is_empty() {
-        let r = if missing == 1 {
-            let slot = steps.iter().find_map(|s| match s {
-                Step::Create { slot } => Some(*slot),
-                _ => None,
-            });
-            format!("replica {} missing", slot.unwrap_or_default())
-        } else {
-            format!("{missing} replicas missing")
-        };
-        add_reason(r, &mut reasons);
+        reasons.add(missing_reason(missing, &steps));
     }
-    let mut removals: Vec<(u32, &ObservedContainer)> = slots
-        .iter()
-        .filter(|(s, _)| **s == 0 || **s > want)
-        .flat_map(|(s, list)| list.iter().map(move |c| (*s, *c)))
-        .collect();
-    // Highest slots go first.
-    removals.sort_by_key(|(s, c)| (std::cmp::Reverse(*s), c.name.clone()));
-    for (slot, c) in removals {
-        steps.push(Step::Remove {
-            slot,
-            container: c.name.clone(),
-        });
-        extra += 1;
-    }
+    let extra = remove_extra(&slots, want, &mut steps);
     if extra > 0 {
-        add_reason(
-            format!(
-                "scale {} → {want}",
-                containers
-                    .iter()
-                    .filter(|c| c.role == Role::Replica)
-                    .map(|c| c.slot)
-                    .collect::<BTreeSet<_>>()
-                    .len()
-            ),
-            &mut reasons,
-        );
+        let running_slots = containers
+            .iter()
+            .filter(|c| c.role == Role::Replica)
+            .map(|c| c.slot)
+            .collect::<BTreeSet<_>>()
+            .len();
+        reasons.add(format!("scale {running_slots} → {want}"));
     }
-    let has = |f: fn(&Step) -> bool| steps.iter().any(f);
-    let action = if containers.is_empty() && want > 0 {
+    let mut reasons = reasons.0;
+    let action = summarise(&steps, containers.is_empty() && want > 0);
+    if action == Action::Create {
         reasons.insert(
             0,
             format!(
@@ -339,18 +242,7 @@ fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> Servic
                 image_short(d)
             ),
         );
-        Action::Create
-    } else if has(|s| matches!(s, Step::Replace { .. })) {
-        Action::Replace
-    } else if has(|s| matches!(s, Step::Restart { .. } | Step::Adopt { .. })) {
-        Action::Restart
-    } else if has(|s| matches!(s, Step::Create { .. })) {
-        Action::ScaleUp
-    } else if has(|s| matches!(s, Step::Remove { .. })) {
-        Action::ScaleDown
-    } else {
-        Action::InSync
-    };
+    }
     ServicePlan {
         service: d.spec.name.clone(),
         action,
@@ -362,6 +254,150 @@ fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> Servic
             .count() as u32,
         image: Some(d.spec.image.full.clone()),
         steps,
+    }
+}
+
+/// Why a plan is what it is, each reason once, in the order found.
+#[derive(Default)]
+struct Reasons(Vec<String>);
+
+impl Reasons {
+    fn add(&mut self, reason: String) {
+        if !self.0.contains(&reason) {
+            self.0.push(reason);
+        }
+    }
+}
+
+/// The steps for one occupied slot of the desired replicas: the best container of
+/// `list` is kept (and replaced or restarted when it must be), the others removed.
+/// Returns 1 when the slot ends up to be filled anew, else 0.
+fn plan_slot(
+    d: &DesiredService,
+    slot: u32,
+    list: &mut [&ObservedContainer],
+    steps: &mut Vec<Step>,
+    reasons: &mut Reasons,
+) -> u32 {
+    list.sort_by_key(|c| std::cmp::Reverse(rank(c, &d.hash)));
+    let keep = list[0];
+    for other in &list[1..] {
+        // A leftover replacement beside a replica is removed: the rollout that made
+        // it will be redone from the current desired state.
+        steps.push(Step::Remove {
+            slot,
+            container: other.name.clone(),
+        });
+        let why = if other.role == Role::Candidate {
+            format!("leftover replacement {} removed", other.name)
+        } else {
+            format!("duplicate replica {} in slot {slot} removed", other.name)
+        };
+        reasons.add(why);
+    }
+    if keep.role == Role::Candidate {
+        // No replica left in this slot, only a replacement: promote it when it is
+        // the desired spec and healthy, otherwise start over.
+        if keep.spec_hash == d.hash
+            && keep.is_up()
+            && matches!(keep.health, HealthState::Healthy | HealthState::None)
+        {
+            steps.push(Step::Adopt {
+                slot,
+                container: keep.name.clone(),
+            });
+            reasons.add(format!("replacement {} promoted to slot {slot}", keep.name));
+            return 0;
+        }
+        steps.push(Step::Remove {
+            slot,
+            container: keep.name.clone(),
+        });
+        steps.push(Step::Create { slot });
+        return 1;
+    }
+    if keep.spec_hash != d.hash {
+        steps.push(Step::Replace {
+            slot,
+            container: keep.name.clone(),
+        });
+        let change = keep
+            .parts
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<SpecParts>(p).ok())
+            .map(|old| describe_change(&old, &d.parts))
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| vec!["container spec changed".to_string()]);
+        for r in change {
+            reasons.add(r);
+        }
+    } else if !keep.is_up() {
+        steps.push(Step::Restart {
+            slot,
+            container: keep.name.clone(),
+        });
+        let why = match keep.state {
+            RunState::Exited(Some(code)) => format!("{} exited with code {code}", keep.name),
+            RunState::Created => format!("{} was never started", keep.name),
+            RunState::Paused => format!("{} is paused", keep.name),
+            _ => format!("{} is not running", keep.name),
+        };
+        reasons.add(why);
+    }
+    0
+}
+
+/// "replica N missing" for one slot to fill, the count for several.
+fn missing_reason(missing: u32, steps: &[Step]) -> String {
+    if missing == 1 {
+        let slot = steps.iter().find_map(|s| match s {
+            Step::Create { slot } => Some(*slot),
+            _ => None,
+        });
+        format!("replica {} missing", slot.unwrap_or_default())
+    } else {
+        format!("{missing} replicas missing")
+    }
+}
+
+/// Removes every container of a slot outside 1 to `want`, highest slots first;
+/// returns how many.
+fn remove_extra(
+    slots: &BTreeMap<u32, Vec<&ObservedContainer>>,
+    want: u32,
+    steps: &mut Vec<Step>,
+) -> usize {
+    let mut removals: Vec<(u32, &ObservedContainer)> = slots
+        .iter()
+        .filter(|(s, _)| **s == 0 || **s > want)
+        .flat_map(|(s, list)| list.iter().map(move |c| (*s, *c)))
+        .collect();
+    removals.sort_by_key(|(s, c)| (std::cmp::Reverse(*s), c.name.clone()));
+    for (slot, c) in &removals {
+        steps.push(Step::Remove {
+            slot: *slot,
+            container: c.name.clone(),
+        });
+    }
+    removals.len()
+}
+
+/// The action that sums `steps` up; `creates` when the service has no container yet
+/// and wants some.
+fn summarise(steps: &[Step], creates: bool) -> Action {
+    let has = |f: fn(&Step) -> bool| steps.iter().any(f);
+    if creates {
+        Action::Create
+    } else if has(|s| matches!(s, Step::Replace { .. })) {
+        Action::Replace
+    } else if has(|s| matches!(s, Step::Restart { .. } | Step::Adopt { .. })) {
+        Action::Restart
+    } else if has(|s| matches!(s, Step::Create { .. })) {
+        Action::ScaleUp
+    } else if has(|s| matches!(s, Step::Remove { .. })) {
+        Action::ScaleDown
+    } else {
+        Action::InSync
     }
 }
 

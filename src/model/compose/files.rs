@@ -7,14 +7,14 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
+use super::super::context::{kind, Ctx};
 use super::super::diagnostic::nearest;
-use super::super::load::{kind, Ctx};
 use super::super::location::KeyPath;
 use super::super::spec::{Mount, MountSource};
 use super::super::tree::join_inside;
 use super::super::validate::{describe, string};
+use super::forms::{mapping, nested};
 use super::keys::not_yet as keys_not_yet;
-use super::service::{mapping, nested};
 
 /// The top-level `secrets` and `configs`: what a service may mount.
 #[derive(Debug, Default)]

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
 
+use super::super::context::Ctx;
 use super::super::diagnostic::nearest;
-use super::super::load::Ctx;
 use super::super::location::KeyPath;
 use super::super::spec::*;
 use super::super::validate::{duration, string, string_list, valid_name};
-use super::service::{mapping, nested};
+use super::forms::{mapping, nested};
 
 /// The condition that makes its target a job.
 pub const COMPLETED: &str = "service_completed_successfully";

@@ -2,18 +2,22 @@
 //! validated [`Spec`](super::Spec) as format v1.
 //!
 //! [`detect`] decides whether a desired-state path is a compose file, [`project`] reads
-//! the top level (name, volumes, networks), [`service`] maps each service, [`job`] makes
-//! the services others wait to complete into migrations, and [`keys`]
-//! is the table of what happens to every service key; [`interpolate`] expands
-//! `${VAR}` from the host's and the committed `.env`, and [`variables`] applies it to
-//! the file. [`render`] writes a validated spec back as a compose file.
+//! the top level (name, sections; `objects` the volumes and networks), [`service`] maps
+//! each service (`options` its container options, [`files`] its secrets and configs),
+//! [`job`] makes the services others wait to complete into migrations, and [`keys`]
+//! is the table of what happens to every service key; `forms` reads the shapes compose
+//! writes values in. [`interpolate`] expands `${VAR}` from the host's and the committed
+//! `.env`, [`variables`] applies it to the files, and [`merge`] merges several files into
+//! one. [`render`] writes a validated spec back as a compose file.
 
 pub mod detect;
 pub mod files;
+mod forms;
 pub mod interpolate;
 pub mod job;
 pub mod keys;
 pub mod merge;
+mod objects;
 mod options;
 pub mod project;
 pub mod render;

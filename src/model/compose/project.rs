@@ -6,15 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::{Mapping, Value};
 
+use super::super::context::{kind, Ctx, SourceFile};
 use super::super::diagnostic::{nearest, Diagnostic, Location, Severity};
 use super::super::limits::MAX_TOTAL_YAML_BYTES;
-use super::super::load::{kind, parse_file, Ctx, Entry, LoadOptions, Loaded, Merged, SourceFile};
+use super::super::load::{parse_file, LoadOptions, Loaded};
 use super::super::location::KeyPath;
 use super::super::spec::*;
 use super::super::tree::{parent_dir, RepoTree};
 use super::super::validate::{check_cycles, check_ports, valid_name};
+use super::super::validate::{Entry, Merged};
 use super::detect::Found;
 use super::files::Files;
+use super::objects::objects;
 use super::service::{self, Scope, DEFAULT_NETWORK};
 use super::{job, keys, variables, yaml};
 
@@ -111,6 +114,22 @@ struct Expanded {
     mark: usize,
 }
 
+/// The top-level sections a compose file may hold.
+const SECTIONS: [&str; 5] = ["services", "volumes", "networks", "secrets", "configs"];
+
+/// The services of the project by what becomes of them.
+#[derive(Default)]
+struct Kinds {
+    /// Kept up: replicas with a rolling update.
+    deployed: BTreeSet<String>,
+    /// Left out for their `profiles`.
+    left_out: BTreeSet<String>,
+    /// Run to completion once per image before the services they gate.
+    jobs: BTreeSet<String>,
+}
+
+/// [`compile`] with its bookkeeping in `expanded`: every file prepared, named and
+/// interpolated, merged into one document, and its sections compiled.
 fn compile_expanded(
     ctx: &mut Ctx,
     docs: Vec<(usize, Mapping)>,
@@ -120,24 +139,7 @@ fn compile_expanded(
     let root = KeyPath::root();
     let first = docs.first().map(|(f, _)| *f)?;
     let several = docs.len() > 1;
-    let mut prepared = Vec::new();
-    for (file, map) in docs {
-        let mut doc = Value::Mapping(map);
-        // Read with its merges resolved, unless one names no mapping.
-        let resolved = ctx.files[file].merged;
-        if let Err(e) = if resolved {
-            Ok(())
-        } else {
-            yaml::resolve_merges(&mut doc)
-        } {
-            ctx.error(file, &root, e);
-            return None;
-        }
-        if let Value::Mapping(map) = &mut doc {
-            yaml::drop_extensions(map);
-        }
-        prepared.push((file, doc));
-    }
+    let mut prepared = prepare(ctx, docs)?;
     // The name is read as written, the last file's winning: it says where the host's
     // `.env` is.
     let named = prepared.iter().rev().find_map(|(f, d)| {
@@ -152,82 +154,11 @@ fn compile_expanded(
     let failed;
     (expanded.secrets, failed) = variables::expand(ctx, &mut prepared, project.as_deref(), path);
     expanded.mark = ctx.diags.len();
-    // `!reset` and `!override` in one file alone: the file is its own merge.
-    let tagged = prepared.iter().any(|(_, d)| super::merge::has_tags(d));
-    let (file, doc) = if several || tagged {
-        let (doc, origins) = super::merge::merge(prepared);
-        expanded.failed = origins.merged_paths(&failed);
-        let merged = ctx.files.len();
-        let (name, dir) = {
-            let f = &ctx.files[first];
-            (f.name.clone(), f.dir.clone())
-        };
-        ctx.files.push(SourceFile {
-            name,
-            dir,
-            text: String::new(),
-            index: Default::default(),
-            merged: true,
-        });
-        ctx.merged = Some((merged, origins));
-        (merged, doc)
-    } else {
-        expanded.failed = failed.into_iter().map(|(_, p)| p).collect();
-        prepared.pop()?
-    };
+    let (file, doc) = merge_files(ctx, prepared, first, failed, expanded)?;
     let Value::Mapping(map) = doc else {
         return None;
     };
-
-    let mut sections: BTreeMap<&str, Mapping> = BTreeMap::new();
-    for (k, v) in map {
-        let Some(key) = k.as_str() else {
-            ctx.key_error(
-                file,
-                &root,
-                format!("keys must be strings, found {}", kind(&k)),
-            );
-            continue;
-        };
-        let kp = root.key(key);
-        match key {
-            "version" => ctx.warning(file, &kp, "`version` is obsolete and ignored"),
-            "name" => {}
-            "services" | "volumes" | "networks" | "secrets" | "configs" => match v {
-                Value::Mapping(m) => {
-                    let section = ["services", "volumes", "networks", "secrets", "configs"]
-                        .into_iter()
-                        .find(|s| *s == key)
-                        .expect("matched above");
-                    sections.insert(section, m);
-                }
-                Value::Null => {}
-                other => ctx.error(
-                    file,
-                    &kp,
-                    format!(
-                        "`{key}` must be a mapping of names to definitions; found {}",
-                        kind(&other)
-                    ),
-                ),
-            },
-            k if keys::TOP_LEVEL_NOT_YET.contains(&k) => ctx.key_error(file, &kp, keys::not_yet(k)),
-            k => {
-                let known = [
-                    "version", "name", "services", "volumes", "networks", "secrets", "configs",
-                    "include", "models",
-                ];
-                let hint = nearest(k, &known)
-                    .map(|n| format!("; did you mean `{n}`?"))
-                    .unwrap_or_default();
-                ctx.key_error(
-                    file,
-                    &kp,
-                    format!("unknown top-level key `{k}` in a compose file{hint}"),
-                );
-            }
-        }
-    }
+    let sections = sections(ctx, file, map);
 
     let (volume_names, volumes) = objects(ctx, file, sections.get("volumes"), "volumes");
     let (mut network_names, mut networks) =
@@ -246,34 +177,9 @@ fn compile_expanded(
 
     let empty = Mapping::new();
     let defs = sections.get("services").unwrap_or(&empty);
-    let mut deployed = BTreeSet::new();
-    let mut left_out = BTreeSet::new();
-    let mut jobs = BTreeSet::new();
     let waited_for = job::waited_for(defs);
-    for (k, def) in defs {
-        let Some(n) = k.as_str() else {
-            ctx.key_error(
-                file,
-                &root.key("services"),
-                format!("service names must be strings, found {}", kind(k)),
-            );
-            continue;
-        };
-        let profiled = def
-            .get("profiles")
-            .is_some_and(|p| !matches!(p, Value::Sequence(s) if s.is_empty()));
-        if job::has_migration_key(def) || (!profiled && waited_for.contains_key(n)) {
-            // A job; with `profiles` too when it names what it gates (the form of a
-            // `migrate` service run by hand with `--profile`).
-            jobs.insert(n.to_string());
-        } else if profiled {
-            ctx.warning(file, &root.key("services").key(n).key("profiles"), format!("service `{n}` has `profiles` and is left out, as compose does when no profile is active"));
-            left_out.insert(n.to_string());
-        } else {
-            deployed.insert(n.to_string());
-        }
-    }
-    if deployed.is_empty() {
+    let kinds = kinds(ctx, file, defs, &waited_for);
+    if kinds.deployed.is_empty() {
         ctx.error(
             file,
             &root,
@@ -285,71 +191,18 @@ fn compile_expanded(
         network_names.insert(DEFAULT_NETWORK.to_string(), DEFAULT_NETWORK.to_string());
     }
 
-    let mut services: BTreeMap<String, ServiceSpec>;
-    let mut migrations = BTreeMap::new();
-    let mut entries = BTreeMap::new();
-    {
-        // Compiled in file order and sorted once: a service is large, and inserting each
-        // into the map would move its neighbours again and again.
-        let mut compiled = Vec::with_capacity(deployed.len());
-        let scope = Scope {
-            networks: &network_names,
-            volumes: &volume_names,
-            volume_specs: &volumes,
-            services: &deployed,
-            left_out: &left_out,
-            files: &files,
-            jobs: &jobs,
-        };
-        for (k, def) in defs {
-            let Some(n) = k.as_str() else { continue };
-            if !deployed.contains(n) {
-                continue;
-            }
-            let sp = root.key("services").key(n);
-            entries.insert(
-                n.to_string(),
-                Entry {
-                    file,
-                    value: Value::Null,
-                },
-            );
-            if let Some(svc) = service::compile(ctx, file, n, &sp, def, &scope) {
-                compiled.push((n.to_string(), svc));
-            }
-        }
-        services = compiled.into_iter().collect();
-        for (k, def) in defs {
-            let Some(n) = k.as_str().filter(|n| jobs.contains(*n)) else {
-                continue;
-            };
-            let sp = root.key("services").key(n);
-            let container = service::compile(ctx, file, n, &sp, def, &scope);
-            let dependants = waited_for.get(n).map(Vec::as_slice).unwrap_or_default();
-            if let Some(m) = job::compile(
-                ctx, file, n, &sp, def, container, dependants, &services, &deployed,
-            ) {
-                migrations.insert(n.to_string(), m);
-            }
-        }
-    }
-    // A service gated by a job also waits for what the job waits for.
-    for m in migrations.values() {
-        let waits = m
-            .job
-            .as_ref()
-            .map(|j| j.depends_on.clone())
-            .unwrap_or_default();
-        for g in &m.gates {
-            if let Some(s) = services.get_mut(g) {
-                for d in &waits {
-                    if !s.depends_on.contains(d) {
-                        s.depends_on.push(d.clone());
-                    }
-                }
-            }
-        }
-    }
+    let scope = Scope {
+        networks: &network_names,
+        volumes: &volume_names,
+        volume_specs: &volumes,
+        services: &kinds.deployed,
+        left_out: &kinds.left_out,
+        files: &files,
+        jobs: &kinds.jobs,
+    };
+    let (mut services, entries) = services(ctx, file, defs, &scope);
+    let migrations = jobs(ctx, file, defs, &scope, &waited_for, &services);
+    inherit_job_waits(&migrations, &mut services);
     let merged = Merged {
         project: None,
         networks: BTreeMap::new(),
@@ -382,6 +235,248 @@ fn compile_expanded(
         services,
         migrations,
     })
+}
+
+/// Each file's document with its merge keys resolved and its extension fields (`x-…`)
+/// dropped; `None` when a merge key names no mapping (reported).
+fn prepare(ctx: &mut Ctx, docs: Vec<(usize, Mapping)>) -> Option<Vec<(usize, Value)>> {
+    let mut prepared = Vec::new();
+    for (file, map) in docs {
+        let mut doc = Value::Mapping(map);
+        // Read with its merges resolved, unless one names no mapping.
+        let resolved = ctx.files[file].merged;
+        if let Err(e) = if resolved {
+            Ok(())
+        } else {
+            yaml::resolve_merges(&mut doc)
+        } {
+            ctx.error(file, &KeyPath::root(), e);
+            return None;
+        }
+        if let Value::Mapping(map) = &mut doc {
+            yaml::drop_extensions(map);
+        }
+        prepared.push((file, doc));
+    }
+    Some(prepared)
+}
+
+/// The project's one document: the files merged in order into a file of their own
+/// (whose diagnostics point where each value was written), or the one file as it is.
+/// `failed` are the values whose interpolation failed, as written; their paths in the
+/// document go to `expanded`.
+fn merge_files(
+    ctx: &mut Ctx,
+    mut prepared: Vec<(usize, Value)>,
+    first: usize,
+    failed: Vec<(usize, KeyPath)>,
+    expanded: &mut Expanded,
+) -> Option<(usize, Value)> {
+    // `!reset` and `!override` in one file alone: the file is its own merge.
+    let tagged = prepared.iter().any(|(_, d)| super::merge::has_tags(d));
+    if prepared.len() < 2 && !tagged {
+        expanded.failed = failed.into_iter().map(|(_, p)| p).collect();
+        return prepared.pop();
+    }
+    let (doc, origins) = super::merge::merge(prepared);
+    expanded.failed = origins.merged_paths(&failed);
+    let merged = ctx.files.len();
+    let (name, dir) = {
+        let f = &ctx.files[first];
+        (f.name.clone(), f.dir.clone())
+    };
+    ctx.files.push(SourceFile {
+        name,
+        dir,
+        text: String::new(),
+        index: Default::default(),
+        merged: true,
+    });
+    ctx.merged = Some((merged, origins));
+    Some((merged, doc))
+}
+
+/// The top-level sections of the document by name; every other key is reported
+/// (`version` with a warning, as compose does).
+fn sections(ctx: &mut Ctx, file: usize, map: Mapping) -> BTreeMap<&'static str, Mapping> {
+    let root = KeyPath::root();
+    let mut sections: BTreeMap<&str, Mapping> = BTreeMap::new();
+    for (k, v) in map {
+        let Some(key) = k.as_str() else {
+            ctx.key_error(
+                file,
+                &root,
+                format!("keys must be strings, found {}", kind(&k)),
+            );
+            continue;
+        };
+        let kp = root.key(key);
+        match key {
+            "version" => ctx.warning(file, &kp, "`version` is obsolete and ignored"),
+            "name" => {}
+            "services" | "volumes" | "networks" | "secrets" | "configs" => match v {
+                Value::Mapping(m) => {
+                    let section = SECTIONS
+                        .into_iter()
+                        .find(|s| *s == key)
+                        .expect("matched above");
+                    sections.insert(section, m);
+                }
+                Value::Null => {}
+                other => ctx.error(
+                    file,
+                    &kp,
+                    format!(
+                        "`{key}` must be a mapping of names to definitions; found {}",
+                        kind(&other)
+                    ),
+                ),
+            },
+            k if keys::TOP_LEVEL_NOT_YET.contains(&k) => ctx.key_error(file, &kp, keys::not_yet(k)),
+            k => {
+                let known = [
+                    "version", "name", "services", "volumes", "networks", "secrets", "configs",
+                    "include", "models",
+                ];
+                let hint = nearest(k, &known)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                ctx.key_error(
+                    file,
+                    &kp,
+                    format!("unknown top-level key `{k}` in a compose file{hint}"),
+                );
+            }
+        }
+    }
+    sections
+}
+
+/// Sorts the services of `defs` into jobs, services left out for their `profiles`, and
+/// services deployed. `waited_for` holds the jobs others wait for, with their
+/// dependants.
+fn kinds(
+    ctx: &mut Ctx,
+    file: usize,
+    defs: &Mapping,
+    waited_for: &BTreeMap<String, Vec<String>>,
+) -> Kinds {
+    let services = KeyPath::root().key("services");
+    let mut out = Kinds::default();
+    for (k, def) in defs {
+        let Some(n) = k.as_str() else {
+            ctx.key_error(
+                file,
+                &services,
+                format!("service names must be strings, found {}", kind(k)),
+            );
+            continue;
+        };
+        let profiled = def
+            .get("profiles")
+            .is_some_and(|p| !matches!(p, Value::Sequence(s) if s.is_empty()));
+        if job::has_migration_key(def) || (!profiled && waited_for.contains_key(n)) {
+            // A job; with `profiles` too when it names what it gates (the form of a
+            // `migrate` service run by hand with `--profile`).
+            out.jobs.insert(n.to_string());
+        } else if profiled {
+            ctx.warning(file, &services.key(n).key("profiles"), format!("service `{n}` has `profiles` and is left out, as compose does when no profile is active"));
+            out.left_out.insert(n.to_string());
+        } else {
+            out.deployed.insert(n.to_string());
+        }
+    }
+    out
+}
+
+/// The deployed services of `defs` that compile, and an entry (its file) for every
+/// deployed one, as the cross-service checks take them.
+fn services(
+    ctx: &mut Ctx,
+    file: usize,
+    defs: &Mapping,
+    scope: &Scope,
+) -> (BTreeMap<String, ServiceSpec>, BTreeMap<String, Entry>) {
+    // Compiled in file order and sorted once: a service is large, and inserting each into
+    // the map would move its neighbours again and again.
+    let mut services = Vec::with_capacity(scope.services.len());
+    let mut entries = BTreeMap::new();
+    for (k, def) in defs {
+        let Some(n) = k.as_str() else { continue };
+        if !scope.services.contains(n) {
+            continue;
+        }
+        let sp = KeyPath::root().key("services").key(n);
+        entries.insert(
+            n.to_string(),
+            Entry {
+                file,
+                value: Value::Null,
+            },
+        );
+        if let Some(svc) = service::compile(ctx, file, n, &sp, def, scope) {
+            services.push((n.to_string(), svc));
+        }
+    }
+    (services.into_iter().collect(), entries)
+}
+
+/// The jobs of `defs` as migrations, each with its own container compiled as a
+/// service is.
+fn jobs(
+    ctx: &mut Ctx,
+    file: usize,
+    defs: &Mapping,
+    scope: &Scope,
+    waited_for: &BTreeMap<String, Vec<String>>,
+    services: &BTreeMap<String, ServiceSpec>,
+) -> BTreeMap<String, MigrationSpec> {
+    let mut migrations = BTreeMap::new();
+    for (k, def) in defs {
+        let Some(n) = k.as_str().filter(|n| scope.jobs.contains(*n)) else {
+            continue;
+        };
+        let sp = KeyPath::root().key("services").key(n);
+        let container = service::compile(ctx, file, n, &sp, def, scope);
+        let dependants = waited_for.get(n).map(Vec::as_slice).unwrap_or_default();
+        if let Some(m) = job::compile(
+            ctx,
+            file,
+            n,
+            &sp,
+            def,
+            container,
+            dependants,
+            services,
+            scope.services,
+        ) {
+            migrations.insert(n.to_string(), m);
+        }
+    }
+    migrations
+}
+
+/// A service gated by a job also waits for what the job waits for.
+fn inherit_job_waits(
+    migrations: &BTreeMap<String, MigrationSpec>,
+    services: &mut BTreeMap<String, ServiceSpec>,
+) {
+    for m in migrations.values() {
+        let waits = m
+            .job
+            .as_ref()
+            .map(|j| j.depends_on.clone())
+            .unwrap_or_default();
+        for g in &m.gates {
+            if let Some(s) = services.get_mut(g) {
+                for d in &waits {
+                    if !s.depends_on.contains(d) {
+                        s.depends_on.push(d.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// True for a value written `!reset`.
@@ -462,157 +557,4 @@ pub fn normalise(dir: &str) -> String {
         .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
         .collect();
     lower.trim_start_matches(['_', '-']).to_string()
-}
-
-/// Top-level `volumes` or `networks`: the map from each compose name to its name in the
-/// spec (an external object's own `name:` when given), and the spec's objects with their
-/// `external` flag.
-fn objects(
-    ctx: &mut Ctx,
-    file: usize,
-    section: Option<&Mapping>,
-    what: &str,
-) -> (BTreeMap<String, String>, BTreeMap<String, bool>) {
-    let mut names = BTreeMap::new();
-    let mut out: BTreeMap<String, bool> = BTreeMap::new();
-    let Some(section) = section else {
-        return (names, out);
-    };
-    let (supported, not_yet, driver): (&[&str], &[&str], &str) = if what == "volumes" {
-        (
-            &["external", "name", "driver"],
-            &["driver_opts", "labels"],
-            "local",
-        )
-    } else {
-        (
-            &["external", "name", "driver"],
-            &[
-                "driver_opts",
-                "labels",
-                "ipam",
-                "internal",
-                "attachable",
-                "enable_ipv4",
-                "enable_ipv6",
-            ],
-            "bridge",
-        )
-    };
-    for (k, def) in section {
-        let Some(key) = k.as_str() else { continue };
-        let p = KeyPath::root().key(what).key(key);
-        let m = match def {
-            Value::Null => Mapping::new(),
-            Value::Mapping(m) => m.clone(),
-            other => {
-                ctx.error(
-                    file,
-                    &p,
-                    format!("expected a mapping; found {}", kind(other)),
-                );
-                continue;
-            }
-        };
-        let mut good = true;
-        for (sk, _) in &m {
-            let Some(s) = sk.as_str() else { continue };
-            if supported.contains(&s) || s.starts_with("x-") {
-                continue;
-            }
-            let msg = if not_yet.contains(&s) {
-                keys::not_yet(&format!("{what}.{key}.{s}"))
-            } else {
-                let all: Vec<&str> = supported.iter().chain(not_yet).copied().collect();
-                let hint = nearest(s, &all)
-                    .map(|n| format!("; did you mean `{n}`?"))
-                    .unwrap_or_default();
-                format!("unknown key `{s}`{hint}")
-            };
-            ctx.key_error(file, &p.key(s), msg);
-            good = false;
-        }
-        if let Some(d) = m.get("driver") {
-            if d.as_str() != Some(driver) {
-                ctx.error(
-                    file,
-                    &p.key("driver"),
-                    format!("only the `{driver}` driver is supported yet"),
-                );
-                good = false;
-            }
-        }
-        let external = match m.get("external") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                ctx.error(
-                    file,
-                    &p.key("external"),
-                    format!("expected `true` or `false`; found {}", kind(other)),
-                );
-                good = false;
-                false
-            }
-        };
-        let own = match m.get("name") {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                ctx.error(
-                    file,
-                    &p.key("name"),
-                    format!("`name` must be a string; found {}", kind(other)),
-                );
-                good = false;
-                None
-            }
-        };
-        let spec_name = match (external, own) {
-            (true, Some(own)) => {
-                let docker_name = own
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphanumeric())
-                    && own
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-                if !docker_name {
-                    ctx.error(
-                        file,
-                        &p.key("name"),
-                        format!("`{own}` is not a valid Docker object name"),
-                    );
-                    good = false;
-                }
-                own
-            }
-            (false, Some(own)) if own != key => {
-                ctx.error(file, &p.key("name"), format!("a `name` for a {} berth creates is not supported yet; berth names it `<project>_{key}`", &what[..what.len() - 1]));
-                good = false;
-                key.to_string()
-            }
-            _ => {
-                if !valid_name(key, 63, &['_']) {
-                    ctx.key_error(file, &p, format!("name `{key}` is not supported; use a lowercase letter then lowercase letters, digits, `-` or `_`"));
-                    good = false;
-                }
-                key.to_string()
-            }
-        };
-        if !good {
-            continue;
-        }
-        if out.contains_key(&spec_name) {
-            ctx.error(
-                file,
-                &p,
-                format!("`{spec_name}` is named twice under `{what}`; keep one"),
-            );
-            continue;
-        }
-        out.insert(spec_name.clone(), external);
-        names.insert(key.to_string(), spec_name);
-    }
-    (names, out)
 }

@@ -22,8 +22,8 @@ use std::borrow::Cow;
 
 use serde_yaml::{Number, Value};
 
+use super::super::context::{Ctx, SourceFile};
 use super::super::diagnostic::Severity;
-use super::super::load::{Ctx, SourceFile};
 use super::super::location::{KeyPath, LocationIndex};
 use super::super::tree::{join_inside, parent_dir};
 use super::interpolate::dotenv::{DotEnv, DotEnvError, Parsed};
@@ -108,9 +108,6 @@ const CASTS: &[(&[&str], Cast)] = &[
     (&["volumes", "*", "external"], Cast::Bool),
 ];
 
-/// Interpolates every string value of `doc` (the compose file `file` at `path`, whose
-/// project is `project` when known) and types the values of [`CASTS`]. Returns the
-/// secrets (values that read the host's `.env`, and the host values they read) and the
 /// What interpolation may add to one compose file's values, all together.
 const MAX_TEXT_BYTES: u64 = crate::model::limits::MAX_TEXT_BYTES;
 
@@ -118,7 +115,10 @@ const MAX_TEXT_BYTES: u64 = crate::model::limits::MAX_TEXT_BYTES;
 /// [`crate::model::limits::MAX_DIAGNOSTICS`].
 const MAX_FOUND: usize = 2 * crate::model::limits::MAX_DIAGNOSTICS;
 
-/// paths of the values whose interpolation failed with an error.
+/// Interpolates every string value of `docs` (the project's compose files, the first
+/// at `path`; the project is `project` when known) and types the values of [`CASTS`].
+/// Returns the secrets (values that read the host's `.env`, and the host values they
+/// read) and the paths of the values whose interpolation failed with an error.
 pub(crate) fn expand(
     ctx: &mut Ctx,
     docs: &mut [(usize, Value)],

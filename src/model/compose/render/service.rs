@@ -1,60 +1,13 @@
-//! A validated [`Spec`] written back as a compose file, the way `docker compose config`
-//! prints a resolved project: every default filled in, every value interpolated, keys
-//! sorted. A format v1 stack comes out in compose terms; what compose has no key for
-//! goes under `x-berth`.
-//!
-//! Every string value is written with `$` doubled, so the file reads back through the
-//! compose reader to the same spec instead of being interpolated again. What is shown
-//! of secrets is up to the caller's [`Masking`].
+//! One service written back: the compose service's keys (fields in alphabetical order,
+//! so that the serialized keys are sorted) and how a [`ServiceSpec`] fills them.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::super::spec::*;
-use super::super::units::format_duration;
-
-/// What the caller hides: `redact` masks secret values wherever they appear in a
-/// string, and an environment variable whose name `secret_name` accepts is shown as
-/// [`MASK`] whatever its value.
-pub struct Masking<'a> {
-    /// Masks every known secret value inside a string.
-    pub redact: &'a dyn Fn(&str) -> String,
-    /// True for environment names whose values are secret.
-    pub secret_name: &'a dyn Fn(&str) -> bool,
-}
-
-/// What a masked value is shown as.
-pub const MASK: &str = "***";
-
-/// A compose project. Fields are declared in alphabetical order, so that the
-/// serialized keys are sorted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Project {
-    /// The project name.
-    pub name: String,
-    /// Networks by their name in the spec.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub networks: BTreeMap<String, Object>,
-    /// Secrets: each one's file in the host's env directory.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub secrets: BTreeMap<String, SecretDef>,
-    /// Services by name.
-    pub services: BTreeMap<String, Service>,
-    /// Named volumes by their name in the spec.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub volumes: BTreeMap<String, Object>,
-    /// What compose cannot say at the top level: format v1's migrations.
-    #[serde(rename = "x-berth", skip_serializing_if = "Option::is_none")]
-    pub x_berth: Option<ProjectBerth>,
-}
-
-/// A top-level secret.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SecretDef {
-    /// Its file, relative to the env directory or absolute.
-    pub file: String,
-}
+use super::super::super::spec::*;
+use super::super::super::units::format_duration;
+use super::{format_size, literal, relative, Masking, MASK};
 
 /// A service's use of a secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,40 +16,6 @@ pub struct SecretUse {
     pub source: String,
     /// Where it is mounted.
     pub target: String,
-}
-
-/// A top-level network or volume.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Object {
-    /// Made outside berth; only written when true.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub external: Option<bool>,
-    /// An external object's own name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-/// Top-level `x-berth`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProjectBerth {
-    /// One-shot migrations by name.
-    pub migrations: BTreeMap<String, Migration>,
-}
-
-/// A format v1 migration.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Migration {
-    /// The command run.
-    pub command: Vec<String>,
-    /// The service whose image and environment it runs with.
-    pub from: String,
-    /// Services that wait for it.
-    pub gates: Vec<String>,
-    /// The only host that runs it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_on: Option<String>,
-    /// Killed after this long.
-    pub timeout: String,
 }
 
 /// One compose service.
@@ -134,7 +53,7 @@ pub struct Service {
     /// The health check; left out for the image's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
-    /// The container's hostname.
+    /// The host name the container sees as its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// The pinned image.
@@ -142,7 +61,7 @@ pub struct Service {
     /// An init process as PID 1, when set either way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
-    /// Container labels.
+    /// Labels of the container, besides berth's own.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Log driver and options.
@@ -153,7 +72,7 @@ pub struct Service {
     pub mem_reservation: Option<String>,
     /// Networks joined: a list, or a map when there are aliases.
     pub networks: NetworksOut,
-    /// Most processes.
+    /// The most processes the container may run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
     /// Published ports, long syntax.
@@ -197,7 +116,7 @@ pub struct Service {
     /// Mounts, long syntax.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
-    /// The working directory.
+    /// Where the command starts, in the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
     /// berth's rollout keys compose has no name for.
@@ -248,7 +167,7 @@ pub struct Dependency {
     pub required: bool,
 }
 
-/// `deploy`.
+/// `deploy`: the rollout keys compose has names for; the rest is in `x-berth`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deploy {
     /// Placement constraints, when any.
@@ -263,24 +182,24 @@ pub struct Deploy {
     pub update_config: UpdateConfig,
 }
 
-/// `deploy.placement`.
+/// `deploy.placement`: berth's placement as Swarm writes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlacementOut {
     /// `node.hostname == HOST` and `node.labels.KEY == VALUE`.
     pub constraints: Vec<String>,
 }
 
-/// `deploy.resources`.
+/// `deploy.resources`: limits only; a memory reservation is `mem_reservation`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResourcesOut {
-    /// `limits`.
+    /// What the container may use at most.
     pub limits: Limits,
 }
 
 /// `deploy.resources.limits`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
-    /// Cores.
+    /// CPU limit in cores.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
     /// A size such as `512m`.
@@ -288,7 +207,7 @@ pub struct Limits {
     pub memory: Option<String>,
 }
 
-/// `deploy.update_config`.
+/// `deploy.update_config`: the update policy's keys compose has names for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateConfig {
     /// The pause between batches, when there is one.
@@ -304,7 +223,7 @@ pub struct UpdateConfig {
     pub parallelism: u32,
 }
 
-/// `healthcheck`.
+/// `healthcheck`: the test and its timing, or `disable` alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Healthcheck {
     /// Set when health checking is switched off.
@@ -383,142 +302,10 @@ pub struct JobBerth {
     pub timeout: String,
 }
 
-/// The compose project of `spec`, for a file written in the repository-relative
-/// directory `dir` (repository files are mounted relative to it).
-pub fn project(spec: &Spec, dir: &str, masking: &Masking) -> Project {
-    let show = |s: &str| literal(&(masking.redact)(s));
-    let objects = |external: &dyn Fn(&str) -> bool, names: Vec<&String>| {
-        names
-            .into_iter()
-            .map(|n| {
-                let object = if external(n) {
-                    Object {
-                        external: Some(true),
-                        name: Some(show(n)),
-                    }
-                } else {
-                    Object::default()
-                };
-                (n.clone(), object)
-            })
-            .collect::<BTreeMap<_, _>>()
-    };
-    let networks = objects(
-        &|n| spec.networks[n].external,
-        spec.networks.keys().collect(),
-    );
-    let volumes = objects(&|n| spec.volumes[n].external, spec.volumes.keys().collect());
-    let mut services: BTreeMap<String, Service> = spec
-        .services
-        .iter()
-        .map(|(name, s)| (name.clone(), service(s, dir, masking)))
-        .collect();
-    for (name, m) in &spec.migrations {
-        let Some(job) = &m.job else { continue };
-        let mut out = service(job, dir, masking);
-        out.restart = Some("no");
-        out.x_berth.migration = Some(JobBerth {
-            run_on: m.run_on.as_deref().map(|h| literal(&(masking.redact)(h))),
-            timeout: format_duration(m.timeout),
-        });
-        for g in &m.gates {
-            if let Some(gated) = services.get_mut(g) {
-                gated.depends_on.insert(
-                    name.clone(),
-                    Dependency {
-                        condition: "service_completed_successfully",
-                        required: true,
-                    },
-                );
-            }
-        }
-        services.insert(name.clone(), out);
-    }
-    let v1: Vec<_> = spec
-        .migrations
-        .iter()
-        .filter(|(_, m)| m.job.is_none())
-        .collect();
-    let x_berth = (!v1.is_empty()).then(|| ProjectBerth {
-        migrations: v1
-            .into_iter()
-            .map(|(name, m)| {
-                (
-                    name.clone(),
-                    Migration {
-                        command: m.command.iter().map(|c| show(c)).collect(),
-                        from: m.from.clone(),
-                        gates: m.gates.clone(),
-                        run_on: m.run_on.as_deref().map(show),
-                        timeout: format_duration(m.timeout),
-                    },
-                )
-            })
-            .collect(),
-    });
-    let secrets = spec
-        .services
-        .values()
-        .flat_map(|s| &s.volumes)
-        .filter_map(|m| match &m.source {
-            MountSource::Secret { name, path } => Some((
-                name.clone(),
-                SecretDef {
-                    file: literal(&path.to_string_lossy()),
-                },
-            )),
-            _ => None,
-        })
-        .collect();
-    Project {
-        name: spec.project.clone(),
-        networks,
-        secrets,
-        services,
-        volumes,
-        x_berth,
-    }
-}
-
-fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
+/// The compose service of `s`, each string through `masking`; repository mounts are
+/// written relative to the directory `dir`.
+pub(super) fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
     let show = |v: &str| literal(&(masking.redact)(v));
-    let healthcheck = match &s.health {
-        Health::Image => None,
-        Health::Disabled => Some(Healthcheck {
-            disable: Some(true),
-            interval: None,
-            retries: None,
-            start_period: None,
-            test: None,
-            timeout: None,
-        }),
-        Health::Check(h) => Some(Healthcheck {
-            disable: None,
-            interval: Some(format_duration(h.interval)),
-            retries: Some(h.retries),
-            start_period: Some(format_duration(h.start_period)),
-            test: Some(h.test.iter().map(|t| show(t)).collect()),
-            timeout: Some(format_duration(h.timeout)),
-        }),
-    };
-    let mut constraints: Vec<String> = s
-        .placement
-        .hosts
-        .iter()
-        .map(|h| format!("node.hostname == {}", show(h)))
-        .collect();
-    constraints.extend(
-        s.placement
-            .labels
-            .iter()
-            .map(|(k, v)| format!("node.labels.{} == {}", show(k), show(v))),
-    );
-    let resources = (s.resources != Resources::default()).then(|| ResourcesOut {
-        limits: Limits {
-            cpus: s.resources.cpus,
-            memory: s.resources.memory.map(format_size),
-        },
-    });
     let o = &s.options;
     let shown = |v: &Option<String>| v.as_deref().map(show);
     Service {
@@ -537,7 +324,7 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
         hostname: shown(&o.hostname),
         init: o.init,
         labels: o.labels.iter().map(|(k, v)| (show(k), show(v))).collect(),
-        logging: o.logging.as_ref().map(|l| crate::model::Logging {
+        logging: o.logging.as_ref().map(|l| Logging {
             driver: show(&l.driver),
             options: l.options.iter().map(|(k, v)| (show(k), show(v))).collect(),
         }),
@@ -576,34 +363,8 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                 )
             })
             .collect(),
-        deploy: Deploy {
-            placement: (!constraints.is_empty()).then_some(PlacementOut { constraints }),
-            replicas: s.replicas,
-            resources,
-            update_config: UpdateConfig {
-                delay: (!s.update.delay.is_zero()).then(|| format_duration(s.update.delay)),
-                failure_action: s.update.on_failure,
-                monitor: format_duration(s.update.monitor),
-                order: s.update.order,
-                parallelism: s.update.parallelism,
-            },
-        },
-        env_file: (!s.env_files.is_empty()).then(|| {
-            s.env_files
-                .iter()
-                .map(|f| {
-                    let path = show(&f.path.to_string_lossy());
-                    if f.required {
-                        EnvFileOut::Path(path)
-                    } else {
-                        EnvFileOut::Long {
-                            path,
-                            required: false,
-                        }
-                    }
-                })
-                .collect()
-        }),
+        deploy: deploy(s, &show),
+        env_file: env_file(&s.env_files, &show),
         environment: s
             .env
             .iter()
@@ -617,21 +378,9 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
             })
             .collect(),
         expose: s.expose.iter().map(u16::to_string).collect(),
-        healthcheck,
+        healthcheck: healthcheck(&s.health, &show),
         image: show(&s.image.to_string()),
-        networks: if s.options.aliases.is_empty() {
-            NetworksOut::List(s.networks.clone())
-        } else {
-            NetworksOut::Map(
-                s.networks
-                    .iter()
-                    .map(|n| {
-                        let aliases = s.options.aliases.get(n).cloned().unwrap_or_default();
-                        (n.clone(), NetworkAttach { aliases })
-                    })
-                    .collect(),
-            )
-        },
+        networks: networks(s),
         ports: s
             .ports
             .iter()
@@ -654,27 +403,7 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
                 _ => None,
             })
             .collect(),
-        volumes: s
-            .volumes
-            .iter()
-            .filter(|m| !matches!(m.source, MountSource::Secret { .. }))
-            .map(|m| {
-                let (kind, source) = match &m.source {
-                    MountSource::Volume(v) => ("volume", v.clone()),
-                    MountSource::RepoFile(f) => ("bind", show(&relative(dir, &f.path))),
-                    MountSource::RepoDir(d) => ("bind", show(&relative(dir, &d.path))),
-                    MountSource::HostPath(p) => ("bind", show(&p.to_string_lossy())),
-                    MountSource::HostData(rel) => ("bind", show(&format!("./{rel}"))),
-                    MountSource::Secret { .. } => unreachable!("filtered above"),
-                };
-                Volume {
-                    read_only: m.read_only.then_some(true),
-                    source,
-                    target: show(&m.target),
-                    kind,
-                }
-            })
-            .collect(),
+        volumes: volumes(&s.volumes, dir, &show),
         x_berth: ServiceBerth {
             canary: s.update.canary.as_deref().map(show),
             deadline: format_duration(s.update.deadline),
@@ -685,32 +414,119 @@ fn service(s: &ServiceSpec, dir: &str, masking: &Masking) -> Service {
     }
 }
 
-/// `text` as a compose value that interpolates to itself: `$` doubled.
-pub fn literal(text: &str) -> String {
-    text.replace('$', "$$")
-}
-
-/// The repository path `path` as written in a file of the directory `dir`:
-/// `./files/app.conf`, `../shared/app.conf`.
-pub fn relative(dir: &str, path: &str) -> String {
-    let dir: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    let target: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let common = dir.iter().zip(&target).take_while(|(a, b)| a == b).count();
-    let ups = dir.len() - common;
-    let rest = target[common..].join("/");
-    if ups == 0 {
-        format!("./{rest}")
-    } else {
-        format!("{}{rest}", "../".repeat(ups))
+/// `healthcheck`: left out for the image's own check.
+fn healthcheck(health: &Health, show: &dyn Fn(&str) -> String) -> Option<Healthcheck> {
+    match health {
+        Health::Image => None,
+        Health::Disabled => Some(Healthcheck {
+            disable: Some(true),
+            interval: None,
+            retries: None,
+            start_period: None,
+            test: None,
+            timeout: None,
+        }),
+        Health::Check(h) => Some(Healthcheck {
+            disable: None,
+            interval: Some(format_duration(h.interval)),
+            retries: Some(h.retries),
+            start_period: Some(format_duration(h.start_period)),
+            test: Some(h.test.iter().map(|t| show(t)).collect()),
+            timeout: Some(format_duration(h.timeout)),
+        }),
     }
 }
 
-/// A size in bytes in the largest unit that holds it exactly (`512m`, `1g`).
-pub fn format_size(bytes: u64) -> String {
-    for (unit, shift) in [("t", 40), ("g", 30), ("m", 20), ("k", 10)] {
-        if bytes != 0 && bytes.is_multiple_of(1 << shift) {
-            return format!("{}{unit}", bytes >> shift);
-        }
+/// `deploy`: replicas, the update policy, the limits and the placement as constraints.
+fn deploy(s: &ServiceSpec, show: &dyn Fn(&str) -> String) -> Deploy {
+    let mut constraints: Vec<String> = s
+        .placement
+        .hosts
+        .iter()
+        .map(|h| format!("node.hostname == {}", show(h)))
+        .collect();
+    constraints.extend(
+        s.placement
+            .labels
+            .iter()
+            .map(|(k, v)| format!("node.labels.{} == {}", show(k), show(v))),
+    );
+    let resources = (s.resources != Resources::default()).then(|| ResourcesOut {
+        limits: Limits {
+            cpus: s.resources.cpus,
+            memory: s.resources.memory.map(format_size),
+        },
+    });
+    Deploy {
+        placement: (!constraints.is_empty()).then_some(PlacementOut { constraints }),
+        replicas: s.replicas,
+        resources,
+        update_config: UpdateConfig {
+            delay: (!s.update.delay.is_zero()).then(|| format_duration(s.update.delay)),
+            failure_action: s.update.on_failure,
+            monitor: format_duration(s.update.monitor),
+            order: s.update.order,
+            parallelism: s.update.parallelism,
+        },
     }
-    bytes.to_string()
+}
+
+/// `env_file`: the short form for a file that must exist, the long one otherwise.
+fn env_file(files: &[EnvFileRef], show: &dyn Fn(&str) -> String) -> Option<Vec<EnvFileOut>> {
+    (!files.is_empty()).then(|| {
+        files
+            .iter()
+            .map(|f| {
+                let path = show(&f.path.to_string_lossy());
+                if f.required {
+                    EnvFileOut::Path(path)
+                } else {
+                    EnvFileOut::Long {
+                        path,
+                        required: false,
+                    }
+                }
+            })
+            .collect()
+    })
+}
+
+/// `networks`: a list, or a mapping when the service has aliases on any of them.
+fn networks(s: &ServiceSpec) -> NetworksOut {
+    if s.options.aliases.is_empty() {
+        return NetworksOut::List(s.networks.clone());
+    }
+    NetworksOut::Map(
+        s.networks
+            .iter()
+            .map(|n| {
+                let aliases = s.options.aliases.get(n).cloned().unwrap_or_default();
+                (n.clone(), NetworkAttach { aliases })
+            })
+            .collect(),
+    )
+}
+
+/// `volumes` in the long syntax, secrets apart (they are written under `secrets`).
+fn volumes(mounts: &[Mount], dir: &str, show: &dyn Fn(&str) -> String) -> Vec<Volume> {
+    mounts
+        .iter()
+        .filter(|m| !matches!(m.source, MountSource::Secret { .. }))
+        .map(|m| {
+            let (kind, source) = match &m.source {
+                MountSource::Volume(v) => ("volume", v.clone()),
+                MountSource::RepoFile(f) => ("bind", show(&relative(dir, &f.path))),
+                MountSource::RepoDir(d) => ("bind", show(&relative(dir, &d.path))),
+                MountSource::HostPath(p) => ("bind", show(&p.to_string_lossy())),
+                MountSource::HostData(rel) => ("bind", show(&format!("./{rel}"))),
+                MountSource::Secret { .. } => unreachable!("filtered above"),
+            };
+            Volume {
+                read_only: m.read_only.then_some(true),
+                source,
+                target: show(&m.target),
+                kind,
+            }
+        })
+        .collect()
 }

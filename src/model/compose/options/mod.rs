@@ -2,42 +2,32 @@
 //! `ulimits`, …) read into [`ContainerOptions`]. Each reader checks its value's form
 //! and the bounds Docker would otherwise refuse at create time, so a mistake is
 //! reported at its file:line:col when the file is loaded, not when a replica starts.
+//!
+//! The process limits are read in [`limits`], tmpfs mounts in [`tmpfs`], and
+//! `extra_hosts` and `dns` in [`network`].
+
+mod limits;
+mod network;
+mod tmpfs;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use serde_yaml::Value;
 
-use super::super::load::{kind, Ctx};
+use super::super::context::{kind, Ctx};
 use super::super::location::KeyPath;
-use super::super::spec::{ContainerOptions, Logging, Tmpfs, Ulimit};
-use super::super::units::parse_size;
+use super::super::spec::{ContainerOptions, Logging};
 use super::super::validate::{describe, scalar, string, string_list};
-use super::service::{key_values, mapping, nested};
+use super::forms::{key_values, mapping, nested};
+use limits::ulimits;
+use network::{dns, extra_hosts};
+use tmpfs::tmpfs_key;
+
+pub(super) use limits::{pids, size};
+pub(super) use tmpfs::tmpfs_mount;
 
 /// The label prefix berth keeps for itself (`berth.project`, `berth.spec`, …).
 const BERTH_LABEL_PREFIX: &str = "berth.";
-
-/// The process limits Docker knows by name, less `rtprio` and `nice` (refused).
-const ULIMITS: &[&str] = &[
-    "as",
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nofile",
-    "nproc",
-    "rss",
-    "rttime",
-    "sigpending",
-    "stack",
-];
-
-/// The kernel's highest `pid_max`.
-const MAX_PIDS: i64 = 1 << 22;
 
 /// Reads the option keys of one service; `None` when any has an error (all reported).
 pub(super) fn compile<'m>(
@@ -125,15 +115,6 @@ fn boolean(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<bool
             );
             None
         }
-    }
-}
-
-/// A whole number written as a number or a string of digits.
-fn whole(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 
@@ -288,170 +269,6 @@ fn stop_signal(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<
     Some(text)
 }
 
-/// `tmpfs`: a path or a list of paths, each `PATH[:OPTIONS]`.
-fn tmpfs_key(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<Tmpfs>> {
-    let items: Vec<(KeyPath, String)> = match v {
-        Value::String(s) => vec![(path.clone(), s.clone())],
-        other => string_list(ctx, file, path, other, "`tmpfs`", "[\"/tmp\"]")?
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (path.index(i), s))
-            .collect(),
-    };
-    let mut out: Vec<Tmpfs> = Vec::new();
-    let mut good = true;
-    for (ip, text) in items {
-        let (target, opts) = text.split_once(':').unwrap_or((&text, ""));
-        match tmpfs_mount(target, opts) {
-            Ok(t) => out.push(t),
-            Err(e) => {
-                ctx.error(file, &ip, e);
-                good = false;
-            }
-        }
-    }
-    good.then_some(out)
-}
-
-/// Checks a tmpfs target and its options (`size=64m,mode=1777,noexec`) and writes the
-/// options as Docker takes them, sizes in bytes.
-pub(super) fn tmpfs_mount(target: &str, opts: &str) -> Result<Tmpfs, String> {
-    if !target.starts_with('/') || target.contains(['\0', ',']) {
-        return Err(format!(
-            "tmpfs target `{target}` must be an absolute path in the container, such as `/tmp`"
-        ));
-    }
-    let mut out = Vec::new();
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        let (k, val) = o.split_once('=').unwrap_or((o, ""));
-        let ok = match k {
-            "size" => match parse_size(val) {
-                Ok(n) if n > 0 => {
-                    out.push(format!("size={n}"));
-                    continue;
-                }
-                _ => false,
-            },
-            "mode" => val.len() <= 4 && u32::from_str_radix(val, 8).is_ok(),
-            "uid" | "gid" | "nr_inodes" => val.parse::<u64>().is_ok(),
-            "ro" | "rw" | "exec" | "noexec" | "nosuid" | "nodev" => val.is_empty(),
-            _ => {
-                return Err(format!("tmpfs option `{o}` is not supported; use `size`, `mode`, `uid`, `gid`, `nr_inodes`, `ro`, `rw`, `exec`, `noexec`, `nosuid` or `nodev`"));
-            }
-        };
-        if !ok {
-            return Err(format!(
-                "tmpfs option `{o}` has an invalid value (e.g. `size=64m`, `mode=1777`)"
-            ));
-        }
-        out.push(o.to_string());
-    }
-    Ok(Tmpfs {
-        target: target.to_string(),
-        options: out.join(","),
-    })
-}
-
-/// `extra_hosts`: a list of `HOST:IP` (or `HOST=IP`), or a mapping of host to address.
-fn extra_hosts(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
-    let items: Vec<(KeyPath, String, String)> = match v {
-        Value::Sequence(_) => {
-            let mut out = Vec::new();
-            for (i, text) in string_list(
-                ctx,
-                file,
-                path,
-                v,
-                "`extra_hosts`",
-                "[\"db.internal:10.0.0.5\"]",
-            )?
-            .into_iter()
-            .enumerate()
-            {
-                let split = text
-                    .split_once('=')
-                    .or_else(|| text.split_once(':'))
-                    .unwrap_or((&text, ""));
-                out.push((path.index(i), split.0.to_string(), split.1.to_string()));
-            }
-            out
-        }
-        Value::Mapping(m) => m
-            .iter()
-            .map(|(k, val)| {
-                let host = scalar(k).unwrap_or_default();
-                (
-                    path.key(&host),
-                    host.clone(),
-                    scalar(val).unwrap_or_default(),
-                )
-            })
-            .collect(),
-        other => {
-            ctx.error(
-                file,
-                path,
-                format!(
-                    "`extra_hosts` must be a list of `HOST:IP` or a mapping; found {}",
-                    kind(other)
-                ),
-            );
-            return None;
-        }
-    };
-    let mut out = Vec::new();
-    let mut good = true;
-    for (ip, host, addr) in items {
-        let addr = addr.trim_start_matches('[').trim_end_matches(']');
-        let host_ok = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-        // Docker's name for the host's address on the default bridge: a container can
-        // reach that gateway without it.
-        if host_ok && addr == "host-gateway" {
-            out.push(format!("{host}:host-gateway"));
-            continue;
-        }
-        match (host_ok, addr.parse::<IpAddr>()) {
-            (true, Ok(a)) => out.push(format!("{host}:{a}")),
-            _ => {
-                ctx.error(file, &ip, format!("an extra host must be `HOST:IP`, a host name and an IP address (e.g. `db.internal:10.0.0.5`); found host `{host}`, address `{addr}`"));
-                good = false;
-            }
-        }
-    }
-    good.then_some(out)
-}
-
-/// `dns`: an address or a list of addresses.
-fn dns(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
-    let items: Vec<(KeyPath, String)> = match v {
-        Value::String(s) => vec![(path.clone(), s.clone())],
-        other => string_list(ctx, file, path, other, "`dns`", "[\"1.1.1.1\"]")?
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (path.index(i), s))
-            .collect(),
-    };
-    let mut out = Vec::new();
-    let mut good = true;
-    for (ip, text) in items {
-        match text.parse::<IpAddr>() {
-            Ok(a) => out.push(a.to_string()),
-            Err(_) => {
-                ctx.error(
-                    file,
-                    &ip,
-                    format!("DNS server `{text}` must be an IP address such as `1.1.1.1`"),
-                );
-                good = false;
-            }
-        }
-    }
-    good.then_some(out)
-}
-
 /// `logging`: `driver` and its `options`. berth's rotation of `json-file` and `local`
 /// logs is kept unless the options set their own.
 fn logging(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Logging> {
@@ -504,152 +321,6 @@ fn logging(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<Logg
         }
     }
     Some(Logging { driver, options })
-}
-
-/// `ulimits`: `NAME: N` (soft and hard), or `NAME: {soft: N, hard: M}`.
-fn ulimits(
-    ctx: &mut Ctx,
-    file: usize,
-    path: &KeyPath,
-    v: &Value,
-) -> Option<BTreeMap<String, Ulimit>> {
-    let m = mapping(ctx, file, path, v, "`ulimits`")?;
-    let mut out = BTreeMap::new();
-    let mut good = true;
-    for (k, val) in m {
-        let name = scalar(k).unwrap_or_default();
-        let up = path.key(&name);
-        if matches!(name.as_str(), "rtprio" | "nice") {
-            ctx.key_error(
-                file,
-                &up,
-                format!("ulimit `{name}` is not allowed: it lets the container's processes take CPU priority over the host's own; berth lets whoever pushes to the desired state run containers, not own the host"),
-            );
-            good = false;
-            continue;
-        }
-        if !ULIMITS.contains(&name.as_str()) {
-            ctx.key_error(
-                file,
-                &up,
-                format!("unknown ulimit `{name}`; use one of {}", ULIMITS.join(", ")),
-            );
-            good = false;
-            continue;
-        }
-        let limit = match val {
-            Value::Mapping(lm) => {
-                nested(ctx, file, &up, lm, &["soft", "hard"], &[], &[]).and_then(|l| {
-                    let read = |key: &str| l.get(key).and_then(|v| whole(v));
-                    match (read("soft"), read("hard")) {
-                        (Some(soft), Some(hard)) => Some(Ulimit { soft, hard }),
-                        _ => {
-                            ctx.error(
-                                file,
-                                &up,
-                                format!(
-                                    "ulimit `{name}` needs `soft` and `hard`, each a whole number"
-                                ),
-                            );
-                            None
-                        }
-                    }
-                })
-            }
-            other => match whole(other) {
-                Some(n) => Some(Ulimit { soft: n, hard: n }),
-                None => {
-                    ctx.error(
-                        file,
-                        &up,
-                        format!(
-                            "ulimit `{name}` must be a whole number or `{{soft: N, hard: M}}`; found {}",
-                            describe(other)
-                        ),
-                    );
-                    None
-                }
-            },
-        };
-        match limit {
-            Some(l) if l.soft < 0 || l.hard < 0 => {
-                ctx.error(file, &up, format!("ulimit `{name}` must not be negative"));
-                good = false;
-            }
-            Some(l) if l.soft > l.hard => {
-                ctx.error(
-                    file,
-                    &up,
-                    format!(
-                        "ulimit `{name}`: soft {} is above hard {}; the soft limit cannot exceed the hard one",
-                        l.soft, l.hard
-                    ),
-                );
-                good = false;
-            }
-            Some(l) => {
-                out.insert(name, l);
-            }
-            None => good = false,
-        }
-    }
-    good.then_some(out)
-}
-
-/// A size in bytes from `min` to 1t: `64m`, `1g`, or a number of bytes.
-pub(super) fn size(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value, min: u64) -> Option<u64> {
-    let Some(text) = (match v {
-        Value::String(_) | Value::Number(_) => scalar(v),
-        _ => None,
-    }) else {
-        ctx.error(
-            file,
-            path,
-            format!("expected a size such as `512m`; found {}", kind(v)),
-        );
-        return None;
-    };
-    match parse_size(&text) {
-        Ok(n) if (min..=1 << 40).contains(&n) => Some(n),
-        Ok(_) => {
-            ctx.error(
-                file,
-                path,
-                format!(
-                    "size `{text}` is out of range; use {} to 1t",
-                    if min >= 1 << 20 {
-                        format!("{}m", min >> 20)
-                    } else {
-                        format!("{min}b")
-                    }
-                ),
-            );
-            None
-        }
-        Err(e) => {
-            ctx.error(file, path, e.to_string());
-            None
-        }
-    }
-}
-
-/// `pids_limit` and `deploy.resources.limits.pids`: 1 to the kernel's highest
-/// `pid_max`; leave it out for no limit.
-pub(super) fn pids(ctx: &mut Ctx, file: usize, path: &KeyPath, v: &Value) -> Option<i64> {
-    match whole(v) {
-        Some(n) if (1..=MAX_PIDS).contains(&n) => Some(n),
-        _ => {
-            ctx.error(
-                file,
-                path,
-                format!(
-                    "a pids limit must be a whole number from 1 to {MAX_PIDS}; found {} (leave it out for no limit)",
-                    describe(v)
-                ),
-            );
-            None
-        }
-    }
 }
 
 /// `security_opt`: only `no-new-privileges` (`:true`, `=true`, or bare), which takes a
