@@ -22,7 +22,7 @@ use crate::executor::{ApplyControl, ApplyOptions, Executor, Outcome, RetryPolicy
 use crate::ledger::Ledger;
 use crate::model::LoadOptions;
 use crate::plan::Desired;
-use crate::runtime::{DockerEngine, Engine};
+use crate::runtime::Engine;
 use crate::source::signature::AllowedSigners;
 use crate::source::{CommitInfo, GitSource};
 
@@ -167,24 +167,25 @@ struct Loop {
     coordination_backoff: Duration,
 }
 
-/// Runs the agent until `shutdown` is cancelled (first signal). The step in flight
-/// finishes; no service is left below its healthy count.
-pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+/// Runs the agent on `engine` until `shutdown` is cancelled (first signal). The step in
+/// flight finishes; no service is left below its healthy count. The engine's event
+/// stream wakes the loop.
+pub async fn run(
+    config: AgentConfig,
+    engine: Arc<dyn Engine>,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
     // An `apply` that holds the state dir is awaited; another agent is not.
     let dir = config.state_dir.clone();
     let _lock = StateLock::acquire_async(dir, "agent", Duration::from_secs(600))
         .await
         .map_err(AgentError::Locked)?;
-    let engine = DockerEngine::connect()
-        .await
-        .map_err(|e| AgentError::Setup(e.to_string()))?;
     let ledger = config.ledger.clone();
     if ledger.is_shared() {
         tracing::info!(host = %config.host.name, coordination = %ledger.describe(), "fleet coordination through the shared ledger");
     } else {
         tracing::warn!(host = %config.host.name, "coordination is local: migrations run once per host, not once per fleet; for several hosts use --coordination postgres://… or pin migrations with run_on");
     }
-    let engine: Arc<dyn Engine> = Arc::new(engine.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
     let status: SharedStatus = Arc::new(RwLock::new(AgentStatus::new(&config)));
     let metrics = Arc::new(crate::api::metrics::Metrics::new(Some(&config.host.name)));
@@ -271,7 +272,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         false,
         shutdown.clone(),
     );
-    spawn_docker_events(tx.clone(), shutdown.clone());
+    spawn_engine_events(engine.clone(), tx.clone(), shutdown.clone());
 
     let executor = Executor::new(engine.clone(), ledger, config.apply.clone());
     let mut state = Loop {
@@ -380,37 +381,44 @@ fn rand_fraction() -> f64 {
     (nanos % 1_000_000) as f64 / 1_000_000.0
 }
 
-/// Wakes the loop on die, destroy and health changes of the project's containers.
-/// The stream is reopened with backoff when the engine goes away.
-fn spawn_docker_events(tx: mpsc::UnboundedSender<Trigger>, stop: CancellationToken) {
+/// Wakes the loop on die, destroy and health changes of managed containers. A stream
+/// that breaks (the daemon restarted, say) is opened again, backing off while it keeps
+/// breaking at once.
+fn spawn_engine_events(
+    engine: Arc<dyn Engine>,
+    tx: mpsc::UnboundedSender<Trigger>,
+    stop: CancellationToken,
+) {
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(500);
+        let mut delay = EVENTS_BACKOFF_START;
         loop {
-            let docker = match DockerEngine::connect().await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "docker event stream unavailable; retrying");
-                    tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = stop.cancelled() => return }
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-            };
-            delay = Duration::from_millis(500);
-            let mut stream = std::pin::pin!(docker.events_of_managed());
+            let mut stream = engine.events();
             loop {
                 tokio::select! {
                     item = futures_util::StreamExt::next(&mut stream) => match item {
-                        Some(Ok(())) => { let _ = tx.send(Trigger::DockerEvent); }
-                        Some(Err(e)) => { tracing::warn!(error = %e, "docker event stream broke; reopening"); break; }
+                        Some(Ok(())) => {
+                            delay = EVENTS_BACKOFF_START;
+                            if tx.send(Trigger::DockerEvent).is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "docker event stream broke; reopening");
+                            break;
+                        }
                         None => break,
                     },
                     _ = stop.cancelled() => return,
                 }
             }
             tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = stop.cancelled() => return }
+            delay = (delay * 2).min(ENGINE_BACKOFF_MAX);
         }
     });
 }
+
+/// The first wait before an event stream that broke is opened again.
+const EVENTS_BACKOFF_START: Duration = Duration::from_millis(500);
 
 /// How soon a service waiting for the fleet is tried again.
 const FLEET_RETRY: Duration = Duration::from_secs(2);
