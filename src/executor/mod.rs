@@ -9,6 +9,8 @@ pub mod migrate;
 pub mod policy;
 pub mod redact;
 mod rollout;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
