@@ -64,23 +64,3 @@ impl PauseState {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pause_and_resume_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = PauseState::load(dir.path());
-        assert!(!p.is_paused("api"));
-        p.pause(Some("api"));
-        p.save(dir.path()).unwrap();
-        let mut p = PauseState::load(dir.path());
-        assert!(p.is_paused("api") && !p.is_paused("web"));
-        p.pause(None);
-        assert!(p.is_paused("web"));
-        p.resume(None);
-        assert!(!p.is_paused("api"));
-    }
-}
