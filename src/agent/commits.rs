@@ -104,9 +104,8 @@ impl Loop {
             }
         };
         let pin = self.pinned_project();
-        match loaded.spec {
-            Some(spec) if pin.as_ref().is_some_and(|(p, _)| *p != spec.project) => {
-                let (pinned, by_flag) = pin.expect("checked");
+        match (loaded.spec, pin) {
+            (Some(spec), Some((pinned, by_flag))) if pinned != spec.project => {
                 let message = if by_flag {
                     format!(
                         "commit {} names project `{}`; this agent manages only `{pinned}` (--project)",
@@ -126,7 +125,7 @@ impl Loop {
                 tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
                 self.refuse_commit(&info.sha, message).await;
             }
-            Some(spec) => {
+            (Some(spec), _) => {
                 if recorded_project(&self.config.state_dir).as_ref() != Some(&spec.project) {
                     let file = project_file(&self.config.state_dir);
                     if let Err(e) = std::fs::write(&file, &spec.project) {
@@ -162,7 +161,7 @@ impl Loop {
                 self.failures.clear_all();
                 self.last_good = Some((info, desired));
             }
-            None => {
+            (None, _) => {
                 let errors: Vec<String> =
                     loaded.diagnostics.errors().map(|d| d.headline()).collect();
                 let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));

@@ -61,8 +61,8 @@ pub struct StateLock {
 /// taken the lock but not yet written its name (the file is empty for that moment).
 fn holder(file: &mut File) -> Option<(String, String)> {
     let mut text = String::new();
-    let _ = file.rewind();
-    let _ = file.read_to_string(&mut text);
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
     let mut words = text.split_whitespace();
     let pid = words.next()?.to_string();
     // A lock written before roles were recorded is an agent's.
@@ -145,7 +145,10 @@ impl StateLock {
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
-        let _ = write!(file, "{} {role}", std::process::id());
+        if let Err(e) = write!(file, "{} {role}", std::process::id()) {
+            // Held all the same; another berth waiting for it names no holder.
+            tracing::warn!(path = %path.display(), error = %e, "state-dir lock holder not recorded");
+        }
         Ok(Self { _file: file })
     }
 }

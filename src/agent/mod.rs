@@ -203,15 +203,21 @@ pub async fn run(
     let app = crate::api::router(api);
     let http_shutdown = shutdown.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await;
+            .await
+        {
+            tracing::error!(error = %e, "the HTTP listener stopped");
+        }
     });
     let socket_shutdown = shutdown.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(socket, control)
+        if let Err(e) = axum::serve(socket, control)
             .with_graceful_shutdown(async move { socket_shutdown.cancelled().await })
-            .await;
+            .await
+        {
+            tracing::error!(error = %e, "the control socket stopped");
+        }
     });
     tracing::info!(
         repo = %config.source.display_url(),
@@ -231,7 +237,9 @@ pub async fn run(
             let t = tx.clone();
             tokio::spawn(async move {
                 while wrx.recv().await.is_some() {
-                    let _ = t.send(Trigger::Watch);
+                    if t.send(Trigger::Watch).is_err() {
+                        return;
+                    }
                 }
             });
             Some(watcher)
@@ -262,7 +270,9 @@ pub async fn run(
     // Events already queued get a moment to go out; a dead endpoint does not hold the stop.
     state.config.notifier.flush(Duration::from_secs(5)).await;
     // Only this agent's own socket: the state-dir lock is still held.
-    let _ = std::fs::remove_file(&socket_path);
+    if let Err(e) = std::fs::remove_file(&socket_path) {
+        tracing::debug!(path = %socket_path.display(), error = %e, "control socket not removed");
+    }
     tracing::info!("agent stopped");
     Ok(())
 }

@@ -35,7 +35,10 @@ impl PauseState {
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let tmp = state_dir.join("paused.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("serializes"))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(tmp, Self::path(state_dir))
     }
 

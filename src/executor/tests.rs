@@ -3,8 +3,11 @@
 //! crashes, and the fleet's waits.
 
 mod apply;
+mod auth;
+mod container;
 mod fleet;
 mod gate;
 mod migrate;
+mod redact;
 mod rollout;
 pub(crate) mod support;

@@ -163,3 +163,108 @@ async fn every_apply_that_changed_something_is_in_the_history() {
     );
     assert_eq!(api.outcome, "converged");
 }
+
+/// Three services that depend on nothing, each with a 3 s gate.
+fn three(image: &str) -> Desired {
+    desired(&format!(
+        "project: shop
+services:
+  a:
+    image: {image}
+    update: {{ monitor: 2s }}
+  b:
+    image: {image}
+    update: {{ monitor: 2s }}
+  c:
+    image: {image}
+    update: {{ monitor: 2s }}
+"
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_bounds_engine_calls_not_health_waits() {
+    let b = Bench::with(|o| o.concurrency = 1, MemoryLedger::local());
+    let started = Instant::now();
+    let r = b.executor.apply(&three("app:v1")).await.unwrap();
+    assert!(r.converged(), "{r:?}");
+    // One call at a time, but nobody waits for another service's gate.
+    for s in ["a", "b", "c"] {
+        assert_eq!(at(&b, &format!("start shop-{s}-1")), Duration::ZERO);
+    }
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_bounds_pulls_in_flight() {
+    let stack = desired(
+        "project: shop
+services:
+  api:
+    image: app:v1
+    update: { monitor: 1s }
+  web:
+    image: web:v1
+    update: { monitor: 1s }
+",
+    );
+    for (limit, second_pull_done) in [(1, 10), (4, 5)] {
+        let b = Bench::with(|o| o.concurrency = limit, MemoryLedger::local());
+        b.engine
+            .slow_pull("app:v1", Duration::from_secs(5))
+            .slow_pull("web:v1", Duration::from_secs(5));
+        b.executor.apply(&stack).await.unwrap();
+        // Every image is here before any container is created.
+        let last_create = [at(&b, "create shop-api-1"), at(&b, "create shop-web-1")];
+        assert_eq!(
+            last_create,
+            [Duration::from_secs(second_pull_done); 2],
+            "with --concurrency {limit}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_apply_looks_at_the_engine_once_before_and_once_after_whatever_the_services() {
+    let b = Bench::new();
+    b.executor.apply(&three("app:v1")).await.unwrap();
+    assert_eq!(b.engine.count(Op::ListProject), 2);
+    b.engine.clear_calls();
+    let r = b.executor.apply(&three("app:v2")).await.unwrap();
+    assert!(r.converged(), "{r:?}");
+    assert_eq!(b.engine.count(Op::ListProject), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_plans_again_from_a_fresh_look() {
+    let b = Bench::with(
+        |o| {
+            o.retry = RetryPolicy {
+                initial: Duration::from_secs(10),
+                max: Duration::from_secs(300),
+                max_attempts: 2,
+                jitter: 0.0,
+            }
+        },
+        MemoryLedger::local(),
+    );
+    b.engine.fail_next(Op::Start, "shop-a-1", 1);
+    let r = b.executor.apply(&three("app:v1")).await.unwrap();
+    assert!(r.converged(), "{r:?}");
+    // Before, after, and one for the retry of `a`.
+    assert_eq!(
+        b.engine
+            .calls()
+            .into_iter()
+            .filter(|c| c.op == Op::ListProject)
+            .map(|c| c.at)
+            .collect::<Vec<_>>(),
+        [
+            Duration::ZERO,
+            Duration::from_secs(10),
+            Duration::from_secs(13)
+        ]
+    );
+    // The failed start's container was removed; the retry made a new one.
+    assert_eq!(b.engine.count(Op::Create), 4);
+}

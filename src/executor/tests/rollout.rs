@@ -429,3 +429,30 @@ async fn a_service_gone_from_the_desired_state_is_removed_gracefully() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn what_a_rollback_could_not_tidy_is_reported_with_the_slot_restored() {
+    let b = on_v1(2, "").await;
+    b.engine
+        .behave_named("shop-api-2-next", Behaviour::never_healthy())
+        .fail(Op::Rename, "shop-api-1-prev");
+    let r = b.executor.apply(&stack(V2, 2, "")).await.unwrap();
+    let Outcome::Failed {
+        error, rolled_back, ..
+    } = outcome(&r)
+    else {
+        panic!("{r:?}");
+    };
+    // The previous replica serves again (in the alias); only its name is left wrong,
+    // which the next run repairs.
+    assert!(*rolled_back);
+    assert!(
+        error.ends_with(
+            "; left for the next run: rename to shop-api-1: docker: injected failure: rename shop-api-1-prev"
+        ),
+        "{error}"
+    );
+    let prev = b.engine.container("shop-api-1-prev").unwrap();
+    assert_eq!(prev.image, V1);
+    assert_eq!(prev.aliases["shop_default"], ["api"]);
+}
