@@ -237,3 +237,28 @@ async fn shutdown_lets_the_slot_in_flight_finish_and_starts_nothing_more() {
         "the loop is gone"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_event_stream_that_breaks_is_opened_again_and_keeps_waking_the_loop() {
+    let engine = MemoryEngine::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    triggers::engine_events(std::sync::Arc::new(engine.clone()), tx, stop.clone());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    engine.break_events();
+    // Broken at 10 ms, opened again half a second later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(times(&engine, Op::Events, "*"), secs(&[0.0, 0.51]));
+    engine.add_image("app:v1");
+    let spec = crate::runtime::ContainerSpec {
+        name: "a".into(),
+        image: "app:v1".into(),
+        ..Default::default()
+    };
+    let id = crate::runtime::Engine::create(&engine, &spec)
+        .await
+        .unwrap();
+    crate::runtime::Engine::remove(&engine, &id).await.unwrap();
+    assert_eq!(rx.recv().await, Some(Trigger::DockerEvent));
+    stop.cancel();
+}
