@@ -2,6 +2,10 @@
 //! commit seen by the watch, a poll, a webhook, a Docker event, the periodic resync, a
 //! retry falling due) only wake it; triggers that arrive during a reconcile coalesce
 //! into exactly one more.
+//!
+//! This file starts the agent (lock, listener, control socket, watch, timers, the
+//! engine's events); `reconcile` is the loop, `commits` reads the repository, and
+//! `triggers` holds what wakes the loop besides requests.
 
 mod commits;
 mod failures;
