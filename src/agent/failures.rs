@@ -117,39 +117,3 @@ impl FailedTargets {
             .collect()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
-            initial: Duration::from_secs(10),
-            max: Duration::from_secs(300),
-            max_attempts: 3,
-            jitter: 0.0,
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failures_back_off_then_give_up() {
-        let mut f = FailedTargets::default();
-        let now = Instant::now();
-        assert_eq!(
-            f.record_failure("api", "h1", &policy(), now),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            f.record_failure("api", "h1", &policy(), now),
-            Some(Duration::from_secs(20))
-        );
-        assert_eq!(f.record_failure("api", "h1", &policy(), now), None);
-        assert!(f.list()[0].given_up);
-        // A new spec starts over.
-        assert_eq!(
-            f.record_failure("api", "h2", &policy(), now),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(f.list()[0].attempts, 1);
-    }
-}

@@ -5,8 +5,52 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Why the state dir could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// An agent runs on the state dir already: a second one never waits.
+    #[error("another berth agent (pid {pid}) already runs with state dir {}; one agent per state dir", state_dir.display())]
+    AgentRunning {
+        /// The running agent.
+        pid: String,
+        /// The state dir.
+        state_dir: PathBuf,
+    },
+    /// Another berth held the lock for longer than this one would wait.
+    #[error("berth {held_by} (pid {pid}) still holds {} after {wait:?}; one berth at a time works on a state dir (--lock-timeout)", path.display())]
+    TimedOut {
+        /// What the holder is (`agent`, `apply`, `adopt`).
+        held_by: String,
+        /// Its process.
+        pid: String,
+        /// The lock file.
+        path: PathBuf,
+        /// How long this one waited.
+        wait: Duration,
+    },
+    /// The state dir could not be made.
+    #[error("state dir {}: {error}", path.display())]
+    StateDir {
+        /// The state dir.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The lock file could not be used.
+    #[error("{}: {error}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The blocking task that waits for the lock died.
+    #[error("waiting for the state-dir lock: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// The held lock; dropping it releases it.
 pub struct StateLock {
@@ -17,8 +61,8 @@ pub struct StateLock {
 /// taken the lock but not yet written its name (the file is empty for that moment).
 fn holder(file: &mut File) -> Option<(String, String)> {
     let mut text = String::new();
-    let _ = file.rewind();
-    let _ = file.read_to_string(&mut text);
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
     let mut words = text.split_whitespace();
     let pid = words.next()?.to_string();
     // A lock written before roles were recorded is an agent's.
@@ -36,26 +80,30 @@ impl StateLock {
         state_dir: std::path::PathBuf,
         role: &'static str,
         wait: Duration,
-    ) -> Result<Self, String> {
-        tokio::task::spawn_blocking(move || Self::acquire(&state_dir, role, wait))
-            .await
-            .map_err(|e| e.to_string())?
+    ) -> Result<Self, LockError> {
+        tokio::task::spawn_blocking(move || Self::acquire(&state_dir, role, wait)).await?
     }
 
     /// Takes the lock for `role` (`agent` or `apply`). A second agent beside an agent
     /// fails at once; otherwise the lock is awaited for up to `wait`, with one message
     /// on stderr saying who holds it.
-    pub fn acquire(state_dir: &Path, role: &str, wait: Duration) -> Result<Self, String> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
+    pub fn acquire(state_dir: &Path, role: &str, wait: Duration) -> Result<Self, LockError> {
+        std::fs::create_dir_all(state_dir).map_err(|error| LockError::StateDir {
+            path: state_dir.to_path_buf(),
+            error,
+        })?;
         let path = state_dir.join("agent.lock");
+        let io = |error| LockError::Io {
+            path: path.clone(),
+            error,
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(io)?;
         let started = Instant::now();
         let mut said = false;
         loop {
@@ -70,16 +118,18 @@ impl StateLock {
                     }
                     let (pid, held_by) = named.unwrap_or_else(|| ("?".into(), "process".into()));
                     if role == "agent" && held_by == "agent" {
-                        return Err(format!(
-                            "another berth agent (pid {pid}) already runs with state dir {}; one agent per state dir",
-                            state_dir.display()
-                        ));
+                        return Err(LockError::AgentRunning {
+                            pid,
+                            state_dir: state_dir.to_path_buf(),
+                        });
                     }
                     if started.elapsed() >= wait {
-                        return Err(format!(
-                            "berth {held_by} (pid {pid}) still holds {} after {wait:?}; one berth at a time works on a state dir (--lock-timeout)",
-                            path.display()
-                        ));
+                        return Err(LockError::TimedOut {
+                            held_by,
+                            pid,
+                            path,
+                            wait,
+                        });
                     }
                     if !said {
                         eprintln!(
@@ -90,43 +140,15 @@ impl StateLock {
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(TryLockError::Error(e)) => return Err(format!("{}: {e}", path.display())),
+                Err(TryLockError::Error(e)) => return Err(io(e)),
             }
         }
-        file.set_len(0).map_err(|e| e.to_string())?;
-        file.rewind().map_err(|e| e.to_string())?;
-        let _ = write!(file, "{} {role}", std::process::id());
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        if let Err(e) = write!(file, "{} {role}", std::process::id()) {
+            // Held all the same; another berth waiting for it names no holder.
+            tracing::warn!(path = %path.display(), error = %e, "state-dir lock holder not recorded");
+        }
         Ok(Self { _file: file })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The holder takes the lock, then writes its name: a second berth that looks in
-    /// between reads an empty file and must not take it for an agent's.
-    #[test]
-    fn a_holder_that_has_not_written_its_name_yet_is_not_taken_for_an_agent() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("agent.lock");
-        let held = File::create(&path).unwrap();
-        held.lock().unwrap();
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            let mut held = held;
-            write!(held, "4242 apply").unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-            drop(held);
-        });
-        let lock = StateLock::acquire(dir.path(), "agent", Duration::from_secs(30));
-        writer.join().unwrap();
-        assert!(lock.is_ok(), "{:?}", lock.err());
-        let mut text = String::new();
-        File::open(&path)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(text, format!("{} agent", std::process::id()));
     }
 }

@@ -128,7 +128,14 @@ pub async fn run(args: AgentArgs) -> u8 {
         tracing::warn!("second signal: stopping now");
         std::process::exit(130);
     });
-    match crate::agent::run(config, shutdown).await {
+    let engine = match crate::runtime::DockerEngine::connect().await {
+        Ok(engine) => std::sync::Arc::new(engine),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    match crate::agent::run(config, engine, shutdown).await {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e}");

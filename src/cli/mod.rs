@@ -169,7 +169,9 @@ pub struct ConvergeArgs {
     /// The longest retry delay.
     #[arg(long, env = "BERTH_BACKOFF_MAX", default_value = "5m")]
     pub backoff_max: DurationArg,
-    /// Services converged at the same time (dependencies still go first).
+    /// Engine calls that make Docker work (creates, starts, pulls, removes) in flight
+    /// at once; health gates and other waits hold none, and every service whose
+    /// dependencies are done moves at once.
     #[arg(long, env = "BERTH_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
     /// Pause between taking an old replica off its networks and stopping it.

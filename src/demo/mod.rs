@@ -114,7 +114,9 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
         },
     };
     let agent_cancel = cancel.clone();
-    let agent = tokio::spawn(async move { crate::agent::run(config, agent_cancel).await });
+    let agent_engine = std::sync::Arc::new(engine.clone());
+    let agent =
+        tokio::spawn(async move { crate::agent::run(config, agent_engine, agent_cancel).await });
 
     step(
         "2/6",

@@ -8,6 +8,20 @@ use crate::model::{Health, Logging, MountSource};
 use crate::plan::{DesiredService, EnvFile};
 use crate::runtime::{labels, BindMount, ContainerSpec, HealthConfig, PublishedPort};
 
+/// Why a replica's container spec could not be built. Never names a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The service's env file could not be read on this host.
+    #[error("{0}")]
+    EnvFile(String),
+    /// A compose secret has no readable file on this host.
+    #[error("{0}")]
+    Secret(String),
+    /// A host path (or the project's host data) is not allowed, or not usable, here.
+    #[error("{0}")]
+    HostPath(String),
+}
+
 /// The full name of a project network or volume: `<project>_<name>`.
 pub fn object_name(project: &str, name: &str) -> String {
     format!("{project}_{name}")
@@ -47,19 +61,21 @@ pub fn host_data(
     project: &str,
     rel: &str,
     create: bool,
-) -> Result<std::path::PathBuf, String> {
+) -> Result<std::path::PathBuf, SpecError> {
     use crate::model::{host_path::check_on_host, AllowedHostPath};
     let root = data_root(state_dir, project);
+    let made =
+        |dir: &Path, e: std::io::Error| SpecError::HostPath(format!("{}: {e}", dir.display()));
     if create {
-        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        std::fs::create_dir_all(&root).map_err(|e| made(&root, e))?;
     }
     let path = root.join(rel);
     let allowed = [AllowedHostPath::writable(&root)];
-    let real = check_on_host(&path, false, &allowed)?;
+    let real = check_on_host(&path, false, &allowed).map_err(SpecError::HostPath)?;
     if create && !real.exists() {
-        std::fs::create_dir_all(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+        std::fs::create_dir_all(&real).map_err(|e| made(&real, e))?;
         // Made since the check: checked again, so a symlink planted meanwhile is refused.
-        return check_on_host(&path, false, &allowed);
+        return check_on_host(&path, false, &allowed).map_err(SpecError::HostPath);
     }
     Ok(real)
 }
@@ -72,7 +88,7 @@ pub fn replica_spec(
     slot: u32,
     name: &str,
     opts: &super::ApplyOptions,
-) -> Result<ContainerSpec, String> {
+) -> Result<ContainerSpec, SpecError> {
     let (commit, state_dir) = (opts.commit.as_deref(), opts.state_dir.as_path());
     let s = &d.spec;
     let mut env: Vec<String> = match &d.env_file {
@@ -83,7 +99,7 @@ pub fn replica_spec(
             .filter(|(k, _)| !s.env.contains_key(k))
             .map(|(k, v)| format!("{k}={v}"))
             .collect(),
-        EnvFile::Unreadable(why) => return Err(why.clone()),
+        EnvFile::Unreadable(why) => return Err(SpecError::EnvFile(why.clone())),
     };
     env.extend(s.env.iter().map(|(k, v)| format!("{k}={v}")));
     let o = &s.options;
@@ -106,7 +122,7 @@ pub fn replica_spec(
     let mounts = s
         .volumes
         .iter()
-        .map(|m| -> Result<BindMount, String> {
+        .map(|m| -> Result<BindMount, SpecError> {
             Ok(match &m.source {
                 MountSource::Volume(v) => BindMount {
                     source: d
@@ -134,8 +150,12 @@ pub fn replica_spec(
                 MountSource::Secret { name, .. } => BindMount {
                     source: match d.secret_files.get(name) {
                         Some(Ok(real)) => real.display().to_string(),
-                        Some(Err(why)) => return Err(why.clone()),
-                        None => return Err(format!("secret `{name}` was not looked up")),
+                        Some(Err(why)) => return Err(SpecError::Secret(why.clone())),
+                        None => {
+                            return Err(SpecError::Secret(format!(
+                                "secret `{name}` was not looked up"
+                            )))
+                        }
                     },
                     target: m.target.clone(),
                     read_only: true,
@@ -153,7 +173,8 @@ pub fn replica_spec(
                 // a container planted below the prefix since the commit was loaded is
                 // refused here.
                 MountSource::HostPath(p) => BindMount {
-                    source: check_on_host(p, m.read_only, &opts.allow_host_paths)?
+                    source: check_on_host(p, m.read_only, &opts.allow_host_paths)
+                        .map_err(SpecError::HostPath)?
                         .display()
                         .to_string(),
                     target: m.target.clone(),
@@ -254,73 +275,4 @@ fn log_config(l: &Logging) -> (String, BTreeMap<String, String>) {
             .or_insert_with(|| "3".into());
     }
     (l.driver.clone(), options)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{load_tree_with, AllowedHostPath, LoadOptions, MemTree};
-    use crate::plan::Desired;
-
-    #[test]
-    fn a_host_path_is_checked_again_right_before_the_create() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().canonicalize().unwrap();
-        std::fs::create_dir(base.join("data")).unwrap();
-        let allowed = vec![AllowedHostPath::writable(&base)];
-        let yaml = format!(
-            "project: shop\nservices:\n  api:\n    image: registry.example.com/api:1\n    volumes: [\"{}:/data\"]\n",
-            base.join("data").display()
-        );
-        let tree = MemTree::new().with("berth.yaml", yaml.as_str());
-        let opts = LoadOptions {
-            allow_host_paths: allowed.clone(),
-            check_on_host: true,
-            host_env: None,
-            project: None,
-        };
-        let loaded = load_tree_with(&tree, "berth.yaml", &opts).unwrap();
-        let d = Desired::resolve(loaded.spec.unwrap(), &base);
-        let apply = crate::executor::ApplyOptions {
-            allow_host_paths: allowed,
-            ..Default::default()
-        };
-        let spec = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &apply).unwrap();
-        assert_eq!(
-            spec.mounts[0].source,
-            base.join("data").display().to_string()
-        );
-        // Between the load and the create, the real directory becomes a link.
-        std::fs::remove_dir(base.join("data")).unwrap();
-        std::os::unix::fs::symlink("/", base.join("data")).unwrap();
-        let e = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &apply).unwrap_err();
-        assert!(e.contains("passes through the symlink"), "{e}");
-        // And on a host that no longer allows it at all.
-        let none = crate::executor::ApplyOptions::default();
-        let e = replica_spec("shop", &d.services["api"], 1, "shop-api-1", &none).unwrap_err();
-        assert!(e.contains("outside the host paths this host allows"), "{e}");
-    }
-
-    #[test]
-    fn options_reach_the_container_spec_with_berths_defaults_kept() {
-        let yaml = "services:\n  app:\n    image: reg.example/app:1.2\n    labels: { team: web }\n    logging: { driver: json-file, options: { max-size: 1m } }\n    user: \"1000\"\n";
-        let tree = MemTree::new().with("stack/compose.yaml", yaml);
-        let loaded = crate::model::load_tree(&tree, "stack").unwrap();
-        let d = Desired::resolve(loaded.spec.unwrap(), std::path::Path::new("/nonexistent"));
-        let apply = crate::executor::ApplyOptions::default();
-        let spec = replica_spec("stack", &d.services["app"], 1, "stack-app-1", &apply).unwrap();
-        assert_eq!(spec.labels["team"], "web");
-        assert_eq!(spec.labels[labels::PROJECT], "stack");
-        assert!(spec.init, "berth's init stays on unless `init: false`");
-        assert_eq!(spec.user.as_deref(), Some("1000"));
-        let (driver, options) = spec.log.unwrap();
-        assert_eq!(driver, "json-file");
-        assert_eq!(
-            options,
-            BTreeMap::from([
-                ("max-file".to_string(), "3".to_string()),
-                ("max-size".to_string(), "1m".to_string()),
-            ])
-        );
-    }
 }

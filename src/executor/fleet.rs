@@ -66,6 +66,15 @@ pub struct FleetGate<'a> {
     pub control: &'a ApplyControl,
 }
 
+/// A host let through: the lease it holds, if the service limits hosts, and whether it
+/// had to wait (then what runs may have changed meanwhile).
+pub struct Admission {
+    /// The lease, given back once the service is done.
+    pub lease: Option<Lease>,
+    /// True when the host waited for the canary or a lease.
+    pub waited: bool,
+}
+
 /// A lease held while the host replaces a service's replicas; renewed in the
 /// background, given back by [`Lease::release`] (or lapsing, should berth die).
 pub struct Lease {
@@ -87,10 +96,11 @@ impl Lease {
 impl FleetGate<'_> {
     /// Waits for the canary (unless this is it), then takes a lease when the service
     /// limits how many hosts replace at once.
-    pub async fn admit(&self, d: &DesiredService) -> Result<Option<Lease>, Hold> {
+    pub async fn admit(&self, d: &DesiredService) -> Result<Admission, Hold> {
         let service = &d.spec.name;
         let target = fleet_target(d);
         let until = Instant::now() + self.wait;
+        let mut waited = false;
         if let Some(canary) = d.spec.update.canary.as_deref().filter(|c| *c != self.host) {
             let mut logged = false;
             loop {
@@ -113,13 +123,17 @@ impl FleetGate<'_> {
                     tracing::info!(service = %service, canary, action = "canary-wait", "waiting for the canary host");
                     logged = true;
                 }
+                waited = true;
                 pause(POLL, self.control)
                     .await
                     .map_err(|h| h.explain(&what))?;
             }
         }
         let Some(max) = d.spec.update.max_hosts else {
-            return Ok(None);
+            return Ok(Admission {
+                lease: None,
+                waited,
+            });
         };
         let key = LeaseKey {
             project: self.project.to_string(),
@@ -147,6 +161,7 @@ impl FleetGate<'_> {
                         tracing::info!(service = %service, holders = %holders.join(","), action = "lease-wait", "waiting for a rollout lease");
                         logged = true;
                     }
+                    waited = true;
                     pause(POLL, self.control)
                         .await
                         .map_err(|h| h.explain(&what))?;
@@ -164,11 +179,14 @@ impl FleetGate<'_> {
                 }
             }
         });
-        Ok(Some(Lease {
-            key,
-            ledger: self.ledger.clone(),
-            renew,
-        }))
+        Ok(Admission {
+            lease: Some(Lease {
+                key,
+                ledger: self.ledger.clone(),
+                renew,
+            }),
+            waited,
+        })
     }
 }
 

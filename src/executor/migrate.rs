@@ -15,16 +15,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::container::replica_spec;
+use super::container::{replica_spec, SpecError};
+use super::fleet::Hold;
 use super::redact::Redactor;
 use super::ApplyOptions;
 use crate::ledger::{
-    age_of, now_rfc3339, Claim, Ledger, MigrationClaim, MigrationOutcome, MigrationRecord,
-    MigrationRun, StartedMigration,
+    age_of, now_rfc3339, Claim, Ledger, LedgerError, MigrationClaim, MigrationOutcome,
+    MigrationRecord, MigrationRun, StartedMigration,
 };
 use crate::model::MigrationSpec;
 use crate::plan::Desired;
-use crate::runtime::{labels, Engine, HealthConfig, ObservedContainer, Role, RunState};
+use crate::runtime::{
+    labels, Engine, HealthConfig, ObservedContainer, Role, RunState, RuntimeError,
+};
 
 /// Lines of output kept in the ledger.
 const OUTPUT_LINES: usize = 100;
@@ -109,7 +112,7 @@ impl MigrationRunner<'_> {
             .ledger
             .migration(project, &m.name, digest)
             .await
-            .map_err(MigrationFailure::unreachable)?
+            .map_err(MigrationError::Unrecorded)?
         {
             if r.outcome == MigrationOutcome::Succeeded {
                 return Ok(None);
@@ -122,15 +125,18 @@ impl MigrationRunner<'_> {
             }
             return self.await_elsewhere(project, m, digest, on, None).await;
         }
-        let from = desired.migration_container(m).ok_or_else(|| {
-            MigrationFailure::from(format!("migration {}: no service {}", m.name, m.from))
-        })?;
+        let from = desired
+            .migration_container(m)
+            .ok_or_else(|| MigrationError::NoService {
+                migration: m.name.clone(),
+                from: m.from.clone(),
+            })?;
         let name = container_name(project, &m.name, digest);
         let observed = self
             .engine
             .list_project(project)
             .await
-            .map_err(|e| MigrationFailure::from(e.to_string()))?;
+            .map_err(MigrationError::engine(format!("list {project}")))?;
         let existing = observed
             .iter()
             .find(|c| c.role == Role::Migration && c.name == name);
@@ -141,7 +147,7 @@ impl MigrationRunner<'_> {
                     self.engine
                         .start(&c.id)
                         .await
-                        .map_err(|e| MigrationFailure::from(format!("start {name}: {e}")))?;
+                        .map_err(MigrationError::engine(format!("start {name}")))?;
                 }
                 c.id.clone()
             }
@@ -160,7 +166,7 @@ impl MigrationRunner<'_> {
                     .ledger
                     .claim_migration(&claim)
                     .await
-                    .map_err(MigrationFailure::unreachable)?
+                    .map_err(MigrationError::Unrecorded)?
                 {
                     Claim::Granted => {}
                     Claim::Succeeded => return Ok(None),
@@ -169,8 +175,7 @@ impl MigrationRunner<'_> {
                         return self.await_elsewhere(project, m, digest, &on, Some(s)).await;
                     }
                 }
-                let mut spec = replica_spec(project, from, 0, &name, self.opts)
-                    .map_err(MigrationFailure::from)?;
+                let mut spec = replica_spec(project, from, 0, &name, self.opts)?;
                 // A compose job's container carries its own command.
                 if m.job.is_none() {
                     spec.command = Some(m.command.clone());
@@ -193,11 +198,13 @@ impl MigrationRunner<'_> {
                     .engine
                     .create(&spec)
                     .await
-                    .map_err(|e| MigrationFailure::from(format!("create {name}: {e}")))?;
+                    .map_err(MigrationError::engine(format!("create {name}")))?;
                 tracing::info!(project = %project, migration = %m.name, container = %name, action = "migration-start");
                 if let Err(e) = self.engine.start(&id).await {
-                    let _ = self.engine.remove(&id).await;
-                    return Err(MigrationFailure::from(format!("start {name}: {e}")));
+                    if let Err(gone) = self.engine.remove(&id).await {
+                        tracing::warn!(project = %project, migration = %m.name, container = %name, error = %gone, "migration container that did not start not removed; the next run settles it");
+                    }
+                    return Err(MigrationError::engine(format!("start {name}"))(e).into());
                 }
                 id
             }
@@ -212,14 +219,16 @@ impl MigrationRunner<'_> {
                 Some(m.timeout),
                 Some(&name),
             )
-            .await
-            .map_err(MigrationFailure::from)?;
+            .await?;
         match run.outcome {
             MigrationOutcome::Succeeded => Ok(Some(run.summary(&m.name))),
             _ => Err(MigrationFailure {
-                message: self.failure_message(&m.name, &run),
                 run: Some(run.summary(&m.name)),
-                wait: false,
+                error: MigrationError::Run {
+                    migration: m.name.clone(),
+                    how: run.how(),
+                    tail: run.tail(),
+                },
             }),
         }
     }
@@ -244,20 +253,16 @@ impl MigrationRunner<'_> {
                     return Ok(None);
                 }
                 Ok(Some(r)) => {
-                    return Err(MigrationFailure {
-                        message: format!(
-                            "migration {} {} on host {} (exit code {}); the gated services were not changed",
-                            m.name,
-                            r.outcome.as_str().replace('-', " "),
-                            r.host.as_deref().unwrap_or(on),
-                            r.exit_code
-                        ),
-                        run: None,
-                        wait: false,
-                    });
+                    return Err(MigrationError::FailedElsewhere {
+                        migration: m.name.clone(),
+                        outcome: r.outcome.as_str().replace('-', " "),
+                        host: r.host.as_deref().unwrap_or(on).to_string(),
+                        exit_code: r.exit_code,
+                    }
+                    .into());
                 }
                 Ok(_) => {}
-                Err(e) => return Err(MigrationFailure::unreachable(e)),
+                Err(e) => return Err(MigrationError::Unrecorded(e).into()),
             }
             let age = started
                 .as_ref()
@@ -275,11 +280,13 @@ impl MigrationRunner<'_> {
                         age.as_secs()
                     ),
                 };
-                return Err(MigrationFailure {
-                    message: format!("{what}; no other host runs it while that may still happen. When {on} comes back its agent records the result; if it never does, settle it with `berth migrations resolve {} --image {digest} --as succeeded|failed`", m.name),
-                    run: None,
-                    wait: true,
-                });
+                return Err(MigrationError::Stuck {
+                    what,
+                    host: on.to_string(),
+                    migration: m.name.clone(),
+                    digest: digest.to_string(),
+                }
+                .into());
             }
             let waiting = format!(
                 "waiting for the result of migration {} on host {on}",
@@ -292,47 +299,20 @@ impl MigrationRunner<'_> {
                     Ok(())
                 }
             };
-            let message = match paused {
+            let error = match paused {
                 Ok(()) if waited.elapsed() < self.opts.fleet_wait => continue,
                 // Reported as waiting, and looked at again on the next reconcile.
-                Ok(()) => format!("{waiting} (for {}s so far)", age.as_secs()),
+                Ok(()) => {
+                    MigrationError::Waiting(format!("{waiting} (for {}s so far)", age.as_secs()))
+                }
                 Err(hold) => match hold.explain(&waiting) {
-                    super::fleet::Hold::Shutdown => super::rollout::SHUTDOWN.to_string(),
-                    super::fleet::Hold::Wait(reason) => reason,
-                    super::fleet::Hold::Superseded => waiting,
+                    Hold::Shutdown => MigrationError::Shutdown,
+                    Hold::Wait(reason) => MigrationError::Waiting(reason),
+                    Hold::Superseded => MigrationError::Waiting(waiting),
                 },
             };
-            return Err(MigrationFailure {
-                message,
-                run: None,
-                wait: true,
-            });
+            return Err(error.into());
         }
-    }
-
-    fn failure_message(&self, name: &str, run: &MigrationRunWithOutput) -> String {
-        let how = match run.outcome {
-            MigrationOutcome::TimedOut => format!(
-                "timed out after {:.1}s and was killed",
-                run.duration_ms as f64 / 1000.0
-            ),
-            _ => format!("exited with code {}", run.exit_code),
-        };
-        let lines: Vec<&str> = run
-            .output
-            .lines()
-            .rev()
-            .take(ERROR_LINES)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        let tail = if lines.is_empty() {
-            String::new()
-        } else {
-            format!("; last output: {}", lines.join(" | "))
-        };
-        format!("migration {name} {how}{tail}")
     }
 
     /// Waits for the container (within what is left of its timeout), records the
@@ -347,8 +327,13 @@ impl MigrationRunner<'_> {
         id: &str,
         timeout: Option<Duration>,
         shown: Option<&str>,
-    ) -> Result<MigrationRunWithOutput, String> {
-        let details = self.engine.inspect(id).await.map_err(|e| e.to_string())?;
+    ) -> Result<MigrationRunWithOutput, MigrationError> {
+        let shown = shown.unwrap_or(id);
+        let details = self
+            .engine
+            .inspect(id)
+            .await
+            .map_err(MigrationError::engine(format!("inspect {shown}")))?;
         let started_at = details
             .started_at
             .clone()
@@ -380,7 +365,9 @@ impl MigrationRunner<'_> {
                             MigrationOutcome::Failed
                         },
                     ),
-                    Ok(Err(e)) => return Err(format!("waiting for {}: {e}", shown.unwrap_or(id))),
+                    Ok(Err(e)) => {
+                        return Err(MigrationError::engine(format!("waiting for {shown}"))(e))
+                    }
                     Err(_) => {
                         tracing::warn!(
                             project,
@@ -388,8 +375,15 @@ impl MigrationRunner<'_> {
                             action = "migration-timeout",
                             timeout_s = limit.as_secs()
                         );
-                        let _ = self.engine.kill(id).await;
-                        let _ = self.engine.wait(id).await;
+                        self.engine
+                            .kill(id)
+                            .await
+                            .map_err(MigrationError::engine(format!("kill {shown}")))?;
+                        // Killed: its exit is recorded as the timeout's 137, whatever
+                        // the engine says.
+                        if let Err(e) = self.engine.wait(id).await {
+                            tracing::debug!(project, migration, error = %e, "killed migration not awaited");
+                        }
                         (137, MigrationOutcome::TimedOut)
                     }
                 }
@@ -427,7 +421,7 @@ impl MigrationRunner<'_> {
         self.ledger
             .record_migration(&record)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(MigrationError::Record)?;
         tracing::info!(
             project,
             migration,
@@ -449,37 +443,114 @@ impl MigrationRunner<'_> {
     }
 }
 
-/// A migration that did not succeed: why, and the run when one finished.
-#[derive(Debug, Clone)]
-pub struct MigrationFailure {
-    /// What happened, with the last lines of output (secrets masked).
-    pub message: String,
-    /// The finished run, for the deploy history.
-    pub run: Option<MigrationRun>,
-    /// True when nothing failed but the fleet must be waited for: another host's run,
-    /// or a ledger that does not answer (so nothing may start).
-    pub wait: bool,
+/// Why a migration did not succeed, or must be waited for.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// The ledger did not answer: nothing was started, and nothing may start until it
+    /// does.
+    #[error("{0}; no migration starts that cannot be recorded")]
+    Unrecorded(LedgerError),
+    /// The run finished but its result could not be recorded; the container stays, and
+    /// the next run records it.
+    #[error("{0}")]
+    Record(LedgerError),
+    /// The migration's `from` service is not in the desired state on this host.
+    #[error("migration {migration}: no service {from}")]
+    NoService {
+        /// The migration.
+        migration: String,
+        /// The service it runs like.
+        from: String,
+    },
+    /// Its container spec could not be built.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// An engine call failed.
+    #[error("{doing}: {source}")]
+    Engine {
+        /// What berth was doing.
+        doing: String,
+        /// What the engine said.
+        source: RuntimeError,
+    },
+    /// It ran here, and failed or timed out.
+    #[error("migration {migration} {how}{tail}")]
+    Run {
+        /// The migration.
+        migration: String,
+        /// `exited with code 3`, `timed out after 5.0s and was killed`.
+        how: String,
+        /// `; last output: …` (masked), or nothing.
+        tail: String,
+    },
+    /// Another host ran it, and it did not succeed there.
+    #[error("migration {migration} {outcome} on host {host} (exit code {exit_code}); the gated services were not changed")]
+    FailedElsewhere {
+        /// The migration.
+        migration: String,
+        /// `failed`, `timed out`.
+        outcome: String,
+        /// The host that ran it.
+        host: String,
+        /// Its exit code.
+        exit_code: i64,
+    },
+    /// Another host's run has no result long past its timeout; nobody else may run it.
+    #[error("{what}; no other host runs it while that may still happen. When {host} comes back its agent records the result; if it never does, settle it with `berth migrations resolve {migration} --image {digest} --as succeeded|failed`")]
+    Stuck {
+        /// What is known of the run.
+        what: String,
+        /// The host it runs on.
+        host: String,
+        /// The migration.
+        migration: String,
+        /// The image digest.
+        digest: String,
+    },
+    /// The fleet is not done yet (another host's run); looked at again soon.
+    #[error("{0}")]
+    Waiting(String),
+    /// berth is stopping.
+    #[error("berth is stopping; the rest of this rollout continues on its next start")]
+    Shutdown,
 }
 
-impl From<String> for MigrationFailure {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            run: None,
-            wait: false,
-        }
+impl MigrationError {
+    fn engine(doing: impl Into<String>) -> impl FnOnce(RuntimeError) -> MigrationError {
+        let doing = doing.into();
+        move |source| MigrationError::Engine { doing, source }
+    }
+
+    /// True when nothing failed but the fleet must be waited for: another host's run,
+    /// or a ledger that does not answer (so nothing may start).
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            MigrationError::Unrecorded(_)
+                | MigrationError::Stuck { .. }
+                | MigrationError::Waiting(_)
+        )
     }
 }
 
-impl MigrationFailure {
-    /// The ledger did not answer: nothing was started, and nothing may start until it
-    /// does.
-    pub fn unreachable(e: crate::ledger::LedgerError) -> Self {
-        Self {
-            message: format!("{e}; no migration starts that cannot be recorded"),
-            run: None,
-            wait: true,
-        }
+/// A migration that did not succeed: why, and the run when one finished.
+#[derive(Debug)]
+pub struct MigrationFailure {
+    /// What happened.
+    pub error: MigrationError,
+    /// The finished run, for the deploy history.
+    pub run: Option<MigrationRun>,
+}
+
+impl From<MigrationError> for MigrationFailure {
+    fn from(error: MigrationError) -> Self {
+        Self { error, run: None }
+    }
+}
+
+impl From<SpecError> for MigrationFailure {
+    fn from(error: SpecError) -> Self {
+        MigrationError::Spec(error).into()
     }
 }
 
@@ -492,6 +563,27 @@ pub struct MigrationRunWithOutput {
 }
 
 impl MigrationRunWithOutput {
+    /// How it ended, in words.
+    fn how(&self) -> String {
+        match self.outcome {
+            MigrationOutcome::TimedOut => format!(
+                "timed out after {:.1}s and was killed",
+                self.duration_ms as f64 / 1000.0
+            ),
+            _ => format!("exited with code {}", self.exit_code),
+        }
+    }
+
+    /// Its last lines of output, for the error: `; last output: a | b`, or nothing.
+    fn tail(&self) -> String {
+        let lines: Vec<&str> = self.output.lines().rev().take(ERROR_LINES).collect();
+        if lines.is_empty() {
+            return String::new();
+        }
+        let lines: Vec<&str> = lines.into_iter().rev().collect();
+        format!("; last output: {}", lines.join(" | "))
+    }
+
     /// The part kept in the deploy history.
     pub fn summary(&self, migration: &str) -> MigrationRun {
         MigrationRun {

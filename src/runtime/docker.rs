@@ -825,6 +825,10 @@ impl Engine for DockerEngine {
             ))),
         }
     }
+
+    fn events(&self) -> futures_util::stream::BoxStream<'_, Result<(), RuntimeError>> {
+        Box::pin(self.events_of_managed())
+    }
 }
 
 #[cfg(test)]

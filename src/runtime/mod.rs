@@ -4,6 +4,8 @@
 pub mod compose;
 mod docker;
 pub mod labels;
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -375,6 +377,10 @@ pub trait Engine: Send + Sync {
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, RuntimeError>;
     /// Waits for a container to exit and returns its exit code.
     async fn wait(&self, id: &str) -> Result<i64, RuntimeError>;
+    /// One item for every die, destroy or health change of a berth-managed container,
+    /// of any project: what wakes the agent. An error ends the stream; the caller opens
+    /// it again.
+    fn events(&self) -> futures_util::stream::BoxStream<'_, Result<(), RuntimeError>>;
 }
 
 /// Registry credentials, as `docker login` stores them.

@@ -127,6 +127,57 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The value of a counter of `/metrics`, summed over the series whose labels
+    /// include all of `labels`; 0 when there is none yet.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (code, text) = http(self.port, "GET", "/metrics", &[], b"").unwrap();
+        assert_eq!(code, 200);
+        let lines = text
+            .lines()
+            .filter(|l| *l != "# EOF")
+            .map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name} is not a counter: {other:?}"),
+            })
+            .sum()
+    }
+
+    /// How many triggers of this kind (`docker-event`, `control`, `webhook`, …) the
+    /// agent has taken into a reconcile.
+    pub fn triggers(&self, trigger: &str) -> f64 {
+        self.counter("berth_reconcile_triggers_total", &[("trigger", trigger)])
+    }
+
+    /// Waits until at least `n` triggers of this kind have been taken into a reconcile.
+    pub fn wait_triggers(&self, trigger: &str, n: f64) {
+        assert!(
+            crate::support::wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+                self.triggers(trigger) >= n
+            }),
+            "{} {trigger} triggers, not {n}\n{}",
+            self.triggers(trigger),
+            self.log()
+        );
+    }
+
+    /// Waits until every reconcile the agent has begun has finished: the agent takes
+    /// triggers in order, one reconcile at a time, so once the reconcile of a control
+    /// request sent now has begun, those before it are done (and what they would have
+    /// changed, they changed).
+    pub fn settle(&self) {
+        let before = self.triggers("control");
+        let (code, answer) = self.post_control("/control/reconcile").unwrap();
+        assert_eq!(code, 202, "{answer}");
+        self.wait_triggers("control", before + 1.0);
+    }
+
     /// `/status`, waiting for the listener while the agent starts.
     pub fn status(&self) -> serde_json::Value {
         for _ in 0..100 {
@@ -400,7 +451,10 @@ fn the_webhook_needs_a_good_signature_and_triggers_a_fetch() {
         .0,
         401
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // The refusals went in before the control request that settles the agent: had
+    // they woken it, their triggers would have been taken in first.
+    agent.settle();
+    assert_eq!(agent.triggers("webhook"), 0.0, "{}", agent.log());
     assert_eq!(
         api_images(&p),
         expect(&p, &img.app_v1, 1),
@@ -530,9 +584,16 @@ fn pause_holds_a_service_and_resume_lets_it_go_on() {
         (0, "paused service api; the agent reconciles now\n")
     );
     repo.commit(&stack(p.name(), &img.app_v2, 1), "bump");
-    // A paused service is not healed either.
+    // A paused service is not healed either: the removal wakes the agent, and the
+    // reconcile that sees the replica gone (status says so) leaves it gone.
     docker_ok(["rm", "-f", &format!("{}-api-1", p.name())]);
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+            agent.status()["services"]["api"]["running"] == 0
+        }),
+        "{}",
+        agent.log()
+    );
     assert!(api_images(&p).is_empty(), "{:?}", api_images(&p));
     assert_eq!(agent.status()["services"]["api"]["paused"], true);
     let r = berth([

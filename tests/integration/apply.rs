@@ -360,7 +360,11 @@ fn zero_failed_requests_during_a_rolling_update_behind_the_alias() {
     s.write(&two_services(p.name(), &img.app_v2, 3, &img.app_v1));
     let r = s.apply();
     assert_eq!(r.code, 0, "{r:?}");
-    thread::sleep(Duration::from_millis(500));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || client.report().bodies.contains_key("v2")
+    ));
     let report = client.stop_report();
     assert_eq!(report.fail, 0, "{:?}", report.lines);
     assert!(

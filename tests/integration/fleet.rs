@@ -401,9 +401,32 @@ fn kill_9_of_the_host_running_a_migration_never_doubles_it() {
     let a3 = f.agent(3, &[]);
     a1.signal("KILL");
     a1.wait_exit(Duration::from_secs(10));
-    // The run goes on in its container on h1; the others wait for its result and run
-    // nothing themselves, however long h1's agent is away.
-    std::thread::sleep(Duration::from_secs(12));
+    // The run goes on in its container on h1 and ends there; the others wait for its
+    // result and run nothing themselves, however long h1's agent is away: each looks
+    // again after the run ended (a retry of its wait), and that reconcile, settled,
+    // ran nothing.
+    let ended = || {
+        !f.engines[0]
+            .docker_stdout([
+                "ps",
+                "-aq",
+                "--filter",
+                "label=berth.role=migration",
+                "--filter",
+                "status=exited",
+            ])
+            .is_empty()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), Duration::from_millis(100), ended),
+        "{}",
+        logs(&[&a1, &a2, &a3])
+    );
+    for a in [&a2, &a3] {
+        let retries = a.triggers("retry");
+        a.wait_triggers("retry", retries + 1.0);
+        a.settle();
+    }
     assert_eq!(f.runs(), ["app:v1"], "{}", logs(&[&a1, &a2, &a3]));
     assert!(f.running(2, "api").is_empty() && f.running(3, "api").is_empty());
     let st = a2.status();
@@ -476,7 +499,8 @@ fn an_operator_resolves_a_migration_whose_host_never_returns() {
         "{}",
         human.stdout
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Every reconcile h2 has begun so far, finished, left api alone.
+    a2.settle();
     assert!(f.running(2, "api").is_empty());
 
     let resolve = |outcome: &str| {
@@ -540,8 +564,11 @@ fn hosts_keep_serving_while_postgres_is_away_and_converge_when_it_returns() {
             a.log()
         );
     }
-    // Nothing changed meanwhile: v1 keeps serving, no migration started.
-    std::thread::sleep(Duration::from_secs(3));
+    // Nothing changed meanwhile: v1 keeps serving, no migration started, also after
+    // every reconcile each agent has begun so far.
+    for a in all {
+        a.settle();
+    }
     for i in [1, 2] {
         assert_eq!(f.running(i, "api"), std::slice::from_ref(&im.app_v1));
     }

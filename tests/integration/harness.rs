@@ -2,7 +2,6 @@
 //! test images and their behaviour, and the cleanup guard.
 
 use std::collections::BTreeSet;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
@@ -340,7 +339,11 @@ fn client_loop_counts_successes_and_failures() {
 
     let client = p.client_loop(&net, "web");
     assert!(client.wait_for_ok(Duration::from_secs(10)));
-    thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || client.report().ok >= 2
+    ));
     docker(["rm", "-f", &web]);
     assert!(
         wait_until(Duration::from_secs(10), Duration::from_millis(100), || {

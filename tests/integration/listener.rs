@@ -28,26 +28,8 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The value of a counter of `/metrics` whose labels include all of `labels`; 0 when
-/// the series does not exist yet.
 fn counter(agent: &Agent, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let (code, text) = http(agent.port, "GET", "/metrics", &[], b"").unwrap();
-    assert_eq!(code, 200);
-    let lines = text
-        .lines()
-        .filter(|l| *l != "# EOF")
-        .map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            ref other => panic!("{name} is not a counter: {other:?}"),
-        })
-        .sum()
+    agent.counter(name, labels)
 }
 
 fn control_triggers(agent: &Agent) -> f64 {

@@ -1,0 +1,222 @@
+//! The desired state from the repository: fetch, verify, load, validate; a head that
+//! fails any of these is refused and the last good commit stays.
+
+use super::reconcile::Loop;
+use crate::plan::Desired;
+use crate::source::{CommitInfo, SourceError};
+
+/// Why a new head is not applied, before its desired state is even looked at.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// The repository could not be read at that commit.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Signatures are required and this one is missing or not allowed.
+    #[error("commit {commit} refused: {check}; only commits signed by an allowed key are applied")]
+    Unsigned {
+        /// The commit, short.
+        commit: String,
+        /// What the signature check found.
+        check: String,
+    },
+    /// An older signed commit pushed back over a newer one.
+    #[error("commit {commit} refused: it does not descend from {last}, the last signed commit applied (a rewind or force-push); push a new signed commit on top of it (`git revert` makes one)")]
+    Rewind {
+        /// The commit, short.
+        commit: String,
+        /// The last signed commit applied, short.
+        last: String,
+    },
+}
+
+impl Loop {
+    /// Fetches the branch; a new head is verified and validated, and becomes the last
+    /// good commit only when it passes.
+    pub(super) async fn refresh_desired(&mut self) {
+        let source = self.config.source.clone();
+        let fetched = tokio::task::spawn_blocking(move || source.fetch()).await;
+        let oid = match fetched {
+            Ok(Ok(oid)) => oid,
+            Ok(Err(e)) => {
+                self.metrics.git_fetch_errors.inc();
+                tracing::warn!(error = %e, "fetch failed; keeping the last good commit");
+                self.status.write().await.fetch_failed(e.to_string());
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fetch task failed");
+                return;
+            }
+        };
+        self.status.write().await.fetch_ok();
+        let sha = oid.to_string();
+        if self.last_seen.as_deref() == Some(sha.as_str()) {
+            return;
+        }
+        self.last_seen = Some(sha.clone());
+        let source = self.config.source.clone();
+        let load = self.config.load.clone();
+        let signers = self.config.allowed_signers.clone();
+        let signed_head = signed_head_file(&self.config.state_dir);
+        let outcome = tokio::task::spawn_blocking(
+            move || -> Result<(CommitInfo, crate::model::Loaded), Refusal> {
+                let info = source.commit_info(oid)?;
+                if let Some(allowed) = &signers {
+                    let check = source.verify(oid, allowed)?;
+                    if !check.is_valid() {
+                        return Err(Refusal::Unsigned {
+                            commit: info.short().to_string(),
+                            check: check.to_string(),
+                        });
+                    }
+                    // Signed history moves forward only: an older signed commit pushed back
+                    // (a downgrade by force-push) is refused.
+                    let last = std::fs::read_to_string(&signed_head)
+                        .ok()
+                        .and_then(|s| git2::Oid::from_str(s.trim()).ok());
+                    if let Some(last) = last {
+                        if !source.descends_from(oid, last).unwrap_or(false) {
+                            return Err(Refusal::Rewind {
+                                commit: info.short().to_string(),
+                                last: last.to_string()[..12].to_string(),
+                            });
+                        }
+                    }
+                }
+                let loaded = source.load(oid, &load)?;
+                Ok((info, loaded))
+            },
+        )
+        .await;
+        let (info, loaded) = match outcome {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
+                self.refuse_commit(&sha, e.to_string()).await;
+                return;
+            }
+            Err(e) => {
+                // A load that panicked is a refused commit like any other.
+                let message = format!("commit {sha} could not be loaded: {e}");
+                tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
+                self.refuse_commit(&sha, message).await;
+                return;
+            }
+        };
+        let pin = self.pinned_project();
+        match (loaded.spec, pin) {
+            (Some(spec), Some((pinned, by_flag))) if pinned != spec.project => {
+                let message = if by_flag {
+                    format!(
+                        "commit {} names project `{}`; this agent manages only `{pinned}` (--project)",
+                        info.short(),
+                        spec.project,
+                    )
+                } else {
+                    format!(
+                        "commit {} names project `{}`; this state dir belongs to `{pinned}` (recorded in {} at its first commit); to move it to `{}`, start the agent with `--project {}`",
+                        info.short(),
+                        spec.project,
+                        project_file(&self.config.state_dir).display(),
+                        spec.project,
+                        spec.project,
+                    )
+                };
+                tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
+                self.refuse_commit(&info.sha, message).await;
+            }
+            (Some(spec), _) => {
+                if recorded_project(&self.config.state_dir).as_ref() != Some(&spec.project) {
+                    let file = project_file(&self.config.state_dir);
+                    if let Err(e) = std::fs::write(&file, &spec.project) {
+                        tracing::warn!(file = %file.display(), error = %e, "project not recorded; a commit naming another project is refused only with --project");
+                    }
+                }
+                for w in loaded.diagnostics.warnings() {
+                    tracing::warn!(commit = %info.short(), "{}", w.headline());
+                }
+                tracing::info!(commit = %info.short(), summary = %info.summary, action = "new-commit", "desired state loaded");
+                // Env files are read here: off the runtime's threads.
+                let host = self.config.host.clone();
+                let desired = match tokio::task::spawn_blocking(move || {
+                    Desired::resolve_for(spec, &host)
+                })
+                .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let message = format!("commit {} could not be resolved: {e}", info.short());
+                        tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
+                        self.refuse_commit(&info.sha, message).await;
+                        return;
+                    }
+                };
+                if self.config.allowed_signers.is_some() {
+                    let file = signed_head_file(&self.config.state_dir);
+                    if let Err(e) = std::fs::write(&file, &info.sha) {
+                        tracing::warn!(file = %file.display(), error = %e, "last signed commit not recorded; a rewind past it is refused only while the agent runs");
+                    }
+                }
+                self.status.write().await.valid_commit(&info);
+                self.failures.clear_all();
+                self.last_good = Some((info, desired));
+            }
+            (None, _) => {
+                let errors: Vec<String> =
+                    loaded.diagnostics.errors().map(|d| d.headline()).collect();
+                let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));
+                tracing::error!(commit = %info.sha, errors = errors.len(), "{message}; keeping the last good commit");
+                self.refuse_commit(&info.sha, message).await;
+            }
+        }
+    }
+
+    /// The only project this agent may manage, and whether `--project` said so: the
+    /// flag, else the project its state dir recorded at its first accepted commit (so a
+    /// commit cannot make the agent manage, and prune, another project on the host).
+    fn pinned_project(&self) -> Option<(String, bool)> {
+        if let Some(p) = &self.config.project {
+            return Some((p.clone(), true));
+        }
+        recorded_project(&self.config.state_dir).map(|p| (p, false))
+    }
+
+    /// A head that cannot be applied (unreadable, unsigned, invalid): counted,
+    /// notified and shown in status; the last good commit stays.
+    async fn refuse_commit(&mut self, sha: &str, message: String) {
+        self.metrics.invalid_commits.inc();
+        let project = self
+            .last_good
+            .as_ref()
+            .map(|(_, d)| d.spec.project.clone())
+            .unwrap_or_default();
+        let ev = self.event(
+            crate::notify::EventKind::InvalidCommit,
+            &project,
+            None,
+            Some(sha),
+            None,
+            message.clone(),
+        );
+        self.config.notifier.send(ev);
+        self.status.write().await.invalid_commit(sha, message);
+    }
+}
+
+/// Where the agent records the last signed commit it accepted, so that a rewind is
+/// refused across restarts too.
+/// Where the agent records the project its state dir belongs to.
+fn project_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("project")
+}
+
+fn recorded_project(state_dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(project_file(state_dir))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn signed_head_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("signed-head")
+}

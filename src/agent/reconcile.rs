@@ -1,0 +1,364 @@
+//! The loop: triggers fold into one reconcile at a time; each reconcile reads the
+//! current state, applies the last good commit, and turns the report into backoff,
+//! status, metrics and notifications.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{AgentConfig, FailedTargets, PauseState, SharedStatus, Trigger};
+use crate::executor::{ApplyControl, ApplyReport, Executor, Outcome};
+use crate::plan::Desired;
+use crate::runtime::Engine;
+use crate::source::CommitInfo;
+
+/// The first wait after the engine (or the coordination store) fails; it doubles up to
+/// [`ENGINE_BACKOFF_MAX`].
+pub(super) const ENGINE_BACKOFF_START: Duration = Duration::from_secs(1);
+pub(super) const ENGINE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How soon a service waiting for the fleet is tried again.
+const FLEET_RETRY: Duration = Duration::from_secs(2);
+
+/// The state the loop keeps between reconciles.
+pub(super) struct Loop {
+    pub(super) config: AgentConfig,
+    pub(super) metrics: Arc<crate::api::metrics::Metrics>,
+    pub(super) executor: Executor,
+    pub(super) status: SharedStatus,
+    /// The last commit that loaded and validated, and its desired state.
+    pub(super) last_good: Option<(CommitInfo, Desired)>,
+    /// The head last looked at, valid or not.
+    pub(super) last_seen: Option<String>,
+    pub(super) failures: FailedTargets,
+    triggers: mpsc::UnboundedSender<Trigger>,
+    deployed: crate::notify::DeployedOnce,
+    /// The wait before retrying after the engine failed; doubles up to 30 s.
+    engine_backoff: Duration,
+    /// The same for a coordination store that does not answer.
+    coordination_backoff: Duration,
+}
+
+impl Loop {
+    /// The loop over `engine`; `triggers` is how it wakes itself (retries).
+    pub(super) fn new(
+        config: AgentConfig,
+        engine: Arc<dyn Engine>,
+        metrics: Arc<crate::api::metrics::Metrics>,
+        status: SharedStatus,
+        triggers: mpsc::UnboundedSender<Trigger>,
+    ) -> Self {
+        let executor = Executor::new(engine, config.ledger.clone(), config.apply.clone());
+        Self {
+            config,
+            metrics,
+            executor,
+            status,
+            last_good: None,
+            last_seen: None,
+            failures: FailedTargets::default(),
+            triggers,
+            deployed: crate::notify::DeployedOnce::new(),
+            engine_backoff: ENGINE_BACKOFF_START,
+            coordination_backoff: ENGINE_BACKOFF_START,
+        }
+    }
+
+    /// Reconciles once per wake-up until `shutdown`: every trigger that arrived
+    /// meanwhile folds into the one reconcile; those that arrive during it wait for the
+    /// next one (and those that may bring a new desired state end a wait for the fleet
+    /// at once). A shutdown lets the reconcile in flight finish.
+    pub(super) async fn drive(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Trigger>,
+        shutdown: &CancellationToken,
+    ) {
+        loop {
+            let first = tokio::select! {
+                t = rx.recv() => match t { Some(t) => t, None => break },
+                _ = shutdown.cancelled() => break,
+            };
+            let mut fetch = first.fetches();
+            let mut why = vec![first];
+            while let Ok(t) = rx.try_recv() {
+                fetch |= t.fetches();
+                why.push(t);
+            }
+            for t in &why {
+                self.metrics
+                    .reconcile_triggers
+                    .get_or_create(&crate::api::metrics::TriggerLabels {
+                        trigger: t.as_str().to_string(),
+                    })
+                    .inc();
+            }
+            tracing::debug!(triggers = ?why, "reconcile");
+            let supersede = CancellationToken::new();
+            let mut later = Vec::new();
+            {
+                let work = self.reconcile(fetch, shutdown, &supersede);
+                tokio::pin!(work);
+                loop {
+                    tokio::select! {
+                        _ = &mut work => break,
+                        Some(t) = rx.recv() => {
+                            if t.supersedes() {
+                                supersede.cancel();
+                            }
+                            later.push(t);
+                        }
+                    }
+                }
+            }
+            for t in later {
+                let _ = self.triggers.send(t);
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+        }
+    }
+
+    fn retry_in(&self, wait: Duration) {
+        let tx = self.triggers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = tx.send(Trigger::Retry);
+        });
+    }
+
+    /// With a shared ledger: checks that it answers. When it does not, the host is
+    /// degraded: what runs keeps running, nothing changes (no migration could be
+    /// recorded, no lease taken), and the check is retried with backoff.
+    async fn coordination_ok(&mut self, started: Instant) -> bool {
+        let ledger = self.config.ledger.clone();
+        if !ledger.is_shared() {
+            return true;
+        }
+        match ledger.check().await {
+            Ok(()) => {
+                self.coordination_backoff = ENGINE_BACKOFF_START;
+                self.metrics.coordination_up.set(1);
+                // The migrations under way are read after the apply, for status.
+                if self.status.write().await.degraded.take().is_some() {
+                    tracing::info!(coordination = %ledger.describe(), "coordination store answers again; converging");
+                }
+                true
+            }
+            Err(e) => {
+                let wait = self.coordination_backoff;
+                self.coordination_backoff = (wait * 2).min(ENGINE_BACKOFF_MAX);
+                self.metrics.coordination_up.set(0);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "degraded: the coordination store does not answer; what runs keeps running, nothing changes until it does");
+                self.retry_in(wait);
+                let mut st = self.status.write().await;
+                st.degraded = Some(crate::urls::redact_urls_in(&format!(
+                    "the coordination store does not answer ({e}); what runs keeps running, nothing changes until it does"
+                )));
+                st.finish_reconcile(started.elapsed(), None);
+                false
+            }
+        }
+    }
+
+    /// What the agent holds back this time: paused services, and failed targets whose
+    /// next attempt is not due (or that gave up).
+    fn held_back(&mut self, desired: &Desired, pause: &PauseState) -> BTreeMap<String, String> {
+        let mut exclude: BTreeMap<String, String> = BTreeMap::new();
+        for name in desired.services.keys() {
+            if pause.is_paused(name) {
+                exclude.insert(name.clone(), "paused (berth resume to go on)".into());
+            }
+        }
+        self.failures.forget_changed(desired);
+        for (name, reason) in self.failures.held(desired, Instant::now()) {
+            exclude.entry(name).or_insert(reason);
+        }
+        exclude
+    }
+
+    pub(super) async fn reconcile(
+        &mut self,
+        fetch: bool,
+        shutdown: &CancellationToken,
+        supersede: &CancellationToken,
+    ) {
+        let started = Instant::now();
+        if fetch {
+            self.refresh_desired().await;
+        }
+        let Some((commit, desired)) = self.last_good.clone() else {
+            self.status
+                .write()
+                .await
+                .finish_reconcile(started.elapsed(), None);
+            return;
+        };
+        if !self.coordination_ok(started).await {
+            return;
+        }
+        let pause = PauseState::load(&self.config.state_dir);
+        let control = ApplyControl {
+            exclude: self.held_back(&desired, &pause),
+            cancel: shutdown.clone(),
+            supersede: supersede.clone(),
+        };
+        self.executor.set_commit(Some(commit.sha.clone()));
+        // Every event of this reconcile carries the commit.
+        let span = tracing::info_span!("reconcile", commit = %commit.short());
+        let result =
+            tracing::Instrument::instrument(self.executor.apply_with(&desired, &control), span)
+                .await;
+        match result {
+            Ok(report) => {
+                self.after_report(&commit, &desired, &report);
+                let started_migrations = if self.config.ledger.is_shared() {
+                    self.config.ledger.started_migrations(None).await.ok()
+                } else {
+                    None
+                };
+                self.engine_backoff = ENGINE_BACKOFF_START;
+                self.notify_report(&commit, &desired, &report);
+                self.metrics.record(
+                    &commit.sha,
+                    &report,
+                    started.elapsed().as_secs_f64(),
+                    self.failures.list().len(),
+                );
+                let mut st = self.status.write().await;
+                if let Some(m) = started_migrations {
+                    st.started_migrations = m;
+                }
+                st.apply_report(&commit, &desired, &report, &self.failures, &pause);
+                st.finish_reconcile(started.elapsed(), None);
+                tracing::info!(commit = %commit.short(), converged = report.converged(), duration_ms = started.elapsed().as_millis() as u64, action = "reconcile", "reconcile finished");
+            }
+            Err(e) => {
+                self.metrics
+                    .reconciles
+                    .get_or_create(&crate::api::metrics::OutcomeLabels {
+                        outcome: "error".into(),
+                    })
+                    .inc();
+                // The engine (or the state dir) failed: try again soon, backing off.
+                let wait = self.engine_backoff;
+                self.engine_backoff = (self.engine_backoff * 2).min(ENGINE_BACKOFF_MAX);
+                tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
+                self.retry_in(wait);
+                self.status
+                    .write()
+                    .await
+                    .finish_reconcile(started.elapsed(), Some(e.to_string()));
+            }
+        }
+    }
+
+    /// Failed services back off (or give up until the desired state changes); converged
+    /// ones are forgotten; a service waiting for the fleet is looked at again shortly.
+    fn after_report(&mut self, commit: &CommitInfo, desired: &Desired, report: &ApplyReport) {
+        let mut waiting = false;
+        for s in &report.services {
+            match &s.outcome {
+                Outcome::Failed { error, .. } => {
+                    let hash = desired
+                        .services
+                        .get(&s.service)
+                        .map(|d| d.hash.clone())
+                        .unwrap_or_default();
+                    match self.failures.record_failure(
+                        &s.service,
+                        &hash,
+                        &self.config.retry,
+                        Instant::now(),
+                    ) {
+                        Some(wait) => {
+                            tracing::warn!(service = %s.service, commit = %commit.short(), error = %error, retry_in_ms = wait.as_millis() as u64, "service failed; backing off");
+                            self.retry_in(wait);
+                        }
+                        None => {
+                            tracing::error!(service = %s.service, commit = %commit.short(), error = %error, "service failed for good; it is retried when the desired state changes");
+                        }
+                    }
+                }
+                Outcome::Converged | Outcome::InSync => self.failures.clear(&s.service),
+                Outcome::Waiting { reason } => {
+                    tracing::info!(service = %s.service, reason = %reason, "waiting for the fleet; trying again shortly");
+                    waiting = true;
+                }
+                _ => {}
+            }
+        }
+        if waiting {
+            self.retry_in(FLEET_RETRY);
+        }
+    }
+
+    pub(super) fn event(
+        &self,
+        kind: crate::notify::EventKind,
+        project: &str,
+        service: Option<&str>,
+        commit: Option<&str>,
+        image: Option<String>,
+        message: String,
+    ) -> crate::notify::Event {
+        crate::notify::Event {
+            kind,
+            project: project.to_string(),
+            host: self.config.host.name.clone(),
+            service: service.map(str::to_string),
+            commit: commit.map(str::to_string),
+            image,
+            message,
+            time: crate::ledger::now_rfc3339(),
+        }
+    }
+
+    /// Deployed (once per commit and service), failed and rolled back.
+    fn notify_report(
+        &mut self,
+        commit: &CommitInfo,
+        desired: &Desired,
+        report: &crate::executor::ApplyReport,
+    ) {
+        use crate::notify::EventKind;
+        if !self.config.notifier.is_enabled() {
+            return;
+        }
+        for s in &report.services {
+            let image = desired
+                .services
+                .get(&s.service)
+                .map(|d| d.spec.image.full.clone());
+            let (kind, message) = match &s.outcome {
+                Outcome::Converged if s.action != crate::executor::Action::Remove => {
+                    if !self.deployed.first_time(&commit.sha, &s.service) {
+                        continue;
+                    }
+                    (EventKind::Deployed, s.reasons.join("; "))
+                }
+                Outcome::Failed {
+                    error,
+                    serving,
+                    rolled_back: true,
+                } => (EventKind::RolledBack, format!("{error}; {serving}")),
+                Outcome::Failed { error, serving, .. } => {
+                    (EventKind::Failed, format!("{error}; {serving}"))
+                }
+                _ => continue,
+            };
+            let e = self.event(
+                kind,
+                &report.project,
+                Some(&s.service),
+                Some(&commit.sha),
+                image,
+                message,
+            );
+            self.config.notifier.send(e);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The agent's loop on the in-memory engine and tokio's paused clock: coalescing,
+//! backoff, healing, pauses, degraded coordination and shutdown, each asserted on what
+//! the engine was asked to do and when.
+
+mod parts;
+mod reconcile;
+mod support;

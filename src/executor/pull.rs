@@ -1,0 +1,88 @@
+//! Images first: every image a plan needs is pulled, all at once, before anything
+//! stops; a service whose image cannot be had is left as it runs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::{auth, ApplyError, Executor};
+use crate::plan::{plan, Desired, Plan, Step};
+
+impl Executor {
+    /// Pulls what `apply` would pull first: the images of services to create or
+    /// replace that this host does not have. By service, the pulls that failed.
+    pub async fn pull(&self, desired: &Desired) -> Result<HashMap<String, String>, ApplyError> {
+        let observed = self.engine.list_project(&desired.spec.project).await?;
+        let the_plan = plan(desired, &observed);
+        Ok(self.pull_images(desired, &the_plan).await)
+    }
+
+    /// Pulls, in parallel, every image a create or replace needs and the host lacks.
+    /// Returns the error of each service whose image could not be had.
+    pub(super) async fn pull_images(
+        &self,
+        desired: &Desired,
+        the_plan: &Plan,
+    ) -> HashMap<String, String> {
+        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for sp in the_plan.changes() {
+            let needs = sp
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Create { .. } | Step::Replace { .. }));
+            if let (true, Some(d)) = (needs, desired.services.get(&sp.service)) {
+                wanted
+                    .entry(d.spec.image.full.clone())
+                    .or_default()
+                    .push(sp.service.clone());
+            }
+        }
+        // A compose job's image is needed by the services it gates.
+        for m in desired.spec.migrations.values() {
+            let Some(job) = desired.jobs.get(&m.name).filter(|_| m.job.is_some()) else {
+                continue;
+            };
+            let gated: Vec<String> = m
+                .gates
+                .iter()
+                .filter(|g| wanted.values().any(|s| s.contains(g)))
+                .cloned()
+                .collect();
+            if !gated.is_empty() {
+                let entry = wanted.entry(job.spec.image.full.clone()).or_default();
+                for g in gated {
+                    if !entry.contains(&g) {
+                        entry.push(g);
+                    }
+                }
+            }
+        }
+        let pulls = wanted.into_iter().map(|(image, services)| async move {
+            match self.engine.has_image(&image).await {
+                Ok(true) => return (services, None),
+                Ok(false) => {}
+                Err(e) => return (services, Some(e.to_string())),
+            }
+            let started = Instant::now();
+            tracing::info!(image = %image, action = "pull");
+            let result = self.engine.pull(&image, auth::registry_auth(&image)).await;
+            match result {
+                Ok(()) => {
+                    tracing::info!(image = %image, action = "pulled", duration_ms = started.elapsed().as_millis() as u64);
+                    (services, None)
+                }
+                Err(e) => (services, Some(format!("{e}; nothing of this service was stopped"))),
+            }
+        });
+        let mut errors = HashMap::new();
+        for (services, err) in join_all(pulls).await {
+            if let Some(e) = err {
+                for s in services {
+                    errors.insert(s, e.clone());
+                }
+            }
+        }
+        errors
+    }
+}
