@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod executor;
+pub mod http_client;
 pub mod ledger;
 pub mod model;
 pub mod notify;

@@ -12,7 +12,6 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use tokio::net::{UnixListener, UnixStream};
 
 /// The socket's file name in the state dir.
@@ -157,9 +156,7 @@ pub async fn post(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), ControlError> {
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client;
-    use hyperlocal::UnixClientExt;
+    use crate::http_client::{ClientOptions, HttpClient, RequestError};
 
     let shown = socket.display().to_string();
     if !socket.exists() {
@@ -168,59 +165,24 @@ pub async fn post(
             error: "no such socket".into(),
         });
     }
-    let client: Client<hyperlocal::UnixConnector, Full<Bytes>> = Client::unix();
-    let request = axum::http::Request::post(hyperlocal::Uri::new(socket, path))
-        .header(axum::http::header::HOST, "localhost")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| ControlError::Http {
-            path: shown.clone(),
-            error: e.to_string(),
-        })?;
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                ControlError::NoAgent {
-                    path: shown.clone(),
-                    error: error_chain(&e),
-                }
-            } else {
-                ControlError::Http {
-                    path: shown.clone(),
-                    error: error_chain(&e),
-                }
-            }
-        })?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ControlError::Http {
-                path: shown.clone(),
-                error: e.to_string(),
-            })?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let http = |error: String| ControlError::Http {
+        path: shown.clone(),
+        error,
     };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ControlError::Timeout {
-                path: shown.clone(),
-                ms: timeout.as_millis(),
-            })
-        })
-}
-
-/// An error with its sources: hyper's own message alone says little.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(&format!(": {inner}"));
-        source = inner.source();
+    let client =
+        HttpClient::new(&ClientOptions::unix(socket, timeout)).map_err(|e| http(e.to_string()))?;
+    match client.post(&format!("http://localhost{path}")).await {
+        Ok(answer) => Ok((answer.status, answer.body)),
+        Err(RequestError::Connect(error)) => Err(ControlError::NoAgent {
+            path: shown.clone(),
+            error,
+        }),
+        Err(RequestError::Timeout(_)) => Err(ControlError::Timeout {
+            path: shown.clone(),
+            ms: timeout.as_millis(),
+        }),
+        Err(RequestError::Exchange(error)) => Err(http(error)),
     }
-    s
 }
 
 #[cfg(test)]
@@ -272,6 +234,34 @@ mod tests {
         assert!(socket.admits(0));
         assert!(socket.admits(1234));
         assert!(!socket.admits(1235));
+    }
+
+    #[tokio::test]
+    async fn posting_reads_the_agents_answer() {
+        use axum::http::StatusCode;
+        use axum::routing::post as route_post;
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let socket = ControlSocket::bind(&path).unwrap();
+        let app = axum::Router::new()
+            .route(
+                "/control/reconcile",
+                route_post(|| async { (StatusCode::ACCEPTED, "reconciling\n") }),
+            )
+            .route(
+                "/refused",
+                route_post(|| async { (StatusCode::FORBIDDEN, "not here\n") }),
+            );
+        tokio::spawn(async move { axum::serve(socket, app).await });
+        let wait = Duration::from_secs(5);
+        assert_eq!(
+            post(&path, "/control/reconcile", wait).await.unwrap(),
+            (202, "reconciling\n".to_string())
+        );
+        assert_eq!(
+            post(&path, "/refused", wait).await.unwrap(),
+            (403, "not here\n".to_string())
+        );
     }
 
     #[tokio::test]

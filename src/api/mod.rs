@@ -24,27 +24,6 @@ use tokio::sync::mpsc;
 
 use crate::agent::{SharedStatus, Trigger};
 
-/// `GET path` on a loopback listener as HTTP/1.0, so the answer comes whole rather
-/// than chunked: `(status, body)`, or `None` when nothing answers in time.
-pub fn http_get(
-    addr: &str,
-    path: &str,
-    connect: std::time::Duration,
-    read: std::time::Duration,
-) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, connect).ok()?;
-    s.set_read_timeout(Some(read)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((
-        head.split_whitespace().nth(1)?.parse().ok()?,
-        body.to_string(),
-    ))
-}
-
 /// Webhook bodies larger than this are refused before their signature is checked.
 pub const MAX_WEBHOOK_BODY: usize = 1 << 20;
 

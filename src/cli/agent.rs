@@ -80,11 +80,15 @@ pub async fn run(args: AgentArgs) -> u8 {
         super::NotifyFormat::Json => crate::notify::Format::Json,
         super::NotifyFormat::Slack => crate::notify::Format::Slack,
     };
-    let notifier = crate::notify::Notifier::start(
-        args.notify_url.clone(),
+    let notifier = match crate::notify::Notifier::start(crate::notify::NotifyConfig {
+        urls: args.notify_url.clone(),
         format,
-        crate::notify::RetrySettings::default(),
-    );
+        retry: crate::notify::RetrySettings::default(),
+        ca_file: args.notify_ca_file.clone(),
+    }) {
+        Ok(n) => n,
+        Err(e) => return fail(format!("--notify-ca-file {e}")),
+    };
     let ledger = match args.converge.coordination.open(&state_dir) {
         Ok(l) => l,
         Err(e) => return fail(e),

@@ -339,7 +339,7 @@ pub struct AgentArgs {
     #[arg(long, env = "BERTH_FLEET_WAIT", default_value = "30s")]
     pub fleet_wait: DurationArg,
     /// Posts deploy events (deployed, failed, rolled back, invalid commit) to this URL
-    /// (repeatable; http://).
+    /// (repeatable; http:// or https://).
     #[arg(
         long = "notify-url",
         env = "BERTH_NOTIFY_URL",
@@ -350,6 +350,10 @@ pub struct AgentArgs {
     /// The payload: berth's JSON, or Slack-compatible.
     #[arg(long, value_enum, env = "BERTH_NOTIFY_FORMAT", default_value_t = NotifyFormat::Json)]
     pub notify_format: NotifyFormat,
+    /// A PEM file of CA certificates trusted for https:// notification URLs, beside the
+    /// system's roots: the private CA of an internal endpoint.
+    #[arg(long, env = "BERTH_NOTIFY_CA_FILE", value_name = "PATH")]
+    pub notify_ca_file: Option<PathBuf>,
 }
 
 /// Notification payloads.
@@ -588,7 +592,7 @@ pub fn run() -> ExitCode {
             }
         }
         Command::DemoProbe => {
-            if crate::demo::probe() {
+            if runtime().block_on(crate::demo::probe()) {
                 exit::OK
             } else {
                 exit::FAILED

@@ -10,6 +10,7 @@ mod http;
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use http::UrlError;
 
+use crate::http_client::{ClientError, ClientOptions, HttpClient};
 use http::Target;
 
 /// How many events may wait for one URL before new ones are dropped: enough for a
@@ -86,6 +88,28 @@ pub enum Format {
     Json,
     /// A Slack incoming-webhook message (also understood by Slack-compatible chats).
     Slack,
+}
+
+/// Where events go, in what shape, and how a failed delivery is retried.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// The webhook URLs, `http://` or `https://`.
+    pub urls: Vec<String>,
+    /// The body's shape.
+    pub format: Format,
+    /// How a failed delivery to one URL is retried.
+    pub retry: RetrySettings,
+    /// A PEM file of CA certificates trusted for `https://` URLs beside the system's
+    /// roots: a private CA of the endpoints.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Why notifications cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The HTTP client could not be built (the CA file, most likely).
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// How a failed delivery to one URL is retried.
@@ -287,54 +311,66 @@ impl fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    /// Starts one background delivery task per URL (`tokio::spawn`). `retry` gives the
-    /// backoff: initial delay, max delay, max attempts. A URL that cannot be used (see
-    /// [`check_url`]) is skipped with a warning, since nothing sent to it could arrive.
+    /// Starts one background delivery task per URL (`tokio::spawn`). A URL that cannot
+    /// be used (see [`check_url`]) is skipped with a warning, since nothing sent to it
+    /// could arrive.
+    ///
+    /// # Errors
+    ///
+    /// When the HTTP client cannot be built: an unreadable or invalid CA file.
     ///
     /// # Panics
     ///
     /// Outside a Tokio runtime, when at least one URL is usable.
-    pub fn start(urls: Vec<String>, format: Format, retry: RetrySettings) -> Notifier {
-        Self::start_tuned(urls, format, retry, Tuning::default())
+    pub fn start(config: NotifyConfig) -> Result<Notifier, NotifyError> {
+        Self::start_tuned(config, Tuning::default())
     }
 
-    fn start_tuned(
-        urls: Vec<String>,
-        format: Format,
-        retry: RetrySettings,
-        tuning: Tuning,
-    ) -> Notifier {
-        let pending = Arc::new(watch::Sender::new(0usize));
-        let mut routes = Vec::new();
-        for url in urls {
-            let target = match Target::parse(&url) {
-                Ok(target) => target,
+    fn start_tuned(config: NotifyConfig, tuning: Tuning) -> Result<Notifier, NotifyError> {
+        let NotifyConfig {
+            urls,
+            format,
+            retry,
+            ca_file,
+        } = config;
+        let targets: Vec<Target> = urls
+            .iter()
+            .filter_map(|url| match Target::parse(url) {
+                Ok(target) => Some(target),
                 Err(error) => {
                     tracing::warn!(error = %error, "notification URL skipped");
-                    continue;
+                    None
                 }
-            };
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(Notifier::disabled());
+        }
+        let client = HttpClient::new(&ClientOptions {
+            ca_file,
+            ..ClientOptions::tcp(tuning.attempt_timeout)
+        })?;
+        let pending = Arc::new(watch::Sender::new(0usize));
+        let mut routes = Vec::new();
+        for target in targets {
             let (tx, rx) = mpsc::channel(tuning.queue_capacity.max(1));
             let label = target.redacted();
             tokio::spawn(deliver_all(
+                client.clone(),
                 target,
                 rx,
                 retry,
-                tuning.attempt_timeout,
                 pending.clone(),
             ));
             routes.push(Route { tx, label });
         }
-        if routes.is_empty() {
-            return Notifier::disabled();
-        }
-        Notifier {
+        Ok(Notifier {
             shared: Some(Arc::new(Shared {
                 routes,
                 format,
                 pending,
             })),
-        }
+        })
     }
 
     /// A notifier that drops everything (no URL configured).
@@ -404,24 +440,24 @@ impl Notifier {
 /// One URL's delivery task: events in queue order, each retried until delivered or
 /// given up before the next one, so the receiver sees them in order.
 async fn deliver_all(
+    client: HttpClient,
     target: Target,
     mut rx: mpsc::Receiver<Arc<Job>>,
     retry: RetrySettings,
-    attempt_timeout: Duration,
     pending: Arc<watch::Sender<usize>>,
 ) {
     while let Some(job) = rx.recv().await {
-        deliver(&target, &job, retry, attempt_timeout).await;
+        deliver(&client, &target, &job, retry).await;
         pending.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
 /// Delivers one event to one URL with retries; failures end in a warning, never an error.
-async fn deliver(target: &Target, job: &Job, retry: RetrySettings, attempt_timeout: Duration) {
+async fn deliver(client: &HttpClient, target: &Target, job: &Job, retry: RetrySettings) {
     let mut delays = retry.delays();
     let mut attempt = 1u32;
     loop {
-        let error = match http::post_json(target, &job.body, attempt_timeout).await {
+        let error = match http::post_json(client, target, &job.body).await {
             Ok(()) => {
                 tracing::debug!(url = %target.redacted(), kind = ?job.event.kind, attempt, "notification delivered");
                 return;
@@ -508,6 +544,8 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio::sync::Semaphore;
 
+    use crate::http_client::RequestError;
+
     /// What the test server saw: request path, body, and the status it answered.
     type Hit = (String, Value, u16);
 
@@ -580,6 +618,25 @@ mod tests {
         }
     }
 
+    fn start(urls: Vec<String>, format: Format, retry: RetrySettings) -> Notifier {
+        start_tuned(urls, format, retry, Tuning::default())
+    }
+
+    fn start_tuned(
+        urls: Vec<String>,
+        format: Format,
+        retry: RetrySettings,
+        tuning: Tuning,
+    ) -> Notifier {
+        let config = NotifyConfig {
+            urls,
+            format,
+            retry,
+            ca_file: None,
+        };
+        Notifier::start_tuned(config, tuning).unwrap()
+    }
+
     fn fast(attempts: u32) -> RetrySettings {
         RetrySettings {
             initial: Duration::from_millis(50),
@@ -591,7 +648,7 @@ mod tests {
     #[tokio::test]
     async fn json_event_arrives_exactly_and_in_order() {
         let (base, mut hits) = server(&[], 200, None).await;
-        let n = Notifier::start(vec![format!("{base}/hooks/abc")], Format::Json, fast(3));
+        let n = start(vec![format!("{base}/hooks/abc")], Format::Json, fast(3));
         let mut e = event(EventKind::Deployed, "web is up");
         e.image = None;
         n.send(e);
@@ -714,7 +771,7 @@ mod tests {
     #[tokio::test]
     async fn urls_in_a_message_are_sent_without_their_credentials() {
         let (base, mut hits) = server(&[], 200, None).await;
-        let n = Notifier::start(vec![format!("{base}/hook")], Format::Json, fast(3));
+        let n = start(vec![format!("{base}/hook")], Format::Json, fast(3));
         n.send(event(
             EventKind::InvalidCommit,
             "fetch https://deploy:tok-4f1a@git.example/x.git (main): refused; see http://h/x?token=t-4f1a",
@@ -729,7 +786,7 @@ mod tests {
     #[tokio::test]
     async fn slack_format_is_what_is_sent() {
         let (base, mut hits) = server(&[], 200, None).await;
-        let n = Notifier::start(
+        let n = start(
             vec![format!("{base}/services/T/B/X")],
             Format::Slack,
             fast(3),
@@ -743,7 +800,7 @@ mod tests {
     #[tokio::test]
     async fn error_then_success_is_delivered_on_retry_in_order() {
         let (base, mut hits) = server(&[500], 200, None).await;
-        let n = Notifier::start(vec![format!("{base}/h")], Format::Json, fast(3));
+        let n = start(vec![format!("{base}/h")], Format::Json, fast(3));
         n.send(event(EventKind::Deployed, "first"));
         n.send(event(EventKind::Deployed, "second"));
         let seen: Vec<(String, u16)> = [
@@ -769,7 +826,7 @@ mod tests {
     #[tokio::test]
     async fn failing_endpoint_is_given_up_after_attempts() {
         let (base, mut hits) = server(&[], 500, None).await;
-        let n = Notifier::start(vec![format!("{base}/h")], Format::Json, fast(3));
+        let n = start(vec![format!("{base}/h")], Format::Json, fast(3));
         n.send(event(EventKind::Failed, "boom"));
         assert!(n.flush(Duration::from_secs(10)).await, "given up in time");
         let mut count = 0;
@@ -789,7 +846,7 @@ mod tests {
             attempts: 3,
         };
         // The dead one first, so a sequential sender would reach the live one last.
-        let n = Notifier::start(
+        let n = start(
             vec![dead_url().await, format!("{base}/live")],
             Format::Json,
             retry,
@@ -842,7 +899,7 @@ mod tests {
             attempt_timeout: Duration::from_millis(100),
             queue_capacity: 10,
         };
-        let n = Notifier::start_tuned(
+        let n = start_tuned(
             vec![hole_url, format!("{base}/live")],
             Format::Json,
             fast(2),
@@ -867,7 +924,7 @@ mod tests {
             attempt_timeout: Duration::from_secs(10),
             queue_capacity: 2,
         };
-        let n = Notifier::start_tuned(vec![format!("{base}/h")], Format::Json, fast(1), tuning);
+        let n = start_tuned(vec![format!("{base}/h")], Format::Json, fast(1), tuning);
         // The test runtime is single-threaded: the delivery task cannot take anything
         // off the queue until this test yields, so the queue holds exactly two.
         for i in 0..5 {
@@ -890,10 +947,10 @@ mod tests {
         n.send(event(EventKind::Deployed, "x"));
         assert!(n.flush(Duration::ZERO).await);
 
-        let none = Notifier::start(Vec::new(), Format::Json, RetrySettings::default());
+        let none = start(Vec::new(), Format::Json, RetrySettings::default());
         assert!(!none.is_enabled());
-        let unusable = Notifier::start(
-            vec!["https://hooks.example/x".to_string(), "nope".to_string()],
+        let unusable = start(
+            vec!["ftp://hooks.example/x".to_string(), "nope".to_string()],
             Format::Slack,
             RetrySettings::default(),
         );
@@ -903,13 +960,129 @@ mod tests {
         assert_eq!(format!("{unusable:?}"), "Notifier { urls: 0 }");
     }
 
+    #[tokio::test]
+    async fn https_event_arrives_trusting_the_ca_file() {
+        let pki = crate::http_client::tls_fixture::TestPki::new();
+        let (tx, mut hits) = mpsc::unbounded_channel();
+        let state = Hook {
+            script: Arc::new(Mutex::new(VecDeque::new())),
+            fallback: 200,
+            hits: tx,
+            gate: None,
+        };
+        let app = Router::new()
+            .route("/{*path}", post(hook))
+            .with_state(state);
+        let addr = pki.serve(app).await;
+        let url = format!("https://localhost:{}/hooks/tls", addr.port());
+        let config = |ca_file| NotifyConfig {
+            urls: vec![url.clone()],
+            format: Format::Json,
+            retry: fast(2),
+            ca_file,
+        };
+        let n = Notifier::start(config(Some(pki.ca_file.clone()))).unwrap();
+        let e = event(EventKind::Deployed, "over TLS");
+        n.send(e.clone());
+        let (path, body, _) = next(&mut hits).await;
+        assert_eq!(path, "/hooks/tls");
+        assert_eq!(body, payload(&e, Format::Json));
+        assert!(n.flush(Duration::from_secs(5)).await);
+
+        // Without the CA file the certificate is not trusted: nothing arrives.
+        let untrusting = Notifier::start(config(None)).unwrap();
+        untrusting.send(event(EventKind::Deployed, "not over TLS"));
+        assert!(untrusting.flush(Duration::from_secs(10)).await);
+        assert!(hits.try_recv().is_err(), "an untrusted server got an event");
+    }
+
     #[test]
-    fn check_url_explains_https() {
+    fn an_unreadable_ca_file_stops_the_start() {
+        let config = NotifyConfig {
+            urls: vec!["https://hooks.example/x".into()],
+            format: Format::Json,
+            retry: RetrySettings::default(),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+        };
+        let e = Notifier::start(config).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/ca.pem: "), "{e}");
+    }
+
+    /// A loopback server that answers the first request with `raw` bytes, whatever it
+    /// asks, and hands back what it received.
+    async fn raw_server(raw: &'static [u8]) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            // Head and the two-byte body `{}`.
+            while !request.ends_with(b"\r\n\r\n{}") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request cut short");
+                request.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(raw).await.unwrap();
+            socket.shutdown().await.unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        (format!("http://{addr}/p"), server)
+    }
+
+    fn client() -> HttpClient {
+        HttpClient::new(&ClientOptions::tcp(Duration::from_secs(5))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_status_after_an_interim_answer_counts() {
+        let (url, server) =
+            raw_server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n").await;
+        let target = Target::parse(&url).unwrap();
+        http::post_json(&client(), &target, b"{}").await.unwrap();
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /p HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.contains("content-type: application/json\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("content-length: 2\r\n"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_answer_says_its_status_and_body() {
+        let (url, _server) =
+            raw_server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 16\r\n\r\ninvalid_payload\n")
+                .await;
+        let target = Target::parse(&url).unwrap();
+        let e = http::post_json(&client(), &target, b"{}")
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "HTTP 400: invalid_payload");
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_failed_exchange() {
+        let (url, _server) = raw_server(b"SSH-2.0-OpenSSH\r\n").await;
+        let target = Target::parse(&url).unwrap();
+        let e = http::post_json(&client(), &target, b"{}")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, http::DeliveryError::Request(RequestError::Exchange(_))),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn check_url_takes_http_and_https() {
         assert_eq!(check_url("http://127.0.0.1:9/x"), Ok(()));
-        let err = check_url("https://hooks.slack.com/services/T/B/X").unwrap_err();
+        assert_eq!(check_url("https://hooks.slack.com/services/T/B/X"), Ok(()));
+        let err = check_url("ftp://hooks.example/x").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "https notification URLs need a TLS client; use an http:// relay"
+            "notification URLs must start with http:// or https://"
         );
     }
 
