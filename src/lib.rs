@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod retry;
 pub mod runtime;
 pub mod source;
 pub mod urls;

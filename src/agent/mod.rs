@@ -84,9 +84,9 @@ impl Trigger {
     }
 }
 
-/// The first wait after the engine fails; it doubles up to [`ENGINE_BACKOFF_MAX`].
-const ENGINE_BACKOFF_START: Duration = Duration::from_secs(1);
-const ENGINE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The waits after the engine (or the coordination store) fails: 1 s doubling to 30 s.
+const ENGINE_BACKOFF: crate::retry::Backoff =
+    crate::retry::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 
 /// Everything the agent needs to run.
 pub struct AgentConfig {
@@ -162,9 +162,9 @@ struct Loop {
     triggers: mpsc::UnboundedSender<Trigger>,
     deployed: crate::notify::DeployedOnce,
     /// The wait before retrying after the engine failed; doubles up to 30 s.
-    engine_backoff: Duration,
+    engine_backoff: crate::retry::Delays,
     /// The same for a coordination store that does not answer.
-    coordination_backoff: Duration,
+    coordination_backoff: crate::retry::Delays,
 }
 
 /// Runs the agent until `shutdown` is cancelled (first signal). The step in flight
@@ -284,8 +284,8 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         failures: FailedTargets::default(),
         triggers: tx.clone(),
         deployed: crate::notify::DeployedOnce::new(),
-        engine_backoff: ENGINE_BACKOFF_START,
-        coordination_backoff: ENGINE_BACKOFF_START,
+        engine_backoff: ENGINE_BACKOFF.delays(),
+        coordination_backoff: ENGINE_BACKOFF.delays(),
     };
     let _ = tx.send(Trigger::Start);
     loop {
@@ -352,14 +352,11 @@ fn spawn_every(
     jitter: bool,
     stop: CancellationToken,
 ) {
+    let spread = if jitter { crate::retry::JITTER } else { 0.0 };
+    let mut waits = crate::retry::Backoff::every(period, spread).delays();
     tokio::spawn(async move {
         loop {
-            let wait = if jitter {
-                let f = 0.9 + 0.2 * (rand_fraction());
-                period.mul_f64(f)
-            } else {
-                period
-            };
+            let wait = waits.next_delay();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.cancelled() => return,
@@ -371,31 +368,23 @@ fn spawn_every(
     });
 }
 
-/// A number in [0, 1) from the clock; enough to spread polls of many hosts.
-fn rand_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos % 1_000_000) as f64 / 1_000_000.0
-}
-
 /// Wakes the loop on die, destroy and health changes of the project's containers.
 /// The stream is reopened with backoff when the engine goes away.
 fn spawn_docker_events(tx: mpsc::UnboundedSender<Trigger>, stop: CancellationToken) {
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(500);
+        let mut delays =
+            crate::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
+                .delays();
         loop {
             let docker = match DockerEngine::connect().await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "docker event stream unavailable; retrying");
-                    tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = stop.cancelled() => return }
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                    tokio::select! { _ = tokio::time::sleep(delays.next_delay()) => {}, _ = stop.cancelled() => return }
                     continue;
                 }
             };
-            delay = Duration::from_millis(500);
+            delays.reset();
             let mut stream = std::pin::pin!(docker.events_of_managed());
             loop {
                 tokio::select! {
@@ -407,7 +396,7 @@ fn spawn_docker_events(tx: mpsc::UnboundedSender<Trigger>, stop: CancellationTok
                     _ = stop.cancelled() => return,
                 }
             }
-            tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = stop.cancelled() => return }
+            tokio::select! { _ = tokio::time::sleep(delays.next_delay()) => {}, _ = stop.cancelled() => return }
         }
     });
 }
@@ -434,7 +423,7 @@ impl Loop {
         }
         match ledger.check().await {
             Ok(()) => {
-                self.coordination_backoff = ENGINE_BACKOFF_START;
+                self.coordination_backoff.reset();
                 self.metrics.coordination_up.set(1);
                 // The migrations under way are read after the apply, for status.
                 if self.status.write().await.degraded.take().is_some() {
@@ -443,8 +432,7 @@ impl Loop {
                 true
             }
             Err(e) => {
-                let wait = self.coordination_backoff;
-                self.coordination_backoff = (wait * 2).min(ENGINE_BACKOFF_MAX);
+                let wait = self.coordination_backoff.next_delay();
                 self.metrics.coordination_up.set(0);
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "degraded: the coordination store does not answer; what runs keeps running, nothing changes until it does");
                 self.retry_in(wait);
@@ -543,7 +531,7 @@ impl Loop {
                 } else {
                     None
                 };
-                self.engine_backoff = ENGINE_BACKOFF_START;
+                self.engine_backoff.reset();
                 self.notify_report(&commit, &desired, &report);
                 self.metrics.record(
                     &commit.sha,
@@ -567,8 +555,7 @@ impl Loop {
                     })
                     .inc();
                 // The engine (or the state dir) failed: try again soon, backing off.
-                let wait = self.engine_backoff;
-                self.engine_backoff = (self.engine_backoff * 2).min(ENGINE_BACKOFF_MAX);
+                let wait = self.engine_backoff.next_delay();
                 tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
                 let tx = self.triggers.clone();
                 tokio::spawn(async move {

@@ -83,7 +83,7 @@ pub async fn run(args: AgentArgs) -> u8 {
     let notifier = match crate::notify::Notifier::start(crate::notify::NotifyConfig {
         urls: args.notify_url.clone(),
         format,
-        retry: crate::notify::RetrySettings::default(),
+        retry: crate::notify::DEFAULT_RETRY,
         ca_file: args.notify_ca_file.clone(),
     }) {
         Ok(n) => n,

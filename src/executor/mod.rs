@@ -6,7 +6,6 @@ pub mod container;
 pub mod fleet;
 pub mod gate;
 pub mod migrate;
-pub mod policy;
 pub mod redact;
 mod rollout;
 
@@ -26,8 +25,8 @@ use crate::runtime::{Engine, Role, RuntimeError};
 
 use migrate::{MigrationFailure, MigrationRunner};
 
+pub use crate::retry::RetryPolicy;
 pub use gate::{GateFailure, RolloutGate};
-pub use policy::RetryPolicy;
 pub use redact::Redactor;
 
 /// What the caller asks of one apply beyond the desired state.

@@ -14,14 +14,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backoff::backoff::Backoff;
-use backoff::ExponentialBackoff;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 pub use http::UrlError;
 
 use crate::http_client::{ClientError, ClientOptions, HttpClient};
+use crate::retry::RetryPolicy;
 use http::Target;
 
 /// How many events may wait for one URL before new ones are dropped: enough for a
@@ -31,10 +30,6 @@ const QUEUE_CAPACITY: usize = 1000;
 /// How long one delivery attempt may take, connect to status line, so a black-holed
 /// endpoint costs a bounded time per attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Random spread of each retry delay, so that endpoints recovering at once are not hit
-/// in lockstep.
-const JITTER: f64 = 0.1;
 
 /// Slack rejects a section text longer than 3000 characters; the message is cut well
 /// before that to leave room for the other lines.
@@ -97,8 +92,9 @@ pub struct NotifyConfig {
     pub urls: Vec<String>,
     /// The body's shape.
     pub format: Format,
-    /// How a failed delivery to one URL is retried.
-    pub retry: RetrySettings,
+    /// How a failed delivery to one URL is retried ([`DEFAULT_RETRY`] unless a test
+    /// hurries it).
+    pub retry: RetryPolicy,
     /// A PEM file of CA certificates trusted for `https://` URLs beside the system's
     /// roots: a private CA of the endpoints.
     pub ca_file: Option<PathBuf>,
@@ -112,47 +108,15 @@ pub enum NotifyError {
     Client(#[from] ClientError),
 }
 
-/// How a failed delivery to one URL is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetrySettings {
-    /// The delay after the first failed attempt.
-    pub initial: Duration,
-    /// The longest delay between two attempts (before jitter).
-    pub max: Duration,
-    /// Attempts in all, the first one included, before the event is given up for that
-    /// URL. Zero counts as one.
-    pub attempts: u32,
-}
-
-impl Default for RetrySettings {
-    /// 2 s doubling to a 1 min cap, 5 attempts: an endpoint that restarts within about
-    /// half a minute still gets the event.
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(60),
-            attempts: 5,
-        }
-    }
-}
-
-impl RetrySettings {
-    /// The delays between attempts: one fewer than the attempts.
-    fn delays(&self) -> impl Iterator<Item = Duration> {
-        let initial = self.initial.min(self.max);
-        let mut backoff = ExponentialBackoff {
-            current_interval: initial,
-            initial_interval: initial,
-            randomization_factor: JITTER,
-            multiplier: 2.0,
-            max_interval: self.max,
-            max_elapsed_time: None,
-            ..Default::default()
-        };
-        let waits = self.attempts.max(1) - 1;
-        (0..waits).map_while(move |_| backoff.next_backoff())
-    }
-}
+/// How a failed delivery to one URL is retried: 2 s doubling to a 1 min cap, ±10 %, 5
+/// attempts, so that an endpoint that restarts within about half a minute still gets
+/// the event.
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+    initial: Duration::from_secs(2),
+    max: Duration::from_secs(60),
+    max_attempts: 5,
+    jitter: crate::retry::JITTER,
+};
 
 /// Checks that a URL can be delivered to, so that configuration can be refused early
 /// instead of every event being given up later.
@@ -443,18 +407,18 @@ async fn deliver_all(
     client: HttpClient,
     target: Target,
     mut rx: mpsc::Receiver<Arc<Job>>,
-    retry: RetrySettings,
+    retry: RetryPolicy,
     pending: Arc<watch::Sender<usize>>,
 ) {
     while let Some(job) = rx.recv().await {
-        deliver(&client, &target, &job, retry).await;
+        deliver(&client, &target, &job, &retry).await;
         pending.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
 /// Delivers one event to one URL with retries; failures end in a warning, never an error.
-async fn deliver(client: &HttpClient, target: &Target, job: &Job, retry: RetrySettings) {
-    let mut delays = retry.delays();
+async fn deliver(client: &HttpClient, target: &Target, job: &Job, retry: &RetryPolicy) {
+    let mut delays = retry.schedule();
     let mut attempt = 1u32;
     loop {
         let error = match http::post_json(client, target, &job.body).await {
@@ -618,14 +582,14 @@ mod tests {
         }
     }
 
-    fn start(urls: Vec<String>, format: Format, retry: RetrySettings) -> Notifier {
+    fn start(urls: Vec<String>, format: Format, retry: RetryPolicy) -> Notifier {
         start_tuned(urls, format, retry, Tuning::default())
     }
 
     fn start_tuned(
         urls: Vec<String>,
         format: Format,
-        retry: RetrySettings,
+        retry: RetryPolicy,
         tuning: Tuning,
     ) -> Notifier {
         let config = NotifyConfig {
@@ -637,11 +601,12 @@ mod tests {
         Notifier::start_tuned(config, tuning).unwrap()
     }
 
-    fn fast(attempts: u32) -> RetrySettings {
-        RetrySettings {
+    fn fast(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(200),
-            attempts,
+            max_attempts,
+            ..DEFAULT_RETRY
         }
     }
 
@@ -840,10 +805,11 @@ mod tests {
     #[tokio::test]
     async fn dead_endpoint_does_not_hold_a_live_one() {
         let (base, mut hits) = server(&[], 200, None).await;
-        let retry = RetrySettings {
+        let retry = RetryPolicy {
             initial: Duration::from_millis(200),
             max: Duration::from_secs(1),
-            attempts: 3,
+            max_attempts: 3,
+            ..DEFAULT_RETRY
         };
         // The dead one first, so a sequential sender would reach the live one last.
         let n = start(
@@ -947,12 +913,12 @@ mod tests {
         n.send(event(EventKind::Deployed, "x"));
         assert!(n.flush(Duration::ZERO).await);
 
-        let none = start(Vec::new(), Format::Json, RetrySettings::default());
+        let none = start(Vec::new(), Format::Json, DEFAULT_RETRY);
         assert!(!none.is_enabled());
         let unusable = start(
             vec!["ftp://hooks.example/x".to_string(), "nope".to_string()],
             Format::Slack,
-            RetrySettings::default(),
+            DEFAULT_RETRY,
         );
         assert!(!unusable.is_enabled());
         unusable.send(event(EventKind::Deployed, "x"));
@@ -1001,7 +967,7 @@ mod tests {
         let config = NotifyConfig {
             urls: vec!["https://hooks.example/x".into()],
             format: Format::Json,
-            retry: RetrySettings::default(),
+            retry: DEFAULT_RETRY,
             ca_file: Some("/nonexistent/ca.pem".into()),
         };
         let e = Notifier::start(config).unwrap_err();
@@ -1109,25 +1075,13 @@ mod tests {
     }
 
     #[test]
-    fn retry_delays_double_within_jitter_and_cap() {
-        let retry = RetrySettings {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(300),
-            attempts: 5,
-        };
-        let delays: Vec<Duration> = retry.delays().collect();
+    fn the_default_retry_is_two_seconds_doubling_to_a_minute_five_attempts() {
+        let delays: Vec<Duration> = DEFAULT_RETRY.schedule().collect();
         assert_eq!(delays.len(), 4, "5 attempts mean 4 waits");
-        for (d, base) in delays.iter().zip([100.0, 200.0, 300.0, 300.0]) {
-            let ms = d.as_secs_f64() * 1000.0;
-            assert!(
-                ms >= base * 0.9 - 1.0 && ms <= base * 1.1 + 1.0,
-                "{ms} vs {base}"
-            );
+        for (d, base) in delays.iter().zip([2.0, 4.0, 8.0, 16.0]) {
+            let s = d.as_secs_f64();
+            assert!(s >= base * 0.9 && s <= base * 1.1, "{s} vs {base}");
         }
-        let once = RetrySettings {
-            attempts: 0,
-            ..retry
-        };
-        assert_eq!(once.delays().count(), 0, "zero attempts still tries once");
+        assert_eq!(DEFAULT_RETRY.max, Duration::from_secs(60));
     }
 }

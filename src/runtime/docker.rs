@@ -709,11 +709,7 @@ impl Engine for DockerEngine {
         // network is then made once, with that subnet. Should that fail (another
         // network took the subnet meanwhile), it is made as before, and reconnects
         // keep addresses only mostly.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let probe = format!("{name}-subnet-{}-{nanos}", std::process::id());
+        let probe = format!("{name}-subnet-{}-{}", std::process::id(), fastrand::u32(..));
         let chosen = match self
             .docker
             .create_network(NetworkCreateRequest {
