@@ -22,7 +22,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::agent::{SharedStatus, Trigger};
+use crate::status::{AgentStatus, SharedStatus};
+use crate::trigger::Trigger;
 
 /// Webhook bodies larger than this are refused before their signature is checked.
 pub const MAX_WEBHOOK_BODY: usize = 1 << 20;
@@ -227,7 +228,7 @@ async fn metrics_text(
     )
 }
 
-async fn status(State(state): State<ApiState>) -> Json<crate::agent::AgentStatus> {
+async fn status(State(state): State<ApiState>) -> Json<AgentStatus> {
     Json(state.status.read().await.clone())
 }
 

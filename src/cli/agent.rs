@@ -27,13 +27,6 @@ fn retry_policy(c: &ConvergeArgs, attempts: u32) -> RetryPolicy {
     }
 }
 
-/// This machine's name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 /// Runs the agent until SIGTERM or SIGINT: the first lets the step in flight finish,
 /// the second exits at once.
 pub async fn run(args: AgentArgs) -> u8 {

@@ -3,7 +3,6 @@
 
 mod adopt;
 mod agent;
-pub use agent::hostname;
 mod apply;
 mod config;
 mod convert;
@@ -149,7 +148,7 @@ impl HostArgs {
     /// The host identity.
     pub fn host(&self) -> crate::plan::Host {
         crate::plan::Host {
-            name: self.host.clone().unwrap_or_else(agent::hostname),
+            name: self.host.clone().unwrap_or_else(crate::host::hostname),
             labels: self.host_label.iter().cloned().collect(),
             env_dir: self.env_dir.clone(),
         }

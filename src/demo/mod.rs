@@ -108,7 +108,7 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
         },
         notifier: crate::notify::Notifier::disabled(),
         host: crate::plan::Host {
-            name: crate::cli::hostname(),
+            name: crate::host::hostname(),
             labels: Default::default(),
             env_dir: None,
         },
