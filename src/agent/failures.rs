@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::executor::RetryPolicy;
 use crate::plan::Desired;
+use crate::status::FailedTarget;
 
 #[derive(Debug, Clone)]
 struct Target {
@@ -22,19 +22,6 @@ struct Target {
 #[derive(Debug, Default)]
 pub struct FailedTargets {
     targets: BTreeMap<String, Target>,
-}
-
-/// A failed target as status shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct FailedTarget {
-    /// The service.
-    pub service: String,
-    /// The spec hash that failed.
-    pub spec: String,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// True once no more attempts are made until the desired state changes.
-    pub given_up: bool,
 }
 
 impl FailedTargets {

@@ -12,7 +12,7 @@ mod failures;
 mod lock;
 mod pause;
 mod reconcile;
-pub mod status;
+mod status;
 #[cfg(test)]
 mod tests;
 mod triggers;
@@ -32,47 +32,13 @@ use crate::runtime::Engine;
 use crate::source::signature::AllowedSigners;
 use crate::source::GitSource;
 
+pub use crate::status::{AgentStatus, SharedStatus};
+pub use crate::trigger::Trigger;
 pub use failures::FailedTargets;
 pub use lock::{LockError, StateLock};
 pub use pause::PauseState;
-pub use status::{AgentStatus, SharedStatus};
-
-/// What woke the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// First run.
-    Start,
-    /// The watched local repository changed.
-    Watch,
-    /// The poll interval passed.
-    Poll,
-    /// A verified webhook arrived.
-    Webhook,
-    /// Docker reported a container of the project dying, going away or changing health.
-    DockerEvent,
-    /// The periodic full resync.
-    Resync,
-    /// A failed service's backoff ran out.
-    Retry,
-    /// An operator paused or resumed something.
-    Control,
-}
 
 impl Trigger {
-    /// The label in metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Start => "start",
-            Trigger::Watch => "watch",
-            Trigger::Poll => "poll",
-            Trigger::Webhook => "webhook",
-            Trigger::DockerEvent => "docker-event",
-            Trigger::Resync => "resync",
-            Trigger::Retry => "retry",
-            Trigger::Control => "control",
-        }
-    }
-
     /// May bring a new desired state (or an operator's change) that should not wait
     /// behind a wait for the fleet.
     fn supersedes(self) -> bool {

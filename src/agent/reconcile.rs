@@ -16,10 +16,9 @@ use crate::plan::Desired;
 use crate::runtime::Engine;
 use crate::source::CommitInfo;
 
-/// The first wait after the engine (or the coordination store) fails; it doubles up to
-/// [`ENGINE_BACKOFF_MAX`].
-pub(super) const ENGINE_BACKOFF_START: Duration = Duration::from_secs(1);
-pub(super) const ENGINE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The waits after the engine (or the coordination store) fails: 1 s doubling to 30 s.
+pub(super) const ENGINE_BACKOFF: crate::retry::Backoff =
+    crate::retry::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 /// How soon a service waiting for the fleet is tried again.
 const FLEET_RETRY: Duration = Duration::from_secs(2);
 
@@ -37,9 +36,9 @@ pub(super) struct Loop {
     triggers: mpsc::UnboundedSender<Trigger>,
     deployed: crate::notify::DeployedOnce,
     /// The wait before retrying after the engine failed; doubles up to 30 s.
-    engine_backoff: Duration,
+    engine_backoff: crate::retry::Delays,
     /// The same for a coordination store that does not answer.
-    coordination_backoff: Duration,
+    coordination_backoff: crate::retry::Delays,
 }
 
 impl Loop {
@@ -62,8 +61,8 @@ impl Loop {
             failures: FailedTargets::default(),
             triggers,
             deployed: crate::notify::DeployedOnce::new(),
-            engine_backoff: ENGINE_BACKOFF_START,
-            coordination_backoff: ENGINE_BACKOFF_START,
+            engine_backoff: ENGINE_BACKOFF.delays(),
+            coordination_backoff: ENGINE_BACKOFF.delays(),
         }
     }
 
@@ -140,7 +139,7 @@ impl Loop {
         }
         match ledger.check().await {
             Ok(()) => {
-                self.coordination_backoff = ENGINE_BACKOFF_START;
+                self.coordination_backoff.reset();
                 self.metrics.coordination_up.set(1);
                 // The migrations under way are read after the apply, for status.
                 if self.status.write().await.degraded.take().is_some() {
@@ -149,8 +148,7 @@ impl Loop {
                 true
             }
             Err(e) => {
-                let wait = self.coordination_backoff;
-                self.coordination_backoff = (wait * 2).min(ENGINE_BACKOFF_MAX);
+                let wait = self.coordination_backoff.next_delay();
                 self.metrics.coordination_up.set(0);
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "degraded: the coordination store does not answer; what runs keeps running, nothing changes until it does");
                 self.retry_in(wait);
@@ -220,7 +218,7 @@ impl Loop {
                 } else {
                     None
                 };
-                self.engine_backoff = ENGINE_BACKOFF_START;
+                self.engine_backoff.reset();
                 self.notify_report(&commit, &desired, &report);
                 self.metrics.record(
                     &commit.sha,
@@ -244,8 +242,7 @@ impl Loop {
                     })
                     .inc();
                 // The engine (or the state dir) failed: try again soon, backing off.
-                let wait = self.engine_backoff;
-                self.engine_backoff = (self.engine_backoff * 2).min(ENGINE_BACKOFF_MAX);
+                let wait = self.engine_backoff.next_delay();
                 tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
                 self.retry_in(wait);
                 self.status

@@ -18,14 +18,11 @@ pub(super) fn every(
     jitter: bool,
     stop: CancellationToken,
 ) {
+    let spread = if jitter { crate::retry::JITTER } else { 0.0 };
+    let mut waits = crate::retry::Backoff::every(period, spread).delays();
     tokio::spawn(async move {
         loop {
-            let wait = if jitter {
-                let f = 0.9 + 0.2 * (rand_fraction());
-                period.mul_f64(f)
-            } else {
-                period
-            };
+            let wait = waits.next_delay();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.cancelled() => return,
@@ -37,15 +34,6 @@ pub(super) fn every(
     });
 }
 
-/// A number in [0, 1) from the clock; enough to spread polls of many hosts.
-fn rand_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos % 1_000_000) as f64 / 1_000_000.0
-}
-
 /// Wakes the loop on die, destroy and health changes of managed containers. A stream
 /// that breaks (the daemon restarted, say) is opened again, backing off while it keeps
 /// breaking at once.
@@ -55,20 +43,20 @@ pub(super) fn engine_events(
     stop: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let mut delay = EVENTS_BACKOFF_START;
+        let mut delays = EVENTS_BACKOFF.delays();
         loop {
             let mut stream = engine.events();
             loop {
                 tokio::select! {
                     item = futures_util::StreamExt::next(&mut stream) => match item {
                         Some(Ok(())) => {
-                            delay = EVENTS_BACKOFF_START;
+                            delays.reset();
                             if tx.send(Trigger::DockerEvent).is_err() {
                                 return;
                             }
                         }
                         Some(Err(e)) => {
-                            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "docker event stream broke; reopening");
+                            tracing::warn!(error = %e, "docker event stream broke; reopening");
                             break;
                         }
                         None => break,
@@ -76,13 +64,12 @@ pub(super) fn engine_events(
                     _ = stop.cancelled() => return,
                 }
             }
-            tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = stop.cancelled() => return }
-            delay = (delay * 2).min(EVENTS_BACKOFF_MAX);
+            tokio::select! { _ = tokio::time::sleep(delays.next_delay()) => {}, _ = stop.cancelled() => return }
         }
     });
 }
 
-/// The first wait before an event stream that broke is opened again; it doubles up to
-/// [`EVENTS_BACKOFF_MAX`] while the stream keeps breaking.
-const EVENTS_BACKOFF_START: Duration = Duration::from_millis(500);
-const EVENTS_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The waits before an event stream that broke is opened again: 500 ms doubling to 30 s
+/// while the stream keeps breaking.
+const EVENTS_BACKOFF: crate::retry::Backoff =
+    crate::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));

@@ -12,7 +12,6 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use tokio::net::{UnixListener, UnixStream};
 
 /// The socket's file name in the state dir.
@@ -157,9 +156,7 @@ pub async fn post(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), ControlError> {
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client;
-    use hyperlocal::UnixClientExt;
+    use crate::http_client::{ClientOptions, HttpClient, RequestError};
 
     let shown = socket.display().to_string();
     if !socket.exists() {
@@ -168,122 +165,25 @@ pub async fn post(
             error: "no such socket".into(),
         });
     }
-    let client: Client<hyperlocal::UnixConnector, Full<Bytes>> = Client::unix();
-    let request = axum::http::Request::post(hyperlocal::Uri::new(socket, path))
-        .header(axum::http::header::HOST, "localhost")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| ControlError::Http {
-            path: shown.clone(),
-            error: e.to_string(),
-        })?;
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                ControlError::NoAgent {
-                    path: shown.clone(),
-                    error: error_chain(&e),
-                }
-            } else {
-                ControlError::Http {
-                    path: shown.clone(),
-                    error: error_chain(&e),
-                }
-            }
-        })?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ControlError::Http {
-                path: shown.clone(),
-                error: e.to_string(),
-            })?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let http = |error: String| ControlError::Http {
+        path: shown.clone(),
+        error,
     };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ControlError::Timeout {
-                path: shown.clone(),
-                ms: timeout.as_millis(),
-            })
-        })
-}
-
-/// An error with its sources: hyper's own message alone says little.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(&format!(": {inner}"));
-        source = inner.source();
+    let client =
+        HttpClient::new(&ClientOptions::unix(socket, timeout)).map_err(|e| http(e.to_string()))?;
+    match client.post(&format!("http://localhost{path}")).await {
+        Ok(answer) => Ok((answer.status, answer.body)),
+        Err(RequestError::Connect(error)) => Err(ControlError::NoAgent {
+            path: shown.clone(),
+            error,
+        }),
+        Err(RequestError::Timeout(_)) => Err(ControlError::Timeout {
+            path: shown.clone(),
+            ms: timeout.as_millis(),
+        }),
+        Err(RequestError::Exchange(error)) => Err(http(error)),
     }
-    s
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_socket_is_mode_0600_and_replaces_a_stale_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_in(dir.path());
-        let first = ControlSocket::bind(&path).unwrap();
-        drop(first);
-        // The file stays behind, as after a crash; the next bind replaces it.
-        assert!(path.exists());
-        let socket = ControlSocket::bind(&path).unwrap();
-        let mode = std::fs::metadata(socket.path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, MODE);
-        // No temporary name is left.
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
-    }
-
-    #[tokio::test]
-    async fn something_else_at_the_path_is_not_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_in(dir.path());
-        std::fs::write(&path, "keep").unwrap();
-        let e = ControlSocket::bind(&path).unwrap_err();
-        assert!(e.to_string().contains("exists and is not a socket"), "{e}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep");
-    }
-
-    #[test]
-    fn only_the_owner_and_root_are_admitted() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
-        let dir = tempfile::tempdir().unwrap();
-        let mut socket = ControlSocket::bind(&path_in(dir.path())).unwrap();
-        socket.owner = 1234;
-        assert!(socket.admits(0));
-        assert!(socket.admits(1234));
-        assert!(!socket.admits(1235));
-    }
-
-    #[tokio::test]
-    async fn posting_without_an_agent_says_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = post(
-            &path_in(dir.path()),
-            "/control/reconcile",
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(e, ControlError::NoAgent { .. }), "{e}");
-    }
-}
+mod tests;

@@ -22,28 +22,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::agent::{SharedStatus, Trigger};
-
-/// `GET path` on a loopback listener as HTTP/1.0, so the answer comes whole rather
-/// than chunked: `(status, body)`, or `None` when nothing answers in time.
-pub fn http_get(
-    addr: &str,
-    path: &str,
-    connect: std::time::Duration,
-    read: std::time::Duration,
-) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, connect).ok()?;
-    s.set_read_timeout(Some(read)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((
-        head.split_whitespace().nth(1)?.parse().ok()?,
-        body.to_string(),
-    ))
-}
+use crate::status::{AgentStatus, SharedStatus};
+use crate::trigger::Trigger;
 
 /// Webhook bodies larger than this are refused before their signature is checked.
 pub const MAX_WEBHOOK_BODY: usize = 1 << 20;
@@ -248,53 +228,9 @@ async fn metrics_text(
     )
 }
 
-async fn status(State(state): State<ApiState>) -> Json<crate::agent::AgentStatus> {
+async fn status(State(state): State<ApiState>) -> Json<AgentStatus> {
     Json(state.status.read().await.clone())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_changes_need_the_hmac_over_tcp_and_nothing_over_the_socket() {
-        let secret = b"It's a Secret to Everybody";
-        let body = b"Hello, World!";
-        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        let tcp = Transport::Tcp;
-        assert_eq!(authorize(tcp, None, body, None), Err(Refusal::NoSecret));
-        assert_eq!(
-            authorize(tcp, None, body, Some(good)),
-            Err(Refusal::NoSecret)
-        );
-        assert_eq!(
-            authorize(tcp, Some(secret), body, None),
-            Err(Refusal::BadSignature)
-        );
-        assert_eq!(
-            authorize(tcp, Some(secret), b"other body", Some(good)),
-            Err(Refusal::BadSignature)
-        );
-        assert_eq!(authorize(tcp, Some(secret), body, Some(good)), Ok(()));
-        let unix = Transport::ControlSocket;
-        assert_eq!(authorize(unix, None, body, None), Ok(()));
-        assert_eq!(
-            authorize(unix, Some(secret), body, Some("sha256=00")),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn github_signatures() {
-        // The example of GitHub's webhook documentation.
-        let secret = b"It's a Secret to Everybody";
-        let body = b"Hello, World!";
-        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(signature_ok(secret, body, Some(good)));
-        assert!(!signature_ok(secret, b"Hello, World?", Some(good)));
-        assert!(!signature_ok(b"other", body, Some(good)));
-        assert!(!signature_ok(secret, body, None));
-        assert!(!signature_ok(secret, body, Some("sha1=abc")));
-        assert!(!signature_ok(secret, body, Some("sha256=zz")));
-    }
-}
+mod tests;

@@ -27,13 +27,6 @@ fn retry_policy(c: &ConvergeArgs, attempts: u32) -> RetryPolicy {
     }
 }
 
-/// This machine's name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 /// Runs the agent until SIGTERM or SIGINT: the first lets the step in flight finish,
 /// the second exits at once.
 pub async fn run(args: AgentArgs) -> u8 {
@@ -80,11 +73,15 @@ pub async fn run(args: AgentArgs) -> u8 {
         super::NotifyFormat::Json => crate::notify::Format::Json,
         super::NotifyFormat::Slack => crate::notify::Format::Slack,
     };
-    let notifier = crate::notify::Notifier::start(
-        args.notify_url.clone(),
+    let notifier = match crate::notify::Notifier::start(crate::notify::NotifyConfig {
+        urls: args.notify_url.clone(),
         format,
-        crate::notify::RetrySettings::default(),
-    );
+        retry: crate::notify::DEFAULT_RETRY,
+        ca_file: args.notify_ca_file.clone(),
+    }) {
+        Ok(n) => n,
+        Err(e) => return fail(format!("--notify-ca-file {e}")),
+    };
     let ledger = match args.converge.coordination.open(&state_dir) {
         Ok(l) => l,
         Err(e) => return fail(e),

@@ -169,7 +169,7 @@ pub async fn run(command: &MigrationsCommand) -> u8 {
                 by: format!(
                     "{}@{}",
                     std::env::var("USER").unwrap_or_else(|_| "operator".into()),
-                    super::hostname()
+                    crate::host::hostname()
                 ),
             };
             match ledger.resolve_migration(&resolution).await {

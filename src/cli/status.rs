@@ -11,7 +11,7 @@ use crate::runtime::{DockerEngine, Engine, HealthState, Role};
 
 /// Prints the status.
 pub async fn run(args: &StatusArgs) -> u8 {
-    if let Some(body) = ask_agent(args) {
+    if let Some(body) = ask_agent(args).await {
         let Ok(mut status) = serde_json::from_str::<serde_json::Value>(&body) else {
             eprintln!(
                 "error: the agent on {} answered something that is not its status",
@@ -47,15 +47,20 @@ pub async fn run(args: &StatusArgs) -> u8 {
     }
 }
 
-fn ask_agent(args: &StatusArgs) -> Option<String> {
-    let addr = args.listen.to_string();
-    match crate::api::http_get(
-        &addr,
-        "/status",
-        Duration::from_secs(1),
-        Duration::from_secs(5),
-    )? {
-        (200, body) => Some(body),
+/// The agent's status from its listener, when an agent answers there.
+async fn ask_agent(args: &StatusArgs) -> Option<String> {
+    use crate::http_client::{ClientOptions, HttpClient};
+    let client = HttpClient::new(&ClientOptions {
+        connect_timeout: Duration::from_secs(1),
+        ..ClientOptions::tcp(Duration::from_secs(5))
+    })
+    .ok()?;
+    match client
+        .get(&format!("http://{}/status", args.listen))
+        .await
+        .ok()?
+    {
+        answer if answer.status == 200 => Some(answer.body),
         _ => None,
     }
 }
@@ -289,28 +294,4 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_string_of_an_agents_answer_is_masked() {
-        let mut v = serde_json::json!({
-            "repo": "https://u:tok-a@git.example/x.git",
-            "last_error": "fetch https://u:tok-a@git.example/x.git (main): 401",
-            "services": { "api": { "last_error": "see postgres://a:pw-b@db/x" } },
-            "list": ["http://h/?key=k-c", 3, null],
-            "branch": "main"
-        });
-        redact_strings(&mut v);
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "repo": "https://u:***@git.example/x.git",
-                "last_error": "fetch https://u:***@git.example/x.git (main): 401",
-                "services": { "api": { "last_error": "see postgres://a:***@db/x" } },
-                "list": ["http://h/?key=***", 3, null],
-                "branch": "main"
-            })
-        );
-    }
-}
+mod tests;

@@ -108,7 +108,7 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
         },
         notifier: crate::notify::Notifier::disabled(),
         host: crate::plan::Host {
-            name: crate::cli::hostname(),
+            name: crate::host::hostname(),
             labels: Default::default(),
             env_dir: None,
         },
@@ -304,6 +304,7 @@ async fn replicas(engine: &DockerEngine) -> Result<Vec<(String, String, bool)>, 
         let ip = container_ip(engine, &c.id).await;
         let served = match ip {
             Some(ip) => http_get(&format!("{ip}:8000"), "/")
+                .await
                 .map(|r| r.1)
                 .unwrap_or_else(|| "?".into()),
             None => "?".into(),
@@ -402,7 +403,7 @@ async fn watch_rollout(engine: &DockerEngine, want: &[&str]) -> Result<(), DemoE
 /// Waits until the agent reports the app as failed.
 async fn wait_failed(port: u16) -> Result<(), DemoError> {
     for _ in 0..400 {
-        if let Some((_, body)) = http_get(&format!("127.0.0.1:{port}"), "/status") {
+        if let Some((_, body)) = http_get(&format!("127.0.0.1:{port}"), "/status").await {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
                 if let Some(err) = v["services"]["app"]["last_error"].as_str() {
                     if ["rolled-back", "failed", "held"]
@@ -474,16 +475,18 @@ pub async fn serve(version: String, broken: bool) -> std::io::Result<()> {
 }
 
 /// A GET as the demo does it: quick to give up on a replica that is not there.
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    crate::api::http_get(
-        addr,
-        path,
-        Duration::from_millis(500),
-        Duration::from_secs(2),
-    )
+async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use crate::http_client::{ClientOptions, HttpClient};
+    let client = HttpClient::new(&ClientOptions {
+        connect_timeout: Duration::from_millis(500),
+        ..ClientOptions::tcp(Duration::from_secs(2))
+    })
+    .ok()?;
+    let answer = client.get(&format!("http://{addr}{path}")).await.ok()?;
+    Some((answer.status, answer.body))
 }
 
 /// The demo's health check: exit 0 when `GET /health` on port 8000 answers 200.
-pub fn probe() -> bool {
-    http_get("127.0.0.1:8000", "/health").map(|r| r.0) == Some(200)
+pub async fn probe() -> bool {
+    http_get("127.0.0.1:8000", "/health").await.map(|r| r.0) == Some(200)
 }

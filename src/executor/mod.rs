@@ -17,7 +17,6 @@ mod history;
 pub mod migrate;
 mod objects;
 mod order;
-pub mod policy;
 mod pull;
 pub mod redact;
 mod report;
@@ -42,8 +41,8 @@ use crate::runtime::{Engine, RuntimeError};
 use migrate::MigrationRunner;
 use service::{Gate, MigrationCell, Reconcile};
 
+pub use crate::retry::RetryPolicy;
 pub use gate::{GateFailure, RolloutGate};
-pub use policy::RetryPolicy;
 pub use redact::Redactor;
 pub use report::{observe, ApplyReport, MigrationReport, Outcome, ServiceObserved, ServiceReport};
 

@@ -27,6 +27,20 @@ fn secs(s: &[f64]) -> Vec<Duration> {
     s.iter().map(|s| Duration::from_secs_f64(*s)).collect()
 }
 
+/// Asserts the gaps between `times` are `gaps` (seconds), each within the retry
+/// policy's jitter.
+fn assert_gaps_within_jitter(times: &[Duration], gaps: &[f64]) {
+    assert_eq!(times.len(), gaps.len() + 1, "{times:?}");
+    for (pair, gap) in times.windows(2).zip(gaps) {
+        let got = (pair[1] - pair[0]).as_secs_f64();
+        let spread = gap * crate::retry::JITTER + 0.001;
+        assert!(
+            (got - gap).abs() <= spread,
+            "{got} s, not {gap} s ±10 %: {times:?}"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn triggers_that_arrive_during_a_reconcile_fold_into_exactly_one_more() {
     let engine = MemoryEngine::new();
@@ -86,11 +100,11 @@ async fn an_engine_that_fails_is_retried_doubling_until_it_answers() {
     engine.fail(Op::ListProject, "shop");
     let a = Agent::start(engine.clone(), MemoryLedger::local(), one("app:v1"));
     a.trigger(Trigger::Control);
-    tokio::time::sleep(Duration::from_secs(16)).await;
-    assert_eq!(
-        times(&engine, Op::ListProject, "shop"),
-        secs(&[0.0, 1.0, 3.0, 7.0, 15.0])
-    );
+    // 1, 2, 4 and 8 s, each ±10 %: the fifth call by 16.5 s, the sixth not before 27.9 s.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let calls = times(&engine, Op::ListProject, "shop");
+    assert_eq!(calls[0], Duration::ZERO);
+    assert_gaps_within_jitter(&calls, &[1.0, 2.0, 4.0, 8.0]);
     assert!(a
         .status
         .read()
@@ -99,9 +113,11 @@ async fn an_engine_that_fails_is_retried_doubling_until_it_answers() {
         .as_deref()
         .is_some_and(|e| e.contains("injected failure: list shop")));
     engine.heal(Op::ListProject);
-    // The next retry, 16 s after the last, converges.
+    // The next retry, 16 s (±10 %) after the last, converges.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    assert_eq!(times(&engine, Op::Create, "shop-api-1"), secs(&[31.0]));
+    let created = times(&engine, Op::Create, "shop-api-1");
+    assert_eq!(created.len(), 1);
+    assert_gaps_within_jitter(&[*calls.last().unwrap(), created[0]], &[16.0]);
     assert_eq!(engine.running(), ["shop-api-1 app:v1"]);
 }
 
@@ -246,9 +262,12 @@ async fn an_event_stream_that_breaks_is_opened_again_and_keeps_waking_the_loop()
     triggers::engine_events(std::sync::Arc::new(engine.clone()), tx, stop.clone());
     tokio::time::sleep(Duration::from_millis(10)).await;
     engine.break_events();
-    // Broken at 10 ms, opened again half a second later.
+    // Broken at 10 ms, opened again half a second (±10 %) later.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(times(&engine, Op::Events, "*"), secs(&[0.0, 0.51]));
+    let opened = times(&engine, Op::Events, "*");
+    assert_eq!(opened[0], Duration::ZERO);
+    assert_gaps_within_jitter(&[Duration::from_millis(10), opened[1]], &[0.5]);
+    assert_eq!(opened.len(), 2);
     engine.add_image("app:v1");
     let spec = crate::runtime::ContainerSpec {
         name: "a".into(),
