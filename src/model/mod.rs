@@ -10,6 +10,8 @@ pub mod limits;
 pub mod load;
 mod load_options;
 pub mod location;
+mod outcome;
+mod parse;
 pub mod raw;
 pub mod repo_mount;
 pub mod spec;

@@ -17,7 +17,8 @@
 //! The peek in rule 3 is a line scan, not a YAML parse, so that hostile input meets
 //! the bounded parser of [`super::super::load`] first.
 
-use super::super::load::{LoadError, DEFAULT_FILE, MAX_YAML_BYTES};
+use super::super::limits::MAX_YAML_BYTES;
+use super::super::outcome::{LoadError, DEFAULT_FILE};
 use super::super::tree::{Limited, RepoTree};
 
 /// The file names `docker compose` looks for, in its order of preference.

@@ -36,7 +36,8 @@ mod options_tests;
 #[cfg(test)]
 mod tests;
 
-use super::load::{LoadError, LoadOptions, Loaded};
+use super::load_options::LoadOptions;
+use super::outcome::{LoadError, Loaded};
 use super::tree::RepoTree;
 
 /// Loads `config` as a compose project when [`detect::compose_file`] says it is one;
