@@ -160,8 +160,8 @@ fn main() {
             file.to_str().unwrap(),
             "--state-dir",
             state.path().to_str().unwrap(),
-            "--concurrency",
-            "20",
+            // Defaults, but for the drain pause of a replaced replica: neither contestant
+            // has one, and the cold converge replaces nothing.
             "--drain",
             "0s",
         ];
