@@ -6,6 +6,7 @@
 //! dependency level move at once; `--concurrency` bounds the engine calls in flight,
 //! never the waiting.
 
+pub mod adopted;
 pub mod auth;
 mod bounded;
 pub mod container;

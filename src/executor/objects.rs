@@ -52,14 +52,15 @@ impl Executor {
         let project = &desired.spec.project;
         let labels = container::project_labels(project);
         let names = crate::plan::desired::ObjectNames::of(&desired.spec);
-        let adopted = crate::adopt::Adopted::read(&self.opts.state_dir, project).map_err(|e| {
-            ApplyError::StateDir {
-                path: crate::adopt::Adopted::path(&self.opts.state_dir)
-                    .display()
-                    .to_string(),
-                error: e,
-            }
-        })?;
+        let adopted =
+            super::adopted::Adopted::read(&self.opts.state_dir, project).map_err(|e| {
+                ApplyError::StateDir {
+                    path: super::adopted::Adopted::path(&self.opts.state_dir)
+                        .display()
+                        .to_string(),
+                    error: e,
+                }
+            })?;
         let listed = self.engine.list_networks(project).await?;
         self.remove_twins(&listed).await;
         let nets: BTreeSet<String> = listed.into_iter().map(|n| n.name).collect();
