@@ -2,7 +2,7 @@
 //! placement, in the ledger's records, in notifications.
 
 /// This machine's name: the kernel's hostname, or `localhost` when it cannot be read.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())

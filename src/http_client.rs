@@ -13,7 +13,7 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE};
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// The CA file could not be read.
     #[error("{path}: {error}")]
     CaFileUnreadable {
@@ -38,7 +38,7 @@ pub enum ClientError {
 /// Why a request got no answer. Never quotes the URL: a webhook URL often carries its
 /// secret in the path.
 #[derive(Debug, thiserror::Error)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     /// The connection (TCP, unix socket or TLS handshake) could not be opened.
     #[error("connect failed: {0}")]
     Connect(String),
@@ -52,7 +52,7 @@ pub enum RequestError {
 
 /// Where a client connects and how long it waits.
 #[derive(Debug, Clone)]
-pub struct ClientOptions {
+pub(crate) struct ClientOptions {
     /// The longest wait for the connection (TCP and TLS handshake).
     pub connect_timeout: Duration,
     /// The longest wait for a whole exchange, connecting included.
@@ -65,7 +65,7 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Over TCP, with `timeout` for connecting and for the whole exchange.
-    pub fn tcp(timeout: Duration) -> Self {
+    pub(crate) fn tcp(timeout: Duration) -> Self {
         Self {
             connect_timeout: timeout,
             timeout,
@@ -75,7 +75,7 @@ impl ClientOptions {
     }
 
     /// Over the unix socket at `path`.
-    pub fn unix(path: &Path, timeout: Duration) -> Self {
+    pub(crate) fn unix(path: &Path, timeout: Duration) -> Self {
         Self {
             unix_socket: Some(path.to_path_buf()),
             ..Self::tcp(timeout)
@@ -85,7 +85,7 @@ impl ClientOptions {
 
 /// A status and the body of an answer read whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The HTTP status code.
     pub status: u16,
     /// The body, lossily decoded.
@@ -94,18 +94,18 @@ pub struct Answer {
 
 /// An answer whose body is not read yet.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     response: reqwest::Response,
 }
 
 impl Reply {
     /// The HTTP status code.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         self.response.status().as_u16()
     }
 
     /// Reads the body, at most `max` bytes of it, lossily decoded.
-    pub async fn text(mut self, max: usize) -> Result<String, RequestError> {
+    pub(crate) async fn text(mut self, max: usize) -> Result<String, RequestError> {
         let mut raw = Vec::new();
         while raw.len() < max {
             match self.response.chunk().await {
@@ -121,7 +121,7 @@ impl Reply {
 
 /// The client. Cheap to clone: clones share their connections.
 #[derive(Debug, Clone)]
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     inner: reqwest::Client,
     timeout: Duration,
 }
@@ -132,7 +132,7 @@ const MAX_BODY: usize = 64 << 20;
 
 impl HttpClient {
     /// A client with these options.
-    pub fn new(options: &ClientOptions) -> Result<Self, ClientError> {
+    pub(crate) fn new(options: &ClientOptions) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .user_agent("berth")
@@ -155,18 +155,18 @@ impl HttpClient {
     }
 
     /// `GET url`, body read whole, within the deadline.
-    pub async fn get(&self, url: &str) -> Result<Answer, RequestError> {
+    pub(crate) async fn get(&self, url: &str) -> Result<Answer, RequestError> {
         self.whole(self.inner.get(url)).await
     }
 
     /// `POST url` with an empty body, answer read whole, within the deadline.
-    pub async fn post(&self, url: &str) -> Result<Answer, RequestError> {
+    pub(crate) async fn post(&self, url: &str) -> Result<Answer, RequestError> {
         self.whole(self.inner.post(url)).await
     }
 
     /// `POST url` with a JSON body; the answer's status within the deadline, its body
     /// left for the caller to read or drop.
-    pub async fn post_json(&self, url: &str, body: Vec<u8>) -> Result<Reply, RequestError> {
+    pub(crate) async fn post_json(&self, url: &str, body: Vec<u8>) -> Result<Reply, RequestError> {
         let request = self
             .inner
             .post(url)

@@ -1,3 +1,11 @@
+//! berth: GitOps for plain Docker hosts. The binary (`src/main.rs`) calls [`cli::run`];
+//! the library's public surface is what the binary, the tests and the benchmarks use:
+//! the desired state ([`model`]), planning ([`plan`]), the engine ([`runtime`]) and the
+//! ledger ([`ledger`]). Everything else is the crate's own. ARCHITECTURE.md draws the
+//! rooms and the arrows between them.
+
+#![warn(missing_docs, unreachable_pub)]
+
 /// The allocator of every program built on this crate (the agent, the CLI, the tests and
 /// the benchmarks, so that they measure what runs). Loading a desired state is mostly
 /// small allocations (a string per YAML scalar, a path per node); mimalloc serves them in
@@ -5,21 +13,21 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub mod adopt;
-pub mod agent;
-pub mod api;
+pub(crate) mod adopt;
+pub(crate) mod agent;
+pub(crate) mod api;
 pub mod cli;
-pub mod demo;
-pub mod executor;
-pub mod host;
-pub mod http_client;
+pub(crate) mod demo;
+pub(crate) mod executor;
+pub(crate) mod host;
+pub(crate) mod http_client;
 pub mod ledger;
 pub mod model;
-pub mod notify;
+pub(crate) mod notify;
 pub mod plan;
-pub mod retry;
+pub(crate) mod retry;
 pub mod runtime;
-pub mod source;
-pub mod status;
-pub mod trigger;
-pub mod urls;
+pub(crate) mod source;
+pub(crate) mod status;
+pub(crate) mod trigger;
+pub(crate) mod urls;

@@ -14,11 +14,11 @@ use backoff::backoff::Backoff as _;
 use backoff::ExponentialBackoff;
 
 /// The spread of every delay unless a policy says otherwise: ±10 %.
-pub const JITTER: f64 = 0.1;
+pub(crate) const JITTER: f64 = 0.1;
 
 /// Delays that start at `initial` and double up to `max`, each spread by ±`jitter`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// The first delay (before jitter).
     pub initial: Duration,
     /// The longest delay (before jitter).
@@ -30,7 +30,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// `initial` doubling to `max`, ±10 %.
-    pub const fn new(initial: Duration, max: Duration) -> Self {
+    pub(crate) const fn new(initial: Duration, max: Duration) -> Self {
         Self {
             initial,
             max,
@@ -40,7 +40,7 @@ impl Backoff {
 
     /// `period` every time, ±`jitter`: the spread of a poll, so that hosts started
     /// together do not poll together.
-    pub const fn every(period: Duration, jitter: f64) -> Self {
+    pub(crate) const fn every(period: Duration, jitter: f64) -> Self {
         Self {
             initial: period,
             max: period,
@@ -49,7 +49,7 @@ impl Backoff {
     }
 
     /// The delays, without end.
-    pub fn delays(&self) -> Delays {
+    pub(crate) fn delays(&self) -> Delays {
         let max = self.max;
         let initial = self.initial.min(max);
         Delays {
@@ -69,20 +69,20 @@ impl Backoff {
 
 /// An endless schedule of delays; [`Delays::reset`] starts it over after a success.
 #[derive(Debug)]
-pub struct Delays {
+pub(crate) struct Delays {
     backoff: ExponentialBackoff,
     max: Duration,
 }
 
 impl Delays {
     /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         // Without an elapsed-time limit the crate never ends a schedule.
         self.backoff.next_backoff().unwrap_or(self.max)
     }
 
     /// Starts over from the first delay.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.backoff.reset();
     }
 }
@@ -98,7 +98,7 @@ impl Iterator for Delays {
 /// How failed attempts at one target are retried: a backoff, and how many attempts in
 /// all before the target is given up.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// The delay after the first failure.
     pub initial: Duration,
     /// The longest delay.
@@ -124,7 +124,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The delays between attempts: one fewer than `max_attempts`.
-    pub fn schedule(&self) -> RetrySchedule {
+    pub(crate) fn schedule(&self) -> RetrySchedule {
         let backoff = Backoff {
             initial: self.initial,
             max: self.max,
@@ -135,7 +135,7 @@ impl RetryPolicy {
 }
 
 /// The delays of one target's retries, from its policy.
-pub type RetrySchedule = std::iter::Take<Delays>;
+pub(crate) type RetrySchedule = std::iter::Take<Delays>;
 
 #[cfg(test)]
 mod tests;

@@ -13,11 +13,11 @@ use crate::source::CommitInfo;
 use crate::urls::redact_urls_in;
 
 /// The status shared between the loop and the listener.
-pub type SharedStatus = Arc<RwLock<AgentStatus>>;
+pub(crate) type SharedStatus = Arc<RwLock<AgentStatus>>;
 
 /// One service as status shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct ServiceStatus {
+pub(crate) struct ServiceStatus {
     /// The image asked for.
     pub desired_image: Option<String>,
     /// Running replicas by image.
@@ -42,7 +42,7 @@ pub struct ServiceStatus {
 
 /// When a service last changed, and how that ended.
 #[derive(Debug, Clone, Serialize)]
-pub struct LastDeploy {
+pub(crate) struct LastDeploy {
     /// RFC 3339.
     pub at: String,
     /// The commit.
@@ -53,7 +53,7 @@ pub struct LastDeploy {
 
 /// The agent's state.
 #[derive(Debug, Clone, Serialize)]
-pub struct AgentStatus {
+pub(crate) struct AgentStatus {
     /// This host.
     pub host: crate::plan::Host,
     /// The repository followed, credentials masked.
@@ -95,7 +95,7 @@ pub struct AgentStatus {
 
 /// A failed target as status shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct FailedTarget {
+pub(crate) struct FailedTarget {
     /// The service.
     pub service: String,
     /// The spec hash that failed.
@@ -108,7 +108,7 @@ pub struct FailedTarget {
 
 impl AgentStatus {
     /// A reconcile ended.
-    pub fn finish_reconcile(&mut self, took: Duration, error: Option<String>) {
+    pub(crate) fn finish_reconcile(&mut self, took: Duration, error: Option<String>) {
         self.last_reconcile = Some(now_rfc3339());
         self.last_reconcile_ms = Some(took.as_millis() as u64);
         if let Some(error) = error {
@@ -119,13 +119,13 @@ impl AgentStatus {
     }
 
     /// A fetch failed.
-    pub fn fetch_failed(&mut self, error: String) {
+    pub(crate) fn fetch_failed(&mut self, error: String) {
         self.fetch_failures += 1;
         self.last_error = Some(redact_urls_in(&error));
     }
 
     /// A fetch succeeded.
-    pub fn fetch_ok(&mut self) {
+    pub(crate) fn fetch_ok(&mut self) {
         if self.fetch_failures > 0 {
             self.fetch_failures = 0;
             self.last_error = None;
@@ -133,20 +133,20 @@ impl AgentStatus {
     }
 
     /// A head that cannot be applied.
-    pub fn invalid_commit(&mut self, sha: &str, error: String) {
+    pub(crate) fn invalid_commit(&mut self, sha: &str, error: String) {
         self.head = Some(sha.to_string());
         self.last_error = Some(redact_urls_in(&error));
     }
 
     /// A head that loaded and validated.
-    pub fn valid_commit(&mut self, info: &CommitInfo) {
+    pub(crate) fn valid_commit(&mut self, info: &CommitInfo) {
         self.head = Some(info.sha.clone());
         self.applied_commit = Some(info.clone());
         self.last_error = None;
     }
 
     /// `None` when healthy, else why not.
-    pub fn unhealthy_because(&self) -> Option<String> {
+    pub(crate) fn unhealthy_because(&self) -> Option<String> {
         match self.last_reconcile_at {
             None => Some("no reconcile has finished yet".into()),
             Some(at) if at.elapsed() > self.stale_after => Some(format!(

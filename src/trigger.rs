@@ -3,7 +3,7 @@
 
 /// What woke the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// First run.
     Start,
     /// The watched local repository changed.
@@ -24,7 +24,7 @@ pub enum Trigger {
 
 impl Trigger {
     /// The label in metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Trigger::Start => "start",
             Trigger::Watch => "watch",

@@ -19,7 +19,7 @@
 //! An scp-like remote (`git@host:path`) has no password and is left as it is.
 
 /// What replaces a secret.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// Schemes whose user name alone is no secret (`ssh://git@host/x`, `postgres://berth@db/`).
 const USER_IS_NO_SECRET: &[&str] = &["ssh", "git+ssh", "ssh+git", "postgres", "postgresql"];
@@ -39,7 +39,7 @@ const SECRET_PARAMS: &[&str] = &[
 ];
 
 /// The URL with its credentials masked; text that is no URL comes back unchanged.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some(sep) = url.find("://") else {
         // A local path or an scp-like remote (`git@host:path`): no password to hide.
         return url.to_string();
@@ -77,7 +77,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// Every URL (`scheme://…`, up to whitespace or a quote) in `text` passed through
 /// [`redact_url`]; the rest of the text unchanged.
-pub fn redact_urls_in(text: &str) -> String {
+pub(crate) fn redact_urls_in(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut done = 0;
     let mut from = 0;

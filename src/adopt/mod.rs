@@ -22,7 +22,7 @@
 //!
 //! This file holds the record and the plan (pure); [`switch`] carries the plan out.
 
-pub mod switch;
+pub(crate) mod switch;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,12 +32,12 @@ use crate::model::Spec;
 use crate::plan::desired::ObjectNames;
 use crate::runtime::compose::{ComposeContainer, ComposeObject, ComposeProject};
 
-pub use crate::executor::adopted::{Adopted, RECORD};
+pub(crate) use crate::executor::adopted::Adopted;
 
 /// How compose's containers of one service give way to berth's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Order {
+pub(crate) enum Order {
     /// berth's replicas start and pass their gate first; then compose's containers
     /// leave the alias, drain and stop. Nothing is unserved.
     StartFirst,
@@ -50,7 +50,7 @@ pub enum Order {
 
 /// One service to switch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceSwitch {
+pub(crate) struct ServiceSwitch {
     /// The service.
     pub service: String,
     /// How.
@@ -66,7 +66,7 @@ pub struct ServiceSwitch {
 
 /// An object handed over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Handover {
+pub(crate) struct Handover {
     /// Its Docker name.
     pub name: String,
     /// Its name in the desired state.
@@ -76,7 +76,7 @@ pub struct Handover {
 /// What `berth adopt` will do: a plain value, computed from the desired state and
 /// what compose made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SwitchPlan {
+pub(crate) struct SwitchPlan {
     /// The project (the same name for compose and berth).
     pub project: String,
     /// Volumes to hand over.
@@ -93,7 +93,7 @@ impl SwitchPlan {
     /// Plans the switch of `compose` (the objects of compose project `spec.project`) to
     /// `spec`. Only objects whose Docker names the desired state would give its own are
     /// handed over.
-    pub fn new(spec: &Spec, compose: &ComposeProject) -> SwitchPlan {
+    pub(crate) fn new(spec: &Spec, compose: &ComposeProject) -> SwitchPlan {
         let names = ObjectNames::of(spec);
         let mut left = Vec::new();
         let mut handover = |kind: &str,
@@ -194,7 +194,7 @@ impl SwitchPlan {
     }
 
     /// True when compose has nothing of the project on this host.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.volumes.is_empty()
             && self.networks.is_empty()
             && self.services.is_empty()
@@ -202,7 +202,7 @@ impl SwitchPlan {
     }
 
     /// The record of what is handed over.
-    pub fn adopted(&self) -> Adopted {
+    pub(crate) fn adopted(&self) -> Adopted {
         Adopted {
             volumes: self.volumes.iter().map(|h| h.name.clone()).collect(),
             networks: self.networks.iter().map(|h| h.name.clone()).collect(),
@@ -210,7 +210,7 @@ impl SwitchPlan {
     }
 
     /// The plan as text, for the operator to read before it is carried out.
-    pub fn render(&self, drain: std::time::Duration) -> String {
+    pub(crate) fn render(&self, drain: std::time::Duration) -> String {
         let mut out = format!(
             "docker compose project `{}` → berth project `{}`\n",
             self.project, self.project
@@ -265,7 +265,7 @@ impl SwitchPlan {
 }
 
 /// The services of `spec`, each after the services it depends on, by name otherwise.
-pub fn dependency_order(spec: &Spec) -> Vec<String> {
+pub(crate) fn dependency_order(spec: &Spec) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     // Validation rules out cycles and unknown names; a bad input still ends.

@@ -15,7 +15,7 @@ use crate::runtime::{Engine, RuntimeError};
 
 /// How one service was switched.
 #[derive(Debug, Clone, Serialize)]
-pub struct Switched {
+pub(crate) struct Switched {
     /// The service.
     pub service: String,
     /// How.
@@ -32,7 +32,7 @@ pub struct Switched {
 
 /// What `berth adopt` did.
 #[derive(Debug, Clone, Serialize)]
-pub struct SwitchReport {
+pub(crate) struct SwitchReport {
     /// The services switched, in order.
     pub switched: Vec<Switched>,
     /// The final converge of the whole project.
@@ -41,7 +41,7 @@ pub struct SwitchReport {
 
 /// Why a switch stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum SwitchError {
+pub(crate) enum SwitchError {
     /// The record could not be written.
     #[error("state dir {path}: {error}")]
     Record {
@@ -80,7 +80,7 @@ pub enum SwitchError {
 
 /// Carries out `plan` for `desired` with `executor` (whose options name the services
 /// compose still serves, see [`crate::executor::ApplyOptions::served_elsewhere`]).
-pub async fn run(
+pub(crate) async fn run(
     plan: &SwitchPlan,
     desired: &Desired,
     executor: &Executor,
@@ -278,7 +278,7 @@ async fn switch_service(
 }
 
 /// The switched services as text, one line each.
-pub fn render(report: &SwitchReport) -> String {
+pub(crate) fn render(report: &SwitchReport) -> String {
     let mut out = String::new();
     let width = report
         .switched

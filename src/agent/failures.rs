@@ -20,19 +20,19 @@ struct Target {
 
 /// What the agent remembers of failures, by service.
 #[derive(Debug, Default)]
-pub struct FailedTargets {
+pub(crate) struct FailedTargets {
     targets: BTreeMap<String, Target>,
 }
 
 impl FailedTargets {
     /// Forgets targets whose service now wants another spec (or is gone).
-    pub fn forget_changed(&mut self, desired: &Desired) {
+    pub(crate) fn forget_changed(&mut self, desired: &Desired) {
         self.targets
             .retain(|name, t| desired.services.get(name).is_some_and(|d| d.hash == t.hash));
     }
 
     /// Services to hold back now, with why.
-    pub fn held(&self, desired: &Desired, now: Instant) -> Vec<(String, String)> {
+    pub(crate) fn held(&self, desired: &Desired, now: Instant) -> Vec<(String, String)> {
         self.targets
             .iter()
             .filter(|(name, _)| desired.services.contains_key(*name))
@@ -55,7 +55,7 @@ impl FailedTargets {
 
     /// Counts a failure; returns the wait before the next attempt, or `None` when the
     /// target has used up its attempts.
-    pub fn record_failure(
+    pub(crate) fn record_failure(
         &mut self,
         service: &str,
         hash: &str,
@@ -82,17 +82,17 @@ impl FailedTargets {
 
     /// Forgets everything: a new commit is a new desired state, and each of its targets
     /// deserves a fresh set of attempts.
-    pub fn clear_all(&mut self) {
+    pub(crate) fn clear_all(&mut self) {
         self.targets.clear();
     }
 
     /// Forgets a service that converged.
-    pub fn clear(&mut self, service: &str) {
+    pub(crate) fn clear(&mut self, service: &str) {
         self.targets.remove(service);
     }
 
     /// The targets for status.
-    pub fn list(&self) -> Vec<FailedTarget> {
+    pub(crate) fn list(&self) -> Vec<FailedTarget> {
         self.targets
             .iter()
             .map(|(name, t)| FailedTarget {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Why the state dir could not be locked.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// An agent runs on the state dir already: a second one never waits.
     #[error("another berth agent (pid {pid}) already runs with state dir {}; one agent per state dir", state_dir.display())]
     AgentRunning {
@@ -53,7 +53,7 @@ pub enum LockError {
 }
 
 /// The held lock; dropping it releases it.
-pub struct StateLock {
+pub(crate) struct StateLock {
     _file: File,
 }
 
@@ -76,7 +76,7 @@ const UNNAMED_HOLDER_GRACE: Duration = Duration::from_secs(2);
 impl StateLock {
     /// [`StateLock::acquire`] on a blocking thread, for async callers: the wait sleeps
     /// between tries.
-    pub async fn acquire_async(
+    pub(crate) async fn acquire_async(
         state_dir: std::path::PathBuf,
         role: &'static str,
         wait: Duration,
@@ -87,7 +87,7 @@ impl StateLock {
     /// Takes the lock for `role` (`agent` or `apply`). A second agent beside an agent
     /// fails at once; otherwise the lock is awaited for up to `wait`, with one message
     /// on stderr saying who holds it.
-    pub fn acquire(state_dir: &Path, role: &str, wait: Duration) -> Result<Self, LockError> {
+    pub(crate) fn acquire(state_dir: &Path, role: &str, wait: Duration) -> Result<Self, LockError> {
         std::fs::create_dir_all(state_dir).map_err(|error| LockError::StateDir {
             path: state_dir.to_path_buf(),
             error,

@@ -32,11 +32,11 @@ use crate::runtime::Engine;
 use crate::source::signature::AllowedSigners;
 use crate::source::GitSource;
 
-pub use crate::status::{AgentStatus, SharedStatus};
-pub use crate::trigger::Trigger;
-pub use failures::FailedTargets;
-pub use lock::{LockError, StateLock};
-pub use pause::PauseState;
+pub(crate) use crate::status::{AgentStatus, SharedStatus};
+pub(crate) use crate::trigger::Trigger;
+pub(crate) use failures::FailedTargets;
+pub(crate) use lock::{LockError, StateLock};
+pub(crate) use pause::PauseState;
 
 impl Trigger {
     /// May bring a new desired state (or an operator's change) that should not wait
@@ -57,7 +57,7 @@ impl Trigger {
 }
 
 /// Everything the agent needs to run.
-pub struct AgentConfig {
+pub(crate) struct AgentConfig {
     /// The repository followed.
     pub source: GitSource,
     /// The only project this agent manages (`--project`); `None` for whatever the
@@ -91,7 +91,7 @@ pub struct AgentConfig {
 
 /// The agent's failures that stop it.
 #[derive(Debug, thiserror::Error)]
-pub enum AgentError {
+pub(crate) enum AgentError {
     /// Another agent holds the state dir, or it cannot be locked.
     #[error(transparent)]
     Locked(#[from] LockError),
@@ -124,7 +124,7 @@ pub enum AgentError {
 /// Runs the agent on `engine` until `shutdown` is cancelled (first signal). The step in
 /// flight finishes; no service is left below its healthy count. The engine's event
 /// stream wakes the loop.
-pub async fn run(
+pub(crate) async fn run(
     config: AgentConfig,
     engine: Arc<dyn Engine>,
     shutdown: CancellationToken,

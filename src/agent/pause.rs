@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// What is paused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PauseState {
+pub(crate) struct PauseState {
     /// Every service.
     #[serde(default)]
     pub all: bool,
@@ -24,7 +24,7 @@ impl PauseState {
     }
 
     /// Reads the state; nothing is paused when the file is missing or unreadable.
-    pub fn load(state_dir: &Path) -> Self {
+    pub(crate) fn load(state_dir: &Path) -> Self {
         std::fs::read(Self::path(state_dir))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -32,7 +32,7 @@ impl PauseState {
     }
 
     /// Writes the state atomically.
-    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+    pub(crate) fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let tmp = state_dir.join("paused.json.tmp");
         std::fs::write(
@@ -43,12 +43,12 @@ impl PauseState {
     }
 
     /// True when the service is paused, alone or with everything.
-    pub fn is_paused(&self, service: &str) -> bool {
+    pub(crate) fn is_paused(&self, service: &str) -> bool {
         self.all || self.services.contains(service)
     }
 
     /// Pauses one service, or everything.
-    pub fn pause(&mut self, service: Option<&str>) {
+    pub(crate) fn pause(&mut self, service: Option<&str>) {
         match service {
             Some(s) => {
                 self.services.insert(s.to_string());
@@ -58,7 +58,7 @@ impl PauseState {
     }
 
     /// Resumes one service, or everything (which also clears single pauses).
-    pub fn resume(&mut self, service: Option<&str>) {
+    pub(crate) fn resume(&mut self, service: Option<&str>) {
         match service {
             Some(s) => {
                 self.services.remove(s);

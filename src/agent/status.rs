@@ -15,7 +15,7 @@ use crate::urls::redact_urls_in;
 
 impl AgentStatus {
     /// The state before the first reconcile.
-    pub fn new(config: &AgentConfig) -> Self {
+    pub(crate) fn new(config: &AgentConfig) -> Self {
         Self {
             host: config.host.clone(),
             repo: config.source.display_url(),
@@ -39,7 +39,7 @@ impl AgentStatus {
     }
 
     /// Takes in the report of one apply.
-    pub fn apply_report(
+    pub(crate) fn apply_report(
         &mut self,
         commit: &CommitInfo,
         desired: &crate::plan::Desired,

@@ -15,20 +15,20 @@ use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 
 /// The socket's file name in the state dir.
-pub const FILE_NAME: &str = "control.sock";
+pub(crate) const FILE_NAME: &str = "control.sock";
 
 /// The socket's mode: read and write for its owner only.
-pub const MODE: u32 = 0o600;
+pub(crate) const MODE: u32 = 0o600;
 
 /// Where the control socket of the agent with this state dir lives.
-pub fn path_in(state_dir: &Path) -> PathBuf {
+pub(crate) fn path_in(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE_NAME)
 }
 
 /// A unix listener that accepts connections only from its owner (the agent's user)
 /// and root.
 #[derive(Debug)]
-pub struct ControlSocket {
+pub(crate) struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
     owner: u32,
@@ -37,7 +37,7 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Binds `path` with mode 0600, replacing a socket left by an agent that did not
     /// stop cleanly. Anything else at `path` (a file, a directory) is refused.
-    pub fn bind(path: &Path) -> io::Result<ControlSocket> {
+    pub(crate) fn bind(path: &Path) -> io::Result<ControlSocket> {
         remove_stale(path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         // Short, so that a state dir whose socket path fits also fits the temporary one.
@@ -58,8 +58,9 @@ impl ControlSocket {
         })
     }
 
+    #[cfg(test)]
     /// The socket's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -122,7 +123,7 @@ impl axum::serve::Listener for ControlSocket {
 
 /// Why a request over the control socket got no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     /// No agent listens there (no socket, or nobody behind it).
     #[error("no agent listens on {path}: {error}")]
     NoAgent {
@@ -151,7 +152,7 @@ pub enum ControlError {
 
 /// `POST path` with an empty body to the agent behind the control socket: the status
 /// code and body of the answer.
-pub async fn post(
+pub(crate) async fn post(
     socket: &Path,
     path: &str,
     timeout: Duration,

@@ -12,7 +12,7 @@ use crate::executor::{Action, ApplyReport, Outcome};
 
 /// `{project, service}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServiceLabels {
+pub(crate) struct ServiceLabels {
     /// The project.
     pub project: String,
     /// The service.
@@ -21,7 +21,7 @@ pub struct ServiceLabels {
 
 /// `{project, service, outcome}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeployLabels {
+pub(crate) struct DeployLabels {
     /// The project.
     pub project: String,
     /// The service.
@@ -32,14 +32,14 @@ pub struct DeployLabels {
 
 /// `{outcome}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
+pub(crate) struct OutcomeLabels {
     /// How it ended.
     pub outcome: String,
 }
 
 /// `{project, migration, outcome}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MigrationLabels {
+pub(crate) struct MigrationLabels {
     /// The project.
     pub project: String,
     /// The migration.
@@ -50,7 +50,7 @@ pub struct MigrationLabels {
 
 /// `{project, commit}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CommitLabels {
+pub(crate) struct CommitLabels {
     /// The project.
     pub project: String,
     /// The applied commit.
@@ -59,7 +59,7 @@ pub struct CommitLabels {
 
 /// `{route, transport, outcome}` of a state-changing request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ControlLabels {
+pub(crate) struct ControlLabels {
     /// The route (`/hooks/git`, `/control/reconcile`).
     pub route: String,
     /// `tcp` or `unix` (the control socket).
@@ -70,14 +70,14 @@ pub struct ControlLabels {
 
 /// `{trigger}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TriggerLabels {
+pub(crate) struct TriggerLabels {
     /// What woke the loop: start, watch, poll, webhook, docker-event, resync, retry,
     /// control.
     pub trigger: String,
 }
 
 /// Every series the agent exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Seconds per reconcile.
     pub reconcile_duration: Histogram,
@@ -123,7 +123,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every series under the `berth_` prefix, each labelled with the host
     /// when one is given (a fleet's series then tell hosts apart).
-    pub fn new(host: Option<&str>) -> Self {
+    pub(crate) fn new(host: Option<&str>) -> Self {
         let labels = host.map(|h| {
             (
                 std::borrow::Cow::Borrowed("host"),
@@ -223,7 +223,7 @@ impl Metrics {
     }
 
     /// The text exposition format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
@@ -231,7 +231,13 @@ impl Metrics {
     }
 
     /// Takes in the report of one reconcile.
-    pub fn record(&self, commit: &str, report: &ApplyReport, seconds: f64, failed_targets: usize) {
+    pub(crate) fn record(
+        &self,
+        commit: &str,
+        report: &ApplyReport,
+        seconds: f64,
+        failed_targets: usize,
+    ) {
         let project = report.project.clone();
         let svc = |service: &str| ServiceLabels {
             project: project.clone(),

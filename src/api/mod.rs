@@ -8,8 +8,8 @@
 //! can open it. The `GET` routes answer on both without authentication and carry no
 //! secret: URLs in `/status` have their credentials masked.
 
-pub mod control_socket;
-pub mod metrics;
+pub(crate) mod control_socket;
+pub(crate) mod metrics;
 
 use std::sync::Arc;
 
@@ -26,11 +26,11 @@ use crate::status::{AgentStatus, SharedStatus};
 use crate::trigger::Trigger;
 
 /// Webhook bodies larger than this are refused before their signature is checked.
-pub const MAX_WEBHOOK_BODY: usize = 1 << 20;
+pub(crate) const MAX_WEBHOOK_BODY: usize = 1 << 20;
 
 /// How a request reached the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// The TCP listener: state-changing requests need the webhook secret's HMAC.
     Tcp,
     /// The control socket, which only the agent's user and root can open.
@@ -39,7 +39,7 @@ pub enum Transport {
 
 impl Transport {
     /// The label in metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::ControlSocket => "unix",
@@ -49,7 +49,7 @@ impl Transport {
 
 /// Why a state-changing request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Over TCP, with no webhook secret configured: nothing could sign it.
     NoSecret,
     /// Over TCP, with a missing or wrong `X-Hub-Signature-256`.
@@ -58,7 +58,7 @@ pub enum Refusal {
 
 /// Whether a state-changing request may go through: always over the control socket;
 /// over TCP only with a valid HMAC of `body` under the webhook secret.
-pub fn authorize(
+pub(crate) fn authorize(
     transport: Transport,
     secret: Option<&[u8]>,
     body: &[u8],
@@ -74,7 +74,7 @@ pub fn authorize(
 
 /// What the handlers share.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     /// The agent's status.
     pub status: SharedStatus,
     /// Wakes the loop.
@@ -128,7 +128,7 @@ impl ApiState {
 }
 
 /// The routes.
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/hooks/git", post(webhook))
         .route("/healthz", get(healthz))
@@ -141,7 +141,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// Checks a GitHub-style `X-Hub-Signature-256: sha256=<hex>` over the body, in constant
 /// time.
-pub fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+pub(crate) fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else {
         return false;
     };

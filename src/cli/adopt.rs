@@ -12,7 +12,7 @@ use crate::runtime::DockerEngine;
 /// Plans the switch, prints it, and unless `--dry-run` carries it out: 0 switched and
 /// converged, 1 a service failed (what compose ran of it runs again) or Docker failed,
 /// 2 invalid input or usage.
-pub async fn run(args: &AdoptArgs) -> u8 {
+pub(super) async fn run(args: &AdoptArgs) -> u8 {
     let c = &args.converge;
     let (dir, wait) = (c.state_dir.clone(), args.lock_timeout.into());
     // A dry run of a local file writes nothing; with --repo it updates the clone in

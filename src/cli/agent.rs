@@ -7,7 +7,7 @@ use crate::agent::AgentConfig;
 use crate::executor::{ApplyOptions, RetryPolicy};
 
 /// Apply options from the converge flags, with `attempts` per target.
-pub fn apply_options(c: &ConvergeArgs, attempts: u32) -> ApplyOptions {
+pub(super) fn apply_options(c: &ConvergeArgs, attempts: u32) -> ApplyOptions {
     ApplyOptions {
         state_dir: c.state_dir.clone(),
         retry: retry_policy(c, attempts),
@@ -29,7 +29,7 @@ fn retry_policy(c: &ConvergeArgs, attempts: u32) -> RetryPolicy {
 
 /// Runs the agent until SIGTERM or SIGINT: the first lets the step in flight finish,
 /// the second exits at once.
-pub async fn run(args: AgentArgs) -> u8 {
+pub(super) async fn run(args: AgentArgs) -> u8 {
     if args.source.repo.is_none() {
         eprintln!("error: the agent follows a git repository; give --repo (a URL or a local path)");
         return exit::USAGE;

@@ -8,7 +8,7 @@ use crate::plan::Desired;
 use crate::runtime::DockerEngine;
 
 /// Converges once; 0 converged, 1 a service failed, 2 invalid input or usage.
-pub async fn run(args: &ApplyArgs) -> u8 {
+pub(super) async fn run(args: &ApplyArgs) -> u8 {
     let c = &args.converge;
     // One berth at a time on a state dir: its clone, ledger and the containers it names.
     let (dir, wait) = (c.state_dir.clone(), args.lock_timeout.into());
@@ -66,7 +66,7 @@ pub async fn run(args: &ApplyArgs) -> u8 {
 }
 
 /// The report as text: one line per service.
-pub fn render(report: &ApplyReport) -> String {
+pub(super) fn render(report: &ApplyReport) -> String {
     let width = report
         .services
         .iter()

@@ -28,7 +28,7 @@ impl From<DurationArg> for std::time::Duration {
 
 /// Where the desired state comes from, and what the host allows it.
 #[derive(Debug, Clone, clap::Args)]
-pub struct SourceArgs {
+pub(crate) struct SourceArgs {
     /// The desired state on disk: a compose file, a berth.yaml file, or a directory
     /// holding either. Repeat it to merge compose files in order (`-f compose.yaml -f
     /// compose.prod.yml`); the first file's directory is the project's.
@@ -73,7 +73,7 @@ pub struct SourceArgs {
 
 /// Who this host is, for placement.
 #[derive(Debug, Clone, clap::Args)]
-pub struct HostArgs {
+pub(crate) struct HostArgs {
     /// This host's name, matched by `placement.hosts` (default: the machine's hostname).
     #[arg(long = "host", env = "BERTH_HOST")]
     pub host: Option<String>,
@@ -96,7 +96,7 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 
 impl HostArgs {
     /// The host identity.
-    pub fn host(&self) -> crate::plan::Host {
+    pub(crate) fn host(&self) -> crate::plan::Host {
         crate::plan::Host {
             name: self.host.clone().unwrap_or_else(crate::host::hostname),
             labels: self.host_label.iter().cloned().collect(),
@@ -107,7 +107,7 @@ impl HostArgs {
 
 /// How a converge behaves.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ConvergeArgs {
+pub(crate) struct ConvergeArgs {
     /// Where berth keeps what it writes on the host: mounted repository files, the
     /// ledger, the git clone.
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
@@ -135,7 +135,7 @@ pub struct ConvergeArgs {
 
 /// Flags of `berth apply`.
 #[derive(Debug, clap::Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     #[command(flatten)]
     pub host: HostArgs,
     #[command(flatten)]
@@ -163,7 +163,7 @@ pub struct ApplyArgs {
 
 /// Flags of `berth plan`.
 #[derive(Debug, clap::Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub host: HostArgs,
     #[command(flatten)]
@@ -183,7 +183,7 @@ pub struct PlanArgs {
 
 /// Flags of `berth config`.
 #[derive(Debug, clap::Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// A compose file, a berth.yaml file, or a directory holding either.
     #[arg(default_value = ".")]
     pub path: PathBuf,
@@ -215,7 +215,7 @@ pub struct ConfigArgs {
 
 /// Flags of `berth convert`.
 #[derive(Debug, clap::Args)]
-pub struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// A format v1 file (berth.yaml), or a directory of them.
     #[arg(default_value = ".")]
     pub path: PathBuf,
@@ -229,7 +229,7 @@ pub struct ConvertArgs {
 /// Flags of `berth adopt`: those of `berth apply` (the same desired state, state dir
 /// and host), plus what to adopt.
 #[derive(Debug, clap::Args)]
-pub struct AdoptArgs {
+pub(crate) struct AdoptArgs {
     #[command(flatten)]
     pub host: HostArgs,
     #[command(flatten)]
@@ -256,7 +256,7 @@ pub struct AdoptArgs {
 
 /// Flags of `berth agent`.
 #[derive(Debug, clap::Args)]
-pub struct AgentArgs {
+pub(crate) struct AgentArgs {
     #[command(flatten)]
     pub host: HostArgs,
     #[command(flatten)]
@@ -309,7 +309,7 @@ pub struct AgentArgs {
 
 /// Notification payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NotifyFormat {
+pub(crate) enum NotifyFormat {
     /// berth's event as JSON.
     Json,
     /// A Slack incoming-webhook payload.
@@ -318,7 +318,7 @@ pub enum NotifyFormat {
 
 /// Flags of `berth pause` and `berth resume`.
 #[derive(Debug, clap::Args)]
-pub struct PauseArgs {
+pub(crate) struct PauseArgs {
     /// The service; every service when left out.
     pub service: Option<String>,
     /// The agent's state dir; the running agent is told to reconcile at once through
@@ -329,7 +329,7 @@ pub struct PauseArgs {
 
 /// Flags of `berth status`.
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The agent's listener, asked first.
     #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9280")]
     pub listen: SocketAddr,
@@ -345,7 +345,7 @@ pub struct StatusArgs {
 
 /// Flags of `berth history`.
 #[derive(Debug, clap::Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// Where the ledger lives (`<state-dir>/ledger.db`).
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
@@ -367,7 +367,7 @@ pub struct HistoryArgs {
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     /// Readable text.
     Human,
     /// One JSON document.

@@ -10,7 +10,7 @@ use crate::model::{load_paths_with, repo_dir, LoadOptions, Spec};
 /// Loads as `validate` does (the host's `.env` read from the env directory) and prints
 /// the compose project: YAML, or JSON with `--output json`. Exit 0 printed, 1 invalid,
 /// 2 unreadable.
-pub fn run(args: &ConfigArgs) -> u8 {
+pub(super) fn run(args: &ConfigArgs) -> u8 {
     let opts = LoadOptions {
         allow_host_paths: args.allow_host_path.clone(),
         check_on_host: false,
@@ -49,7 +49,7 @@ pub fn run(args: &ConfigArgs) -> u8 {
 
 /// The compose project of `spec` as YAML or pretty JSON, every secret masked: values
 /// taken from the host's `.env`, and environment values whose names look secret.
-pub fn text(spec: &Spec, dir: &str, output: Output) -> String {
+pub(super) fn text(spec: &Spec, dir: &str, output: Output) -> String {
     let redactor = Redactor::new(spec.secrets.clone());
     let redact = |s: &str| redactor.redact(s);
     let masking = Masking {

@@ -13,7 +13,7 @@ use crate::model::{
 
 /// Converts, checks that the result reads back to the same spec, and prints or writes
 /// it: 0 written, 1 invalid input or not convertible, 2 unreadable or usage.
-pub fn run(args: &ConvertArgs) -> u8 {
+pub(super) fn run(args: &ConvertArgs) -> u8 {
     let path = args.path.as_path();
     match is_compose_path(path) {
         Ok(false) => {}
@@ -140,7 +140,7 @@ fn parent(p: &Path) -> std::path::PathBuf {
 /// The compose file of `spec`, loaded from the repository directory `dir`, written
 /// unmasked (the values come from the committed file itself) and checked: read back
 /// by berth's compose reader it gives `spec` again.
-pub fn convert(spec: &Spec, dir: &str) -> Result<String, String> {
+pub(super) fn convert(spec: &Spec, dir: &str) -> Result<String, String> {
     if !spec.migrations.is_empty() {
         let names: Vec<&str> = spec.migrations.keys().map(String::as_str).collect();
         return Err(format!(

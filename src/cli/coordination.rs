@@ -11,7 +11,7 @@ use crate::ledger::{Ledger, MigrationOutcome, PgLedger, PgTarget, Resolution, Sq
 
 /// Where migrations and deploys are recorded, and how hosts of a fleet agree.
 #[derive(Debug, Clone, clap::Args)]
-pub struct CoordinationArgs {
+pub(crate) struct CoordinationArgs {
     /// `local` (the embedded ledger in the state dir; one host) or a PostgreSQL URL
     /// shared by every host of a fleet: postgres://USER@HOST:PORT/DB?sslmode=verify-full.
     /// What the URL leaves out comes from PGHOST, PGPORT, PGUSER, PGPASSWORD,
@@ -30,12 +30,12 @@ pub struct CoordinationArgs {
 
 impl CoordinationArgs {
     /// True for the embedded ledger.
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         self.coordination == "local"
     }
 
     /// Opens the ledger; `local` lives at `<state_dir>/ledger.db`.
-    pub fn open(&self, state_dir: &Path) -> Result<Arc<dyn Ledger>, String> {
+    pub(crate) fn open(&self, state_dir: &Path) -> Result<Arc<dyn Ledger>, String> {
         if self.is_local() {
             return SqliteLedger::open(&state_dir.join("ledger.db"))
                 .map(|l| Arc::new(l) as Arc<dyn Ledger>)
@@ -62,7 +62,7 @@ impl CoordinationArgs {
 
 /// How an operator settles a migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Settled {
+pub(super) enum Settled {
     /// It ran to the end: the gated services may move.
     Succeeded,
     /// It did not: it runs again (on whichever host claims it first).
@@ -71,7 +71,7 @@ pub enum Settled {
 
 /// `berth migrations …`.
 #[derive(Debug, clap::Subcommand)]
-pub enum MigrationsCommand {
+pub(super) enum MigrationsCommand {
     /// Migrations recorded as started with no result yet, with their host and since when.
     List {
         #[command(flatten)]
@@ -104,7 +104,7 @@ pub enum MigrationsCommand {
 
 /// The ledger a command reads.
 #[derive(Debug, Clone, clap::Args)]
-pub struct LedgerArgs {
+pub(super) struct LedgerArgs {
     #[command(flatten)]
     pub coordination: CoordinationArgs,
     /// Where the local ledger lives (`<state-dir>/ledger.db`).
@@ -113,7 +113,7 @@ pub struct LedgerArgs {
 }
 
 /// Runs `berth migrations …`.
-pub async fn run(command: &MigrationsCommand) -> u8 {
+pub(super) async fn run(command: &MigrationsCommand) -> u8 {
     let ledger_args = match command {
         MigrationsCommand::List { ledger, .. } | MigrationsCommand::Resolve { ledger, .. } => {
             ledger

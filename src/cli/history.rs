@@ -5,7 +5,7 @@ use crate::ledger::DeployRecord;
 use crate::plan::desired::short;
 
 /// Prints deploys, newest first.
-pub async fn run(args: &HistoryArgs) -> u8 {
+pub(super) async fn run(args: &HistoryArgs) -> u8 {
     let path = args.state_dir.join("ledger.db");
     if args.coordination.is_local() && !path.exists() {
         eprintln!(
@@ -36,7 +36,7 @@ pub async fn run(args: &HistoryArgs) -> u8 {
 }
 
 /// One block per deploy: a header line, then one line per service and migration.
-pub fn render(deploys: &[DeployRecord]) -> String {
+pub(super) fn render(deploys: &[DeployRecord]) -> String {
     if deploys.is_empty() {
         return "no deploys recorded\n".into();
     }

@@ -4,7 +4,7 @@ use clap::ValueEnum;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Text on a terminal, JSON lines otherwise.
     Auto,
     /// JSON lines.

@@ -22,21 +22,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use args::*;
-pub use coordination::CoordinationArgs;
-pub use logs::LogFormat;
+pub(crate) use args::*;
+pub(crate) use coordination::CoordinationArgs;
+pub(crate) use logs::LogFormat;
 use logs::{init_logs, init_logs_at};
 
 /// Exit statuses scripts can rely on.
-pub mod exit {
+pub(crate) mod exit {
     /// Success; for `plan`, nothing to change.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// Invalid input (validate, plan), a failed service, or an error talking to Docker.
-    pub const FAILED: u8 = 1;
+    pub(crate) const FAILED: u8 = 1;
     /// Bad usage or an unreadable path; for `apply`, also invalid input.
-    pub const USAGE: u8 = 2;
+    pub(crate) const USAGE: u8 = 2;
     /// `plan` only: changes are pending.
-    pub const CHANGES: u8 = 3;
+    pub(crate) const CHANGES: u8 = 3;
 }
 
 /// GitOps for plain Docker hosts: a git repository holds the desired state of a stack,

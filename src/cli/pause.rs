@@ -6,7 +6,7 @@ use super::{exit, PauseArgs};
 use crate::agent::PauseState;
 
 /// Records the pause (or its end) and asks a running agent to reconcile at once.
-pub async fn run(args: &PauseArgs, pause: bool) -> u8 {
+pub(super) async fn run(args: &PauseArgs, pause: bool) -> u8 {
     let mut state = PauseState::load(&args.state_dir);
     let what = args.service.as_deref();
     if pause {

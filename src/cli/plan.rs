@@ -5,7 +5,7 @@ use crate::plan::{plan, Action, Desired, EnvFile, Plan};
 use crate::runtime::{DockerEngine, Engine};
 
 /// Prints the plan for the desired state against the live engine.
-pub async fn run(args: &PlanArgs) -> u8 {
+pub(super) async fn run(args: &PlanArgs) -> u8 {
     let (spec, _commit) = match super::source::load(
         &args.source,
         &args.host,
@@ -52,7 +52,7 @@ pub async fn run(args: &PlanArgs) -> u8 {
 }
 
 /// The plan as text: one line per service, reasons after it.
-pub fn render(plan: &Plan) -> String {
+pub(super) fn render(plan: &Plan) -> String {
     let width = plan
         .services
         .iter()

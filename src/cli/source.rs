@@ -11,7 +11,11 @@ use crate::source::{CommitInfo, GitAuth, GitSource};
 /// The host's options from the flags: a compose project's host `.env` is read from
 /// its env directory (`--env-dir`).
 /// `project` names a compose project whose files have no top-level `name:`.
-pub fn load_options(args: &SourceArgs, host: &HostArgs, project: Option<&str>) -> LoadOptions {
+pub(super) fn load_options(
+    args: &SourceArgs,
+    host: &HostArgs,
+    project: Option<&str>,
+) -> LoadOptions {
     LoadOptions {
         allow_host_paths: args.allow_host_path.clone(),
         check_on_host: true,
@@ -21,7 +25,7 @@ pub fn load_options(args: &SourceArgs, host: &HostArgs, project: Option<&str>) -
 }
 
 /// Git credentials from the flags and `BERTH_GIT_TOKEN`.
-pub fn git_auth(args: &SourceArgs) -> Result<GitAuth, String> {
+pub(super) fn git_auth(args: &SourceArgs) -> Result<GitAuth, String> {
     let token = match &args.git_token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -41,7 +45,7 @@ pub fn git_auth(args: &SourceArgs) -> Result<GitAuth, String> {
 }
 
 /// The git source from the flags, when `--repo` is given.
-pub fn git_source(args: &SourceArgs, state_dir: &Path) -> Result<Option<GitSource>, String> {
+pub(super) fn git_source(args: &SourceArgs, state_dir: &Path) -> Result<Option<GitSource>, String> {
     let Some(repo) = &args.repo else {
         return Ok(None);
     };
@@ -55,7 +59,7 @@ pub fn git_source(args: &SourceArgs, state_dir: &Path) -> Result<Option<GitSourc
 }
 
 /// The allowed signers from the flags.
-pub fn allowed_signers(args: &SourceArgs) -> Result<Option<AllowedSigners>, String> {
+pub(super) fn allowed_signers(args: &SourceArgs) -> Result<Option<AllowedSigners>, String> {
     args.verify_signatures
         .as_deref()
         .map(AllowedSigners::load)
@@ -64,7 +68,7 @@ pub fn allowed_signers(args: &SourceArgs) -> Result<Option<AllowedSigners>, Stri
 
 /// Loads and validates; on failure prints why and returns the exit status
 /// (`invalid` for invalid input, 2 for unreadable input).
-pub fn load(
+pub(super) fn load(
     args: &SourceArgs,
     host: &HostArgs,
     state_dir: &Path,

@@ -10,7 +10,7 @@ use crate::plan::desired::short;
 use crate::runtime::{DockerEngine, Engine, HealthState, Role};
 
 /// Prints the status.
-pub async fn run(args: &StatusArgs) -> u8 {
+pub(super) async fn run(args: &StatusArgs) -> u8 {
     if let Some(body) = ask_agent(args).await {
         let Ok(mut status) = serde_json::from_str::<serde_json::Value>(&body) else {
             eprintln!(
@@ -84,7 +84,7 @@ fn or_dash(v: &serde_json::Value) -> String {
 }
 
 /// The agent's status as a table.
-pub fn render_agent(s: &serde_json::Value) -> String {
+pub(super) fn render_agent(s: &serde_json::Value) -> String {
     let mut out = String::new();
     let commit = &s["applied_commit"];
     let sha = commit["sha"]

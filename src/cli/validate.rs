@@ -7,7 +7,7 @@ use crate::model::{load_paths_with, AllowedHostPath, LoadError, LoadOptions, Loa
 
 /// Loads and prints the outcome; the exit status says valid (0), invalid (1) or
 /// unreadable (2).
-pub fn run(
+pub(super) fn run(
     paths: &[PathBuf],
     allow_host_paths: &[AllowedHostPath],
     project: Option<&str>,

@@ -19,28 +19,28 @@ use crate::runtime::{DockerEngine, Engine, HealthState, Role};
 use crate::source::{GitAuth, GitSource};
 
 /// The project the demo deploys.
-pub const PROJECT: &str = "berth-demo";
+pub(crate) const PROJECT: &str = "berth-demo";
 const STACK: &str = include_str!("../../examples/demo/compose.yaml");
 const IMAGE: &str = "berth-demo/app";
 
 /// Failures of the demo.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct DemoError(String);
+pub(crate) struct DemoError(String);
 
 fn fail(e: impl std::fmt::Display) -> DemoError {
     DemoError(e.to_string())
 }
 
 /// Options of the demo.
-pub struct DemoOptions {
+pub(crate) struct DemoOptions {
     /// Leave the stack running (and the images) instead of cleaning up.
     pub keep: bool,
 }
 
 /// Runs the demo; prints a few lines per step. Whatever happens, it cleans up after
 /// itself unless asked to keep the stack.
-pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+pub(crate) async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let engine = DockerEngine::connect().await.map_err(fail)?;
     let keep = opts.keep;
     let result = run_steps(&engine, opts).await;
@@ -446,7 +446,7 @@ async fn cleanup(engine: &DockerEngine) {
 
 /// The demo's HTTP service: `GET /` answers the version, `GET /health` 200 (or 500 when
 /// broken). Exits on SIGTERM.
-pub async fn serve(version: String, broken: bool) -> std::io::Result<()> {
+pub(crate) async fn serve(version: String, broken: bool) -> std::io::Result<()> {
     use axum::routing::get;
     let v = Arc::new(format!("{version}\n"));
     let app = axum::Router::new()
@@ -487,6 +487,6 @@ async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 }
 
 /// The demo's health check: exit 0 when `GET /health` on port 8000 answers 200.
-pub async fn probe() -> bool {
+pub(crate) async fn probe() -> bool {
     http_get("127.0.0.1:8000", "/health").await.map(|r| r.0) == Some(200)
 }

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The file, in the state dir, that records what the operator handed over.
-pub const RECORD: &str = "adopted.json";
+pub(crate) const RECORD: &str = "adopted.json";
 
 /// The objects of one project handed over to berth by `berth adopt`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Adopted {
+pub(crate) struct Adopted {
     /// Volumes, by Docker name.
     #[serde(default)]
     pub volumes: BTreeSet<String>,
@@ -23,7 +23,7 @@ pub struct Adopted {
 
 impl Adopted {
     /// Where the record of `state_dir` lives.
-    pub fn path(state_dir: &Path) -> PathBuf {
+    pub(crate) fn path(state_dir: &Path) -> PathBuf {
         state_dir.join(RECORD)
     }
 
@@ -42,7 +42,7 @@ impl Adopted {
     }
 
     /// What was handed over for `project` (nothing when no record exists).
-    pub fn read(state_dir: &Path, project: &str) -> io::Result<Adopted> {
+    pub(crate) fn read(state_dir: &Path, project: &str) -> io::Result<Adopted> {
         Ok(Self::read_all(state_dir)?
             .remove(project)
             .unwrap_or_default())
@@ -50,7 +50,7 @@ impl Adopted {
 
     /// Adds `self` to the record of `project`, keeping what was recorded before; the
     /// file is replaced atomically.
-    pub fn record(&self, state_dir: &Path, project: &str) -> io::Result<()> {
+    pub(crate) fn record(&self, state_dir: &Path, project: &str) -> io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let mut all = Self::read_all(state_dir)?;
         let entry = all.entry(project.to_string()).or_default();

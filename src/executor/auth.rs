@@ -8,7 +8,7 @@ use base64::Engine as _;
 use crate::runtime::RegistryAuth;
 
 /// The registry host of an image reference, as `docker login` keys it.
-pub fn registry_of(image: &str) -> String {
+pub(crate) fn registry_of(image: &str) -> String {
     match image.split_once('/') {
         Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => {
             host.to_string()
@@ -26,13 +26,13 @@ fn config_path() -> Option<PathBuf> {
 
 /// Credentials for the registry of `image`, when the Docker config holds some in
 /// `auths`. Credential helpers are not consulted.
-pub fn registry_auth(image: &str) -> Option<RegistryAuth> {
+pub(crate) fn registry_auth(image: &str) -> Option<RegistryAuth> {
     let text = std::fs::read_to_string(config_path()?).ok()?;
     auth_from_config(&text, image)
 }
 
 /// Looks `image`'s registry up in the text of a Docker config file.
-pub fn auth_from_config(config: &str, image: &str) -> Option<RegistryAuth> {
+pub(crate) fn auth_from_config(config: &str, image: &str) -> Option<RegistryAuth> {
     let doc: serde_json::Value = serde_json::from_str(config).ok()?;
     let auths = doc.get("auths")?.as_object()?;
     let server = registry_of(image);

@@ -10,7 +10,7 @@ use crate::runtime::{labels, BindMount, ContainerSpec, HealthConfig, PublishedPo
 
 /// Why a replica's container spec could not be built. Never names a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
+pub(crate) enum SpecError {
     /// The service's env file could not be read on this host.
     #[error("{0}")]
     EnvFile(String),
@@ -23,18 +23,18 @@ pub enum SpecError {
 }
 
 /// The full name of a project network or volume: `<project>_<name>`.
-pub fn object_name(project: &str, name: &str) -> String {
+pub(crate) fn object_name(project: &str, name: &str) -> String {
     format!("{project}_{name}")
 }
 
 /// The labels every object of a project carries.
-pub fn project_labels(project: &str) -> BTreeMap<String, String> {
+pub(crate) fn project_labels(project: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(labels::PROJECT.to_string(), project.to_string())])
 }
 
 /// Where a repository file's content is written on the host: by content hash, so a
 /// changed file is a new path and a new spec.
-pub fn repo_file_path(state_dir: &Path, content: &[u8]) -> std::path::PathBuf {
+pub(crate) fn repo_file_path(state_dir: &Path, content: &[u8]) -> std::path::PathBuf {
     use sha2::{Digest, Sha256};
     state_dir
         .join("files")
@@ -42,21 +42,21 @@ pub fn repo_file_path(state_dir: &Path, content: &[u8]) -> std::path::PathBuf {
 }
 
 /// Where a repository directory is written on the host: by its content, like files.
-pub fn repo_dir_path(state_dir: &Path, dir: &crate::model::RepoDir) -> std::path::PathBuf {
+pub(crate) fn repo_dir_path(state_dir: &Path, dir: &crate::model::RepoDir) -> std::path::PathBuf {
     state_dir
         .join("files")
         .join(format!("dir-{}", dir.digest()))
 }
 
 /// The directory that holds a project's host data.
-pub fn data_root(state_dir: &Path, project: &str) -> std::path::PathBuf {
+pub(crate) fn data_root(state_dir: &Path, project: &str) -> std::path::PathBuf {
     state_dir.join("data").join(project)
 }
 
 /// The real path of the project's host data `rel`, checked as host paths are: no
 /// component below the project's data directory may be a symlink (its containers write
 /// there and could plant one). With `create`, what is missing is made (never removed).
-pub fn host_data(
+pub(crate) fn host_data(
     state_dir: &Path,
     project: &str,
     rel: &str,
@@ -82,7 +82,7 @@ pub fn host_data(
 
 /// Builds a replica's container spec; fails (with a message naming no value) when the
 /// env file could not be read or a host path is no longer allowed on this host.
-pub fn replica_spec(
+pub(crate) fn replica_spec(
     project: &str,
     d: &DesiredService,
     slot: u32,

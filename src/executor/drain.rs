@@ -31,7 +31,7 @@ pub(super) fn ms(d: Duration) -> u64 {
 impl Drain<'_> {
     /// Carries out the removals among `steps` (all a service that left the desired
     /// state has).
-    pub async fn remove_all(
+    pub(super) async fn remove_all(
         &self,
         steps: &[Step],
         by_name: &HashMap<&str, &ObservedContainer>,
@@ -55,7 +55,7 @@ impl Drain<'_> {
     /// With `in_alias` false, it leaves every network's aliases: what a stopped replica
     /// does before it starts again (it joins after its gate), which also forgets the
     /// address it last held, since a newer replica may hold that by now.
-    pub async fn leave(&self, id: &str, in_alias: bool) {
+    pub(super) async fn leave(&self, id: &str, in_alias: bool) {
         let started = tokio::time::Instant::now();
         let attached = match self.engine.inspect(id).await {
             Ok(d) => d.networks,
@@ -80,7 +80,7 @@ impl Drain<'_> {
 
     /// Retires running replicas: they leave the alias together, drain for `--drain`,
     /// then get their stop signal with `grace`, together.
-    pub async fn retire(&self, ids: &[&str], grace: Duration) -> Result<(), StepError> {
+    pub(super) async fn retire(&self, ids: &[&str], grace: Duration) -> Result<(), StepError> {
         join_all(ids.iter().map(|id| self.leave(id, true))).await;
         tokio::time::sleep(self.opts.drain).await;
         let stops = join_all(ids.iter().map(|id| async move {
@@ -95,7 +95,7 @@ impl Drain<'_> {
 
     /// Takes a container out of its alias, lets requests drain, stops it with its
     /// grace and removes it.
-    pub async fn remove(&self, c: &ObservedContainer) -> Result<(), StepError> {
+    pub(super) async fn remove(&self, c: &ObservedContainer) -> Result<(), StepError> {
         tracing::info!(project = self.project, service = %c.service, action = "remove", container = %c.name);
         if c.state == RunState::Running {
             self.leave(&c.id, true).await;
@@ -113,14 +113,14 @@ impl Drain<'_> {
 
     /// Removes a container whose removal the next run may as well do: logged, not
     /// reported.
-    pub async fn remove_or_log(&self, id: &str) {
+    pub(super) async fn remove_or_log(&self, id: &str) {
         if let Err(e) = self.engine.remove(id).await {
             tracing::warn!(service = self.service, container = %id, error = %e, "container not removed; the next run removes it");
         }
     }
 
     /// A rename the next run's plan repairs if it fails: logged, not reported.
-    pub async fn rename_or_log(&self, id: &str, name: &str) {
+    pub(super) async fn rename_or_log(&self, id: &str, name: &str) {
         if let Err(e) = self.engine.rename(id, name).await {
             tracing::warn!(service = self.service, container = %id, to = %name, error = %e, "rename failed; the next run repairs the slot");
         }

@@ -7,7 +7,7 @@ use crate::runtime::RuntimeError;
 
 /// Why one step of a service's rollout failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StepError {
+pub(super) enum StepError {
     /// berth is stopping: nothing new starts; the slots moved so far stay moved.
     #[error("berth is stopping; the rest of this rollout continues on its next start")]
     Shutdown,
@@ -79,7 +79,7 @@ impl StepError {
 
 /// What a rollback did, slot by slot.
 #[derive(Debug, Default)]
-pub struct Rollback {
+pub(super) struct Rollback {
     /// Slots back on their previous replica, by name.
     pub restored: Vec<String>,
     /// Slots that could not be put back (they keep their new replica), and why.
@@ -91,13 +91,13 @@ pub struct Rollback {
 
 impl Rollback {
     /// True when every slot is back on its previous replica.
-    pub fn complete(&self) -> bool {
+    pub(super) fn complete(&self) -> bool {
         self.failed.is_empty()
     }
 
     /// What to add to the failure's message: nothing for a clean rollback, else which
     /// slots could not be put back, which were, and what is left for the next run.
-    pub fn describe(&self) -> Option<String> {
+    pub(super) fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
         if !self.failed.is_empty() {
             let failed: Vec<String> = self
@@ -121,7 +121,7 @@ impl Rollback {
 /// Why a service's steps stopped short: the error, and, for a replacement rolled back,
 /// what the rollback did.
 #[derive(Debug)]
-pub struct StepFailure {
+pub(super) struct StepFailure {
     /// What failed, unmasked (the caller masks it).
     pub error: StepError,
     /// `Some` when the replacement was rolled back (`on_failure: rollback`).

@@ -16,7 +16,7 @@ use crate::ledger::{age_of, LeaseAnswer, LeaseKey, Ledger};
 use crate::plan::DesiredService;
 
 /// How long a lease lasts unless renewed.
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often a held lease is renewed.
 const LEASE_RENEW: Duration = Duration::from_secs(10);
 /// How often a waiting host looks again.
@@ -24,7 +24,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// What every host of the fleet runs for a service: its parts without the env file,
 /// which is each host's own. Equal targets mean the same release.
-pub fn fleet_target(d: &DesiredService) -> String {
+pub(crate) fn fleet_target(d: &DesiredService) -> String {
     let mut parts = d.parts.clone();
     parts.env_file = None;
     let bytes = serde_json::to_vec(&parts).unwrap_or_default();
@@ -33,7 +33,7 @@ pub fn fleet_target(d: &DesiredService) -> String {
 
 /// Why a host did not go ahead with a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hold {
+pub(crate) enum Hold {
     /// The fleet is not ready for this host yet (canary, leases) or the ledger did not
     /// answer; the service is tried again soon.
     Wait(String),
@@ -45,7 +45,7 @@ pub enum Hold {
 
 impl Hold {
     /// A pause cut short while waiting for `what`, as the caller reports it.
-    pub fn explain(self, what: &str) -> Hold {
+    pub(crate) fn explain(self, what: &str) -> Hold {
         match self {
             Hold::Superseded => Hold::Wait(format!(
                 "{what}; looking at the desired state first, which may have changed"
@@ -56,7 +56,7 @@ impl Hold {
 }
 
 /// The gate a host passes before it changes a service's replicas.
-pub struct FleetGate<'a> {
+pub(crate) struct FleetGate<'a> {
     pub ledger: &'a Arc<dyn Ledger>,
     pub project: &'a str,
     pub host: &'a str,
@@ -68,7 +68,7 @@ pub struct FleetGate<'a> {
 
 /// A host let through: the lease it holds, if the service limits hosts, and whether it
 /// had to wait (then what runs may have changed meanwhile).
-pub struct Admission {
+pub(crate) struct Admission {
     /// The lease, given back once the service is done.
     pub lease: Option<Lease>,
     /// True when the host waited for the canary or a lease.
@@ -77,7 +77,7 @@ pub struct Admission {
 
 /// A lease held while the host replaces a service's replicas; renewed in the
 /// background, given back by [`Lease::release`] (or lapsing, should berth die).
-pub struct Lease {
+pub(crate) struct Lease {
     key: LeaseKey,
     ledger: Arc<dyn Ledger>,
     renew: tokio::task::JoinHandle<()>,
@@ -85,7 +85,7 @@ pub struct Lease {
 
 impl Lease {
     /// Stops renewing and gives the lease back.
-    pub async fn release(self) {
+    pub(crate) async fn release(self) {
         self.renew.abort();
         if let Err(e) = self.ledger.release_lease(&self.key).await {
             tracing::warn!(service = %self.key.service, error = %e, "lease not given back; it lapses by itself");
@@ -96,7 +96,7 @@ impl Lease {
 impl FleetGate<'_> {
     /// Waits for the canary (unless this is it), then takes a lease when the service
     /// limits how many hosts replace at once.
-    pub async fn admit(&self, d: &DesiredService) -> Result<Admission, Hold> {
+    pub(crate) async fn admit(&self, d: &DesiredService) -> Result<Admission, Hold> {
         let service = &d.spec.name;
         let target = fleet_target(d);
         let until = Instant::now() + self.wait;

@@ -8,7 +8,7 @@ use crate::runtime::{Engine, HealthState, RunState, RuntimeError};
 
 /// How long and how often the gate looks.
 #[derive(Debug, Clone, Copy)]
-pub struct RolloutGate {
+pub(crate) struct RolloutGate {
     /// How long the replica may take to become healthy (or, without a health check,
     /// to be running).
     pub deadline: Duration,
@@ -20,7 +20,7 @@ pub struct RolloutGate {
 
 /// Why a replica did not pass.
 #[derive(Debug, thiserror::Error)]
-pub enum GateFailure {
+pub(crate) enum GateFailure {
     /// It exited; the gate fails at once, without waiting for the deadline.
     #[error("exited with code {code}{}", tail(.logs))]
     Exited {
@@ -72,7 +72,7 @@ fn check(last: &Option<String>) -> String {
 impl RolloutGate {
     /// Waits until the container is healthy (or running, without a health check) and has
     /// stayed so for `monitor`.
-    pub async fn pass(&self, engine: &dyn Engine, id: &str) -> Result<(), GateFailure> {
+    pub(crate) async fn pass(&self, engine: &dyn Engine, id: &str) -> Result<(), GateFailure> {
         let start = Instant::now();
         let mut healthy_since: Option<Instant> = None;
         loop {

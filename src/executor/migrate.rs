@@ -40,7 +40,7 @@ const FLEET_POLL: Duration = Duration::from_millis(500);
 const FLEET_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs migrations for one project.
-pub struct MigrationRunner<'a> {
+pub(crate) struct MigrationRunner<'a> {
     pub engine: &'a dyn Engine,
     pub ledger: Arc<dyn Ledger>,
     pub opts: &'a ApplyOptions,
@@ -50,7 +50,7 @@ pub struct MigrationRunner<'a> {
 }
 
 /// The container name of a run: `<project>-migrate-<name>-<12 digest digits>`.
-pub fn container_name(project: &str, migration: &str, digest: &str) -> String {
+pub(crate) fn container_name(project: &str, migration: &str, digest: &str) -> String {
     let hex = digest.split_once(':').map(|x| x.1).unwrap_or(digest);
     format!(
         "{project}-migrate-{migration}-{}",
@@ -65,7 +65,7 @@ fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
 impl MigrationRunner<'_> {
     /// Records and removes migration containers of the project that have exited,
     /// whatever run left them (a crashed berth, an interrupted apply).
-    pub async fn settle_leftovers(&self, desired: &Desired, observed: &[ObservedContainer]) {
+    pub(crate) async fn settle_leftovers(&self, desired: &Desired, observed: &[ObservedContainer]) {
         for c in observed.iter().filter(|c| c.role == Role::Migration) {
             if matches!(c.state, RunState::Exited(_) | RunState::Dead) {
                 let name = c.migration.clone().unwrap_or_default();
@@ -91,7 +91,7 @@ impl MigrationRunner<'_> {
     /// Makes sure `m` has succeeded for the image `digest` of its `from` service:
     /// nothing when the ledger says so, else awaits a run under way or starts one.
     /// `Ok(None)` when nothing had to run.
-    pub async fn ensure(
+    pub(crate) async fn ensure(
         &self,
         desired: &Desired,
         m: &MigrationSpec,
@@ -445,7 +445,7 @@ impl MigrationRunner<'_> {
 
 /// Why a migration did not succeed, or must be waited for.
 #[derive(Debug, thiserror::Error)]
-pub enum MigrationError {
+pub(crate) enum MigrationError {
     /// The ledger did not answer: nothing was started, and nothing may start until it
     /// does.
     #[error("{0}; no migration starts that cannot be recorded")]
@@ -523,7 +523,7 @@ impl MigrationError {
 
     /// True when nothing failed but the fleet must be waited for: another host's run,
     /// or a ledger that does not answer (so nothing may start).
-    pub fn waits(&self) -> bool {
+    pub(crate) fn waits(&self) -> bool {
         matches!(
             self,
             MigrationError::Unrecorded(_)
@@ -535,7 +535,7 @@ impl MigrationError {
 
 /// A migration that did not succeed: why, and the run when one finished.
 #[derive(Debug)]
-pub struct MigrationFailure {
+pub(crate) struct MigrationFailure {
     /// What happened.
     pub error: MigrationError,
     /// The finished run, for the deploy history.
@@ -555,7 +555,7 @@ impl From<SpecError> for MigrationFailure {
 }
 
 /// A finished run with what the error message needs.
-pub struct MigrationRunWithOutput {
+pub(crate) struct MigrationRunWithOutput {
     pub outcome: MigrationOutcome,
     pub exit_code: i64,
     pub duration_ms: u64,
@@ -585,7 +585,7 @@ impl MigrationRunWithOutput {
     }
 
     /// The part kept in the deploy history.
-    pub fn summary(&self, migration: &str) -> MigrationRun {
+    pub(crate) fn summary(&self, migration: &str) -> MigrationRun {
         MigrationRun {
             migration: migration.to_string(),
             outcome: self.outcome,

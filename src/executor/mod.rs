@@ -6,20 +6,20 @@
 //! dependency level move at once; `--concurrency` bounds the engine calls in flight,
 //! never the waiting.
 
-pub mod adopted;
-pub mod auth;
+pub(crate) mod adopted;
+pub(crate) mod auth;
 mod bounded;
-pub mod container;
+pub(crate) mod container;
 mod drain;
 mod error;
-pub mod fleet;
-pub mod gate;
+pub(crate) mod fleet;
+pub(crate) mod gate;
 mod history;
-pub mod migrate;
+pub(crate) mod migrate;
 mod objects;
 mod order;
 mod pull;
-pub mod redact;
+pub(crate) mod redact;
 mod report;
 mod rollback;
 mod rollout;
@@ -35,21 +35,22 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::ledger::{now_rfc3339, Ledger};
-pub use crate::plan::Action;
+pub(crate) use crate::plan::Action;
 use crate::plan::{plan, Desired, Plan, Step};
 use crate::runtime::{Engine, RuntimeError};
 
 use migrate::MigrationRunner;
 use service::{Gate, MigrationCell, Reconcile};
 
-pub use crate::retry::RetryPolicy;
-pub use gate::{GateFailure, RolloutGate};
-pub use redact::Redactor;
-pub use report::{observe, ApplyReport, MigrationReport, Outcome, ServiceObserved, ServiceReport};
+pub(crate) use crate::retry::RetryPolicy;
+pub(crate) use redact::Redactor;
+pub(crate) use report::{
+    observe, ApplyReport, MigrationReport, Outcome, ServiceObserved, ServiceReport,
+};
 
 /// What the caller asks of one apply beyond the desired state.
 #[derive(Debug, Clone, Default)]
-pub struct ApplyControl {
+pub(crate) struct ApplyControl {
     /// Services not to touch this time, with why (paused, failed, backing off).
     pub exclude: BTreeMap<String, String>,
     /// Cancelled when berth is asked to stop: the step in flight finishes, nothing new
@@ -63,7 +64,7 @@ pub struct ApplyControl {
 
 /// How `apply` behaves.
 #[derive(Debug, Clone)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// Where berth keeps what it writes on the host (mounted repository files).
     pub state_dir: PathBuf,
     /// The commit being applied, recorded in labels.
@@ -116,7 +117,7 @@ impl Default for ApplyOptions {
 
 /// A failure that stops the whole apply (as opposed to one service).
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     /// The engine could not be used.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -135,7 +136,7 @@ pub enum ApplyError {
 }
 
 /// Carries out plans against one engine.
-pub struct Executor {
+pub(crate) struct Executor {
     /// The engine, its working calls bounded by `--concurrency`.
     engine: Arc<dyn Engine>,
     ledger: Arc<dyn Ledger>,
@@ -148,7 +149,11 @@ pub struct Executor {
 
 impl Executor {
     /// An executor over `engine`, recording in `ledger`.
-    pub fn new(engine: Arc<dyn Engine>, ledger: Arc<dyn Ledger>, opts: ApplyOptions) -> Self {
+    pub(crate) fn new(
+        engine: Arc<dyn Engine>,
+        ledger: Arc<dyn Ledger>,
+        opts: ApplyOptions,
+    ) -> Self {
         Self {
             engine: Arc::new(bounded::Bounded::new(engine, opts.concurrency)),
             ledger,
@@ -159,7 +164,7 @@ impl Executor {
     }
 
     /// The commit recorded in labels and history from now on.
-    pub fn set_commit(&mut self, commit: Option<String>) {
+    pub(crate) fn set_commit(&mut self, commit: Option<String>) {
         self.opts.commit = commit;
     }
 
@@ -175,12 +180,12 @@ impl Executor {
 
     /// Converges the project once: every service is tried, failures are reported per
     /// service.
-    pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, ApplyError> {
+    pub(crate) async fn apply(&self, desired: &Desired) -> Result<ApplyReport, ApplyError> {
         self.apply_with(desired, &ApplyControl::default()).await
     }
 
     /// [`Executor::apply`] with services held back and a way to stop early.
-    pub async fn apply_with(
+    pub(crate) async fn apply_with(
         &self,
         desired: &Desired,
         control: &ApplyControl,

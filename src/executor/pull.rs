@@ -12,7 +12,10 @@ use crate::plan::{plan, Desired, Plan, Step};
 impl Executor {
     /// Pulls what `apply` would pull first: the images of services to create or
     /// replace that this host does not have. By service, the pulls that failed.
-    pub async fn pull(&self, desired: &Desired) -> Result<HashMap<String, String>, ApplyError> {
+    pub(crate) async fn pull(
+        &self,
+        desired: &Desired,
+    ) -> Result<HashMap<String, String>, ApplyError> {
         let observed = self.engine.list_project(&desired.spec.project).await?;
         let the_plan = plan(desired, &observed);
         Ok(self.pull_images(desired, &the_plan).await)

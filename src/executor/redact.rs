@@ -8,7 +8,7 @@ use crate::plan::{Desired, EnvFile};
 const MIN_SECRET_LEN: usize = 4;
 
 /// True for env names that conventionally hold secrets.
-pub fn looks_secret(key: &str) -> bool {
+pub(crate) fn looks_secret(key: &str) -> bool {
     let k = key.to_ascii_uppercase();
     k.ends_with("_KEY")
         || k.ends_with("_SECRET")
@@ -20,13 +20,13 @@ pub fn looks_secret(key: &str) -> bool {
 
 /// Replaces known secret values with `***`.
 #[derive(Debug, Clone, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     secrets: Vec<String>,
 }
 
 impl Redactor {
     /// Collects the secrets of a desired state.
-    pub fn from_desired(d: &Desired) -> Self {
+    pub(crate) fn from_desired(d: &Desired) -> Self {
         // Values interpolated from the host's `.env` of a compose project.
         let mut secrets = d.spec.secrets.clone();
         // A compose job's container reads its own env files.
@@ -48,7 +48,7 @@ impl Redactor {
     /// A redactor for the given values. A multi-line value (a PEM key) is also masked
     /// line by line: output that quotes it is often captured a line at a time and joined
     /// (`a | b`), which the whole value would never match.
-    pub fn new(secrets: Vec<String>) -> Self {
+    pub(crate) fn new(secrets: Vec<String>) -> Self {
         let mut secrets: Vec<String> = secrets
             .into_iter()
             .flat_map(|s| {
@@ -70,7 +70,7 @@ impl Redactor {
     /// Adds the secrets of `other`: an executor keeps those of every desired state it
     /// applied, so a previous replica's output quoted during a rollback is masked with
     /// the values it was started with.
-    pub fn absorb(&mut self, other: &Redactor) {
+    pub(crate) fn absorb(&mut self, other: &Redactor) {
         let mut all = std::mem::take(&mut self.secrets);
         all.extend(other.secrets.iter().cloned());
         all.sort();
@@ -81,7 +81,7 @@ impl Redactor {
     }
 
     /// The text with every secret masked.
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {
             if out.contains(s.as_str()) {

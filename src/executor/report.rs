@@ -12,7 +12,7 @@ use crate::runtime::{HealthState, ObservedContainer, Role};
 /// How one service ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Nothing needed doing.
     InSync,
     /// Changed, and now converged.
@@ -50,7 +50,7 @@ pub enum Outcome {
 
 /// The report of one service.
 #[derive(Debug, Clone, Serialize)]
-pub struct ServiceReport {
+pub(crate) struct ServiceReport {
     /// The service.
     pub service: String,
     /// What the plan said.
@@ -70,7 +70,7 @@ impl ServiceReport {
     /// The outcome in the one word history, status and metrics use: `in-sync`,
     /// `converged`, `removed`, `failed`, `rolled-back`, `blocked`, `not-pruned`, `held`,
     /// `waiting`.
-    pub fn outcome_word(&self) -> &'static str {
+    pub(crate) fn outcome_word(&self) -> &'static str {
         match &self.outcome {
             Outcome::InSync => "in-sync",
             Outcome::Converged if self.action == Action::Remove => "removed",
@@ -87,7 +87,7 @@ impl ServiceReport {
     }
 
     /// Why the service did not converge, when it did not.
-    pub fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<String> {
         match &self.outcome {
             Outcome::Failed { error, .. } => Some(error.clone()),
             Outcome::Blocked { by } => Some(format!("depends on {by}, which did not converge")),
@@ -97,7 +97,7 @@ impl ServiceReport {
     }
 
     /// True when the apply changed (or tried to change) the service.
-    pub fn attempted(&self) -> bool {
+    pub(crate) fn attempted(&self) -> bool {
         !matches!(
             self.outcome,
             Outcome::InSync | Outcome::Skipped | Outcome::Held { .. } | Outcome::Waiting { .. }
@@ -107,7 +107,7 @@ impl ServiceReport {
 
 /// The report of one `apply`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ApplyReport {
+pub(crate) struct ApplyReport {
     /// The project.
     pub project: String,
     /// Per service, by name.
@@ -120,7 +120,7 @@ pub struct ApplyReport {
 
 /// What runs of one service.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ServiceObserved {
+pub(crate) struct ServiceObserved {
     /// Desired replicas (0 for a service no longer desired).
     pub desired: u32,
     /// Replicas running.
@@ -132,7 +132,7 @@ pub struct ServiceObserved {
 }
 
 /// Counts what runs per service, from one observation.
-pub fn observe(
+pub(crate) fn observe(
     desired: &Desired,
     observed: &[ObservedContainer],
 ) -> BTreeMap<String, ServiceObserved> {
@@ -165,7 +165,7 @@ pub fn observe(
 
 /// A migration's part in one apply.
 #[derive(Debug, Clone, Serialize)]
-pub struct MigrationReport {
+pub(crate) struct MigrationReport {
     /// The migration.
     pub migration: String,
     /// The run, when one finished.
@@ -200,7 +200,7 @@ impl MigrationReport {
 
 impl ApplyReport {
     /// True when no service failed or was blocked.
-    pub fn converged(&self) -> bool {
+    pub(crate) fn converged(&self) -> bool {
         self.services.iter().all(|s| {
             !matches!(
                 s.outcome,

@@ -82,7 +82,7 @@ impl<'a> Rollout<'a> {
 
     /// Carries out the steps in an order that keeps capacity: leftovers and extra slots
     /// go first, then adoption, restarts, new slots, and the rolling replacement last.
-    pub async fn run(
+    pub(super) async fn run(
         &self,
         steps: &[Step],
         by_name: &HashMap<&str, &ObservedContainer>,

@@ -58,7 +58,7 @@ fn builder(serial: u32, subject: &X509Name, issuer: &X509Name) -> openssl::x509:
 
 impl TestPki {
     /// A fresh CA and server certificate.
-    pub fn new() -> TestPki {
+    pub(crate) fn new() -> TestPki {
         let ca_key = key();
         let ca_name = name("berth test CA");
         let mut ca = builder(1, &ca_name, &ca_name);
@@ -108,7 +108,7 @@ impl TestPki {
 
     /// Serves `app` over HTTPS on loopback with the server certificate; returns its
     /// address.
-    pub async fn serve(&self, app: axum::Router) -> SocketAddr {
+    pub(crate) async fn serve(&self, app: axum::Router) -> SocketAddr {
         let identity = native_tls::Identity::from_pkcs8(&self.cert_pem, &self.key_pem).unwrap();
         let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -54,7 +54,7 @@ pub(crate) struct Hidden {
 
 impl Ctx<'_> {
     /// A context for reading the files of `tree`.
-    pub fn new<'t>(tree: &'t dyn RepoTree, opts: &'t LoadOptions) -> Ctx<'t> {
+    pub(crate) fn new<'t>(tree: &'t dyn RepoTree, opts: &'t LoadOptions) -> Ctx<'t> {
         Ctx {
             files: Vec::new(),
             diags: Vec::new(),
@@ -67,17 +67,17 @@ impl Ctx<'_> {
     }
 
     /// True when any error was found, reported or not.
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.hidden.errors > 0 || self.diags.iter().any(Diagnostic::is_error)
     }
 
     /// True once [`MAX_DIAGNOSTICS`] are kept: further ones are only counted, so a caller
     /// may skip working out an expensive hint.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.diags.len() >= MAX_DIAGNOSTICS
     }
 
-    pub fn push(&mut self, sev: Severity, file: usize, path: &KeyPath, at: At, msg: String) {
+    pub(crate) fn push(&mut self, sev: Severity, file: usize, path: &KeyPath, at: At, msg: String) {
         let (written, at_path) = match &self.merged {
             Some((merged, origins)) if *merged == file => origins
                 .resolve(path)
@@ -93,7 +93,7 @@ impl Ctx<'_> {
     }
 
     /// A diagnostic at an explicit position of `file`.
-    pub fn push_at(
+    pub(crate) fn push_at(
         &mut self,
         sev: Severity,
         file: usize,
@@ -106,7 +106,7 @@ impl Ctx<'_> {
 
     /// Keeps a diagnostic at `pos` (1-based line and column) of `file`, quoting a bounded
     /// excerpt of its line; past [`MAX_DIAGNOSTICS`] it is only counted.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         severity: Severity,
         file: usize,
@@ -182,21 +182,21 @@ impl Ctx<'_> {
         diagnostics
     }
 
-    pub fn error(&mut self, file: usize, path: &KeyPath, msg: impl Into<String>) {
+    pub(crate) fn error(&mut self, file: usize, path: &KeyPath, msg: impl Into<String>) {
         self.push(Severity::Error, file, path, At::Value, msg.into());
     }
 
-    pub fn key_error(&mut self, file: usize, path: &KeyPath, msg: impl Into<String>) {
+    pub(crate) fn key_error(&mut self, file: usize, path: &KeyPath, msg: impl Into<String>) {
         self.push(Severity::Error, file, path, At::Key, msg.into());
     }
 
-    pub fn warning(&mut self, file: usize, path: &KeyPath, msg: impl Into<String>) {
+    pub(crate) fn warning(&mut self, file: usize, path: &KeyPath, msg: impl Into<String>) {
         self.push(Severity::Warning, file, path, At::Key, msg.into());
     }
 
     /// Reports keys of `map` that `known` does not list (with the nearest valid one)
     /// and returns the map without them, so the rest can still be checked.
-    pub fn known_only(
+    pub(crate) fn known_only(
         &mut self,
         file: usize,
         path: &KeyPath,
@@ -211,7 +211,7 @@ impl Ctx<'_> {
 
     /// Reports the keys of `map` that `known` does not list (with the nearest valid
     /// one); true when there are none.
-    pub fn all_known(
+    pub(crate) fn all_known(
         &mut self,
         file: usize,
         path: &KeyPath,

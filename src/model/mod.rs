@@ -1,7 +1,7 @@
 //! The desired state: raw serde types, validation, the validated [`Spec`], diagnostics.
 //! No tokio and no I/O beyond reading the files handed to it.
 
-pub mod compose;
+pub(crate) mod compose;
 mod context;
 pub mod diagnostic;
 pub mod host_path;
@@ -12,11 +12,11 @@ mod load_options;
 pub mod location;
 mod outcome;
 mod parse;
-pub mod raw;
-pub mod repo_mount;
+pub(crate) mod raw;
+pub(crate) mod repo_mount;
 pub mod spec;
 pub mod tree;
-pub mod units;
+pub(crate) mod units;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

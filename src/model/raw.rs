@@ -3,15 +3,13 @@
 //! Leaves whose form berth interprets itself (durations, sizes, commands, env values)
 //! stay YAML values here, so that phase two can say exactly what is wrong with each.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 /// The top level of one file.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDocument {
+pub(crate) struct RawDocument {
     pub project: Option<Value>,
     pub networks: Option<Value>,
     pub volumes: Option<Value>,
@@ -22,21 +20,21 @@ pub struct RawDocument {
 /// `networks.<name>`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNetwork {
+pub(crate) struct RawNetwork {
     pub external: Option<Value>,
 }
 
 /// `volumes.<name>`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawVolume {
+pub(crate) struct RawVolume {
     pub external: Option<Value>,
 }
 
 /// `services.<name>`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawService {
+pub(crate) struct RawService {
     pub image: Option<Value>,
     pub replicas: Option<Value>,
     pub command: Option<Value>,
@@ -57,7 +55,7 @@ pub struct RawService {
 /// `services.<name>.placement`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPlacement {
+pub(crate) struct RawPlacement {
     pub hosts: Option<Value>,
     pub labels: Option<Value>,
 }
@@ -65,7 +63,7 @@ pub struct RawPlacement {
 /// `services.<name>.health`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHealth {
+pub(crate) struct RawHealth {
     pub test: Option<Value>,
     pub interval: Option<Value>,
     pub timeout: Option<Value>,
@@ -76,7 +74,7 @@ pub struct RawHealth {
 /// `services.<name>.resources`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawResources {
+pub(crate) struct RawResources {
     pub memory: Option<Value>,
     pub cpus: Option<Value>,
 }
@@ -84,7 +82,7 @@ pub struct RawResources {
 /// `services.<name>.update`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawUpdate {
+pub(crate) struct RawUpdate {
     pub order: Option<Value>,
     pub parallelism: Option<Value>,
     pub monitor: Option<Value>,
@@ -97,7 +95,7 @@ pub struct RawUpdate {
 /// `migrations.<name>`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMigration {
+pub(crate) struct RawMigration {
     pub from: Option<Value>,
     pub command: Option<Value>,
     pub timeout: Option<Value>,
@@ -107,7 +105,7 @@ pub struct RawMigration {
 
 /// The keys a raw type accepts, read off the type itself so the list can never drift
 /// from the fields.
-pub fn known_keys<T: Default + Serialize>() -> Vec<&'static str> {
+pub(crate) fn known_keys<T: Default + Serialize>() -> Vec<&'static str> {
     let value = serde_yaml::to_value(T::default()).expect("raw types serialize");
     let Value::Mapping(map) = value else {
         return Vec::new();
@@ -119,7 +117,7 @@ pub fn known_keys<T: Default + Serialize>() -> Vec<&'static str> {
 }
 
 /// Keys of each raw type, computed once.
-pub struct KnownKeys {
+pub(crate) struct KnownKeys {
     pub document: Vec<&'static str>,
     pub network: Vec<&'static str>,
     pub volume: Vec<&'static str>,
@@ -133,7 +131,7 @@ pub struct KnownKeys {
 
 impl KnownKeys {
     /// The process-wide key lists.
-    pub fn get() -> &'static KnownKeys {
+    pub(crate) fn get() -> &'static KnownKeys {
         static KEYS: std::sync::OnceLock<KnownKeys> = std::sync::OnceLock::new();
         KEYS.get_or_init(|| KnownKeys {
             document: known_keys::<RawDocument>(),
@@ -148,9 +146,6 @@ impl KnownKeys {
         })
     }
 }
-
-/// Entries of a named section (`services`, …) in the order written.
-pub type Section = BTreeMap<String, Value>;
 
 #[cfg(test)]
 mod tests {

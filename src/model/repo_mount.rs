@@ -11,11 +11,11 @@ use super::spec::{MountSource, RepoDir, RepoFile};
 use super::tree::Limited;
 
 /// The largest repository file berth mounts into a container.
-pub const MAX_MOUNTED_FILE_BYTES: usize = 4 << 20;
+pub(crate) const MAX_MOUNTED_FILE_BYTES: usize = 4 << 20;
 /// The most files one mounted repository directory may hold.
-pub const MAX_DIR_FILES: usize = 1000;
+pub(crate) const MAX_DIR_FILES: usize = 1000;
 /// The most bytes one mounted repository directory may hold, all files together.
-pub const MAX_DIR_BYTES: usize = 32 << 20;
+pub(crate) const MAX_DIR_BYTES: usize = 32 << 20;
 /// How deep directories may nest below a mounted one.
 const MAX_DIR_DEPTH: usize = 16;
 

@@ -76,14 +76,14 @@ pub struct FsTree {
 }
 
 impl FsTree {
-    /// A tree rooted at `root`. Files under the repository-relative directory `sub` are
-    /// named in diagnostics as `shown_as/<rest>`, the way the operator wrote the path;
-    /// others by their full path.
     /// The repository's root, resolved.
     pub fn canonical_root(&self) -> &Path {
         &self.canonical_root
     }
 
+    /// A tree rooted at `root`. Files under the repository-relative directory `sub` are
+    /// named in diagnostics as `shown_as/<rest>`, the way the operator wrote the path;
+    /// others by their full path.
     pub fn new(root: &Path, sub: &str, shown_as: &Path) -> std::io::Result<Self> {
         Ok(Self {
             root: root.to_path_buf(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Why a duration or size was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UnitError {
+pub(crate) enum UnitError {
     /// Not written the way the format says; the message says how to write it.
     #[error("{0}")]
     Invalid(String),
@@ -29,7 +29,7 @@ impl From<&str> for UnitError {
 /// Parses a duration written as one or more `<number><unit>` parts, unit one of
 /// `ms`, `s`, `m`, `h`. A bare number is refused: the unit is never guessed; so is a
 /// duration longer than [`Duration`] holds, never rounded or wrapped.
-pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration; write e.g. `10s`, `500ms`, `2m` or `1h30m`".into());
@@ -84,7 +84,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
 }
 
 /// Renders a duration the way it is written in the desired state.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
@@ -102,7 +102,7 @@ pub fn format_duration(d: Duration) -> String {
 /// Parses a size in bytes: a number with an optional unit `b`, `k`, `m`, `g` (binary
 /// multiples; `kb`/`kib` and friends are accepted too). A size above `u64::MAX` bytes
 /// is refused, never rounded or wrapped.
-pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, UnitError> {
     let s = text.trim().to_ascii_lowercase();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')

@@ -9,20 +9,20 @@ pub(super) const DEPLOYED_ONCE_CAPACITY: usize = 10_000;
 /// Deduplicates `Deployed` events: once per (commit, service), since every reconcile
 /// re-confirms a converged service and would otherwise announce it again.
 #[derive(Debug, Default)]
-pub struct DeployedOnce {
+pub(crate) struct DeployedOnce {
     pub(super) seen: HashSet<(String, String)>,
     order: VecDeque<(String, String)>,
 }
 
 impl DeployedOnce {
     /// Nothing seen yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// True the first time a (commit, service) pair is seen, false after. The oldest
     /// pairs are forgotten past a bound, long after their commit was superseded.
-    pub fn first_time(&mut self, commit: &str, service: &str) -> bool {
+    pub(crate) fn first_time(&mut self, commit: &str, service: &str) -> bool {
         let key = (commit.to_string(), service.to_string());
         if self.seen.contains(&key) {
             return false;

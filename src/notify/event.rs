@@ -3,7 +3,7 @@
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// A service runs the desired state of a commit.
     Deployed,
     /// Applying a service failed.
@@ -16,7 +16,7 @@ pub enum EventKind {
 
 /// One notification. Never carries a secret: callers pass already-redacted text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Event {
+pub(crate) struct Event {
     /// What happened.
     pub kind: EventKind,
     /// The project the event belongs to.
@@ -37,7 +37,7 @@ pub struct Event {
 
 /// The shape of the body sent to each URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// The event itself as JSON, for relays and custom receivers.
     Json,
     /// A Slack incoming-webhook message (also understood by Slack-compatible chats).

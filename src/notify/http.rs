@@ -20,7 +20,7 @@ const BODY_EXCERPT: usize = 200;
 
 /// Why a notification URL cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
+pub(crate) enum UrlError {
     /// The URL has a scheme other than `http://` or `https://`.
     #[error("notification URLs must start with http:// or https://")]
     Scheme,
@@ -41,7 +41,7 @@ pub(crate) struct Target {
 
 impl Target {
     /// Checks a notification URL.
-    pub fn parse(url: &str) -> Result<Target, UrlError> {
+    pub(super) fn parse(url: &str) -> Result<Target, UrlError> {
         let text = url.trim();
         let scheme_ok = text.split_once("://").is_some_and(|(scheme, _)| {
             scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
@@ -67,7 +67,7 @@ impl Target {
 
     /// The URL without its path: safe to log, since webhook URLs often carry their
     /// secret in the path.
-    pub fn redacted(&self) -> String {
+    pub(super) fn redacted(&self) -> String {
         let host = self.url.host_str().unwrap_or_default();
         match self.url.port() {
             Some(port) => format!("{}://{host}:{port}/…", self.url.scheme()),

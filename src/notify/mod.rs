@@ -19,11 +19,11 @@ mod payload;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use deployed_once::DeployedOnce;
-pub use event::{Event, EventKind, Format};
-pub use http::UrlError;
-pub use notifier::Notifier;
-pub use payload::payload;
+pub(crate) use deployed_once::DeployedOnce;
+pub(crate) use event::{Event, EventKind, Format};
+pub(crate) use http::UrlError;
+pub(crate) use notifier::Notifier;
+pub(crate) use payload::payload;
 
 use crate::http_client::ClientError;
 use crate::retry::RetryPolicy;
@@ -31,7 +31,7 @@ use http::Target;
 
 /// Where events go, in what shape, and how a failed delivery is retried.
 #[derive(Debug, Clone)]
-pub struct NotifyConfig {
+pub(crate) struct NotifyConfig {
     /// The webhook URLs, `http://` or `https://`.
     pub urls: Vec<String>,
     /// The body's shape.
@@ -46,7 +46,7 @@ pub struct NotifyConfig {
 
 /// Why notifications cannot start.
 #[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
+pub(crate) enum NotifyError {
     /// The HTTP client could not be built (the CA file, most likely).
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -55,7 +55,7 @@ pub enum NotifyError {
 /// How a failed delivery to one URL is retried: 2 s doubling to a 1 min cap, ±10 %, 5
 /// attempts, so that an endpoint that restarts within about half a minute still gets
 /// the event.
-pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+pub(crate) const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
     initial: Duration::from_secs(2),
     max: Duration::from_secs(60),
     max_attempts: 5,
@@ -64,7 +64,7 @@ pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
 
 /// Checks that a URL can be delivered to, so that configuration can be refused early
 /// instead of every event being given up later.
-pub fn check_url(url: &str) -> Result<(), UrlError> {
+pub(crate) fn check_url(url: &str) -> Result<(), UrlError> {
     Target::parse(url).map(|_| ())
 }
 

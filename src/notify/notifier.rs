@@ -59,7 +59,7 @@ struct Shared {
 
 /// Sends events to every configured URL in the background: never blocks or fails a deploy.
 #[derive(Clone)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     shared: Option<Arc<Shared>>,
 }
 
@@ -83,7 +83,7 @@ impl Notifier {
     /// # Panics
     ///
     /// Outside a Tokio runtime, when at least one URL is usable.
-    pub fn start(config: NotifyConfig) -> Result<Notifier, NotifyError> {
+    pub(crate) fn start(config: NotifyConfig) -> Result<Notifier, NotifyError> {
         Self::start_tuned(config, Tuning::default())
     }
 
@@ -138,18 +138,18 @@ impl Notifier {
     }
 
     /// A notifier that drops everything (no URL configured).
-    pub fn disabled() -> Notifier {
+    pub(crate) fn disabled() -> Notifier {
         Notifier { shared: None }
     }
 
     /// Whether events go anywhere, so callers can skip building them.
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.shared.is_some()
     }
 
     /// Queues an event for every URL and returns at once. When a URL's queue is full
     /// (1000 events), the event is dropped for that URL and a warning logged.
-    pub fn send(&self, event: Event) {
+    pub(crate) fn send(&self, event: Event) {
         let Some(shared) = &self.shared else {
             return;
         };
@@ -190,7 +190,7 @@ impl Notifier {
 
     /// Waits until every queued event was delivered or given up, or `timeout` passes
     /// (for a clean shutdown); returns whether everything was delivered or given up.
-    pub async fn flush(&self, timeout: Duration) -> bool {
+    pub(crate) async fn flush(&self, timeout: Duration) -> bool {
         let Some(shared) = &self.shared else {
             return true;
         };

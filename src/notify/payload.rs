@@ -15,7 +15,7 @@ const SUMMARY_MESSAGE_MAX: usize = 200;
 const SHORT_COMMIT: usize = 12;
 
 /// The payload as sent, for tests and for logging.
-pub fn payload(event: &Event, format: Format) -> Value {
+pub(crate) fn payload(event: &Event, format: Format) -> Value {
     match format {
         Format::Json => serde_json::to_value(event).unwrap_or(Value::Null),
         Format::Slack => slack(event),

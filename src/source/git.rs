@@ -14,7 +14,7 @@ use crate::model::{load_tree_files, Limited, LoadError, LoadOptions, Loaded, Rep
 
 /// How berth authenticates to the remote.
 #[derive(Clone, Default)]
-pub struct GitAuth {
+pub(crate) struct GitAuth {
     /// A token for https remotes (GitHub: a fine-grained token with read access).
     pub token: Option<String>,
     /// A private key for ssh remotes.
@@ -35,7 +35,7 @@ impl std::fmt::Debug for GitAuth {
 
 /// Where the desired state lives.
 #[derive(Clone)]
-pub struct GitSource {
+pub(crate) struct GitSource {
     /// The remote: a URL (`https://`, `ssh://`, `git@host:path`, `file://`) or a local
     /// path. It may carry credentials: print [`GitSource::display_url`] instead.
     pub url: String,
@@ -54,7 +54,7 @@ pub struct GitSource {
 
 /// A commit as berth reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CommitInfo {
+pub(crate) struct CommitInfo {
     /// The full SHA.
     pub sha: String,
     /// The first line of its message.
@@ -65,14 +65,14 @@ pub struct CommitInfo {
 
 impl CommitInfo {
     /// The first 12 digits of the SHA.
-    pub fn short(&self) -> &str {
+    pub(crate) fn short(&self) -> &str {
         &self.sha[..self.sha.len().min(12)]
     }
 }
 
 /// Failures of the git source.
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
+pub(crate) enum SourceError {
     /// Fetching failed.
     #[error("fetch {url} ({branch}): {message}")]
     Fetch {
@@ -116,7 +116,7 @@ impl std::fmt::Debug for GitSource {
 }
 
 /// True when `url` names a local path rather than a URL.
-pub fn is_local_path(url: &str) -> bool {
+pub(crate) fn is_local_path(url: &str) -> bool {
     !url.contains("://")
         && !url.contains('@')
         && (url.starts_with('/') || url.starts_with('.') || Path::new(url).exists())
@@ -124,7 +124,13 @@ pub fn is_local_path(url: &str) -> bool {
 
 impl GitSource {
     /// A source whose clone lives under `<state_dir>/repos/`, named after the URL.
-    pub fn new(url: &str, branch: &str, path: &str, state_dir: &Path, auth: GitAuth) -> Self {
+    pub(crate) fn new(
+        url: &str,
+        branch: &str,
+        path: &str,
+        state_dir: &Path,
+        auth: GitAuth,
+    ) -> Self {
         let url = if is_local_path(url) {
             std::fs::canonicalize(url)
                 .map(|p| p.display().to_string())
@@ -144,7 +150,7 @@ impl GitSource {
     }
 
     /// The source with further compose files, merged after the first path in order.
-    pub fn with_more_paths(mut self, paths: &[String]) -> Self {
+    pub(crate) fn with_more_paths(mut self, paths: &[String]) -> Self {
         self.more_paths = paths
             .iter()
             .map(|p| p.trim_matches('/').to_string())
@@ -153,12 +159,12 @@ impl GitSource {
     }
 
     /// The remote as berth prints it: credentials in the URL masked.
-    pub fn display_url(&self) -> String {
+    pub(crate) fn display_url(&self) -> String {
         crate::urls::redact_url(&self.url)
     }
 
     /// The local working tree to watch for commits, when the source is a local path.
-    pub fn watch_dir(&self) -> Option<PathBuf> {
+    pub(crate) fn watch_dir(&self) -> Option<PathBuf> {
         if !is_local_path(&self.url) {
             return None;
         }
@@ -179,7 +185,7 @@ impl GitSource {
     }
 
     /// Fetches the branch and returns its head.
-    pub fn fetch(&self) -> Result<Oid, SourceError> {
+    pub(crate) fn fetch(&self) -> Result<Oid, SourceError> {
         let repo = self.repo()?;
         // git2 may quote the URL, credentials and all, in what it says.
         let fail = |message: String| SourceError::Fetch {
@@ -250,7 +256,7 @@ impl GitSource {
     }
 
     /// Describes a fetched commit.
-    pub fn commit_info(&self, oid: Oid) -> Result<CommitInfo, SourceError> {
+    pub(crate) fn commit_info(&self, oid: Oid) -> Result<CommitInfo, SourceError> {
         let repo = self.repo()?;
         let c = repo.find_commit(oid)?;
         let author = c.author();
@@ -263,7 +269,7 @@ impl GitSource {
     }
 
     /// Loads and validates the desired state at a fetched commit.
-    pub fn load(&self, oid: Oid, opts: &LoadOptions) -> Result<Loaded, SourceError> {
+    pub(crate) fn load(&self, oid: Oid, opts: &LoadOptions) -> Result<Loaded, SourceError> {
         let repo = self.repo()?;
         let commit = repo.find_commit(oid)?;
         let tree = commit.tree()?;
@@ -281,7 +287,7 @@ impl GitSource {
     }
 
     /// True when `new` is `old` or has it among its ancestors.
-    pub fn descends_from(&self, new: Oid, old: Oid) -> Result<bool, SourceError> {
+    pub(crate) fn descends_from(&self, new: Oid, old: Oid) -> Result<bool, SourceError> {
         let repo = self.repo()?;
         Ok(new == old
             || repo
@@ -290,7 +296,7 @@ impl GitSource {
     }
 
     /// Checks the commit's signature against the allowed signers.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         oid: Oid,
         allowed: &super::signature::AllowedSigners,

@@ -1,8 +1,8 @@
 //! Where the desired state comes from: git (a remote or a local path, read without a
 //! checkout), the watch of a local repository, and commit signature checks.
 
-pub mod git;
-pub mod signature;
-pub mod watch;
+pub(crate) mod git;
+pub(crate) mod signature;
+pub(crate) mod watch;
 
-pub use git::{CommitInfo, GitAuth, GitSource, SourceError};
+pub(crate) use git::{CommitInfo, GitAuth, GitSource, SourceError};

@@ -8,11 +8,11 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 /// Quiet time after the last file event before a commit is assumed complete.
-pub const DEBOUNCE: Duration = Duration::from_millis(40);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(40);
 
 /// Starts watching `dir`; every burst of changes sends one `()` on `out`. The watcher
 /// lives as long as the returned value.
-pub fn watch(
+pub(crate) fn watch(
     dir: &Path,
     out: mpsc::UnboundedSender<()>,
 ) -> notify::Result<notify::RecommendedWatcher> {

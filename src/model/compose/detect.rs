@@ -22,7 +22,7 @@ use super::super::outcome::{LoadError, DEFAULT_FILE};
 use super::super::tree::{Limited, RepoTree};
 
 /// The file names `docker compose` looks for, in its order of preference.
-pub const STANDARD_NAMES: &[&str] = &[
+pub(crate) const STANDARD_NAMES: &[&str] = &[
     "compose.yaml",
     "compose.yml",
     "docker-compose.yaml",
@@ -30,7 +30,7 @@ pub const STANDARD_NAMES: &[&str] = &[
 ];
 
 /// Override files `docker compose` reads beside a standard file; berth does not.
-pub const OVERRIDE_NAMES: &[&str] = &[
+pub(crate) const OVERRIDE_NAMES: &[&str] = &[
     "compose.override.yaml",
     "compose.override.yml",
     "docker-compose.override.yaml",
@@ -39,7 +39,7 @@ pub const OVERRIDE_NAMES: &[&str] = &[
 
 /// A compose file found at a desired-state path.
 #[derive(Debug)]
-pub struct Found {
+pub(crate) struct Found {
     /// Repository-relative path of the file read.
     pub path: String,
     /// Its bytes.
@@ -50,7 +50,7 @@ pub struct Found {
 }
 
 /// The compose file at `config`, or `None` when `config` is format v1.
-pub fn compose_file(tree: &dyn RepoTree, config: &str) -> Result<Option<Found>, LoadError> {
+pub(crate) fn compose_file(tree: &dyn RepoTree, config: &str) -> Result<Option<Found>, LoadError> {
     let join = |name: &str| {
         if config.is_empty() {
             name.to_string()
@@ -173,7 +173,7 @@ fn read(tree: &dyn RepoTree, path: &str) -> Result<Option<Vec<u8>>, LoadError> {
 
 /// True when the top-level keys written at column 0 include `services` and not
 /// `project`.
-pub fn looks_like_compose(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_compose(bytes: &[u8]) -> bool {
     let text = String::from_utf8_lossy(bytes);
     let mut services = false;
     for line in text.lines() {

@@ -18,7 +18,7 @@ use super::keys::not_yet as keys_not_yet;
 
 /// The top-level `secrets` and `configs`: what a service may mount.
 #[derive(Debug, Default)]
-pub struct Files {
+pub(crate) struct Files {
     /// Secret name → its file on the host, relative to the env directory or absolute.
     pub secrets: BTreeMap<String, PathBuf>,
     /// Config name → the source it mounts.

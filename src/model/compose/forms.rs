@@ -92,7 +92,7 @@ pub(super) struct KeyValue {
 
 impl KeyValue {
     /// Reports `msg` at the entry: at its key in a mapping, at the item in a list.
-    pub fn report(&self, ctx: &mut Ctx, file: usize, msg: String) {
+    pub(super) fn report(&self, ctx: &mut Ctx, file: usize, msg: String) {
         if self.at_key {
             ctx.key_error(file, &self.path, msg)
         } else {

@@ -27,22 +27,22 @@
 //! the branches that are evaluated and then dropped) at [`MAX_OUTPUT`] bytes, and the work is
 //! linear in the input plus the output.
 
-pub mod dotenv;
+pub(crate) mod dotenv;
 
 use dotenv::DotEnv;
 
 /// Deepest nesting of `${…}` inside `${…}`.
-pub const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// Largest interpolated output, in bytes, of one call.
-pub const MAX_OUTPUT: usize = 1 << 20;
+pub(crate) const MAX_OUTPUT: usize = 1 << 20;
 
 /// Longest excerpt of the input quoted in an error message, in characters.
 const MAX_EXCERPT: usize = 80;
 
 /// A variable's value, and whether it came from the host's (uncommitted) `.env`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Found<'a> {
+pub(crate) struct Found<'a> {
     /// The value; may be empty, which is different from unset.
     pub value: &'a str,
     /// True when the value came from the host's `.env`, which is treated as secret.
@@ -52,24 +52,25 @@ pub struct Found<'a> {
 /// Where interpolation finds variables: the host's `.env` (secret, highest precedence),
 /// then the committed `.env`. Nothing else, in particular not the process environment.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Lookup<'a> {
+pub(crate) struct Lookup<'a> {
     host: Option<&'a DotEnv>,
     committed: Option<&'a DotEnv>,
 }
 
 impl<'a> Lookup<'a> {
     /// A lookup over the host's `.env` and the committed `.env`, either of which may be absent.
-    pub fn new(host: Option<&'a DotEnv>, committed: Option<&'a DotEnv>) -> Self {
+    pub(crate) fn new(host: Option<&'a DotEnv>, committed: Option<&'a DotEnv>) -> Self {
         Self { host, committed }
     }
 
+    #[cfg(test)]
     /// A lookup in which every variable is unset.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self::default()
     }
 
     /// The value of `name`: from the host's `.env` if it sets it, else from the committed one.
-    pub fn get(&self, name: &str) -> Option<Found<'a>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Found<'a>> {
         let host = self.host.and_then(|env| env.get(name)).map(|value| Found {
             value,
             secret: true,
@@ -99,7 +100,7 @@ impl Resolve for Lookup<'_> {
 
 /// The result of interpolating one string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interpolated {
+pub(crate) struct Interpolated {
     /// The text with every expression replaced.
     pub value: String,
     /// Variables that were referenced without a default and are unset; each became `""`.
@@ -113,7 +114,7 @@ pub struct Interpolated {
 
 /// A reference to an unset variable that has no default, e.g. `$TAG` or `${TAG}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unset {
+pub(crate) struct Unset {
     /// The variable's name.
     pub name: String,
     /// Byte offset of the reference's `$` in the input.
@@ -124,7 +125,7 @@ pub struct Unset {
 /// limit was exceeded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct InterpolationError {
+pub(crate) struct InterpolationError {
     /// Byte offset in the input of the `$` that starts the offending expression.
     pub offset: usize,
     /// Length in bytes of the offending expression (as far as it could be delimited).
@@ -138,7 +139,10 @@ pub struct InterpolationError {
 /// # Errors
 /// A malformed expression, a required variable (`:?` / `?`) that is missing, nesting deeper
 /// than [`MAX_DEPTH`] or an output longer than [`MAX_OUTPUT`].
-pub fn interpolate(text: &str, vars: &Lookup<'_>) -> Result<Interpolated, InterpolationError> {
+pub(crate) fn interpolate(
+    text: &str,
+    vars: &Lookup<'_>,
+) -> Result<Interpolated, InterpolationError> {
     interpolate_with(text, vars, MAX_OUTPUT)
 }
 

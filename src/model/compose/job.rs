@@ -17,10 +17,10 @@ use super::super::validate::{duration, string, string_list, valid_name};
 use super::forms::{mapping, nested};
 
 /// The condition that makes its target a job.
-pub const COMPLETED: &str = "service_completed_successfully";
+pub(crate) const COMPLETED: &str = "service_completed_successfully";
 
 /// True when `def` carries `x-berth.migration`.
-pub fn has_migration_key(def: &Value) -> bool {
+pub(crate) fn has_migration_key(def: &Value) -> bool {
     def.get("x-berth")
         .and_then(|b| b.get("migration"))
         .is_some()
@@ -29,7 +29,7 @@ pub fn has_migration_key(def: &Value) -> bool {
 /// The services each service waits for with [`COMPLETED`], as `job → dependants`, read
 /// from the definitions as written (errors in them are reported by the service reader).
 /// A service left out by its `profiles` waits for nothing.
-pub fn waited_for(defs: &Mapping) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn waited_for(defs: &Mapping) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, def) in defs {
         let (Some(name), Some(Value::Mapping(deps))) = (k.as_str(), def.get("depends_on")) else {

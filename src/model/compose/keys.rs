@@ -5,7 +5,7 @@
 //! is reported as unknown, with the nearest valid key.
 
 /// Keys mapped into berth's service model, with what they become.
-pub const SUPPORTED: &[(&str, &str)] = &[
+pub(crate) const SUPPORTED: &[(&str, &str)] = &[
     ("image", "the pinned image (required)"),
     (
         "command",
@@ -99,7 +99,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
 ];
 
 /// Keys refused because they give the container the host, with the reason.
-pub const REFUSED: &[(&str, &str)] = &[
+pub(crate) const REFUSED: &[(&str, &str)] = &[
     (
         "privileged",
         "gives the container every device and capability of the host",
@@ -132,7 +132,7 @@ pub const REFUSED: &[(&str, &str)] = &[
 
 /// Keys read and ignored with a warning: they concern building or a developer's
 /// machine, not what runs on a host.
-pub const IGNORED: &[(&str, &str)] = &[
+pub(crate) const IGNORED: &[(&str, &str)] = &[
     (
         "build",
         "berth deploys the image; build is ignored (build in CI and pin the tag)",
@@ -158,7 +158,7 @@ pub const IGNORED: &[(&str, &str)] = &[
 
 /// Compose keys berth does not map yet; each is an error naming it. Most need a new
 /// field in berth's service model.
-pub const NOT_YET: &[&str] = &[
+pub(crate) const NOT_YET: &[&str] = &[
     "annotations",
     "blkio_config",
     "cgroup_parent",
@@ -197,23 +197,23 @@ pub const NOT_YET: &[&str] = &[
 ];
 
 /// Top-level keys besides `services`, `volumes`, `networks` and `name`.
-pub const TOP_LEVEL_NOT_YET: &[&str] = &["include", "models"];
+pub(crate) const TOP_LEVEL_NOT_YET: &[&str] = &["include", "models"];
 
 /// The supported key spelled `key`, found by hash: every key of every service is
 /// looked up here.
-pub fn supported(key: &str) -> Option<&'static str> {
+pub(crate) fn supported(key: &str) -> Option<&'static str> {
     static BY_NAME: std::sync::LazyLock<foldhash::HashSet<&'static str>> =
         std::sync::LazyLock::new(|| SUPPORTED.iter().map(|(k, _)| *k).collect());
     BY_NAME.get(key).copied()
 }
 
 /// Looks a key up in a `(key, text)` list.
-pub fn lookup(list: &[(&'static str, &'static str)], key: &str) -> Option<&'static str> {
+pub(crate) fn lookup(list: &[(&'static str, &'static str)], key: &str) -> Option<&'static str> {
     list.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
 }
 
 /// Every compose service key berth knows, for "did you mean" hints.
-pub fn all_service_keys() -> Vec<&'static str> {
+pub(crate) fn all_service_keys() -> Vec<&'static str> {
     SUPPORTED
         .iter()
         .chain(REFUSED)
@@ -224,6 +224,6 @@ pub fn all_service_keys() -> Vec<&'static str> {
 }
 
 /// The message for a key that is not supported yet.
-pub fn not_yet(key: &str) -> String {
+pub(crate) fn not_yet(key: &str) -> String {
     format!("`{key}` is not supported yet by berth's compose reader")
 }

@@ -32,12 +32,12 @@ use super::super::location::KeyPath;
 /// Where each key path of a merged document was written: its file and its key path
 /// there.
 #[derive(Debug, Default)]
-pub struct Origins(HashMap<KeyPath, (usize, KeyPath)>);
+pub(crate) struct Origins(HashMap<KeyPath, (usize, KeyPath)>);
 
 impl Origins {
     /// The file and key path of `path`, or of the nearest enclosing path known, with the
     /// rest of `path` below it.
-    pub fn resolve(&self, path: &KeyPath) -> Option<(usize, KeyPath)> {
+    pub(crate) fn resolve(&self, path: &KeyPath) -> Option<(usize, KeyPath)> {
         let mut cur = Some(path.clone());
         while let Some(p) = cur {
             if let Some((file, at)) = self.0.get(&p) {
@@ -49,7 +49,7 @@ impl Origins {
     }
 
     /// The merged key paths of the values written at any of `written` (file, key path).
-    pub fn merged_paths(&self, written: &[(usize, KeyPath)]) -> Vec<KeyPath> {
+    pub(crate) fn merged_paths(&self, written: &[(usize, KeyPath)]) -> Vec<KeyPath> {
         if written.is_empty() {
             return Vec::new();
         }
@@ -84,7 +84,7 @@ enum Kind {
 
 /// Merges the documents (file index, top-level value) in order into one, with where
 /// each of its values was written.
-pub fn merge(docs: Vec<(usize, Value)>) -> (Value, Origins) {
+pub(crate) fn merge(docs: Vec<(usize, Value)>) -> (Value, Origins) {
     let mut merged: Option<Node> = None;
     for (file, doc) in docs {
         let node = node(file, KeyPath::root(), doc);
@@ -107,7 +107,7 @@ pub fn merge(docs: Vec<(usize, Value)>) -> (Value, Origins) {
 }
 
 /// True when `v` holds a `!reset` or `!override` tag at any depth.
-pub fn has_tags(v: &Value) -> bool {
+pub(crate) fn has_tags(v: &Value) -> bool {
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
         match v {

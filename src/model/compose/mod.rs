@@ -10,20 +10,20 @@
 //! `.env`, [`variables`] applies it to the files, and [`merge`] merges several files into
 //! one. [`render`] writes a validated spec back as a compose file.
 
-pub mod detect;
-pub mod files;
+pub(crate) mod detect;
+pub(crate) mod files;
 mod forms;
-pub mod interpolate;
-pub mod job;
-pub mod keys;
-pub mod merge;
+pub(crate) mod interpolate;
+pub(crate) mod job;
+pub(crate) mod keys;
+pub(crate) mod merge;
 mod objects;
 mod options;
-pub mod project;
-pub mod render;
-pub mod service;
-pub mod variables;
-pub mod yaml;
+pub(crate) mod project;
+pub(crate) mod render;
+pub(crate) mod service;
+pub(crate) mod variables;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod interpolation_tests;

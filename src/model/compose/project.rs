@@ -552,7 +552,7 @@ fn project_name(ctx: &mut Ctx, file: usize, name: Option<&Value>, path: &str) ->
 
 /// Compose's project-name normalisation: lowercase, only `[a-z0-9_-]`, no leading `_`
 /// or `-`.
-pub fn normalise(dir: &str) -> String {
+pub(crate) fn normalise(dir: &str) -> String {
     let lower: String = dir
         .to_lowercase()
         .chars()

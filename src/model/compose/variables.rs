@@ -31,7 +31,7 @@ use super::interpolate::{interpolate, Lookup};
 use super::yaml;
 
 /// The committed `.env`'s name, beside the compose file.
-pub const DOTENV: &str = ".env";
+pub(crate) const DOTENV: &str = ".env";
 
 /// Secrets shorter than this are not masked in diagnostics, as in berth's output
 /// (`crate::executor::redact`): masking every `1` would hide more than it protects.

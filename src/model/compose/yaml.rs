@@ -14,7 +14,7 @@ use super::super::location::KeyPath;
 /// mapping's own `<<` key into the target without resolving it; this finishes the job.
 /// Keys written in the mapping win over merged ones, and in `<<: [*a, *b]` the earlier
 /// mapping wins, as the YAML merge-key rules say.
-pub fn resolve_merges(value: &mut Value) -> Result<(), String> {
+pub(crate) fn resolve_merges(value: &mut Value) -> Result<(), String> {
     let mut stack = vec![value];
     while let Some(node) = stack.pop() {
         match node {
@@ -61,7 +61,7 @@ fn merge_into(map: &mut Mapping, merge: Value) -> Result<(), String> {
 
 /// Drops `x-*` extension keys of a mapping: they exist to hold anchors and tool
 /// settings, and are never part of the stack. Returns the dropped names.
-pub fn drop_extensions(map: &mut Mapping) -> Vec<String> {
+pub(crate) fn drop_extensions(map: &mut Mapping) -> Vec<String> {
     let names: Vec<String> = map
         .keys()
         .filter_map(Value::as_str)
@@ -80,13 +80,13 @@ pub fn drop_extensions(map: &mut Mapping) -> Vec<String> {
 /// the visitor asks for it (most strings need none). The visitor may replace the value:
 /// [`super::variables`] interpolates it, then types it where the Compose
 /// Specification's schema wants a number or a boolean (`retries: $N`).
-pub fn visit_strings(value: &mut Value, path: &KeyPath, visit: &mut Visitor) {
+pub(crate) fn visit_strings(value: &mut Value, path: &KeyPath, visit: &mut Visitor) {
     walk(value, path, &mut Vec::new(), &mut Vec::new(), visit);
 }
 
 /// What [`visit_strings`] calls for each string: with its key path (built on demand),
 /// the path's segments, and the value.
-pub type Visitor<'v> = dyn FnMut(&dyn Fn() -> KeyPath, &[Cow<str>], &mut Value) + 'v;
+pub(crate) type Visitor<'v> = dyn FnMut(&dyn Fn() -> KeyPath, &[Cow<str>], &mut Value) + 'v;
 
 /// The key path of `segments` below `base`; `indexes` holds the item number of each
 /// `[]` segment.

@@ -52,7 +52,7 @@ pub(crate) struct Entry {
 }
 
 /// The most replicas one service may ask for on one host.
-pub const MAX_REPLICAS: i64 = 1000;
+pub(super) const MAX_REPLICAS: i64 = 1000;
 
 /// The network every service joins when the file declares none.
 const DEFAULT_NETWORK: &str = "default";

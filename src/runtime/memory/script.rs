@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::runtime::{labels, HealthState, RunState};
 
+/// An engine call, as the memory engine records it and as a failure is injected into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     /// [`Engine::list_managed`].

@@ -17,7 +17,7 @@ const LINE_FORMAT: &str = "PRINCIPALS [OPTIONS] KEYTYPE BASE64KEY [COMMENT]";
 /// `namespaces="…"`, `valid-after="…"` and `valid-before="…"`; a
 /// `cert-authority` line is refused.
 #[derive(Debug, Clone)]
-pub struct AllowedSigners {
+pub(crate) struct AllowedSigners {
     pub(super) signers: Vec<Signer>,
 }
 
@@ -61,7 +61,7 @@ impl AllowedSigners {
     /// Errors name the file, and the line for a line that cannot be read. An
     /// empty file loads as an empty list, which no commit passes; see
     /// [`AllowedSigners::is_empty`].
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub(crate) fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|err| {
             if err.kind() == std::io::ErrorKind::NotFound {
                 format!(
@@ -81,7 +81,7 @@ impl AllowedSigners {
 
     /// Parses the text of an allowed-signers file; `origin` names it in errors,
     /// which read `origin:line: what is wrong and how to fix it`.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, String> {
         let mut signers = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let parsed =
@@ -91,13 +91,15 @@ impl AllowedSigners {
         Ok(Self { signers })
     }
 
+    #[cfg(test)]
     /// The number of signer lines (a key listed on two lines counts twice).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.signers.len()
     }
 
+    #[cfg(test)]
     /// Whether the file lists no signer at all, so no commit can pass.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.signers.is_empty()
     }
 }

@@ -27,7 +27,7 @@ use std::fmt;
 
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PublicKey, SshSig};
 
-pub use allowed_signers::AllowedSigners;
+pub(crate) use allowed_signers::AllowedSigners;
 
 /// The SSHSIG namespace git signs commits in.
 const GIT_NAMESPACE: &str = "git";
@@ -37,7 +37,7 @@ const SSH_ARMOR: &str = "-----BEGIN SSH SIGNATURE-----";
 
 /// The outcome of checking one commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignatureCheck {
+pub(crate) enum SignatureCheck {
     /// Signed by an allowed key.
     Valid {
         /// The first principal of the allowed-signers line that accepted the
@@ -59,7 +59,7 @@ pub enum SignatureCheck {
 
 impl SignatureCheck {
     /// Whether the commit may be applied: signed by an allowed key.
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         matches!(self, Self::Valid { .. })
     }
 }
@@ -87,7 +87,7 @@ impl fmt::Display for SignatureCheck {
 /// The signature must be an SSH signature in namespace `git` that verifies
 /// against the commit's content, made by a key that a line of `allowed` lets
 /// sign in namespace `git` at the commit's committer time.
-pub fn verify_commit(
+pub(crate) fn verify_commit(
     repo: &git2::Repository,
     oid: git2::Oid,
     allowed: &AllowedSigners,

@@ -25,21 +25,21 @@ use std::collections::HashMap;
 use super::{interpolate_with, Found, InterpolationError, Resolve, Unset};
 
 /// Largest `.env` file, and largest total of its values after interpolation, in bytes.
-pub const MAX_DOTENV_BYTES: usize = 1 << 20;
+pub(crate) const MAX_DOTENV_BYTES: usize = 1 << 20;
 
 /// Most distinct keys in one `.env` file.
-pub const MAX_ENTRIES: usize = 4096;
+pub(crate) const MAX_ENTRIES: usize = 4096;
 
 /// The variables of one `.env` file, in the order they were first set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DotEnv {
+pub(crate) struct DotEnv {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
 }
 
 /// One variable of a `.env` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The key as written.
     pub key: String,
     /// The value after unquoting, unescaping and interpolation.
@@ -50,7 +50,7 @@ pub struct Entry {
 
 /// A parsed `.env` file and what is worth telling about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parsed {
+pub(crate) struct Parsed {
     /// The variables.
     pub env: DotEnv,
     /// Unset variables referenced by values, bare keys.
@@ -59,7 +59,7 @@ pub struct Parsed {
 
 /// Something in a `.env` file that is accepted but probably not meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DotEnvWarning {
+pub(crate) struct DotEnvWarning {
     /// 1-based line.
     pub line: usize,
     /// 1-based column, in characters.
@@ -71,7 +71,7 @@ pub struct DotEnvWarning {
 /// A `.env` file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct DotEnvError {
+pub(crate) struct DotEnvError {
     /// 1-based line.
     pub line: usize,
     /// 1-based column, in characters.
@@ -85,7 +85,7 @@ impl DotEnv {
     ///
     /// # Errors
     /// A malformed statement, an unterminated quote, a failed interpolation or a limit.
-    pub fn parse(text: &str) -> Result<Parsed, DotEnvError> {
+    pub(crate) fn parse(text: &str) -> Result<Parsed, DotEnvError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut parser = Parser {
             text,
@@ -110,22 +110,25 @@ impl DotEnv {
     }
 
     /// The value of `key`, if the file sets it.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.index.get(key).map(|&i| self.entries[i].value.as_str())
     }
 
+    #[cfg(test)]
     /// The variables in the order they were first set.
-    pub fn entries(&self) -> &[Entry] {
+    pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
+    #[cfg(test)]
     /// The number of distinct keys.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     /// True when the file sets nothing.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 

@@ -20,15 +20,12 @@ use super::super::spec::*;
 use super::super::units::format_duration;
 
 use service::service;
-pub use service::{
-    Dependency, Deploy, EnvFileOut, Healthcheck, JobBerth, Limits, NetworkAttach, NetworksOut,
-    PlacementOut, Port, ResourcesOut, SecretUse, Service, ServiceBerth, UpdateConfig, Volume,
-};
+pub(crate) use service::{Dependency, JobBerth, Service};
 
 /// What the caller hides: `redact` masks secret values wherever they appear in a
 /// string, and an environment variable whose name `secret_name` accepts is shown as
 /// [`MASK`] whatever its value.
-pub struct Masking<'a> {
+pub(crate) struct Masking<'a> {
     /// Masks every known secret value inside a string.
     pub redact: &'a dyn Fn(&str) -> String,
     /// True for environment names whose values are secret.
@@ -36,12 +33,12 @@ pub struct Masking<'a> {
 }
 
 /// What a masked value is shown as.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// A compose project. Fields are declared in alphabetical order, so that the
 /// serialized keys are sorted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Project {
+pub(crate) struct Project {
     /// The project's name, which prefixes every container, network and volume.
     pub name: String,
     /// Networks by their name in the spec.
@@ -62,14 +59,14 @@ pub struct Project {
 
 /// A top-level secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SecretDef {
+pub(crate) struct SecretDef {
     /// Its file, relative to the env directory or absolute.
     pub file: String,
 }
 
 /// A top-level network or volume.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Object {
+pub(crate) struct Object {
     /// Made outside berth; only written when true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<bool>,
@@ -80,14 +77,14 @@ pub struct Object {
 
 /// Top-level `x-berth`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProjectBerth {
+pub(crate) struct ProjectBerth {
     /// One-shot migrations by name.
     pub migrations: BTreeMap<String, Migration>,
 }
 
 /// A format v1 migration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Migration {
+pub(crate) struct Migration {
     /// The command run.
     pub command: Vec<String>,
     /// The service whose image and environment it runs with.
@@ -103,7 +100,7 @@ pub struct Migration {
 
 /// The compose project of `spec`, for a file written in the repository-relative
 /// directory `dir` (repository files are mounted relative to it).
-pub fn project(spec: &Spec, dir: &str, masking: &Masking) -> Project {
+pub(crate) fn project(spec: &Spec, dir: &str, masking: &Masking) -> Project {
     let show = |s: &str| literal(&(masking.redact)(s));
     let objects = |external: &dyn Fn(&str) -> bool, names: Vec<&String>| {
         names
@@ -199,13 +196,13 @@ pub fn project(spec: &Spec, dir: &str, masking: &Masking) -> Project {
 }
 
 /// `text` as a compose value that interpolates to itself: `$` doubled.
-pub fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     text.replace('$', "$$")
 }
 
 /// The repository path `path` as written in a file of the directory `dir`:
 /// `./files/app.conf`, `../shared/app.conf`.
-pub fn relative(dir: &str, path: &str) -> String {
+pub(crate) fn relative(dir: &str, path: &str) -> String {
     let dir: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
     let target: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let common = dir.iter().zip(&target).take_while(|(a, b)| a == b).count();
@@ -219,7 +216,7 @@ pub fn relative(dir: &str, path: &str) -> String {
 }
 
 /// A size in bytes in the largest unit that holds it exactly (`512m`, `1g`).
-pub fn format_size(bytes: u64) -> String {
+pub(crate) fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("t", 40), ("g", 30), ("m", 20), ("k", 10)] {
         if bytes != 0 && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);

@@ -11,7 +11,7 @@ use super::{format_size, literal, relative, Masking, MASK};
 
 /// A service's use of a secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SecretUse {
+pub(crate) struct SecretUse {
     /// The secret's name.
     pub source: String,
     /// Where it is mounted.
@@ -20,7 +20,7 @@ pub struct SecretUse {
 
 /// One compose service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Service {
+pub(crate) struct Service {
     /// Capabilities dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
@@ -127,7 +127,7 @@ pub struct Service {
 /// A service's networks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum NetworksOut {
+pub(crate) enum NetworksOut {
     /// Names only.
     List(Vec<String>),
     /// Names with their aliases.
@@ -136,7 +136,7 @@ pub enum NetworksOut {
 
 /// How a service joins one network.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NetworkAttach {
+pub(crate) struct NetworkAttach {
     /// Further names of the service there.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
@@ -145,7 +145,7 @@ pub struct NetworkAttach {
 /// An env file: its path, or the long form when it may be missing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum EnvFileOut {
+pub(crate) enum EnvFileOut {
     /// A file that must exist.
     Path(String),
     /// `{ path, required: false }`.
@@ -160,7 +160,7 @@ pub enum EnvFileOut {
 /// A `depends_on` entry: berth waits for a service to be healthy, for a job to
 /// complete.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Dependency {
+pub(crate) struct Dependency {
     /// `service_healthy` or `service_completed_successfully`.
     pub condition: &'static str,
     /// Always true.
@@ -169,7 +169,7 @@ pub struct Dependency {
 
 /// `deploy`: the rollout keys compose has names for; the rest is in `x-berth`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Deploy {
+pub(crate) struct Deploy {
     /// Placement constraints, when any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementOut>,
@@ -184,21 +184,21 @@ pub struct Deploy {
 
 /// `deploy.placement`: berth's placement as Swarm writes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PlacementOut {
+pub(crate) struct PlacementOut {
     /// `node.hostname == HOST` and `node.labels.KEY == VALUE`.
     pub constraints: Vec<String>,
 }
 
 /// `deploy.resources`: limits only; a memory reservation is `mem_reservation`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ResourcesOut {
+pub(crate) struct ResourcesOut {
     /// What the container may use at most.
     pub limits: Limits,
 }
 
 /// `deploy.resources.limits`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// CPU limit in cores.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
@@ -209,7 +209,7 @@ pub struct Limits {
 
 /// `deploy.update_config`: the update policy's keys compose has names for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UpdateConfig {
+pub(crate) struct UpdateConfig {
     /// The pause between batches, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<String>,
@@ -225,7 +225,7 @@ pub struct UpdateConfig {
 
 /// `healthcheck`: the test and its timing, or `disable` alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Healthcheck {
+pub(crate) struct Healthcheck {
     /// Set when health checking is switched off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable: Option<bool>,
@@ -248,7 +248,7 @@ pub struct Healthcheck {
 
 /// A published port, long syntax.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Port {
+pub(crate) struct Port {
     /// The host address bound, when not every one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
@@ -262,7 +262,7 @@ pub struct Port {
 
 /// A mount, long syntax.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Volume {
+pub(crate) struct Volume {
     /// Only written when true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
@@ -277,7 +277,7 @@ pub struct Volume {
 
 /// A service's `x-berth`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServiceBerth {
+pub(crate) struct ServiceBerth {
     /// The host that goes first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<String>,
@@ -294,7 +294,7 @@ pub struct ServiceBerth {
 /// A job's `x-berth.migration`; the services it gates wait for it in their
 /// `depends_on`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobBerth {
+pub(crate) struct JobBerth {
     /// The only host that runs it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_on: Option<String>,

@@ -36,7 +36,7 @@ use networks::Aliases;
 use sort::sort_keys;
 
 /// What a service may refer to: the project's networks, volumes and services.
-pub struct Scope<'a> {
+pub(crate) struct Scope<'a> {
     /// Compose network name → the name in the spec (an external network's own name).
     pub networks: &'a BTreeMap<String, String>,
     /// Compose volume name → the name in the spec.
@@ -55,7 +55,7 @@ pub struct Scope<'a> {
 }
 
 /// The network a service joins when it names none, as in compose.
-pub const DEFAULT_NETWORK: &str = "default";
+pub(crate) const DEFAULT_NETWORK: &str = "default";
 
 /// Maps the service `name` written at `path`; `None` when it has errors (all reported).
 pub(crate) fn compile(
