@@ -58,15 +58,20 @@ pub(crate) struct StateLock {
 }
 
 /// Who holds the lock, as its holder wrote it: `PID ROLE`. `None` while the holder has
-/// taken the lock but not yet written its name (the file is empty for that moment).
-fn holder(file: &mut File) -> Option<(String, String)> {
+/// taken the lock but not yet written its name (the file is empty or holds only the pid
+/// for that moment); the pid alone once `settled`, as a lock written before roles were
+/// recorded, is an agent's.
+fn holder(file: &mut File, settled: bool) -> Option<(String, String)> {
     let mut text = String::new();
     file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
     let mut words = text.split_whitespace();
     let pid = words.next()?.to_string();
-    // A lock written before roles were recorded is an agent's.
-    let role = words.next().unwrap_or("agent").to_string();
+    let role = match words.next() {
+        Some(role) => role.to_string(),
+        None if settled => "agent".to_string(),
+        None => return None,
+    };
     Some((pid, role))
 }
 
@@ -110,8 +115,9 @@ impl StateLock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) => {
-                    let named = holder(&mut file);
-                    if named.is_none() && started.elapsed() < UNNAMED_HOLDER_GRACE.min(wait) {
+                    let settled = started.elapsed() >= UNNAMED_HOLDER_GRACE.min(wait);
+                    let named = holder(&mut file, settled);
+                    if named.is_none() && !settled {
                         // Taken a moment ago; its holder is writing its name.
                         std::thread::sleep(Duration::from_millis(10));
                         continue;
@@ -145,7 +151,8 @@ impl StateLock {
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
-        if let Err(e) = write!(file, "{} {role}", std::process::id()) {
+        // One write of the whole name: a waiter never reads the pid without the role.
+        if let Err(e) = file.write_all(format!("{} {role}", std::process::id()).as_bytes()) {
             // Held all the same; another berth waiting for it names no holder.
             tracing::warn!(path = %path.display(), error = %e, "state-dir lock holder not recorded");
         }

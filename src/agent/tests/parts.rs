@@ -82,6 +82,26 @@ fn a_holder_that_has_not_written_its_name_yet_is_not_taken_for_an_agent() {
     assert_eq!(text, format!("{} agent", std::process::id()));
 }
 
+/// A holder whose name is half written (the pid, not yet the role) is not taken for an
+/// agent's either: the role is awaited like an empty file.
+#[test]
+fn a_holder_whose_role_is_not_written_yet_is_not_taken_for_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.lock");
+    let mut held = File::create(&path).unwrap();
+    held.lock().unwrap();
+    write!(held, "4242").unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        write!(held, " apply").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+    });
+    let lock = StateLock::acquire(dir.path(), "agent", Duration::from_secs(30));
+    writer.join().unwrap();
+    assert!(lock.is_ok(), "{:?}", lock.err());
+}
+
 #[test]
 fn a_second_agent_on_a_state_dir_is_refused_at_once_and_says_by_whom() {
     let dir = tempfile::tempdir().unwrap();
