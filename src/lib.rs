@@ -6,13 +6,6 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-/// The allocator of every program built on this crate (the agent, the CLI, the tests and
-/// the benchmarks, so that they measure what runs). Loading a desired state is mostly
-/// small allocations (a string per YAML scalar, a path per node); mimalloc serves them in
-/// about three quarters of the time the system allocator takes (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub(crate) mod adopt;
 pub(crate) mod agent;
 pub(crate) mod api;
