@@ -589,7 +589,8 @@ fn pause_holds_a_service_and_resume_lets_it_go_on() {
     docker_ok(["rm", "-f", &format!("{}-api-1", p.name())]);
     assert!(
         wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
-            agent.status()["services"]["api"]["running"] == 0
+            let st = agent.status();
+            st["services"]["api"]["running"] == 0 && st["services"]["api"]["paused"] == true
         }),
         "{}",
         agent.log()
