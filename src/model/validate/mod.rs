@@ -14,7 +14,7 @@ mod placement;
 mod ports;
 mod resources;
 mod scalars;
-mod service;
+pub(super) mod service;
 mod update;
 
 use std::collections::{BTreeMap, BTreeSet};

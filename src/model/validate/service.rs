@@ -130,8 +130,23 @@ pub(super) fn service(
             placement(ctx, file, &p("placement"), v)
         });
 
-    ok &= check_published_replicas(ctx, file, path, name, ports.as_deref(), replicas);
-    ok &= check_canary(ctx, file, path, name, update.as_ref(), placement.as_ref());
+    ok &= check_published_replicas(
+        ctx,
+        file,
+        &path.key("replicas"),
+        name,
+        ports.as_deref(),
+        replicas,
+    );
+    ok &= check_canary(
+        ctx,
+        file,
+        &path.key("update").key("canary"),
+        "in `placement.hosts`",
+        name,
+        update.as_ref(),
+        placement.as_ref(),
+    );
     if !ok {
         return None;
     }
@@ -324,11 +339,12 @@ fn networks(
     good.then_some(list)
 }
 
-/// More than one replica of a service that publishes a host port would all bind it.
-fn check_published_replicas(
+/// A service publishing host ports runs one replica: more would all bind the port. The
+/// error is reported at `at`, the key that says the count in each format.
+pub(crate) fn check_published_replicas(
     ctx: &mut Ctx,
     file: usize,
-    path: &KeyPath,
+    at: &KeyPath,
     name: &str,
     ports: Option<&[PortMapping]>,
     replicas: Option<u32>,
@@ -337,18 +353,20 @@ fn check_published_replicas(
         return true;
     };
     if n > 1 && !ports.is_empty() {
-        ctx.error(file, &path.key("replicas"), format!("`{name}` publishes host port {} and has {n} replicas, which would all bind it; use 1 replica, or publish through the proxy", ports[0].host_port));
+        ctx.error(file, at, format!("`{name}` publishes host port {} and has {n} replicas, which would all bind it; use 1 replica, or publish through the proxy", ports[0].host_port));
         return false;
     }
     true
 }
 
 /// The canary host must be one the placement admits, or the other hosts would wait for
-/// it forever.
-fn check_canary(
+/// it forever. `at` is the canary's key and `hosts` says where the admitted hosts are
+/// written, in each format.
+pub(crate) fn check_canary(
     ctx: &mut Ctx,
     file: usize,
-    path: &KeyPath,
+    at: &KeyPath,
+    hosts: &str,
     name: &str,
     update: Option<&UpdatePolicy>,
     placement: Option<&Placement>,
@@ -358,7 +376,7 @@ fn check_canary(
     };
     if let Some(c) = &u.canary {
         if !pl.hosts.is_empty() && !pl.hosts.contains(c) {
-            ctx.error(file, &path.key("update").key("canary"), format!("canary host `{c}` is not in `placement.hosts`, so it never runs `{name}` and the other hosts would wait for it forever; name one of {}", pl.hosts.join(", ")));
+            ctx.error(file, at, format!("canary host `{c}` is not {hosts}, so it never runs `{name}` and the other hosts would wait for it forever; name one of {}", pl.hosts.join(", ")));
             return false;
         }
     }

@@ -27,6 +27,7 @@ use super::super::context::{kind, Ctx};
 use super::super::image::ImageRef;
 use super::super::location::KeyPath;
 use super::super::spec::*;
+use super::super::validate::service::{check_canary, check_published_replicas};
 use super::super::validate::{
     duration, integer, pinned_image, string_list, valid_name, MAX_REPLICAS,
 };
@@ -133,8 +134,23 @@ pub(crate) fn compile(
         .as_ref()
         .and_then(|d| update::update(ctx, file, path, d.update.as_ref(), keys.berth, publishes));
     let placement = deploy.as_ref().and_then(|d| d.placement.clone());
-    ok &= check_published_replicas(ctx, file, path, name, ports.as_deref(), replicas);
-    ok &= check_canary(ctx, file, path, name, update.as_ref(), placement.as_ref());
+    ok &= check_published_replicas(
+        ctx,
+        file,
+        &path.key("ports"),
+        name,
+        ports.as_deref(),
+        replicas,
+    );
+    ok &= check_canary(
+        ctx,
+        file,
+        &path.key("x-berth").key("canary"),
+        "among the `node.hostname` constraints",
+        name,
+        update.as_ref(),
+        placement.as_ref(),
+    );
 
     let options = options::compile(ctx, file, path, &get);
     let options = merge_options(
@@ -315,47 +331,6 @@ fn resources(
         }
         _ => None,
     }
-}
-
-/// More than one replica of a service that publishes a host port would all bind it.
-fn check_published_replicas(
-    ctx: &mut Ctx,
-    file: usize,
-    path: &KeyPath,
-    name: &str,
-    ports: Option<&[PortMapping]>,
-    replicas: Option<u32>,
-) -> bool {
-    let (Some(ports), Some(n)) = (ports, replicas) else {
-        return true;
-    };
-    if n > 1 && !ports.is_empty() {
-        ctx.error(file, &path.key("ports"), format!("`{name}` publishes host port {} and has {n} replicas, which would all bind it; use 1 replica, or publish through the proxy", ports[0].host_port));
-        return false;
-    }
-    true
-}
-
-/// The canary host must be one the `node.hostname` constraints admit, or the other
-/// hosts would wait for it forever.
-fn check_canary(
-    ctx: &mut Ctx,
-    file: usize,
-    path: &KeyPath,
-    name: &str,
-    update: Option<&UpdatePolicy>,
-    placement: Option<&Placement>,
-) -> bool {
-    let (Some(u), Some(pl)) = (update, placement) else {
-        return true;
-    };
-    if let Some(c) = &u.canary {
-        if !pl.hosts.is_empty() && !pl.hosts.contains(c) {
-            ctx.error(file, &path.key("x-berth").key("canary"), format!("canary host `{c}` is not among the `node.hostname` constraints, so it never runs `{name}` and the other hosts would wait for it forever; name one of {}", pl.hosts.join(", ")));
-            return false;
-        }
-    }
-    true
 }
 
 /// Adds the files that `sections` (`secrets` and `configs`, when written) mount to the
