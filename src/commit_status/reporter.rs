@@ -1,6 +1,7 @@
 //! The queue of statuses and its delivery task: in order, each retried with backoff
 //! until the host takes it or it is given up, never blocking the caller.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +15,8 @@ use crate::retry::RetryPolicy;
 /// Statuses waiting beyond this are dropped with a warning: a host's API down for long
 /// costs bounded memory.
 const QUEUE_CAPACITY: usize = 256;
+/// Commits whose last status is remembered; older ones are forgotten all at once.
+const REMEMBERED: usize = 64;
 /// One attempt's deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of an error answer's body kept for the log.
@@ -27,8 +30,9 @@ struct Job {
 
 struct Shared {
     tx: mpsc::Sender<Job>,
-    /// The last status queued, so that a reconcile that changes nothing sends nothing.
-    last: Mutex<Option<(String, State, String)>>,
+    /// The last status queued per recent commit, so that a reconcile that changes
+    /// nothing sends nothing, and a commit that has a status is not set pending again.
+    last: Mutex<HashMap<String, (State, String)>>,
     limit: usize,
     /// Statuses queued or in delivery, for `flush`.
     pending: Arc<watch::Sender<usize>>,
@@ -70,7 +74,7 @@ impl CommitStatus {
         Ok(CommitStatus {
             shared: Some(Arc::new(Shared {
                 tx,
-                last: Mutex::new(None),
+                last: Mutex::new(HashMap::new()),
                 limit,
                 pending,
             })),
@@ -85,12 +89,7 @@ impl CommitStatus {
     /// A reconcile of `sha` starts: `pending`, unless `sha` already has a status.
     pub(crate) fn starting(&self, sha: &str) {
         let Some(shared) = &self.shared else { return };
-        let known = shared
-            .last
-            .lock()
-            .expect("not poisoned")
-            .as_ref()
-            .is_some_and(|(last, _, _)| last == sha);
+        let known = shared.last.lock().expect("not poisoned").contains_key(sha);
         if !known {
             self.set(sha, State::Pending, "deploying");
         }
@@ -111,11 +110,14 @@ impl CommitStatus {
         let description = describe(description, shared.limit);
         {
             let mut last = shared.last.lock().expect("not poisoned");
-            let now = (sha.to_string(), state, description.clone());
-            if last.as_ref() == Some(&now) {
+            let now = (state, description.clone());
+            if last.get(sha) == Some(&now) {
                 return;
             }
-            *last = Some(now);
+            if last.len() >= REMEMBERED && !last.contains_key(sha) {
+                last.clear();
+            }
+            last.insert(sha.to_string(), now);
         }
         shared.pending.send_modify(|n| *n += 1);
         let job = Job {
