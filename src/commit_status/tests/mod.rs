@@ -377,3 +377,66 @@ async fn a_disabled_reporter_sends_nothing_and_flushes_at_once() {
     r.failed(SHA, "x");
     assert!(r.flush(Duration::ZERO).await);
 }
+
+/// The log lines written while `f` runs on this thread (and the tasks it spawns on a
+/// current-thread runtime).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_token_never_shows_in_the_log_whatever_the_host_answers() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // 500s, then a refusal of another token, then a host that does not answer.
+    let host = ApiHost::start(Provider::GitLab, TOKEN, "group/shop", 2).await;
+    let r = reporter(&host, Provider::GitLab, "group/shop");
+    r.failed(SHA, "api: failed");
+    assert!(r.flush(WAIT).await);
+    assert_eq!(host.seen().len(), 1);
+    let wrong = ApiHost::start(Provider::Gitea, "another-token", "acme/shop", 0).await;
+    let r = reporter(&wrong, Provider::Gitea, "acme/shop");
+    r.converged(SHA);
+    assert!(r.flush(WAIT).await);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let target = Target {
+        provider: Provider::GitHub,
+        base: format!("http://127.0.0.1:{port}"),
+        remote: remote("github.com", "acme/shop"),
+        token: Token(TOKEN.into()),
+        context: "berth/web-1".into(),
+    };
+    let retry = crate::retry::RetryPolicy {
+        initial: Duration::from_millis(5),
+        max: Duration::from_millis(5),
+        max_attempts: 2,
+        jitter: 0.0,
+    };
+    let r = CommitStatus::start(target, retry, None).unwrap();
+    r.starting(SHA);
+    assert!(r.flush(WAIT).await);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("commit status failed; retrying"), "{log}");
+    assert!(
+        log.contains("commit status refused by the git host"),
+        "{log}"
+    );
+    assert!(log.contains("commit status given up"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
