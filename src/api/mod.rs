@@ -3,7 +3,8 @@
 //!
 //! The same routes are served on two transports. On TCP (`--listen`, loopback by
 //! default) a request that changes the agent's state (every `POST`) must carry the
-//! webhook secret's HMAC of its body; on the control socket (`<state-dir>/control.sock`,
+//! webhook secret's HMAC of its body, or for the webhook the proof its git host's
+//! scheme gives ([`hooks`]); on the control socket (`<state-dir>/control.sock`,
 //! mode 0600, see [`control_socket`]) it needs none, since only the agent's user and root
 //! can open it. The `GET` routes answer on both without authentication and carry no
 //! secret: URLs in `/status` have their credentials masked.
