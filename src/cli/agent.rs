@@ -28,7 +28,7 @@ fn retry_policy(c: &ConvergeArgs, attempts: u32) -> RetryPolicy {
 }
 
 /// Commit statuses to the git host (`--git-status`), or none.
-fn git_status(args: &AgentArgs) -> Result<crate::commit_status::CommitStatus, String> {
+pub(super) fn git_status(args: &AgentArgs) -> Result<crate::commit_status::CommitStatus, String> {
     use crate::commit_status::{Choice, CommitStatus, Provider, Setup};
     let Some(choice) = args.git_status else {
         if args.git_status_token_file.is_some() || args.git_status_url.is_some() {
