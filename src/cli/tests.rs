@@ -101,4 +101,18 @@ async fn git_status_flags_reach_the_api_they_name() {
         panic!("agent")
     };
     assert!(agent::git_status(&args).is_ok());
+    let cli = Cli::try_parse_from([
+        "berth",
+        "agent",
+        "--repo",
+        "/srv/deploy",
+        "--git-status-url",
+        "https://gitlab.example",
+    ])
+    .unwrap();
+    let Command::Agent(args) = cli.command else {
+        panic!("agent")
+    };
+    let e = agent::git_status(&args).unwrap_err();
+    assert!(e.contains("need --git-status"), "{e}");
 }
