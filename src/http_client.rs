@@ -182,6 +182,36 @@ impl HttpClient {
         .await
     }
 
+    /// `POST url` with `body` of `content_type` and one credential header, which is
+    /// marked sensitive (kept out of reqwest's debug output); the answer's status within
+    /// the deadline, its body left for the caller.
+    pub(crate) async fn post_authorized(
+        &self,
+        url: &str,
+        content_type: &'static str,
+        credential: (&'static str, &str),
+        body: Vec<u8>,
+    ) -> Result<Reply, RequestError> {
+        let mut value = HeaderValue::from_str(credential.1).map_err(|_| {
+            RequestError::Exchange("the credential is not a valid header value".into())
+        })?;
+        value.set_sensitive(true);
+        let request = self
+            .inner
+            .post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+            .header(credential.0, value)
+            .body(body);
+        self.within(async {
+            request
+                .send()
+                .await
+                .map(|response| Reply { response })
+                .map_err(classify)
+        })
+        .await
+    }
+
     async fn whole(&self, request: reqwest::RequestBuilder) -> Result<Answer, RequestError> {
         self.within(async {
             let reply = Reply {

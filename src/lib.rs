@@ -10,6 +10,7 @@ pub(crate) mod adopt;
 pub(crate) mod agent;
 pub(crate) mod api;
 pub mod cli;
+pub(crate) mod commit_status;
 pub(crate) mod demo;
 pub(crate) mod executor;
 pub(crate) mod host;

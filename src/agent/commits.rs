@@ -199,6 +199,7 @@ impl Loop {
             message.clone(),
         );
         self.config.notifier.send(ev);
+        self.config.commit_status.failed(sha, &message);
         self.status.write().await.invalid_commit(sha, message);
     }
 }

@@ -83,6 +83,8 @@ pub(crate) struct AgentConfig {
     pub retry: RetryPolicy,
     /// Where deploy events go.
     pub notifier: crate::notify::Notifier,
+    /// Commit statuses on the git host (`--git-status`).
+    pub commit_status: crate::commit_status::CommitStatus,
     /// This host: placement, labels and notifications.
     pub host: crate::plan::Host,
     /// The ledger: embedded, or the fleet's shared store.
@@ -165,6 +167,7 @@ pub(crate) async fn run(
         metrics: metrics.clone(),
         transport: crate::api::Transport::Tcp,
         control_socket: socket_path.clone(),
+        branch: config.source.branch.clone(),
     };
     let control = crate::api::router(crate::api::ApiState {
         transport: crate::api::Transport::ControlSocket,
@@ -239,6 +242,11 @@ pub(crate) async fn run(
     state.drive(&mut rx, &shutdown).await;
     // Events already queued get a moment to go out; a dead endpoint does not hold the stop.
     state.config.notifier.flush(Duration::from_secs(5)).await;
+    state
+        .config
+        .commit_status
+        .flush(Duration::from_secs(5))
+        .await;
     // Only this agent's own socket: the state-dir lock is still held.
     if let Err(e) = std::fs::remove_file(&socket_path) {
         tracing::debug!(path = %socket_path.display(), error = %e, "control socket not removed");

@@ -205,6 +205,7 @@ impl Loop {
             supersede: supersede.clone(),
         };
         self.executor.set_commit(Some(commit.sha.clone()));
+        self.config.commit_status.starting(&commit.sha);
         // Every event of this reconcile carries the commit.
         let span = tracing::info_span!("reconcile", commit = %commit.short());
         let result =
@@ -220,6 +221,7 @@ impl Loop {
                 };
                 self.engine_backoff.reset();
                 self.notify_report(&commit, &desired, &report);
+                self.report_commit_status(&commit, &report);
                 self.metrics.record(
                     &commit.sha,
                     &report,
@@ -245,6 +247,9 @@ impl Loop {
                 let wait = self.engine_backoff.next_delay();
                 tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
                 self.retry_in(wait);
+                self.config
+                    .commit_status
+                    .failed(&commit.sha, &e.to_string());
                 self.status
                     .write()
                     .await
@@ -290,6 +295,26 @@ impl Loop {
         }
         if waiting {
             self.retry_in(FLEET_RETRY);
+        }
+    }
+
+    /// The commit's status on the git host: `success` once every service is in sync,
+    /// `failure` with the first failed service's reason; a service held back, blocked
+    /// or waiting for the fleet leaves it as it was.
+    fn report_commit_status(&self, commit: &CommitInfo, report: &ApplyReport) {
+        let failed = report.services.iter().find_map(|s| match &s.outcome {
+            Outcome::Failed { error, .. } => Some(format!("{}: {error}", s.service)),
+            _ => None,
+        });
+        if let Some(reason) = failed {
+            self.config.commit_status.failed(&commit.sha, &reason);
+        } else if report.services.iter().all(|s| {
+            matches!(
+                s.outcome,
+                Outcome::InSync | Outcome::Converged | Outcome::Skipped
+            )
+        }) {
+            self.config.commit_status.converged(&commit.sha);
         }
     }
 

@@ -2,6 +2,7 @@
 //! backoff, healing, pauses, degraded coordination and shutdown, each asserted on what
 //! the engine was asked to do and when.
 
+mod commit_status;
 mod parts;
 mod reconcile;
 mod support;

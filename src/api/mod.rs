@@ -3,12 +3,14 @@
 //!
 //! The same routes are served on two transports. On TCP (`--listen`, loopback by
 //! default) a request that changes the agent's state (every `POST`) must carry the
-//! webhook secret's HMAC of its body; on the control socket (`<state-dir>/control.sock`,
+//! webhook secret's HMAC of its body, or for the webhook the proof its git host's
+//! scheme gives ([`hooks`]); on the control socket (`<state-dir>/control.sock`,
 //! mode 0600, see [`control_socket`]) it needs none, since only the agent's user and root
 //! can open it. The `GET` routes answer on both without authentication and carry no
 //! secret: URLs in `/status` have their credentials masked.
 
 pub(crate) mod control_socket;
+pub(crate) mod hooks;
 pub(crate) mod metrics;
 
 use std::sync::Arc;
@@ -18,9 +20,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::mpsc;
+
+pub(crate) use hooks::signature_ok;
 
 use crate::status::{AgentStatus, SharedStatus};
 use crate::trigger::Trigger;
@@ -52,22 +54,23 @@ impl Transport {
 pub(crate) enum Refusal {
     /// Over TCP, with no webhook secret configured: nothing could sign it.
     NoSecret,
-    /// Over TCP, with a missing or wrong `X-Hub-Signature-256`.
+    /// Over TCP, with a missing or wrong proof of the secret (`X-Hub-Signature-256`,
+    /// or the webhook's host's own scheme).
     BadSignature,
 }
 
 /// Whether a state-changing request may go through: always over the control socket;
-/// over TCP only with a valid HMAC of `body` under the webhook secret.
-pub(crate) fn authorize(
+/// over TCP only with a proof of the webhook secret, checked by `proof` (the HMAC of the
+/// body, or a webhook host's own scheme).
+pub(crate) fn authorize_with(
     transport: Transport,
     secret: Option<&[u8]>,
-    body: &[u8],
-    signature: Option<&str>,
+    proof: impl FnOnce(&[u8]) -> bool,
 ) -> Result<(), Refusal> {
     match (transport, secret) {
         (Transport::ControlSocket, _) => Ok(()),
         (Transport::Tcp, None) => Err(Refusal::NoSecret),
-        (Transport::Tcp, Some(secret)) if signature_ok(secret, body, signature) => Ok(()),
+        (Transport::Tcp, Some(secret)) if proof(secret) => Ok(()),
         (Transport::Tcp, Some(_)) => Err(Refusal::BadSignature),
     }
 }
@@ -87,19 +90,17 @@ pub(crate) struct ApiState {
     pub transport: Transport,
     /// The control socket, named in refusals so that an operator knows where to go.
     pub control_socket: std::path::PathBuf,
+    /// The branch followed: a webhook's push to another branch is ignored.
+    pub branch: String,
 }
 
 impl ApiState {
-    /// Checks a state-changing request, counts it, and logs a refusal.
-    fn admit(&self, route: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
-        let signature = headers
-            .get("x-hub-signature-256")
-            .and_then(|v| v.to_str().ok());
-        let verdict = authorize(
+    /// Checks a state-changing request by `proof`, counts it, and logs a refusal.
+    fn admit(&self, route: &str, proof: impl FnOnce(&[u8]) -> bool) -> Result<(), Refusal> {
+        let verdict = authorize_with(
             self.transport,
             self.webhook_secret.as_deref().map(Vec::as_slice),
-            body,
-            signature,
+            proof,
         );
         let outcome = match verdict {
             Ok(()) => "accepted",
@@ -139,44 +140,67 @@ pub(crate) fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Checks a GitHub-style `X-Hub-Signature-256: sha256=<hex>` over the body, in constant
-/// time.
-pub(crate) fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
-    let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else {
-        return false;
-    };
-    let Ok(sig) = hex::decode(hex_sig.trim()) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
-}
-
 async fn webhook(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
-    match state.admit("/hooks/git", &headers, &body) {
+) -> (StatusCode, String) {
+    let hook = hooks::detect(&headers);
+    match state.admit("/hooks/git", |secret| hook.verify(secret, &headers, &body)) {
         Ok(()) => {}
         Err(Refusal::NoSecret) => {
             return (
                 StatusCode::NOT_FOUND,
-                "webhook not configured (--webhook-secret-file)\n",
+                "webhook not configured (--webhook-secret-file)\n".into(),
             )
         }
         Err(Refusal::BadSignature) => {
-            return (StatusCode::UNAUTHORIZED, "bad or missing signature\n")
+            return (
+                StatusCode::UNAUTHORIZED,
+                "bad or missing signature\n".into(),
+            )
+        }
+    }
+    let branch = hooks::branch_name(&state.branch);
+    let event = hook.event.as_deref().unwrap_or("-");
+    match hook.event(&headers, &body) {
+        Ok(hooks::Event::Push(branches)) if !branches.iter().any(|b| b == branch) => {
+            tracing::info!(
+                action = "webhook-ignored",
+                host = hook.host.as_str(),
+                event,
+                branch,
+                "webhook accepted; the push does not move the watched branch"
+            );
+            return (
+                StatusCode::ACCEPTED,
+                format!("ignored: the push does not move the watched branch {branch}\n"),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(
+                action = "webhook-refused",
+                host = hook.host.as_str(),
+                event,
+                error = %e,
+                "webhook refused"
+            );
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{} push event refused: {e}\n", hook.host.as_str()),
+            );
         }
     }
     tracing::info!(
         action = "webhook",
         transport = state.transport.as_str(),
+        host = hook.host.as_str(),
+        event,
         "webhook accepted; fetching"
     );
     let _ = state.triggers.send(Trigger::Webhook);
-    (StatusCode::ACCEPTED, "fetching\n")
+    (StatusCode::ACCEPTED, "fetching\n".into())
 }
 
 async fn reconcile(
@@ -185,7 +209,12 @@ async fn reconcile(
     body: Bytes,
 ) -> (StatusCode, String) {
     let socket = state.control_socket.display();
-    match state.admit("/control/reconcile", &headers, &body) {
+    let signature = headers
+        .get(hooks::GITHUB_SIGNATURE)
+        .and_then(|v| v.to_str().ok());
+    match state.admit("/control/reconcile", |secret| {
+        signature_ok(secret, &body, signature)
+    }) {
         Ok(()) => {}
         Err(Refusal::NoSecret) => {
             return (

@@ -27,6 +27,37 @@ fn retry_policy(c: &ConvergeArgs, attempts: u32) -> RetryPolicy {
     }
 }
 
+/// Commit statuses to the git host (`--git-status`), or none.
+pub(super) fn git_status(args: &AgentArgs) -> Result<crate::commit_status::CommitStatus, String> {
+    use crate::commit_status::{Choice, CommitStatus, Provider, Setup};
+    let Some(choice) = args.git_status else {
+        if args.git_status_token_file.is_some() || args.git_status_url.is_some() {
+            return Err("--git-status-token-file and --git-status-url need --git-status github|gitlab|gitea|auto".into());
+        }
+        return Ok(CommitStatus::disabled());
+    };
+    let choice = match choice {
+        super::args::GitStatusArg::Auto => Choice::Auto,
+        super::args::GitStatusArg::Github => Choice::Is(Provider::GitHub),
+        super::args::GitStatusArg::Gitlab => Choice::Is(Provider::GitLab),
+        super::args::GitStatusArg::Gitea => Choice::Is(Provider::Gitea),
+    };
+    let target = crate::commit_status::target(&Setup {
+        choice,
+        repo_url: args.source.repo.clone().unwrap_or_default(),
+        token_file: args.git_status_token_file.clone(),
+        api_url: args.git_status_url.clone(),
+        host_name: args.host.host().name,
+    })?;
+    tracing::info!(api = target.provider.as_str(), base = %target.base, repo = %target.remote.path, context = %target.context, "commit statuses on");
+    CommitStatus::start(
+        target,
+        crate::commit_status::DEFAULT_RETRY,
+        args.notify_ca_file.clone(),
+    )
+    .map_err(|e| format!("--notify-ca-file {e}"))
+}
+
 /// Runs the agent until SIGTERM or SIGINT: the first lets the step in flight finish,
 /// the second exits at once.
 pub(super) async fn run(args: AgentArgs) -> u8 {
@@ -82,6 +113,10 @@ pub(super) async fn run(args: AgentArgs) -> u8 {
         Ok(n) => n,
         Err(e) => return fail(format!("--notify-ca-file {e}")),
     };
+    let commit_status = match git_status(&args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     let ledger = match args.converge.coordination.open(&state_dir) {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -90,6 +125,7 @@ pub(super) async fn run(args: AgentArgs) -> u8 {
         project: args.project.clone(),
         ledger,
         notifier,
+        commit_status,
         host: args.host.host(),
         source,
         state_dir,

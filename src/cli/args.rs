@@ -281,6 +281,17 @@ pub(crate) struct AgentArgs {
     /// A file holding the webhook's shared secret; without it the webhook is off.
     #[arg(long, env = "BERTH_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Write each deploy's outcome back to the git host as a commit status (context
+    /// `berth/<host>`): github, gitlab, gitea (Forgejo too), or auto from --repo's host.
+    #[arg(long, value_enum, env = "BERTH_GIT_STATUS", value_name = "PROVIDER")]
+    pub git_status: Option<GitStatusArg>,
+    /// A file holding the API token that sets commit statuses (--git-status).
+    #[arg(long, env = "BERTH_GIT_STATUS_TOKEN_FILE", value_name = "PATH")]
+    pub git_status_token_file: Option<PathBuf>,
+    /// The API base of a self-hosted git host for --git-status: GitHub Enterprise
+    /// `https://host/api/v3`, GitLab or Gitea `https://host` (default: from --repo).
+    #[arg(long, env = "BERTH_GIT_STATUS_URL", value_name = "URL")]
+    pub git_status_url: Option<String>,
     /// Attempts per failed (service, spec) before it is held until the desired state changes.
     #[arg(long, env = "BERTH_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
@@ -372,4 +383,17 @@ pub(crate) enum Output {
     Human,
     /// One JSON document.
     Json,
+}
+
+/// The commit-status APIs of `--git-status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GitStatusArg {
+    /// Told from --repo's host: github.com, a host named *gitlab*, codeberg.org or *gitea*/*forgejo*.
+    Auto,
+    /// GitHub or GitHub Enterprise Server.
+    Github,
+    /// GitLab.
+    Gitlab,
+    /// Gitea or Forgejo.
+    Gitea,
 }

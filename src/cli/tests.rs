@@ -54,3 +54,65 @@ fn file_and_path_repeat_in_order_and_project_names_a_compose_project() {
     );
     assert!(Cli::try_parse_from(["berth", "validate", "x", "-f", "a.yaml"]).is_err());
 }
+
+/// `--git-status` from the command line to the git host's API: the flags make a
+/// reporter whose first status reaches a GitLab API on loopback, with this host's
+/// context and the project path read from an scp-like remote.
+#[tokio::test]
+async fn git_status_flags_reach_the_api_they_name() {
+    use crate::commit_status::tests::server::ApiHost;
+    use crate::commit_status::Provider;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "glpat-cli-test\n").unwrap();
+    let api = ApiHost::start(Provider::GitLab, "glpat-cli-test", "group/sub/shop", 0).await;
+    let base = api.base();
+    let cli = Cli::try_parse_from([
+        "berth",
+        "agent",
+        "--repo",
+        "git@gitlab.example:group/sub/shop.git",
+        "--host",
+        "web-1",
+        "--git-status",
+        "auto",
+        "--git-status-token-file",
+        &token.display().to_string(),
+        "--git-status-url",
+        &base,
+    ])
+    .unwrap();
+    let Command::Agent(args) = cli.command else {
+        panic!("agent")
+    };
+    let reporter = agent::git_status(&args).unwrap();
+    let sha = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    reporter.starting(sha);
+    assert!(reporter.flush(std::time::Duration::from_secs(20)).await);
+    let seen = api.seen();
+    assert_eq!(seen.len(), 1, "refused: {:?}", api.refused());
+    assert_eq!(
+        (seen[0].state.as_str(), seen[0].context.as_str()),
+        ("pending", "berth/web-1")
+    );
+    // Without --git-status nothing is sent, and its companions alone are refused.
+    let cli = Cli::try_parse_from(["berth", "agent", "--repo", "/srv/deploy"]).unwrap();
+    let Command::Agent(args) = cli.command else {
+        panic!("agent")
+    };
+    assert!(agent::git_status(&args).is_ok());
+    let cli = Cli::try_parse_from([
+        "berth",
+        "agent",
+        "--repo",
+        "/srv/deploy",
+        "--git-status-url",
+        "https://gitlab.example",
+    ])
+    .unwrap();
+    let Command::Agent(args) = cli.command else {
+        panic!("agent")
+    };
+    let e = agent::git_status(&args).unwrap_err();
+    assert!(e.contains("need --git-status"), "{e}");
+}

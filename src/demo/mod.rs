@@ -107,6 +107,7 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
             ..RetryPolicy::default()
         },
         notifier: crate::notify::Notifier::disabled(),
+        commit_status: crate::commit_status::CommitStatus::disabled(),
         host: crate::plan::Host {
             name: crate::host::hostname(),
             labels: Default::default(),

@@ -357,3 +357,175 @@ fn refused_urls_are_quoted_without_their_credentials() {
     );
     assert!(!r.stderr.contains("9a2b"), "{r:?}");
 }
+
+/// Signed pushes from GitLab, Gitea, Forgejo and Bitbucket (Cloud and Server) reach the
+/// running agent: a push to another branch is answered 202 and wakes nothing, a push to
+/// the watched one fetches, a wrong proof is a 401. The loop's channel is in order, so
+/// a count of exactly one more webhook trigger after each push to `main` shows that the
+/// ignored and refused ones before it sent nothing.
+#[test]
+fn webhooks_from_every_host_fetch_the_watched_branch_only() {
+    let p = Project::new("hooks-hosts");
+    let repo = Repo::new();
+    let state = TempDir::default();
+    let secret_file = state.path().join("webhook-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let agent = converged_agent(
+        &p,
+        &repo,
+        state.path(),
+        &[
+            "--webhook-secret-file",
+            &secret_file.display().to_string(),
+            "--interval",
+            "1h",
+            "--resync",
+            "1h",
+        ],
+    );
+    let webhooks = || {
+        counter(
+            &agent,
+            "berth_reconcile_triggers_total",
+            &[("trigger", "webhook")],
+        )
+    };
+    let hmac_hex = |body: &[u8]| sign(body).trim_start_matches("sha256=").to_string();
+    type Proof = Box<dyn Fn(&[u8]) -> (&'static str, String)>;
+    type Host = (
+        &'static str,
+        (&'static str, &'static str),
+        Proof,
+        fn(&str) -> String,
+    );
+    let hosts: Vec<Host> = vec![
+        (
+            "gitlab",
+            ("X-Gitlab-Event", "Push Hook"),
+            Box::new(|_| ("X-Gitlab-Token", SECRET.to_string())),
+            |b| format!(r#"{{"object_kind":"push","ref":"refs/heads/{b}"}}"#),
+        ),
+        (
+            "gitea",
+            ("X-Gitea-Event", "push"),
+            Box::new(move |body| ("X-Gitea-Signature", hmac_hex(body))),
+            |b| format!(r#"{{"ref":"refs/heads/{b}"}}"#),
+        ),
+        (
+            "forgejo",
+            ("X-Forgejo-Event", "push"),
+            Box::new(move |body| ("X-Forgejo-Signature", hmac_hex(body))),
+            |b| format!(r#"{{"ref":"refs/heads/{b}"}}"#),
+        ),
+        (
+            "bitbucket-cloud",
+            ("X-Event-Key", "repo:push"),
+            Box::new(|body| ("X-Hub-Signature", sign(body))),
+            |b| format!(r#"{{"push":{{"changes":[{{"new":{{"type":"branch","name":"{b}"}}}}]}}}}"#),
+        ),
+        (
+            "bitbucket-server",
+            ("X-Event-Key", "repo:refs_changed"),
+            Box::new(|body| ("X-Hub-Signature", sign(body))),
+            |b| {
+                format!(
+                    r#"{{"changes":[{{"ref":{{"displayId":"{b}","type":"BRANCH"}},"refId":"refs/heads/{b}"}}]}}"#
+                )
+            },
+        ),
+    ];
+    for (name, event, proof, payload) in &hosts {
+        let before = webhooks();
+        let other = payload("feature").into_bytes();
+        let (h, v) = proof(&other);
+        let (code, body) =
+            http(agent.port, "POST", "/hooks/git", &[*event, (h, &v)], &other).unwrap();
+        assert_eq!(code, 202, "{name}: {body}");
+        assert!(body.starts_with("ignored"), "{name}: {body}");
+        let main = payload("main").into_bytes();
+        let (code, _) = http(
+            agent.port,
+            "POST",
+            "/hooks/git",
+            &[*event, (proof(&main).0, "wrong")],
+            &main,
+        )
+        .unwrap();
+        assert_eq!(code, 401, "{name}");
+        let (h, v) = proof(&main);
+        let (code, body) =
+            http(agent.port, "POST", "/hooks/git", &[*event, (h, &v)], &main).unwrap();
+        assert_eq!((code, body.as_str()), (202, "fetching\n"), "{name}");
+        assert!(
+            wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+                webhooks() > before
+            }),
+            "{name}: {}",
+            agent.log()
+        );
+        assert_eq!(webhooks(), before + 1.0, "{name}: {}", agent.log());
+    }
+    assert!(!agent.log().contains(SECRET), "the secret is never logged");
+}
+
+#[test]
+fn commit_status_flags_are_checked_at_start_and_never_quote_the_token() {
+    let repo = Repo::new();
+    let state = TempDir::default();
+    let token = state.path().join("status-token");
+    std::fs::create_dir_all(state.path()).unwrap();
+    std::fs::write(&token, "ghp-flag-test-7c41\n").unwrap();
+    let run = |repo_arg: &str, extra: &[&str]| {
+        let mut args = vec![
+            "agent".to_string(),
+            "--repo".into(),
+            repo_arg.into(),
+            "--state-dir".into(),
+            state.path().display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        berth(args)
+    };
+    let token_arg = token.display().to_string();
+    let mut runs = Vec::new();
+    let r = run(
+        &repo.path().display().to_string(),
+        &[
+            "--git-status",
+            "github",
+            "--git-status-token-file",
+            &token_arg,
+        ],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("the repository is local"), "{r:?}");
+    runs.push(r);
+    let r = run(
+        "https://git.example/acme/deploy.git",
+        &[
+            "--git-status",
+            "auto",
+            "--git-status-token-file",
+            &token_arg,
+        ],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("give --git-status github|gitlab|gitea"),
+        "{r:?}"
+    );
+    runs.push(r);
+    let r = run(
+        "https://github.com/acme/deploy.git",
+        &["--git-status-token-file", &token_arg],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("need --git-status"), "{r:?}");
+    runs.push(r);
+    for r in &runs {
+        assert!(
+            !r.stderr.contains("7c41") && !r.stdout.contains("7c41"),
+            "{r:?}"
+        );
+    }
+}

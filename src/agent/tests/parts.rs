@@ -147,6 +147,7 @@ async fn an_unsigned_webhook_wakes_nothing_and_a_signed_one_wakes_the_loop() {
         metrics: std::sync::Arc::new(crate::api::metrics::Metrics::new(None)),
         transport: crate::api::Transport::Tcp,
         control_socket: dir.path().join("control.sock"),
+        branch: "main".into(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

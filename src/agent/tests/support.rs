@@ -50,6 +50,7 @@ pub(super) fn config(dir: &std::path::Path, ledger: Arc<dyn Ledger>) -> AgentCon
         apply,
         retry: retry(),
         notifier: crate::notify::Notifier::disabled(),
+        commit_status: crate::commit_status::CommitStatus::disabled(),
         host: crate::plan::Host {
             name: "h1".into(),
             ..Default::default()
