@@ -10,7 +10,9 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use ssh_key::{Certificate, Fingerprint, HashAlg, PublicKey};
+use ssh_key::{Fingerprint, HashAlg, PublicKey};
+
+use super::certificate::{self, HostCertificate};
 
 use super::pattern::{match_list, ListMatch};
 
@@ -253,17 +255,17 @@ impl KnownHosts {
         now: u64,
     ) -> Result<Accepted, HostKeyError> {
         let name = lookup_name(host, port);
-        let cert = Certificate::from_bytes(presented).ok();
+        let cert = certificate::decode(presented);
         // The certificate's own key, which a plain line may list.
         let plain = match &cert {
-            Some(c) => PublicKey::from(c.public_key().clone())
+            Some(c) => PublicKey::from(c.cert.public_key().clone())
                 .to_bytes()
                 .unwrap_or_default(),
             None => presented.to_vec(),
         };
         let mut suspects = vec![presented.to_vec(), plain.clone()];
         if let Some(c) = &cert {
-            if let Ok(ca) = PublicKey::from(c.signature_key().clone()).to_bytes() {
+            if let Ok(ca) = PublicKey::from(c.cert.signature_key().clone()).to_bytes() {
                 suspects.push(ca);
             }
         }
@@ -334,11 +336,13 @@ impl KnownHosts {
     /// The line of the CA that vouches for `cert` as `host`'s certificate, or why none.
     fn check_certificate(
         &self,
-        cert: &Certificate,
+        presented: &HostCertificate,
         host: &str,
         name: &str,
         now: u64,
     ) -> Result<usize, String> {
+        let cert = &presented.cert;
+        let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
         let cas: Vec<(&Entry, Fingerprint)> = self
             .matching(name, Marker::CertAuthority)
             .filter_map(|e| {
@@ -348,29 +352,25 @@ impl KnownHosts {
             .collect();
         if cas.is_empty() {
             return Err(format!(
-                "no @cert-authority line names {name}; it is signed by {}",
-                cert.signature_key().fingerprint(HashAlg::Sha256)
+                "no @cert-authority line names {name}; it is signed by {signer}"
             ));
         }
         if !cert.cert_type().is_host() {
             return Err("it is a user certificate, not a host certificate".into());
         }
-        let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
         let Some((ca, _)) = cas.iter().find(|(_, f)| *f == signer) else {
             return Err(format!(
                 "it is signed by {signer}, which no @cert-authority line for {name} lists"
             ));
         };
-        if cert.validate_at(now, [&signer]).is_err() {
-            return Err(if now < cert.valid_after() || now >= cert.valid_before() {
-                format!(
-                    "it is valid only from {} to {} (Unix time), and now is {now}",
-                    cert.valid_after(),
-                    cert.valid_before()
-                )
-            } else {
-                "its signature does not verify".into()
-            });
+        if !presented.signature_verifies() {
+            return Err("its signature does not verify".into());
+        }
+        if now < presented.valid_after || now >= presented.valid_before {
+            return Err(format!(
+                "it is valid only from {} to {} (Unix time), and now is {now}",
+                presented.valid_after, presented.valid_before
+            ));
         }
         // Host certificates have no critical options: an unknown one is refused.
         if !cert.critical_options().is_empty() {

@@ -3,6 +3,7 @@
 //! passphrase and ssh-agents (`auth`), and the callbacks handed to git2 with them.
 
 pub(crate) mod auth;
+mod certificate;
 pub(crate) mod known_hosts;
 mod pattern;
 pub(crate) mod remote;
@@ -163,7 +164,9 @@ pub(crate) fn explain(identity: &SshIdentity, message: &str) -> Option<String> {
     else {
         return None;
     };
-    if !(message.contains("Wrong passphrase") || message.contains("private key file")) {
+    // libssh2 says "Wrong passphrase" with some keys, and only "Unable to extract
+    // public key from private key" with an OpenSSH-format key it cannot decrypt.
+    if !(message.contains("Wrong passphrase") || message.contains("public key from private key")) {
         return None;
     }
     Some(match passphrase_file {

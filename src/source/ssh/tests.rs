@@ -148,6 +148,13 @@ fn a_wrong_passphrase_is_explained_without_the_passphrase() {
     assert!(said.contains("/etc/berth/pass"), "{said}");
     assert!(said.contains("passphrase is wrong"), "{said}");
     assert!(!said.contains("hunter2"), "{said}");
+    // What libssh2 (OpenSSL) says of an OpenSSH-format key it cannot decrypt.
+    let said = super::explain(
+        &identity,
+        "failed to authenticate SSH session: Unable to extract public key from private key: Unsupported private key format",
+    )
+    .unwrap();
+    assert!(said.contains("passphrase is wrong"), "{said}");
     assert_eq!(super::explain(&identity, "connection refused"), None);
     assert_eq!(super::explain(&SshIdentity::None, "Wrong passphrase"), None);
 }

@@ -17,6 +17,8 @@ const CERT_CA2: &str = include_str!("../testdata/hostcert_ca2.pub");
 const USER_CERT: &str = include_str!("../testdata/usercert.pub");
 /// A host certificate signed by `ca` for `*.example.com`.
 const WILD_CERT: &str = include_str!("../testdata/wildcert.pub");
+/// Signed by `ca` for git.example.com without `-V`: valid forever (u64::MAX).
+const FOREVER_CERT: &str = include_str!("../testdata/forevercert.pub");
 /// `ssh-keygen -H` of `git.example.com` and `[git.example.com]:2222`, both with `host`.
 const HASHED: &str = include_str!("../testdata/hashed_known_hosts");
 
@@ -210,6 +212,11 @@ fn a_host_certificate_signed_by_a_listed_ca_is_accepted() {
         kh.check("127.0.0.1", 2222, &blob(CERT), NOW),
         Ok(Accepted::Certificate { line: 1 })
     );
+    // Valid "forever", as ssh-keygen signs without -V.
+    assert_eq!(
+        kh.check("git.example.com", 22, &blob(FOREVER_CERT), 4_000_000_000),
+        Ok(Accepted::Certificate { line: 1 })
+    );
     // A wildcard principal names the host, as OpenSSH allows for host certificates.
     assert_eq!(
         kh.check("a.example.com", 22, &blob(WILD_CERT), NOW),
@@ -247,6 +254,23 @@ fn certificates_are_refused_outside_their_terms() {
     assert!(text.contains("which no @cert-authority line"), "{text}");
     // Every refusal still names the key and how to add it.
     assert!(text.contains("ssh-keyscan git.example.com"), "{text}");
+}
+
+#[test]
+fn a_certificate_whose_signature_does_not_verify_is_refused() {
+    let kh = file(&format!("@cert-authority * {}\n", key(CA)));
+    let mut forged = blob(CERT);
+    // A byte of the principals changed after signing.
+    let at = forged
+        .windows(15)
+        .position(|w| w == b"git.example.com")
+        .unwrap();
+    forged[at] = b'G';
+    let text = kh
+        .check("git.example.com", 22, &forged, NOW)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("its signature does not verify"), "{text}");
 }
 
 #[test]
