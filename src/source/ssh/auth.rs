@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 /// How berth authenticates over ssh, in the order it is chosen.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) enum SshIdentity {
     /// `--git-ssh-key`: a private key file, with the passphrase from
     /// `--git-ssh-passphrase-file` when it is encrypted.
@@ -22,6 +22,7 @@ pub(crate) enum SshIdentity {
         socket: PathBuf,
     },
     /// Neither: an ssh remote is refused with a message saying what to give.
+    #[default]
     None,
 }
 
@@ -46,12 +47,6 @@ impl std::fmt::Debug for SshIdentity {
             }
             SshIdentity::None => f.write_str("None"),
         }
-    }
-}
-
-impl Default for SshIdentity {
-    fn default() -> Self {
-        SshIdentity::None
     }
 }
 

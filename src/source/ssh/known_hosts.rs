@@ -67,14 +67,12 @@ pub(crate) enum Accepted {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum HostKeyError {
     /// No line lists the host with this key.
-    #[error("host key of {name} ({key_type} {fingerprint}) is not in {path}{also}; check the fingerprint with the server's operator, then add it: ssh-keyscan {scan_args} >> {path}")]
+    #[error("host key of {name} ({key}) is not in {path}{also}; check the fingerprint with the server's operator, then add it: ssh-keyscan {scan_args} >> {path}")]
     Unknown {
         /// The name looked up: `host` or `[host]:port`.
         name: String,
-        /// The presented key's type.
-        key_type: String,
-        /// `SHA256:…`.
-        fingerprint: String,
+        /// The presented key's type and `SHA256:…` fingerprint.
+        key: String,
         /// The file.
         path: String,
         /// What else was found (another key type, a refused certificate).
@@ -326,8 +324,7 @@ impl KnownHosts {
                 format!("-p {port} {host}")
             },
             name,
-            key_type,
-            fingerprint: fingerprint(&plain),
+            key: format!("{key_type} {}", fingerprint(&plain)),
             path: self.path.clone(),
             also,
         })
