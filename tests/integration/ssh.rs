@@ -440,6 +440,24 @@ fn unknown_changed_and_revoked_host_keys_are_refused() {
             bed.fingerprint()
         )],
     );
+    // A key the server does not accept: said which, for which user.
+    let hosts = bed.file(
+        "known_hosts",
+        &format!("[127.0.0.1]:{port} {}\n", bed.host_key()),
+    );
+    let run = bed.apply(
+        &[
+            "--git-ssh-key",
+            &known(&other),
+            "--git-known-hosts",
+            &known(&hosts),
+        ],
+        &[],
+    );
+    assert_ne!(run.code, 0, "{run:?}");
+    let said = format!("the server refused the key {} for user ", other.display());
+    assert!(run.stderr.contains(&said), "{run:?}");
+    assert!(run.stderr.contains("as a deploy key"), "{run:?}");
     // Without a known_hosts file: refused, with the fingerprint to check.
     let run = bed.apply(&["--git-ssh-key", &key], &[]);
     assert_ne!(run.code, 0, "{run:?}");

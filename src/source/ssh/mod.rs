@@ -46,12 +46,13 @@ pub(crate) fn callbacks<'a>(
         identity,
         known_hosts,
     } = offer;
-    let mut offered: Option<String> = None;
+    // What was offered, and what to do when it is refused.
+    let mut offered: Option<(String, &str)> = None;
     callbacks.credentials(move |_url, username, allowed| {
         let user = username.unwrap_or("git");
         // libgit2 asks again after a refusal; a second ask would loop forever.
-        if let Some(what) = &offered {
-            let message = format!("the server refused {what} for user {user}");
+        if let Some((what, hint)) = &offered {
+            let message = format!("the server refused {what} for user {user}{hint}");
             *refusal.borrow_mut() = Some(message.clone());
             return Err(git2::Error::from_str(&message));
         }
@@ -61,22 +62,21 @@ pub(crate) fn callbacks<'a>(
                 *refusal.borrow_mut() = Some(e.message().to_string());
             }
             offered = Some(match identity {
-                SshIdentity::KeyFile { key, .. } => format!(
-                    "the key {}: add its public key ({}.pub) as a deploy key of the repository, or check the user in the URL",
-                    key.display(),
-                    key.display()
+                SshIdentity::KeyFile { key, .. } => (
+                    format!("the key {}", key.display()),
+                    ": add its public key (the .pub file) as a deploy key of the repository, or check the user in the URL",
                 ),
-                SshIdentity::Agent { socket } => format!(
-                    "every key of the ssh-agent at {} (ssh-add -l lists them; add the deploy key with ssh-add KEY)",
-                    socket.display()
+                SshIdentity::Agent { socket } => (
+                    format!("every key of the ssh-agent at {}", socket.display()),
+                    ": ssh-add -l lists them; add the deploy key with ssh-add KEY",
                 ),
-                SshIdentity::None => String::new(),
+                SshIdentity::None => (String::new(), ""),
             });
             return cred;
         }
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
             if let Some(token) = token {
-                offered = Some("the token".into());
+                offered = Some(("the token".into(), ""));
                 return Cred::userpass_plaintext("x-access-token", token);
             }
         }

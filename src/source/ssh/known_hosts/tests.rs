@@ -342,3 +342,25 @@ fn malformed_lines_are_refused_with_their_place() {
         assert!(err.contains(want), "{line}: {err}");
     }
 }
+
+#[test]
+fn truncated_or_garbled_keys_from_the_server_are_refused_without_panic() {
+    let kh = file(&format!(
+        "@cert-authority * {}\ngit.example.com {}\n",
+        key(CA),
+        key(HOST)
+    ));
+    let cert = blob(CERT);
+    for len in 0..cert.len() {
+        assert!(
+            kh.check("git.example.com", 22, &cert[..len], NOW).is_err(),
+            "{len}"
+        );
+    }
+    let mut long = cert.clone();
+    long.push(0);
+    assert!(kh.check("git.example.com", 22, &long, NOW).is_err());
+    let mut huge = cert;
+    huge[..4].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(kh.check("git.example.com", 22, &huge, NOW).is_err());
+}
