@@ -48,10 +48,15 @@ pub(crate) struct SourceArgs {
     /// A file holding the token for https remotes (the BERTH_GIT_TOKEN variable works too).
     #[arg(long, env = "BERTH_GIT_TOKEN_FILE")]
     pub git_token_file: Option<PathBuf>,
-    /// The private key for ssh remotes.
+    /// The private key for ssh remotes. Without it, the keys of the ssh-agent named by
+    /// SSH_AUTH_SOCK are offered.
     #[arg(long, env = "BERTH_GIT_SSH_KEY")]
     pub git_ssh_key: Option<PathBuf>,
-    /// known_hosts for ssh remotes (required for them: host keys are always checked).
+    /// A file (mode 600) whose first line is the passphrase of --git-ssh-key.
+    #[arg(long, env = "BERTH_GIT_SSH_PASSPHRASE_FILE")]
+    pub git_ssh_passphrase_file: Option<PathBuf>,
+    /// known_hosts for ssh remotes, as OpenSSH writes it (hashed names, [host]:port,
+    /// patterns, @revoked, @cert-authority); required: host keys are always checked.
     #[arg(long, env = "BERTH_GIT_KNOWN_HOSTS")]
     pub git_known_hosts: Option<PathBuf>,
     /// Apply only commits signed (SSH, namespace git) by a key in this allowed-signers

@@ -6,6 +6,7 @@ use super::validate::{print_load_error, print_loaded};
 use super::{exit, HostArgs, Output, SourceArgs};
 use crate::model::{load_paths_with, LoadOptions, Spec};
 use crate::source::signature::AllowedSigners;
+use crate::source::ssh::SshIdentity;
 use crate::source::{CommitInfo, GitAuth, GitSource};
 
 /// The host's options from the flags: a compose project's host `.env` is read from
@@ -24,7 +25,8 @@ pub(super) fn load_options(
     }
 }
 
-/// Git credentials from the flags and `BERTH_GIT_TOKEN`.
+/// Git credentials from the flags, `BERTH_GIT_TOKEN` and `SSH_AUTH_SOCK` (used only
+/// without `--git-ssh-key`).
 pub(super) fn git_auth(args: &SourceArgs) -> Result<GitAuth, String> {
     let token = match &args.git_token_file {
         Some(p) => Some(
@@ -39,7 +41,11 @@ pub(super) fn git_auth(args: &SourceArgs) -> Result<GitAuth, String> {
     };
     Ok(GitAuth {
         token,
-        ssh_key: args.git_ssh_key.clone(),
+        ssh: SshIdentity::choose(
+            args.git_ssh_key.as_deref(),
+            args.git_ssh_passphrase_file.as_deref(),
+            std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
+        )?,
         known_hosts: args.git_known_hosts.clone(),
     })
 }

@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use git2::{
-    CertificateCheckStatus, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, Repository,
-};
+use git2::{FetchOptions, Oid, Repository};
 use sha2::{Digest, Sha256};
+
+use super::ssh::{self, SshIdentity};
 
 use crate::model::{load_tree_files, Limited, LoadError, LoadOptions, Loaded, RepoTree};
 
@@ -17,8 +16,8 @@ use crate::model::{load_tree_files, Limited, LoadError, LoadOptions, Loaded, Rep
 pub(crate) struct GitAuth {
     /// A token for https remotes (GitHub: a fine-grained token with read access).
     pub token: Option<String>,
-    /// A private key for ssh remotes.
-    pub ssh_key: Option<PathBuf>,
+    /// Who berth is to ssh remotes: a key file (maybe with its passphrase) or an agent.
+    pub ssh: SshIdentity,
     /// Known hosts for ssh remotes; without one, ssh remotes are refused.
     pub known_hosts: Option<PathBuf>,
 }
@@ -27,7 +26,7 @@ impl std::fmt::Debug for GitAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitAuth")
             .field("token", &self.token.as_ref().map(|_| crate::urls::MASK))
-            .field("ssh_key", &self.ssh_key)
+            .field("ssh", &self.ssh)
             .field("known_hosts", &self.known_hosts)
             .finish()
     }
@@ -196,55 +195,29 @@ impl GitSource {
         let mut remote = repo
             .remote_anonymous(&self.url)
             .map_err(|e| fail(e.message().to_string()))?;
-        let mut callbacks = RemoteCallbacks::new();
-        let auth = self.auth.clone();
-        let mut tried = false;
-        callbacks.credentials(move |_url, username, allowed| {
-            // libgit2 asks again after a refusal; a second ask would loop forever.
-            if tried {
-                return Err(git2::Error::from_str("credentials were refused"));
-            }
-            tried = true;
-            if allowed.contains(CredentialType::SSH_KEY) {
-                if let Some(key) = &auth.ssh_key {
-                    return Cred::ssh_key(username.unwrap_or("git"), None, key, None);
-                }
-            }
-            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-                if let Some(token) = &auth.token {
-                    return Cred::userpass_plaintext("x-access-token", token);
-                }
-            }
-            Err(git2::Error::from_str("the remote needs credentials: give --git-token-file for https or --git-ssh-key for ssh"))
-        });
-        let known_hosts = self.auth.known_hosts.clone();
-        callbacks.certificate_check(move |cert, host| {
-            let Some(hostkey) = cert.as_hostkey() else {
-                // TLS certificates are checked by libgit2 against the system's roots.
-                return Ok(CertificateCheckStatus::CertificatePassthrough);
-            };
-            let Some(key) = hostkey.hostkey() else {
-                return Err(git2::Error::from_str("the ssh server sent no host key"));
-            };
-            match &known_hosts {
-                Some(path) if host_key_known(path, host, key) => {
-                    Ok(CertificateCheckStatus::CertificateOk)
-                }
-                Some(path) => Err(git2::Error::from_str(&format!(
-                    "host key of {host} is not in {}; add it (ssh-keyscan {host})",
-                    path.display()
-                ))),
-                None => Err(git2::Error::from_str(
-                    "ssh remotes need --git-known-hosts to check the server's key",
-                )),
-            }
-        });
+        let refusal = ssh::Refusal::default();
+        let callbacks = ssh::callbacks(
+            ssh::Offer {
+                token: self.auth.token.as_deref(),
+                identity: &self.auth.ssh,
+                known_hosts: self.auth.known_hosts.as_deref(),
+            },
+            &self.url,
+            &refusal,
+        );
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(callbacks);
         let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
-        remote
-            .fetch(&[&refspec], Some(&mut opts), None)
-            .map_err(|e| fail(e.message().to_string()))?;
+        let fetched = remote.fetch(&[&refspec], Some(&mut opts), None);
+        drop(opts);
+        if let Err(e) = fetched {
+            // A callback's own reason says more than libgit2's summary of it.
+            let message = refusal
+                .take()
+                .or_else(|| ssh::explain(&self.auth.ssh, e.message()))
+                .unwrap_or_else(|| e.message().to_string());
+            return Err(fail(message));
+        }
         let reference = repo
             .find_reference(&format!("refs/remotes/origin/{}", self.branch))
             .map_err(|_| fail(format!("branch {} not found on the remote", self.branch)))?;
@@ -383,28 +356,6 @@ impl RepoTree for CommitTree<'_> {
         names.sort();
         Ok(Some(names))
     }
-}
-
-/// True when `known_hosts` lists `host` with exactly `key` (plain host names and
-/// `[host]:port` entries; hashed entries are not matched).
-fn host_key_known(known_hosts: &Path, host: &str, key: &[u8]) -> bool {
-    let Ok(text) = std::fs::read_to_string(known_hosts) else {
-        return false;
-    };
-    text.lines().any(|line| {
-        let mut parts = line.split_whitespace();
-        let (Some(hosts), Some(_kind), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
-        let host_matches = hosts
-            .split(',')
-            .any(|h| h == host || h.trim_start_matches('[').split(']').next() == Some(host));
-        host_matches
-            && base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .is_ok_and(|k| k == key)
-    })
 }
 
 #[cfg(test)]
