@@ -76,30 +76,31 @@ impl Executor {
             .collect();
         let (env, creds) = (&env, &creds);
         let pulls = wanted.into_iter().map(|(image, services)| async move {
+            let refused = |e: auth::AuthError| {
+                Some(format!(
+                    "pull {image}: {e}; nothing of this service was stopped"
+                ))
+            };
+            // The registry host is checked before the engine sees the reference.
+            let key = match auth::registry_key(&image) {
+                Ok(key) => key,
+                Err(e) => return (services, refused(e)),
+            };
             match self.engine.has_image(&image).await {
                 Ok(true) => return (services, None),
                 Ok(false) => {}
                 Err(e) => return (services, Some(e.to_string())),
             }
-            let found = match auth::registry_key(&image) {
-                Ok(key) => match creds.get(&key) {
-                    Some(cell) => {
-                        cell.get_or_init(|| auth::server_auth(env, &key))
-                            .await
-                            .clone()
-                    }
-                    None => auth::server_auth(env, &key).await,
-                },
-                Err(e) => Err(e),
+            let found = match creds.get(&key) {
+                Some(cell) => cell
+                    .get_or_init(|| auth::server_auth(env, &key))
+                    .await
+                    .clone(),
+                None => auth::server_auth(env, &key).await,
             };
             let credentials = match found {
                 Ok(c) => c,
-                Err(e) => {
-                    return (
-                        services,
-                        Some(format!("pull {image}: {e}; nothing of this service was stopped")),
-                    )
-                }
+                Err(e) => return (services, refused(e)),
             };
             let started = Instant::now();
             tracing::info!(image = %image, action = "pull");

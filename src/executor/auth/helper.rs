@@ -245,7 +245,11 @@ pub(crate) fn mask(message: &str) -> String {
         Some(i) => (&message[..i], true),
         None => (message, false),
     };
-    let mut out: Vec<String> = kept.split(' ').map(mask_word).collect();
+    let mut out: Vec<String> = kept
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(mask_word)
+        .collect();
     if withheld {
         out.push("[rest withheld: it may hold a secret]".into());
     }
