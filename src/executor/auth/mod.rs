@@ -47,7 +47,7 @@ pub(crate) enum AuthError {
         server: String,
         key: HelperKey,
         path: PathBuf,
-        error: HelperError,
+        error: Box<HelperError>,
     },
 }
 
@@ -135,7 +135,7 @@ pub(crate) async fn server_auth(
                 server: server.to_string(),
                 key: key.clone(),
                 path: path.clone(),
-                error,
+                error: Box::new(error),
             };
             let program = helper::find_program(&name, env.path.as_ref()).map_err(helper_error)?;
             tracing::debug!(registry = %server, helper = %program.display(), "asking credential helper");
