@@ -435,10 +435,22 @@ async fn a_helper_in_a_relative_path_entry_is_not_run() {
 #[tokio::test(start_paused = true)]
 async fn a_hanging_helper_is_killed_after_the_timeout() {
     let h = Helpers::new();
-    h.add("slow", "exec sleep 1000");
+    // `sleep` under a name of this test's directory, so its process can be looked for.
+    let sleeper = h.dir.path().join("sleeper");
+    std::os::unix::fs::symlink(which("sleep"), &sleeper).unwrap();
+    h.add("slow", &format!("exec '{}' 1000", sleeper.display()));
     let env = h.env(r#"{"credsStore": "slow"}"#);
     let started = tokio::time::Instant::now();
-    let e = server_auth(&env, "x.io").await.unwrap_err();
+    let asking = tokio::spawn(async move { server_auth(&env, "x.io").await });
+    // The clock stands still while this task keeps the runtime busy: the helper is
+    // seen running (its record written) before its 30 s can pass.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.called("slow").is_some_and(|c| c.starts_with("get")) {
+        assert!(std::time::Instant::now() < deadline, "the helper never ran");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+    let e = asking.await.unwrap().unwrap_err();
     assert!(
         matches!(&e, AuthError::Helper { error, .. } if matches!(**error, HelperError::Timeout { .. })),
         "{e:?}"
@@ -449,6 +461,23 @@ async fn a_hanging_helper_is_killed_after_the_timeout() {
             .contains("did not answer within 30 s and was killed"),
         "{e}"
     );
+    // Killed and reaped: no process runs the helper or what it became.
+    let mine = h.dir.path().display().to_string();
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&mine))
+        .collect();
+    assert!(survivors.is_empty(), "{survivors:?}");
+}
+
+/// The absolute path of a program on the test's PATH.
+fn which(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
 }
 
 #[tokio::test]
@@ -462,4 +491,30 @@ async fn a_missing_config_is_no_credentials_and_a_broken_one_an_error() {
         e.contains("config.json: it is not a valid Docker config"),
         "{e}"
     );
+}
+
+#[test]
+fn credentials_of_one_registry_are_never_handed_to_another() {
+    let cfg = format!(
+        r#"{{"auths": {{
+            "registry.example.com": {{"auth": "{a}"}},
+            "https://index.docker.io/v1/": {{"auth": "{a}"}}
+        }}}}"#,
+        a = b64("bot:pw")
+    );
+    assert!(matches!(
+        source(&cfg, "registry.example.com/app").unwrap(),
+        Source::Inline(_)
+    ));
+    for image in [
+        "registry.example.com.evil.io/app",
+        "evil.io/registry.example.com/app",
+        "registry.example.com:444/app",
+        "evil-registry.example.com/app",
+        "example.com/app",
+        "evil.io/library/caddy",
+        "localhost/caddy",
+    ] {
+        assert_eq!(source(&cfg, image).unwrap(), Source::None, "{image}");
+    }
 }
