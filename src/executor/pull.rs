@@ -4,10 +4,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures_util::future::join_all;
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::{auth, ApplyError, Executor};
 use crate::plan::{plan, Desired, Plan, Step};
+use crate::runtime::RegistryAuth;
+
+/// What looking up one registry's credentials gave.
+type Credentials = Result<Option<RegistryAuth>, auth::AuthError>;
 
 impl Executor {
     /// Pulls what `apply` would pull first: the images of services to create or
@@ -61,15 +66,45 @@ impl Executor {
                 }
             }
         }
+        // Credentials are looked up once per registry, and only for images to pull: a
+        // credential helper may be slow or ask a cloud.
+        let env = auth::AuthEnv::from_process();
+        let creds: HashMap<String, OnceCell<Credentials>> = wanted
+            .keys()
+            .filter_map(|image| auth::registry_key(image).ok())
+            .map(|key| (key, OnceCell::new()))
+            .collect();
+        let (env, creds) = (&env, &creds);
         let pulls = wanted.into_iter().map(|(image, services)| async move {
+            let refused = |e: auth::AuthError| {
+                Some(format!(
+                    "pull {image}: {e}; nothing of this service was stopped"
+                ))
+            };
+            // The registry host is checked before the engine sees the reference.
+            let key = match auth::registry_key(&image) {
+                Ok(key) => key,
+                Err(e) => return (services, refused(e)),
+            };
             match self.engine.has_image(&image).await {
                 Ok(true) => return (services, None),
                 Ok(false) => {}
                 Err(e) => return (services, Some(e.to_string())),
             }
+            let found = match creds.get(&key) {
+                Some(cell) => cell
+                    .get_or_init(|| auth::server_auth(env, &key))
+                    .await
+                    .clone(),
+                None => auth::server_auth(env, &key).await,
+            };
+            let credentials = match found {
+                Ok(c) => c,
+                Err(e) => return (services, refused(e)),
+            };
             let started = Instant::now();
             tracing::info!(image = %image, action = "pull");
-            let result = self.engine.pull(&image, auth::registry_auth(&image)).await;
+            let result = self.engine.pull(&image, credentials).await;
             match result {
                 Ok(()) => {
                     tracing::info!(image = %image, action = "pulled", duration_ms = started.elapsed().as_millis() as u64);

@@ -3,7 +3,6 @@
 //! crashes, and the fleet's waits.
 
 mod apply;
-mod auth;
 mod container;
 mod fleet;
 mod gate;

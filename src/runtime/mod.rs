@@ -383,13 +383,30 @@ pub trait Engine: Send + Sync {
     fn events(&self) -> futures_util::stream::BoxStream<'_, Result<(), RuntimeError>>;
 }
 
-/// Registry credentials, as `docker login` stores them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Registry credentials, as `docker login` stores them or a credential helper gives
+/// them. Its `Debug` shows neither the password nor the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RegistryAuth {
     /// User name.
     pub username: String,
     /// Password or token.
     pub password: String,
+    /// An identity (refresh) token, used instead of the user name and password.
+    pub identity_token: Option<String>,
     /// The registry host.
     pub server: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field(
+                "identity_token",
+                &self.identity_token.as_ref().map(|_| "***"),
+            )
+            .field("server", &self.server)
+            .finish()
+    }
 }

@@ -217,8 +217,9 @@ impl Engine for DockerEngine {
     async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError> {
         let opts = CreateImageOptionsBuilder::new().from_image(image).build();
         let creds = auth.map(|a| bollard::auth::DockerCredentials {
-            username: Some(a.username),
-            password: Some(a.password),
+            username: Some(a.username).filter(|u| !u.is_empty()),
+            password: Some(a.password).filter(|p| !p.is_empty()),
+            identitytoken: a.identity_token,
             serveraddress: Some(a.server),
             ..Default::default()
         });
