@@ -248,6 +248,9 @@ fn describe(e: reqwest::Error) -> String {
     parts.join(": ")
 }
 
+mod exchange;
+pub(crate) use exchange::Exchange;
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
