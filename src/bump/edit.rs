@@ -68,10 +68,22 @@ pub(crate) fn classify(value: &str) -> Result<Written, String> {
     if let Some(name) = whole_var(value) {
         return Ok(Written::WholeVar(name));
     }
-    let cut = value.rfind(':').ok_or_else(unsupported)?;
+    // The tag's colon: the last one outside `${…}`.
+    let mut depth = 0usize;
+    let mut cut = None;
+    let bytes = value.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 => cut = Some(i),
+            _ => {}
+        }
+    }
+    let cut = cut.ok_or_else(unsupported)?;
     let (head, tail) = (&value[..cut], &value[cut + 1..]);
-    // The colon must be the tag's: not inside `${VAR:-default}`.
-    if head.matches("${").count() != head.matches('}').count() {
+    // A registry port (`host:5000/name`) is not a tag.
+    if tail.contains('/') || head.is_empty() {
         return Err(unsupported());
     }
     match whole_var(tail) {

@@ -109,9 +109,14 @@ impl Desired {
     pub(crate) fn load(&self, tree: &dyn RepoTree) -> Result<Spec, String> {
         let loaded =
             load_tree_files(tree, &self.configs, &self.options).map_err(|e| e.to_string())?;
-        loaded
-            .spec
-            .ok_or_else(|| format!("{}the desired state is invalid", loaded.diagnostics))
+        loaded.spec.ok_or_else(|| {
+            let errors: String = loaded
+                .diagnostics
+                .errors()
+                .map(|d| format!("{}\n", d.render()))
+                .collect();
+            format!("{errors}the desired state is invalid")
+        })
     }
 
     /// The YAML files that may set a service's image, in the order their settings win

@@ -26,7 +26,7 @@ fn rollback(args: &RollbackArgs) -> Result<(), String> {
         change.author,
         change.date,
         change.summary,
-        change.new.full.replace(&change.new.full, &change.old.full),
+        change.old.full,
         change.new.full
     );
     let revert = clean_revert(&checkout, &desired, &change)?;
