@@ -17,6 +17,7 @@ mod migrate;
 mod ops;
 mod plan;
 mod reference;
+mod release;
 mod reliability;
 mod ssh;
 mod switch;
