@@ -60,7 +60,7 @@ impl ManifestUrl {
             || bare
                 .parse::<std::net::Ipv4Addr>()
                 .is_ok_and(|a| a.is_loopback());
-        let scheme = if loopback || insecure.iter().any(|i| *i == host) {
+        let scheme = if loopback || insecure.contains(&host) {
             "http"
         } else {
             "https"

@@ -108,8 +108,11 @@ impl Builder<'_> {
     }
 }
 
+/// A document's root and its anchored nodes by id.
+type Document = (Node, HashMap<usize, Node>);
+
 /// The first document of `text` as a node tree, with its anchors.
-fn read(text: &str) -> Result<Option<(Node, HashMap<usize, Node>)>, String> {
+fn read(text: &str) -> Result<Option<Document>, String> {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -156,8 +159,7 @@ fn get<'n>(
     if depth > 8 {
         return None;
     }
-    for (k, v) in entries.iter().filter(|(k, _)| key_is(k, "<<")) {
-        let _ = k;
+    for (_, v) in entries.iter().filter(|(k, _)| key_is(k, "<<")) {
         let sources: Vec<&Node> = match resolve(v, anchors) {
             Node::Seq(items) => items.iter().collect(),
             other => vec![other],
