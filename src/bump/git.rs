@@ -108,11 +108,30 @@ impl Checkout {
     pub(crate) fn write(&self, files: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
         let mut index = self.repo.index().map_err(msg)?;
         for (path, bytes) in files {
-            let full = self.root.join(path);
+            let full = self.inside(path)?;
             std::fs::write(&full, bytes).map_err(|e| format!("{}: {e}", full.display()))?;
             index.add_path(Path::new(path)).map_err(msg)?;
         }
         index.write().map_err(msg)
+    }
+
+    /// Where `path` is written: a regular file (or none yet) in a directory of the work
+    /// tree. A symlink there is refused: the repository is not trusted, and a dangling
+    /// `.env` link would otherwise have the bump write wherever it points.
+    fn inside(&self, path: &str) -> Result<PathBuf, String> {
+        let full = self.root.join(path);
+        let refused = || format!("{path}: a symlink or outside the checkout; not written");
+        let dir = full.parent().ok_or_else(refused)?;
+        match dir.canonicalize() {
+            Ok(d) if d.starts_with(&self.root) => {}
+            _ => return Err(refused()),
+        }
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if !m.file_type().is_file() => Err(refused()),
+            Ok(_) => Ok(full),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(full),
+            Err(e) => Err(format!("{path}: {e}")),
+        }
     }
 
     /// Whether commits are signed: `--sign`, or git's `commit.gpgsign`.

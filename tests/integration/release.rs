@@ -218,6 +218,29 @@ fn bump_refuses_a_file_with_uncommitted_changes_and_writes_nothing() {
     assert_eq!(desk.subject(repo.path(), "HEAD"), "initial desired state");
 }
 
+#[test]
+fn a_dangling_env_symlink_in_the_repository_is_not_written_through() {
+    let desk = Desk::new();
+    let repo = TempDir::default();
+    let outside = TempDir::default();
+    let target = outside.path().join("planted");
+    let compose =
+        "name: shop\nservices:\n  api:\n    image: registry.example.com/shop/api:${API_TAG:-v1}\n";
+    desk.repo(repo.path(), &[("compose.yaml", compose)]);
+    std::os::unix::fs::symlink(&target, repo.path().join(".env")).unwrap();
+    desk.git(repo.path(), &["add", ".env"]);
+    desk.git(repo.path(), &["commit", "-q", "-m", "a link"]);
+    let run = desk.berth(repo.path(), &["bump", "api", "v2"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains(".env: a symlink or outside the checkout; not written"),
+        "{run:?}"
+    );
+    assert!(!target.exists());
+    assert_eq!(desk.subject(repo.path(), "HEAD"), "a link");
+}
+
 fn registry_stack(reg: &str, tag: &str) -> String {
     format!("name: shop\nservices:\n  app:\n    image: {reg}/berth-test/app:{tag}  # the app\n")
 }
