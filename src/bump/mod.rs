@@ -124,6 +124,14 @@ impl Desired {
     fn yaml_files(&self, tree: &dyn RepoTree) -> Result<Vec<String>, String> {
         let mut files = Vec::new();
         for config in &self.configs {
+            // A directory of a compose project: the one file the loader reads there.
+            if let Some(found) = crate::model::compose::detect::compose_file(tree, config)
+                .map_err(|e| e.to_string())?
+                .filter(|f| f.path != *config)
+            {
+                files.push(found.path);
+                continue;
+            }
             match tree.list_dir(config)? {
                 Some(names) => files.extend(
                     names

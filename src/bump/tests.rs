@@ -205,6 +205,25 @@ fn the_later_compose_file_is_edited_when_it_overrides_the_image() {
 }
 
 #[test]
+fn in_a_compose_directory_only_the_file_the_loader_reads_is_edited() {
+    let other = "services:\n  api:\n    image: r.io/api:v0\n";
+    let tree = MemTree::new()
+        .with(
+            "shop/compose.yaml",
+            "name: shop\nservices:\n  api:\n    image: r.io/api:v1\n",
+        )
+        .with("shop/compose.override.yaml", other)
+        .with("shop/zz-notes.yaml", other);
+    let change = prepare(&tree, &desired(&["shop"]), "api", &Target::Tag("v2".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        change.files.keys().collect::<Vec<_>>(),
+        ["shop/compose.yaml"]
+    );
+}
+
+#[test]
 fn format_v1_files_of_a_directory_are_edited_too() {
     let tree = MemTree::new().with(
         "shop/berth.yaml",
