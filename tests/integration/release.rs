@@ -548,3 +548,46 @@ fn rollback_of_a_commit_that_changed_more_writes_the_previous_image() {
         .git(repo.path(), &["log", "-1", "--format=%b"])
         .contains("which does not revert cleanly alone"));
 }
+
+#[test]
+fn rollback_push_replays_the_revert_on_a_remote_that_moved() {
+    let desk = Desk::new();
+    let remote = TempDir::default();
+    let ours = TempDir::default();
+    let theirs = TempDir::default();
+    desk.git(remote.path(), &["init", "-q", "--bare"]);
+    let remote_url = remote.path().display().to_string();
+    desk.repo(ours.path(), &[("compose.yaml", GOLDEN)]);
+    desk.git(ours.path(), &["remote", "add", "origin", &remote_url]);
+    let run = desk.berth(ours.path(), &["bump", "api", "sha-2222222"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    desk.git(ours.path(), &["push", "-q", "-u", "origin", "main"]);
+    desk.git(theirs.path(), &["clone", "-q", &remote_url, "."]);
+    desk.commit(
+        theirs.path(),
+        &[("RUNBOOK.md", "page the on-call\n")],
+        "runbook",
+    );
+    desk.git(theirs.path(), &["push", "-q", "origin", "main"]);
+    let run = desk.berth(ours.path(), &["rollback", "api", "--push"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("pushed (replayed on the remote's new tip after 1 rejected push(es))"),
+        "{run:?}"
+    );
+    let log = desk.git(remote.path(), &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "rollback api: sha-2222222 → sha-1111111",
+            "runbook",
+            "bump api, worker: sha-1111111 → sha-2222222",
+            "initial desired state"
+        ]
+    );
+    assert_eq!(
+        desk.git(remote.path(), &["show", "main:compose.yaml"]),
+        GOLDEN
+    );
+}
