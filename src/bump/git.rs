@@ -260,7 +260,7 @@ impl Checkout {
             Ok(Pushed::Rejected(text))
         } else {
             Err(format!(
-                "git push {} {dest} failed:\n{}",
+                "git push {} {dest} failed (the commit stays in this checkout; push it with git once fixed):\n{}",
                 up.remote,
                 text.trim_end()
             ))
