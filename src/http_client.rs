@@ -1,6 +1,7 @@
 //! berth's one HTTP client: notifications (`http://` and `https://`, optionally trusting a
 //! private CA), the agent's loopback listener (`berth status`, the demo) and its control
-//! socket (`berth pause`, `berth resume`).
+//! socket (`berth pause`, `berth resume`), and a registry's manifests (`berth bump
+//! --check-image`, through [`HttpClient::exchange`]).
 //!
 //! It is reqwest over the system's OpenSSL (native-tls), the TLS stack git2 and the
 //! PostgreSQL ledger already use: one TLS stack to patch. Proxies from the environment
@@ -277,6 +278,9 @@ fn describe(e: reqwest::Error) -> String {
     }
     parts.join(": ")
 }
+
+mod exchange;
+pub(crate) use exchange::Exchange;
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@
 pub(crate) mod adopt;
 pub(crate) mod agent;
 pub(crate) mod api;
+pub(crate) mod bump;
 pub mod cli;
 pub(crate) mod commit_status;
 pub(crate) mod demo;

@@ -402,3 +402,74 @@ pub(crate) enum GitStatusArg {
     /// Gitea or Forgejo.
     Gitea,
 }
+
+/// Where `berth bump` and `berth rollback` find the desired state, and what they do
+/// with the commit.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ReleaseArgs {
+    /// The desired state in this checkout: a compose file, a berth.yaml file, or a
+    /// directory holding either (repeat it for compose files merged in order).
+    #[arg(long, short = 'f', env = "BERTH_FILE", default_value = ".")]
+    pub file: Vec<PathBuf>,
+    /// A compose project's name when its files have no top-level `name:`.
+    #[arg(long, env = "BERTH_PROJECT", value_name = "NAME")]
+    pub project: Option<String>,
+    /// A host path prefix bind mounts may use, `PATH[:rw]`, for the check of the result
+    /// (as `berth validate`).
+    #[arg(
+        long = "allow-host-path",
+        env = "BERTH_ALLOW_HOST_PATH",
+        value_delimiter = ',',
+        value_name = "PATH[:rw]"
+    )]
+    pub allow_host_path: Vec<crate::model::AllowedHostPath>,
+    /// Sign the commit with git's signing configuration (`git commit -S`: gpg, or ssh
+    /// with `gpg.format ssh` and `user.signingkey`). `commit.gpgsign=true` signs too.
+    #[arg(long, env = "BERTH_SIGN")]
+    pub sign: bool,
+    /// Push the commit to the branch's upstream; a push rejected because the remote
+    /// moved is replayed on the new tip (the edit made again, not a merge) and retried.
+    #[arg(long, env = "BERTH_PUSH")]
+    pub push: bool,
+}
+
+/// Flags of `berth bump`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BumpArgs {
+    /// The service whose image changes.
+    pub service: String,
+    /// The new image (`registry/name:tag`, `…@sha256:…`) or only its tag (no `/`, `:`
+    /// or `@`): then the repository stays.
+    #[arg(value_name = "IMAGE_OR_TAG")]
+    pub image: String,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// Ask the image's registry first whether the tag exists (credentials from the
+    /// Docker config); a missing tag refuses the bump before anything is written.
+    #[arg(long, env = "BERTH_CHECK_IMAGE")]
+    pub check_image: bool,
+    /// A registry host (`HOST[:PORT]`) asked over plain http by `--check-image`
+    /// (loopback registries always are).
+    #[arg(
+        long,
+        env = "BERTH_INSECURE_REGISTRY",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub insecure_registry: Vec<String>,
+    /// A paragraph added to the commit message (e.g. the build it comes from).
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub message: Option<String>,
+}
+
+/// Flags of `berth rollback`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RollbackArgs {
+    /// The service whose last image change is undone.
+    pub service: String,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// Show the change that would be undone, and how, without committing.
+    #[arg(long)]
+    pub dry_run: bool,
+}

@@ -6,6 +6,7 @@ mod adopt;
 mod agent;
 mod apply;
 mod args;
+mod bump;
 mod config;
 mod convert;
 mod coordination;
@@ -13,6 +14,7 @@ mod history;
 mod logs;
 mod pause;
 mod plan;
+mod rollback;
 mod source;
 mod status;
 mod validate;
@@ -127,6 +129,20 @@ enum Command {
     Pause(PauseArgs),
     /// Lift a pause.
     Resume(PauseArgs),
+    /// Release an image: change a service's image in this checkout of the desired-state
+    /// repository and commit it (`bump api: v1 → v2`).
+    ///
+    /// The `image:` value is edited in place (or, for `image: name:${TAG}`, the `.env`
+    /// line of the variable), everything else kept byte for byte; the result is checked
+    /// with the loader first. Services sharing the line (an anchor, the variable) move
+    /// together and are named. Exit 0 committed (or already there), 1 refused or failed
+    /// (nothing written), 2 usage.
+    Bump(BumpArgs),
+    /// Undo the last change of a service's image: show the commit that made it, then
+    /// commit its revert (or, when it does not revert cleanly or changed more, the
+    /// previous image written as `bump` writes it). Exit 0 committed, 1 refused or
+    /// failed, 2 usage.
+    Rollback(RollbackArgs),
     /// Per service: desired and running image, healthy replicas, last deploy, state.
     /// Asks the running agent; without one, reads Docker and the ledger.
     Status(StatusArgs),
@@ -237,6 +253,8 @@ pub fn run() -> ExitCode {
             let _ = std::io::stdout().write_all(&script);
             exit::OK
         }
+        Command::Bump(args) => bump::run(&args),
+        Command::Rollback(args) => rollback::run(&args),
         Command::Pause(args) => runtime().block_on(pause::run(&args, true)),
         Command::Resume(args) => runtime().block_on(pause::run(&args, false)),
         Command::Apply(args) => {
@@ -261,7 +279,7 @@ fn paths(path: PathBuf, files: Vec<PathBuf>) -> Vec<PathBuf> {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

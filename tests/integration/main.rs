@@ -18,6 +18,7 @@ mod ops;
 mod plan;
 mod reference;
 mod registry_auth;
+mod release;
 mod reliability;
 mod ssh;
 mod switch;

@@ -96,7 +96,6 @@ impl AuthEnv {
 /// `Ok(None)` when it has none for that registry (the pull goes anonymously). For
 /// commands that ask a registry themselves (a manifest request); pulls share one
 /// lookup per registry through [`server_auth`].
-#[allow(dead_code)]
 pub(crate) async fn registry_auth(image: &str) -> Result<Option<RegistryAuth>, AuthError> {
     let server = registry_key(image)?;
     server_auth(&AuthEnv::from_process(), &server).await
