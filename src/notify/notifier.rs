@@ -60,6 +60,9 @@ struct Shared {
     links: Option<CommitLinks>,
     /// (event, URL) deliveries queued or in progress, for `flush`.
     pending: Arc<watch::Sender<usize>>,
+    /// Tests of the callers see each event as it is sent.
+    #[cfg(test)]
+    tap: Option<mpsc::UnboundedSender<Arc<Event>>>,
 }
 
 /// Sends events to every configured URL in the background: never blocks or fails a deploy.
@@ -150,8 +153,32 @@ impl Notifier {
                 routes,
                 links: repository.as_deref().and_then(CommitLinks::from_remote),
                 pending,
+                #[cfg(test)]
+                tap: None,
             })),
         })
+    }
+
+    /// For tests of the callers: a notifier without URLs that hands over every event
+    /// as it would be sent (redacted, its commit linked when `repository` is on a
+    /// known forge).
+    #[cfg(test)]
+    pub(crate) fn recording(
+        repository: Option<&str>,
+    ) -> (Notifier, mpsc::UnboundedReceiver<Arc<Event>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            routes: Vec::new(),
+            links: repository.and_then(CommitLinks::from_remote),
+            pending: Arc::new(watch::Sender::new(0)),
+            tap: Some(tx),
+        };
+        (
+            Notifier {
+                shared: Some(Arc::new(shared)),
+            },
+            rx,
+        )
     }
 
     /// A notifier that drops everything (no URL configured).
@@ -184,6 +211,10 @@ impl Notifier {
             commit_url,
             ..event
         });
+        #[cfg(test)]
+        if let Some(tap) = &shared.tap {
+            let _ = tap.send(event.clone());
+        }
         // Each body is made once per format (and ntfy topic), shared by its URLs.
         let mut bodies: Vec<(Format, &str, Arc<Vec<u8>>)> = Vec::new();
         for route in &shared.routes {
