@@ -153,7 +153,8 @@ impl Target {
 
     /// ntfy is published to as JSON at the server's root with the topic in the body:
     /// `https://ntfy.sh/alerts` posts to `https://ntfy.sh/` with topic `alerts` (a
-    /// server under a path keeps it: `https://h/ntfy/alerts` posts to `https://h/ntfy/`).
+    /// server under a path keeps it: `https://h/ntfy/alerts` posts to `https://h/ntfy/`;
+    /// a query, such as ntfy's `?auth=`, is kept).
     fn split_topic(&mut self) -> Result<(), UrlError> {
         let path = self.url.path().trim_end_matches('/').to_string();
         let (root, topic) = path.rsplit_once('/').ok_or(UrlError::NtfyTopic)?;
@@ -165,8 +166,8 @@ impl Target {
             return Err(UrlError::NtfyTopic);
         }
         self.topic = topic.to_string();
+        // The query stays: ntfy takes an access token as `?auth=…` there.
         self.url.set_path(&format!("{root}/"));
-        self.url.set_query(None);
         self.url.set_fragment(None);
         Ok(())
     }

@@ -106,10 +106,14 @@ fn ntfy_posts_to_the_root_with_the_topic_from_the_path() {
         (t.url.as_str(), t.topic()),
         ("https://ntfy.sh/", "berth-alerts")
     );
-    let t = Target::parse_spec("ntfy=https://h:8080/ntfy/ops_1/?x=1", Format::Json).unwrap();
+    let t = Target::parse_spec(
+        "ntfy=https://h:8080/ntfy/ops_1/?auth=QmVhcmVy",
+        Format::Json,
+    )
+    .unwrap();
     assert_eq!(
         (t.url.as_str(), t.topic()),
-        ("https://h:8080/ntfy/", "ops_1")
+        ("https://h:8080/ntfy/?auth=QmVhcmVy", "ops_1")
     );
     for bad in [
         "ntfy=https://ntfy.sh",
