@@ -321,6 +321,7 @@ pub(crate) enum NotifyFormat {
     /// berth's event as JSON (signed with --notify-secret-file).
     Json,
     /// A Slack incoming-webhook payload (also Mattermost).
+    #[value(alias = "mattermost")]
     Slack,
     /// A Discord webhook message with one embed.
     Discord,

@@ -33,7 +33,7 @@ pub(crate) enum UrlError {
     #[error("invalid host or port in notification URL: {0}")]
     Authority(String),
     /// The word before `=` names no format.
-    #[error("unknown notification format {0} before `=`; write one of json, slack (or mattermost), discord, teams, ntfy, e.g. `slack=https://hooks.slack.com/services/…`, or a plain URL for --notify-format's")]
+    #[error("unknown notification format {0} before `=`; write one of json, slack (or mattermost), discord, teams, ntfy, e.g. `slack=https://hooks.slack.com/services/…`; a URL without a prefix gets --notify-format")]
     UnknownFormat(String),
     /// An ntfy URL without a usable topic.
     #[error("an ntfy URL ends with its topic, e.g. `ntfy=https://ntfy.sh/<topic>`: 1 to 64 letters, digits, `-` or `_`")]

@@ -79,8 +79,8 @@ fn an_unknown_format_is_refused_with_the_formats_to_choose_from() {
     assert_eq!(
         e.to_string(),
         "unknown notification format `teems` before `=`; write one of json, slack (or \
-         mattermost), discord, teams, ntfy, e.g. `slack=https://hooks.slack.com/services/…`, \
-         or a plain URL for --notify-format's"
+         mattermost), discord, teams, ntfy, e.g. `slack=https://hooks.slack.com/services/…`; \
+         a URL without a prefix gets --notify-format"
     );
     // A long or odd prefix is not quoted: it may be a secret pasted in the wrong place.
     let e = Target::parse_spec("tok-3f9a0b1c2d3e4f5a6b=https://h/x", Format::Json).unwrap_err();
