@@ -167,12 +167,25 @@ impl HttpClient {
 
     /// `POST url` with a JSON body; the answer's status within the deadline, its body
     /// left for the caller to read or drop.
-    pub(crate) async fn post_json(&self, url: &str, body: Vec<u8>) -> Result<Reply, RequestError> {
-        let request = self
+    ///
+    /// `headers` are sent too (a signature, say): a value that cannot be sent is an
+    /// error that names the header, never its value.
+    pub(crate) async fn post_json(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Reply, RequestError> {
+        let mut request = self
             .inner
             .post(url)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| RequestError::Exchange(format!("header {name}: not a valid value")))?;
+            request = request.header(*name, value);
+        }
+        let request = request.body(body);
         self.within(async {
             request
                 .send()

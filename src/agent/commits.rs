@@ -92,14 +92,14 @@ impl Loop {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
-                self.refuse_commit(&sha, e.to_string()).await;
+                self.refuse_commit(&sha, None, e.to_string()).await;
                 return;
             }
             Err(e) => {
                 // A load that panicked is a refused commit like any other.
                 let message = format!("commit {sha} could not be loaded: {e}");
                 tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
-                self.refuse_commit(&sha, message).await;
+                self.refuse_commit(&sha, None, message).await;
                 return;
             }
         };
@@ -123,7 +123,7 @@ impl Loop {
                     )
                 };
                 tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
-                self.refuse_commit(&info.sha, message).await;
+                self.refuse_commit(&info.sha, Some(&info), message).await;
             }
             (Some(spec), _) => {
                 if recorded_project(&self.config.state_dir).as_ref() != Some(&spec.project) {
@@ -147,7 +147,7 @@ impl Loop {
                     Err(e) => {
                         let message = format!("commit {} could not be resolved: {e}", info.short());
                         tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
-                        self.refuse_commit(&info.sha, message).await;
+                        self.refuse_commit(&info.sha, Some(&info), message).await;
                         return;
                     }
                 };
@@ -166,7 +166,7 @@ impl Loop {
                     loaded.diagnostics.errors().map(|d| d.headline()).collect();
                 let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));
                 tracing::error!(commit = %info.sha, errors = errors.len(), "{message}; keeping the last good commit");
-                self.refuse_commit(&info.sha, message).await;
+                self.refuse_commit(&info.sha, Some(&info), message).await;
             }
         }
     }
@@ -183,21 +183,30 @@ impl Loop {
 
     /// A head that cannot be applied (unreadable, unsigned, invalid): counted,
     /// notified and shown in status; the last good commit stays.
-    async fn refuse_commit(&mut self, sha: &str, message: String) {
+    async fn refuse_commit(
+        &mut self,
+        sha: &str,
+        info: Option<&crate::source::CommitInfo>,
+        message: String,
+    ) {
         self.metrics.invalid_commits.inc();
         let project = self
             .last_good
             .as_ref()
             .map(|(_, d)| d.spec.project.clone())
             .unwrap_or_default();
-        let ev = self.event(
-            crate::notify::EventKind::InvalidCommit,
-            &project,
-            None,
-            Some(sha),
-            None,
-            message.clone(),
-        );
+        let ev = crate::notify::Event {
+            commit_summary: info.map(|i| i.summary.clone()),
+            commit_author: info.map(|i| i.author.clone()),
+            ..self.event(
+                crate::notify::EventKind::InvalidCommit,
+                &project,
+                None,
+                Some(sha),
+                None,
+                message.clone(),
+            )
+        };
         self.config.notifier.send(ev);
         self.config.commit_status.failed(sha, &message);
         self.status.write().await.invalid_commit(sha, message);

@@ -336,6 +336,7 @@ impl Loop {
             image,
             message,
             time: crate::ledger::now_rfc3339(),
+            ..Default::default()
         }
     }
 
@@ -372,14 +373,23 @@ impl Loop {
                 }
                 _ => continue,
             };
-            let e = self.event(
-                kind,
-                &report.project,
-                Some(&s.service),
-                Some(&commit.sha),
-                image,
-                message,
-            );
+            let e = crate::notify::Event {
+                images_before: report
+                    .before
+                    .get(&s.service)
+                    .map(|o| o.images.keys().cloned().collect())
+                    .unwrap_or_default(),
+                commit_summary: Some(commit.summary.clone()),
+                commit_author: Some(commit.author.clone()),
+                ..self.event(
+                    kind,
+                    &report.project,
+                    Some(&s.service),
+                    Some(&commit.sha),
+                    image,
+                    message,
+                )
+            };
             self.config.notifier.send(e);
         }
     }

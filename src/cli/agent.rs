@@ -92,26 +92,9 @@ pub(super) async fn run(args: AgentArgs) -> u8 {
         },
         None => None,
     };
-    for url in &args.notify_url {
-        if let Err(e) = crate::notify::check_url(url) {
-            return fail(format!(
-                "--notify-url {}: {e}",
-                crate::urls::redact_url(url)
-            ));
-        }
-    }
-    let format = match args.notify_format {
-        super::NotifyFormat::Json => crate::notify::Format::Json,
-        super::NotifyFormat::Slack => crate::notify::Format::Slack,
-    };
-    let notifier = match crate::notify::Notifier::start(crate::notify::NotifyConfig {
-        urls: args.notify_url.clone(),
-        format,
-        retry: crate::notify::DEFAULT_RETRY,
-        ca_file: args.notify_ca_file.clone(),
-    }) {
+    let notifier = match notifier(&args, &source.url) {
         Ok(n) => n,
-        Err(e) => return fail(format!("--notify-ca-file {e}")),
+        Err(e) => return fail(e),
     };
     let commit_status = match git_status(&args) {
         Ok(c) => c,
@@ -175,4 +158,38 @@ pub(super) async fn run(args: AgentArgs) -> u8 {
             exit::FAILED
         }
     }
+}
+
+/// The notifier of `--notify-url`, `--notify-format`, `--notify-ca-file` and
+/// `--notify-secret-file`: every URL is checked first, so that a mistyped format or
+/// URL stops the start. Errors quote a URL by its format, scheme and host only.
+fn notifier(args: &AgentArgs, repository: &str) -> Result<crate::notify::Notifier, String> {
+    use crate::notify::Format;
+    let format = match args.notify_format {
+        super::NotifyFormat::Json => Format::Json,
+        super::NotifyFormat::Slack => Format::Slack,
+        super::NotifyFormat::Discord => Format::Discord,
+        super::NotifyFormat::Teams => Format::Teams,
+        super::NotifyFormat::Ntfy => Format::Ntfy,
+    };
+    for url in &args.notify_url {
+        crate::notify::check_url(url, format)
+            .map_err(|e| format!("--notify-url {}: {e}", crate::notify::redact_spec(url)))?;
+    }
+    let secret = match &args.notify_secret_file {
+        Some(path) => Some(
+            crate::notify::Secret::from_file(path)
+                .map_err(|e| format!("--notify-secret-file {e}"))?,
+        ),
+        None => None,
+    };
+    crate::notify::Notifier::start(crate::notify::NotifyConfig {
+        urls: args.notify_url.clone(),
+        format,
+        retry: crate::notify::DEFAULT_RETRY,
+        ca_file: args.notify_ca_file.clone(),
+        secret,
+        repository: Some(repository.to_string()),
+    })
+    .map_err(|e| format!("--notify-ca-file {e}"))
 }

@@ -306,30 +306,45 @@ pub(crate) struct AgentArgs {
     #[arg(long, env = "BERTH_FLEET_WAIT", default_value = "30s")]
     pub fleet_wait: DurationArg,
     /// Posts deploy events (deployed, failed, rolled back, invalid commit) to this URL
-    /// (repeatable; http:// or https://).
+    /// (repeatable; http:// or https://), in the format written before `=`:
+    /// `slack=https://hooks.slack.com/services/…`; json, slack (or mattermost),
+    /// discord, teams, ntfy. A plain URL gets --notify-format.
     #[arg(
         long = "notify-url",
         env = "BERTH_NOTIFY_URL",
+        value_name = "[FORMAT=]URL",
         value_delimiter = ',',
         hide_env_values = true
     )]
     pub notify_url: Vec<String>,
-    /// The payload: berth's JSON, or Slack-compatible.
+    /// The format of a --notify-url written without `FORMAT=`.
     #[arg(long, value_enum, env = "BERTH_NOTIFY_FORMAT", default_value_t = NotifyFormat::Json)]
     pub notify_format: NotifyFormat,
     /// A PEM file of CA certificates trusted for https:// notification URLs, beside the
     /// system's roots: the private CA of an internal endpoint.
     #[arg(long, env = "BERTH_NOTIFY_CA_FILE", value_name = "PATH")]
     pub notify_ca_file: Option<PathBuf>,
+    /// A file holding the secret `json` notifications are signed with (HMAC-SHA256 in
+    /// `X-Berth-Signature-256`, over `X-Berth-Timestamp` and the body); at least 16
+    /// bytes.
+    #[arg(long, env = "BERTH_NOTIFY_SECRET_FILE", value_name = "PATH")]
+    pub notify_secret_file: Option<PathBuf>,
 }
 
 /// Notification payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum NotifyFormat {
-    /// berth's event as JSON.
+    /// berth's event as JSON (signed with --notify-secret-file).
     Json,
-    /// A Slack incoming-webhook payload.
+    /// A Slack incoming-webhook payload (also Mattermost).
+    #[value(alias = "mattermost")]
     Slack,
+    /// A Discord webhook message with one embed.
+    Discord,
+    /// A Microsoft Teams Workflows message with an Adaptive Card.
+    Teams,
+    /// An ntfy JSON publish (the URL ends with the topic).
+    Ntfy,
 }
 
 /// Flags of `berth pause` and `berth resume`.

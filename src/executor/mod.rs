@@ -266,6 +266,7 @@ impl Executor {
             services: reports,
             migrations,
             observed: after,
+            before: observe(desired, &observed),
         };
         self.record_deploy(desired, &observed, &report, started_at)
             .await;

@@ -116,6 +116,10 @@ pub(crate) struct ApplyReport {
     pub migrations: Vec<MigrationReport>,
     /// What runs, per service, after the apply.
     pub observed: BTreeMap<String, ServiceObserved>,
+    /// What ran, per service, before the apply (notifications name the images before
+    /// and after).
+    #[serde(skip)]
+    pub before: BTreeMap<String, ServiceObserved>,
 }
 
 /// What runs of one service.

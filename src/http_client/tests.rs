@@ -93,7 +93,7 @@ async fn errors_never_quote_the_url() {
     drop(listener);
     let c = client(&ClientOptions::tcp(Duration::from_secs(5)));
     let e = c
-        .post_json(&format!("http://{addr}/hooks/s3cret"), b"{}".to_vec())
+        .post_json(&format!("http://{addr}/hooks/s3cret"), b"{}".to_vec(), &[])
         .await
         .unwrap_err();
     assert!(matches!(e, RequestError::Connect(_)), "{e}");

@@ -6,35 +6,45 @@
 //! own queue. A full queue drops the event with a warning rather than making the caller
 //! wait, since a lost notification is better than a stalled reconcile.
 //!
-//! `event` is what is told, `payload` the body each format sends, `notifier` the queues
-//! and their delivery, `http` one URL and one attempt at it, `deployed_once` keeps a
+//! Each URL has its format (`slack=https://…`): berth's JSON (signed with HMAC-SHA256
+//! when a secret is configured), Slack (and Mattermost), Discord, Microsoft Teams
+//! (Workflows) or ntfy.
+//!
+//! `event` is what is told, `payload` the body each format sends, `link` the commit's
+//! page on its forge, `sign` the signature of JSON bodies, `notifier` the queues and
+//! their delivery, `http` one URL and one attempt at it, `deployed_once` keeps a
 //! converged service from being announced at every reconcile.
 
 mod deployed_once;
 mod event;
 mod http;
+mod link;
 mod notifier;
 mod payload;
+mod sign;
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) use deployed_once::DeployedOnce;
 pub(crate) use event::{Event, EventKind, Format};
-pub(crate) use http::UrlError;
+pub(crate) use http::{redact_spec, UrlError};
+pub(crate) use link::CommitLinks;
 pub(crate) use notifier::Notifier;
 pub(crate) use payload::payload;
+pub(crate) use sign::Secret;
 
 use crate::http_client::ClientError;
 use crate::retry::RetryPolicy;
 use http::Target;
 
 /// Where events go, in what shape, and how a failed delivery is retried.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct NotifyConfig {
-    /// The webhook URLs, `http://` or `https://`.
+    /// The webhook URLs, `http://` or `https://`, each as `FORMAT=URL` or plain.
     pub urls: Vec<String>,
-    /// The body's shape.
+    /// The format of plain URLs.
     pub format: Format,
     /// How a failed delivery to one URL is retried ([`DEFAULT_RETRY`] unless a test
     /// hurries it).
@@ -42,6 +52,28 @@ pub(crate) struct NotifyConfig {
     /// A PEM file of CA certificates trusted for `https://` URLs beside the system's
     /// roots: a private CA of the endpoints.
     pub ca_file: Option<PathBuf>,
+    /// The secret `json` bodies are signed with.
+    pub secret: Option<Secret>,
+    /// The repository's remote, for links to commits on a known forge.
+    pub repository: Option<String>,
+}
+
+impl fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs carry their token in the path, the remote may carry credentials.
+        let urls: Vec<String> = self.urls.iter().map(|u| redact_spec(u)).collect();
+        f.debug_struct("NotifyConfig")
+            .field("urls", &urls)
+            .field("format", &self.format)
+            .field("retry", &self.retry)
+            .field("ca_file", &self.ca_file)
+            .field("secret", &self.secret)
+            .field(
+                "repository",
+                &self.repository.as_deref().map(crate::urls::redact_url),
+            )
+            .finish()
+    }
 }
 
 /// Why notifications cannot start.
@@ -62,10 +94,11 @@ pub(crate) const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
     jitter: crate::retry::JITTER,
 };
 
-/// Checks that a URL can be delivered to, so that configuration can be refused early
-/// instead of every event being given up later.
-pub(crate) fn check_url(url: &str) -> Result<(), UrlError> {
-    Target::parse(url).map(|_| ())
+/// Checks that a `--notify-url` value (`FORMAT=URL`, or a plain URL sent `default`)
+/// can be delivered to, so that configuration can be refused at start instead of every
+/// event being given up later.
+pub(crate) fn check_url(spec: &str, default: Format) -> Result<(), UrlError> {
+    Target::parse_spec(spec, default).map(|_| ())
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::http::{self, Target};
-use super::{payload, Event, Format, NotifyConfig, NotifyError};
+use super::sign::{unix_now, Secret};
+use super::{payload, CommitLinks, Event, Format, NotifyConfig, NotifyError};
 use crate::http_client::{ClientOptions, HttpClient};
 use crate::retry::RetryPolicy;
 
@@ -36,25 +37,32 @@ impl Default for Tuning {
     }
 }
 
-/// One event ready to send: serialized once, shared by every URL's queue.
+/// One event ready to send to one URL: the event (for log lines) and its body in the
+/// URL's format.
 struct Job {
-    event: Event,
-    body: Vec<u8>,
+    event: Arc<Event>,
+    body: Arc<Vec<u8>>,
 }
 
 /// One URL's queue.
 struct Route {
-    tx: mpsc::Sender<Arc<Job>>,
+    tx: mpsc::Sender<Job>,
     label: String,
+    format: Format,
+    topic: String,
 }
 
 /// What every clone of a notifier shares. Dropping the last clone drops the queues'
 /// senders, so each delivery task finishes what is queued and ends.
 struct Shared {
     routes: Vec<Route>,
-    format: Format,
+    /// Where the repository's commits are shown, when its forge is known.
+    links: Option<CommitLinks>,
     /// (event, URL) deliveries queued or in progress, for `flush`.
     pending: Arc<watch::Sender<usize>>,
+    /// Tests of the callers see each event as it is sent.
+    #[cfg(test)]
+    tap: Option<mpsc::UnboundedSender<Arc<Event>>>,
 }
 
 /// Sends events to every configured URL in the background: never blocks or fails a deploy.
@@ -96,13 +104,15 @@ impl Notifier {
             format,
             retry,
             ca_file,
+            secret,
+            repository,
         } = config;
         let targets: Vec<Target> = urls
             .iter()
-            .filter_map(|url| match Target::parse(url) {
+            .filter_map(|url| match Target::parse_spec(url, format) {
                 Ok(target) => Some(target),
                 Err(error) => {
-                    tracing::warn!(error = %error, "notification URL skipped");
+                    tracing::warn!(url = %super::redact_spec(url), error = %error, "notification URL skipped");
                     None
                 }
             })
@@ -118,23 +128,57 @@ impl Notifier {
         let mut routes = Vec::new();
         for target in targets {
             let (tx, rx) = mpsc::channel(tuning.queue_capacity.max(1));
-            let label = target.redacted();
+            let route = Route {
+                tx,
+                label: target.label(),
+                format: target.format(),
+                topic: target.topic().to_string(),
+            };
+            // Only berth's own JSON is signed: chat services ignore the headers.
+            let secret = secret.clone().filter(|_| target.format() == Format::Json);
             tokio::spawn(deliver_all(
                 client.clone(),
-                target,
+                Delivery {
+                    target,
+                    secret,
+                    retry,
+                },
                 rx,
-                retry,
                 pending.clone(),
             ));
-            routes.push(Route { tx, label });
+            routes.push(route);
         }
         Ok(Notifier {
             shared: Some(Arc::new(Shared {
                 routes,
-                format,
+                links: repository.as_deref().and_then(CommitLinks::from_remote),
                 pending,
+                #[cfg(test)]
+                tap: None,
             })),
         })
+    }
+
+    /// For tests of the callers: a notifier without URLs that hands over every event
+    /// as it would be sent (redacted, its commit linked when `repository` is on a
+    /// known forge).
+    #[cfg(test)]
+    pub(crate) fn recording(
+        repository: Option<&str>,
+    ) -> (Notifier, mpsc::UnboundedReceiver<Arc<Event>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            routes: Vec::new(),
+            links: repository.and_then(CommitLinks::from_remote),
+            pending: Arc::new(watch::Sender::new(0)),
+            tap: Some(tx),
+        };
+        (
+            Notifier {
+                shared: Some(Arc::new(shared)),
+            },
+            rx,
+        )
     }
 
     /// A notifier that drops everything (no URL configured).
@@ -154,23 +198,52 @@ impl Notifier {
             return;
         };
         // Messages quote errors, and errors may quote URLs with their credentials.
-        let event = Event {
+        let commit_url = event.commit_url.clone().or_else(|| {
+            let links = shared.links.as_ref()?;
+            links.commit(event.commit.as_deref()?)
+        });
+        let event = Arc::new(Event {
             message: crate::urls::redact_urls_in(&event.message),
+            commit_summary: event
+                .commit_summary
+                .as_deref()
+                .map(crate::urls::redact_urls_in),
+            commit_url,
             ..event
-        };
-        let body = match serde_json::to_vec(&payload(&event, shared.format)) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::warn!(error = %error, "notification could not be serialized; dropped");
-                return;
-            }
-        };
-        let job = Arc::new(Job { event, body });
+        });
+        #[cfg(test)]
+        if let Some(tap) = &shared.tap {
+            let _ = tap.send(event.clone());
+        }
+        // Each body is made once per format (and ntfy topic), shared by its URLs.
+        let mut bodies: Vec<(Format, &str, Arc<Vec<u8>>)> = Vec::new();
         for route in &shared.routes {
+            let made = bodies
+                .iter()
+                .find(|(f, t, _)| *f == route.format && *t == route.topic)
+                .map(|(_, _, b)| b.clone());
+            let body = match made {
+                Some(body) => body,
+                None => match serde_json::to_vec(&payload(&event, route.format, &route.topic)) {
+                    Ok(body) => {
+                        let body = Arc::new(body);
+                        bodies.push((route.format, &route.topic, body.clone()));
+                        body
+                    }
+                    Err(error) => {
+                        tracing::warn!(url = %route.label, error = %error, "notification could not be serialized; dropped");
+                        continue;
+                    }
+                },
+            };
+            let job = Job {
+                event: event.clone(),
+                body,
+            };
             // Counted before it is queued, so the delivery task can never count it
             // done first.
             shared.pending.send_modify(|n| *n += 1);
-            if let Err(error) = route.tx.try_send(job.clone()) {
+            if let Err(error) = route.tx.try_send(job) {
                 shared.pending.send_modify(|n| *n = n.saturating_sub(1));
                 let reason = match error {
                     mpsc::error::TrySendError::Full(_) => "queue full",
@@ -178,9 +251,9 @@ impl Notifier {
                 };
                 tracing::warn!(
                     url = %route.label,
-                    kind = ?job.event.kind,
-                    project = %job.event.project,
-                    service = job.event.service.as_deref().unwrap_or("-"),
+                    kind = ?event.kind,
+                    project = %event.project,
+                    service = event.service.as_deref().unwrap_or("-"),
                     reason,
                     "notification dropped"
                 );
@@ -201,29 +274,46 @@ impl Notifier {
     }
 }
 
+/// One URL and how it is delivered to.
+struct Delivery {
+    target: Target,
+    /// The secret `json` bodies are signed with, for this URL.
+    secret: Option<Secret>,
+    retry: RetryPolicy,
+}
+
 /// One URL's delivery task: events in queue order, each retried until delivered or
 /// given up before the next one, so the receiver sees them in order.
 async fn deliver_all(
     client: HttpClient,
-    target: Target,
-    mut rx: mpsc::Receiver<Arc<Job>>,
-    retry: RetryPolicy,
+    delivery: Delivery,
+    mut rx: mpsc::Receiver<Job>,
     pending: Arc<watch::Sender<usize>>,
 ) {
     while let Some(job) = rx.recv().await {
-        deliver(&client, &target, &job, &retry).await;
+        deliver(&client, &delivery, &job).await;
         pending.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
-/// Delivers one event to one URL with retries; failures end in a warning, never an error.
-async fn deliver(client: &HttpClient, target: &Target, job: &Job, retry: &RetryPolicy) {
+/// Delivers one event to one URL with retries; failures end in a warning, never an
+/// error. A signed body is signed again at each attempt, with that attempt's time.
+async fn deliver(client: &HttpClient, delivery: &Delivery, job: &Job) {
+    let Delivery {
+        target,
+        secret,
+        retry,
+    } = delivery;
     let mut delays = retry.schedule();
     let mut attempt = 1u32;
     loop {
-        let error = match http::post_json(client, target, &job.body).await {
+        let headers: Vec<(&'static str, String)> = match secret {
+            Some(secret) => secret.headers(unix_now(), &job.body).to_vec(),
+            None => Vec::new(),
+        };
+        let error = match http::post(client, target, &job.body, &headers).await {
             Ok(()) => {
-                tracing::debug!(url = %target.redacted(), kind = ?job.event.kind, attempt, "notification delivered");
+                tracing::debug!(url = %target.label(), kind = ?job.event.kind, attempt, "notification delivered");
                 return;
             }
             Err(error) => error,
@@ -231,7 +321,7 @@ async fn deliver(client: &HttpClient, target: &Target, job: &Job, retry: &RetryP
         match delays.next() {
             Some(delay) => {
                 tracing::debug!(
-                    url = %target.redacted(),
+                    url = %target.label(),
                     kind = ?job.event.kind,
                     attempt,
                     error = %error,
@@ -243,7 +333,7 @@ async fn deliver(client: &HttpClient, target: &Target, job: &Job, retry: &RetryP
             }
             None => {
                 tracing::warn!(
-                    url = %target.redacted(),
+                    url = %target.label(),
                     kind = ?job.event.kind,
                     project = %job.event.project,
                     service = job.event.service.as_deref().unwrap_or("-"),

@@ -260,6 +260,7 @@ fn the_socket_is_replaced_at_start_and_removed_at_stop() {
 fn credentials_in_urls_never_show_in_logs_status_or_berth_status() {
     const REPO_SECRET: &str = "hunter2-repo-1b7e";
     const NOTIFY_SECRET: &str = "hunter3-notify-44d0";
+    const HMAC_SECRET: &str = "hunter4-hmac-secret-91c3";
     // Nothing listens on the remote's port: every fetch fails, and git's error is
     // reported in the log, /status and berth status.
     let closed = free_port();
@@ -269,10 +270,26 @@ fn credentials_in_urls_never_show_in_logs_status_or_berth_status() {
         free_port()
     );
     let state = TempDir::default();
+    let slack_url = format!(
+        "slack=http://127.0.0.1:{}/services/T/B/{NOTIFY_SECRET}",
+        free_port()
+    );
+    let secrets = TempDir::default();
+    let secret_file = secrets.path().join("notify-secret");
+    std::fs::write(&secret_file, format!("{HMAC_SECRET}\n")).unwrap();
     let agent = Agent::start(
         &repo_url,
         state.path(),
-        &["--interval", "1s", "--notify-url", &notify_url],
+        &[
+            "--interval",
+            "1s",
+            "--notify-url",
+            &notify_url,
+            "--notify-url",
+            &slack_url,
+            "--notify-secret-file",
+            &secret_file.display().to_string(),
+        ],
     );
     assert!(
         wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
@@ -315,7 +332,7 @@ fn credentials_in_urls_never_show_in_logs_status_or_berth_status() {
         ("berth status (stderr)", &human.stderr),
         ("berth status --output json", &json.stdout),
     ] {
-        for secret in [REPO_SECRET, NOTIFY_SECRET] {
+        for secret in [REPO_SECRET, NOTIFY_SECRET, HMAC_SECRET] {
             assert!(!text.contains(secret), "{secret} in {what}:\n{text}");
         }
     }
@@ -336,11 +353,31 @@ fn refused_urls_are_quoted_without_their_credentials() {
     ]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
-        r.stderr
-            .contains("--notify-url https://hooks:***@hooks.example/T?token=***: "),
+        r.stderr.contains(
+            "--notify-url https://hooks.example/…: credentials in notification URLs are not supported"
+        ),
         "{r:?}"
     );
     assert!(!r.stderr.contains("0e1f"), "{r:?}");
+
+    // A mistyped format stops the start, naming the formats; the URL's token stays out.
+    let r = berth([
+        "agent",
+        "--repo",
+        &repo.path().display().to_string(),
+        "--state-dir",
+        &state.path().display().to_string(),
+        "--notify-url",
+        "teems=https://hooks.example/workflows/tok-notify-5b6c",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "error: --notify-url teems=https://hooks.example/…: unknown notification format `teems` before `=`; write one of json, slack (or mattermost), discord, teams, ntfy"
+        ),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("5b6c"), "{r:?}");
 
     let r = berth([
         "history",

@@ -281,3 +281,46 @@ async fn an_event_stream_that_breaks_is_opened_again_and_keeps_waking_the_loop()
     assert_eq!(rx.recv().await, Some(Trigger::DockerEvent));
     stop.cancel();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deploy_is_announced_with_the_images_before_and_after_and_its_commit() {
+    let engine = MemoryEngine::new();
+    let first = Agent::start(engine.clone(), MemoryLedger::local(), one("app:v1"));
+    first.trigger(Trigger::Control);
+    first
+        .until(Duration::from_secs(10), |a| a.reconciles() == 1)
+        .await;
+    first.shutdown.cancel();
+    first.task.await.unwrap();
+
+    // The next release, with a notifier that hands over what it would send.
+    let (notifier, mut events) =
+        crate::notify::Notifier::recording(Some("git@github.com:acme/shop.git"));
+    let b = Agent::start_with(engine.clone(), MemoryLedger::local(), one("app:v2"), |c| {
+        c.notifier = notifier;
+    });
+    b.trigger(Trigger::Control);
+    b.until(Duration::from_secs(60), |a| a.reconciles() == 1)
+        .await;
+    let e = events.try_recv().expect("one event");
+    assert_eq!(e.kind, crate::notify::EventKind::Deployed);
+    assert_eq!(
+        (e.project.as_str(), e.service.as_deref(), e.host.as_str()),
+        ("shop", Some("api"), "h1")
+    );
+    assert_eq!(e.images_before, ["app:v1"]);
+    assert_eq!(e.image.as_deref(), Some("app:v2"));
+    let sha = "c0ffee0000000000000000000000000000000000";
+    assert_eq!(e.commit.as_deref(), Some(sha));
+    assert_eq!(e.commit_summary.as_deref(), Some("release"));
+    assert_eq!(e.commit_author.as_deref(), Some("ops"));
+    assert_eq!(
+        e.commit_url.as_deref(),
+        Some(format!("https://github.com/acme/shop/commit/{sha}").as_str())
+    );
+    // Announced once per commit and service: a resync of the converged service is not.
+    b.trigger(Trigger::Control);
+    b.until(Duration::from_secs(60), |a| a.reconciles() == 2)
+        .await;
+    assert!(events.try_recv().is_err());
+}

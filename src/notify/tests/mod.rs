@@ -1,3 +1,7 @@
+mod formats;
+mod links;
+mod signing;
+
 use super::deployed_once::DEPLOYED_ONCE_CAPACITY;
 use super::notifier::Tuning;
 use super::*;
@@ -86,6 +90,7 @@ fn event(kind: EventKind, message: &str) -> Event {
         image: Some("nginx:1.27".to_string()),
         message: message.to_string(),
         time: "2025-01-02T03:04:05Z".to_string(),
+        ..Default::default()
     }
 }
 
@@ -99,6 +104,8 @@ fn start_tuned(urls: Vec<String>, format: Format, retry: RetryPolicy, tuning: Tu
         format,
         retry,
         ca_file: None,
+        secret: None,
+        repository: None,
     };
     Notifier::start_tuned(config, tuning).unwrap()
 }
@@ -155,84 +162,8 @@ fn kinds_serialize_kebab_case() {
         (EventKind::InvalidCommit, "invalid-commit"),
     ];
     for (kind, name) in kinds {
-        assert_eq!(payload(&event(kind, ""), Format::Json)["kind"], name);
+        assert_eq!(payload(&event(kind, ""), Format::Json, "")["kind"], name);
     }
-}
-
-#[test]
-fn slack_payload_shape() {
-    let p = payload(
-        &event(EventKind::Failed, "health check failed\nsecond line"),
-        Format::Slack,
-    );
-    let text = p["text"].as_str().unwrap();
-    assert_eq!(
-        text,
-        ":x: Failed: shop/web at 0123456789ab on host-1: health check failed"
-    );
-    let blocks = p["blocks"].as_array().unwrap();
-    assert_eq!(blocks.len(), 1);
-    assert_eq!(blocks[0]["type"], "section");
-    assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
-    let body = blocks[0]["text"]["text"].as_str().unwrap();
-    assert_eq!(
-        body,
-        ":x: *Failed*\n*Project:* `shop`\n*Service:* `web`\n*Commit:* `0123456789ab`\n\
-         *Image:* `nginx:1.27`\n*Host:* `host-1`\n*Time:* 2025-01-02T03:04:05Z\n\
-         > health check failed\n> second line"
-    );
-    assert!(!body.contains("0123456789abc"), "only the short commit");
-    assert_eq!(p.as_object().unwrap().len(), 2, "text and blocks only");
-}
-
-#[test]
-fn slack_emoji_per_kind_and_optional_fields() {
-    let cases = [
-        (EventKind::Deployed, ":white_check_mark: Deployed"),
-        (
-            EventKind::RolledBack,
-            ":leftwards_arrow_with_hook: Rolled back",
-        ),
-        (EventKind::InvalidCommit, ":warning: Invalid commit"),
-    ];
-    for (kind, start) in cases {
-        let p = payload(&event(kind, ""), Format::Slack);
-        assert!(p["text"].as_str().unwrap().starts_with(start), "{p}");
-    }
-    let bare = Event {
-        service: None,
-        commit: None,
-        image: None,
-        ..event(EventKind::InvalidCommit, "")
-    };
-    let p = payload(&bare, Format::Slack);
-    assert_eq!(p["text"], ":warning: Invalid commit: shop on host-1");
-    let body = p["blocks"][0]["text"]["text"].as_str().unwrap();
-    assert!(!body.contains("Service") && !body.contains("Commit") && !body.contains("Image"));
-}
-
-#[test]
-fn slack_text_cannot_inject_links_or_mentions() {
-    let mut e = event(EventKind::Failed, "<!channel> see <http://x|here> & `rm`");
-    e.image = Some("evil`image".to_string());
-    let p = payload(&e, Format::Slack);
-    assert!(!p.to_string().contains('<'), "every < escaped: {p}");
-    let text = p["text"].as_str().unwrap();
-    assert!(text.ends_with("&lt;!channel&gt; see &lt;http://x|here&gt; &amp; `rm`"));
-    let body = p["blocks"][0]["text"]["text"].as_str().unwrap();
-    assert!(body.contains("*Image:* `evil'image`"));
-    assert!(!body.contains("<!channel>"));
-}
-
-#[test]
-fn slack_long_message_is_cut() {
-    let p = payload(
-        &event(EventKind::Failed, &"x".repeat(10_000)),
-        Format::Slack,
-    );
-    let body = p["blocks"][0]["text"]["text"].as_str().unwrap();
-    assert!(body.chars().count() < 3000, "Slack's section limit");
-    assert!(p["text"].as_str().unwrap().chars().count() < 400);
 }
 
 #[tokio::test]
@@ -261,7 +192,7 @@ async fn slack_format_is_what_is_sent() {
     let e = event(EventKind::RolledBack, "kept the old containers");
     n.send(e.clone());
     let (_, body, _) = next(&mut hits).await;
-    assert_eq!(body, payload(&e, Format::Slack));
+    assert_eq!(body, payload(&e, Format::Slack, ""));
 }
 
 #[tokio::test]
@@ -448,13 +379,15 @@ async fn https_event_arrives_trusting_the_ca_file() {
         format: Format::Json,
         retry: fast(2),
         ca_file,
+        secret: None,
+        repository: None,
     };
     let n = Notifier::start(config(Some(pki.ca_file.clone()))).unwrap();
     let e = event(EventKind::Deployed, "over TLS");
     n.send(e.clone());
     let (path, body, _) = next(&mut hits).await;
     assert_eq!(path, "/hooks/tls");
-    assert_eq!(body, payload(&e, Format::Json));
+    assert_eq!(body, payload(&e, Format::Json, ""));
     assert!(n.flush(Duration::from_secs(5)).await);
 
     // Without the CA file the certificate is not trusted: nothing arrives.
@@ -471,6 +404,8 @@ fn an_unreadable_ca_file_stops_the_start() {
         format: Format::Json,
         retry: DEFAULT_RETRY,
         ca_file: Some("/nonexistent/ca.pem".into()),
+        secret: None,
+        repository: None,
     };
     let e = Notifier::start(config).unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/ca.pem: "), "{e}");
@@ -508,7 +443,7 @@ async fn the_status_after_an_interim_answer_counts() {
     let (url, server) =
         raw_server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n").await;
     let target = Target::parse(&url).unwrap();
-    http::post_json(&client(), &target, b"{}").await.unwrap();
+    http::post(&client(), &target, b"{}", &[]).await.unwrap();
     let request = server.await.unwrap();
     assert!(request.starts_with("POST /p HTTP/1.1\r\n"), "{request}");
     assert!(
@@ -524,7 +459,7 @@ async fn a_failed_answer_says_its_status_and_body() {
         raw_server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 16\r\n\r\ninvalid_payload\n")
             .await;
     let target = Target::parse(&url).unwrap();
-    let e = http::post_json(&client(), &target, b"{}")
+    let e = http::post(&client(), &target, b"{}", &[])
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), "HTTP 400: invalid_payload");
@@ -534,7 +469,7 @@ async fn a_failed_answer_says_its_status_and_body() {
 async fn garbage_is_a_failed_exchange() {
     let (url, _server) = raw_server(b"SSH-2.0-OpenSSH\r\n").await;
     let target = Target::parse(&url).unwrap();
-    let e = http::post_json(&client(), &target, b"{}")
+    let e = http::post(&client(), &target, b"{}", &[])
         .await
         .unwrap_err();
     assert!(
@@ -545,9 +480,12 @@ async fn garbage_is_a_failed_exchange() {
 
 #[test]
 fn check_url_takes_http_and_https() {
-    assert_eq!(check_url("http://127.0.0.1:9/x"), Ok(()));
-    assert_eq!(check_url("https://hooks.slack.com/services/T/B/X"), Ok(()));
-    let err = check_url("ftp://hooks.example/x").unwrap_err();
+    assert_eq!(check_url("http://127.0.0.1:9/x", Format::Json), Ok(()));
+    assert_eq!(
+        check_url("https://hooks.slack.com/services/T/B/X", Format::Slack),
+        Ok(())
+    );
+    let err = check_url("ftp://hooks.example/x", Format::Json).unwrap_err();
     assert_eq!(
         err.to_string(),
         "notification URLs must start with http:// or https://"
@@ -585,4 +523,26 @@ fn the_default_retry_is_two_seconds_doubling_to_a_minute_five_attempts() {
         assert!(s >= base * 0.9 && s <= base * 1.1, "{s} vs {base}");
     }
     assert_eq!(DEFAULT_RETRY.max, Duration::from_secs(60));
+}
+
+#[test]
+fn a_config_shows_urls_by_format_and_host_never_their_token_or_the_secret() {
+    let config = NotifyConfig {
+        urls: vec![
+            "slack=https://hooks.slack.com/services/T/B/slack-tok-9d1e".to_string(),
+            "https://relay.local/hooks/json-tok-9d1e?token=q-tok-9d1e".to_string(),
+        ],
+        format: Format::Json,
+        retry: DEFAULT_RETRY,
+        ca_file: None,
+        secret: Some(Secret::new(b"hmac-secret-9d1e-0123456789")),
+        repository: Some("https://deploy:repo-tok-9d1e@github.com/acme/shop.git".into()),
+    };
+    let shown = format!("{config:?}");
+    assert!(shown.contains("slack=https://hooks.slack.com/…"), "{shown}");
+    assert!(shown.contains("https://relay.local/…"), "{shown}");
+    assert!(shown.contains("Secret(***)"), "{shown}");
+    for secret in ["tok-9d1e", "hmac-secret"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
 }
