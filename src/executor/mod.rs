@@ -92,6 +92,9 @@ pub(crate) struct ApplyOptions {
     /// replacing docker compose's): their first replicas join the service's alias only
     /// once they have passed their gate, as in a rolling update.
     pub served_elsewhere: BTreeSet<String>,
+    /// Where registry credentials are found: the Docker config and the `PATH` its
+    /// credential helpers are looked up in (the process's, by default).
+    pub auth: auth::AuthEnv,
 }
 
 impl Default for ApplyOptions {
@@ -111,6 +114,7 @@ impl Default for ApplyOptions {
             fleet_wait: Duration::from_secs(600),
             allow_host_paths: Vec::new(),
             served_elsewhere: BTreeSet::new(),
+            auth: auth::AuthEnv::from_process(),
         }
     }
 }

@@ -68,7 +68,7 @@ impl Executor {
         }
         // Credentials are looked up once per registry, and only for images to pull: a
         // credential helper may be slow or ask a cloud.
-        let env = auth::AuthEnv::from_process();
+        let env = &self.opts.auth;
         let creds: HashMap<String, OnceCell<Credentials>> = wanted
             .keys()
             .filter_map(|image| auth::registry_key(image).ok())

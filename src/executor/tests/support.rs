@@ -44,6 +44,8 @@ pub(crate) fn options(state_dir: &std::path::Path) -> ApplyOptions {
         drain: Duration::from_millis(100),
         poll: Duration::from_millis(100),
         fleet_wait: Duration::from_secs(60),
+        // Never the Docker config of the machine the tests run on.
+        auth: crate::executor::auth::AuthEnv::from_vars(None, None, None),
         ..ApplyOptions::default()
     }
 }
