@@ -18,6 +18,7 @@ mod history;
 pub(crate) mod migrate;
 mod objects;
 mod order;
+pub(crate) mod progress;
 mod pull;
 pub(crate) mod redact;
 mod report;
@@ -92,6 +93,8 @@ pub(crate) struct ApplyOptions {
     /// replacing docker compose's): their first replicas join the service's alias only
     /// once they have passed their gate, as in a rolling update.
     pub served_elsewhere: BTreeSet<String>,
+    /// Where progress events go (the agent's status page, a terminal), if anywhere.
+    pub progress: Option<progress::Sink>,
 }
 
 impl Default for ApplyOptions {
@@ -111,6 +114,7 @@ impl Default for ApplyOptions {
             fleet_wait: Duration::from_secs(600),
             allow_host_paths: Vec::new(),
             served_elsewhere: BTreeSet::new(),
+            progress: None,
         }
     }
 }

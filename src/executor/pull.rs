@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
+use super::progress::{self, Event};
 use super::{auth, ApplyError, Executor};
 use crate::plan::{plan, Desired, Plan, Step};
 
@@ -69,7 +70,15 @@ impl Executor {
             }
             let started = Instant::now();
             tracing::info!(image = %image, action = "pull");
+            let sink = &self.opts.progress;
+            progress::emit(sink, || Event::PullStarted {
+                image: image.clone(),
+            });
             let result = self.engine.pull(&image, auth::registry_auth(&image)).await;
+            progress::emit(sink, || Event::PullDone {
+                image: image.clone(),
+                ok: result.is_ok(),
+            });
             match result {
                 Ok(()) => {
                     tracing::info!(image = %image, action = "pulled", duration_ms = started.elapsed().as_millis() as u64);
