@@ -17,7 +17,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// Milliseconds since the epoch, the times the events carry.
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One thing an apply did.

@@ -37,10 +37,7 @@ const UPDATE: &str = "    update: { monitor: 2s, deadline: 10s }\n";
 #[tokio::test(start_paused = true)]
 async fn a_start_first_rollout_reports_each_slot_its_gate_and_the_drain_in_order() {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let b = Bench::with(
-        |o| o.progress = Some(Sink::new(tx)),
-        MemoryLedger::local(),
-    );
+    let b = Bench::with(|o| o.progress = Some(Sink::new(tx)), MemoryLedger::local());
     b.executor.apply(&api("app:v1", 2, UPDATE)).await.unwrap();
     let mut first = Vec::new();
     while let Ok(e) = rx.try_recv() {
@@ -118,10 +115,7 @@ async fn a_start_first_rollout_reports_each_slot_its_gate_and_the_drain_in_order
 async fn without_a_sink_an_apply_sends_nothing_and_a_gone_receiver_is_no_error() {
     let (tx, rx) = mpsc::unbounded_channel();
     drop(rx);
-    let b = Bench::with(
-        |o| o.progress = Some(Sink::new(tx)),
-        MemoryLedger::local(),
-    );
+    let b = Bench::with(|o| o.progress = Some(Sink::new(tx)), MemoryLedger::local());
     let r = b.executor.apply(&api("app:v1", 1, UPDATE)).await.unwrap();
     assert!(r.converged());
 }

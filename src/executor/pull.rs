@@ -74,7 +74,23 @@ impl Executor {
             progress::emit(sink, || Event::PullStarted {
                 image: image.clone(),
             });
-            let result = self.engine.pull(&image, auth::registry_auth(&image)).await;
+            let on_pull = |p: crate::runtime::PullStatus| {
+                progress::emit(sink, || Event::PullProgress {
+                    image: image.clone(),
+                    layers_done: p.layers_done,
+                    layers: p.layers,
+                    bytes: p.bytes,
+                    bytes_total: p.bytes_total,
+                })
+            };
+            let result = match sink {
+                Some(_) => {
+                    self.engine
+                        .pull_watched(&image, auth::registry_auth(&image), &on_pull)
+                        .await
+                }
+                None => self.engine.pull(&image, auth::registry_auth(&image)).await,
+            };
             progress::emit(sink, || Event::PullDone {
                 image: image.clone(),
                 ok: result.is_ok(),
