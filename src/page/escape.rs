@@ -36,6 +36,14 @@ pub(crate) fn esc_text(text: &str) -> String {
     esc(&redact_urls_in(text))
 }
 
+/// An RFC 3339 time to the second, escaped: `2026-11-29T21:00:01Z`.
+pub(crate) fn when(t: &str) -> String {
+    match (t.get(..19), t.find('.')) {
+        (Some(head), Some(19)) if t.ends_with('Z') => esc(&format!("{head}Z")),
+        _ => esc(t),
+    }
+}
+
 /// The git hosts whose commit pages berth knows how to link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GitHost {

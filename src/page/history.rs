@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::escape::{commit_url, esc, esc_text};
+use super::escape::{commit_url, esc, esc_text, when};
 use crate::ledger::DeployRecord;
 
 /// Deploys the page shows at most.
@@ -79,7 +79,7 @@ fn timeline(out: &mut String, shown: &[&DeployRecord]) {
                 out,
                 "<a href=\"#deploy-{id}\" class=\"mark\" data-outcome=\"{o}\"><circle cx=\"{x}\" cy=\"{y}\" r=\"7\" fill=\"{}\"><title>#{id} {} {}: {o}</title></circle></a>",
                 colour(&s.outcome),
-                esc(&d.started_at),
+                when(&d.started_at),
                 esc(&s.service),
                 id = d.id,
                 o = esc(&s.outcome)
@@ -111,7 +111,7 @@ fn detail(out: &mut String, d: &DeployRecord, repo: &str) {
         "<details id=\"deploy-{}\" class=\"deploy\"><summary><span class=\"outcome {o}\">{o}</span> #{} {}",
         d.id,
         d.id,
-        esc(&d.started_at),
+        when(&d.started_at),
         o = esc(worst)
     );
     if let Some(host) = &d.host {

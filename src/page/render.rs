@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::escape::{commit_url, esc, esc_text};
+use super::escape::{commit_url, esc, esc_text, when};
 use crate::executor::progress::{Board, ServiceProgress};
 use crate::status::{AgentStatus, ServiceStatus};
 
@@ -79,8 +79,8 @@ pub(crate) fn overview(out: &mut String, st: &AgentStatus) {
             let _ = write!(
                 out,
                 " <span class=\"summary\">{}</span> <span class=\"author\">by {}</span>",
-                esc(&c.summary),
-                esc(&c.author)
+                esc_text(&c.summary),
+                esc_text(&c.author)
             );
         }
         None => out.push_str("none yet"),
@@ -112,7 +112,7 @@ pub(crate) fn overview(out: &mut String, st: &AgentStatus) {
         out,
         "<dt>Last reconcile</dt><dd>{}</dd><dt>Coordination</dt><dd>{}</dd>",
         match (&st.last_reconcile, st.last_reconcile_ms) {
-            (Some(at), Some(ms)) => format!("{} ({ms} ms)", esc(at)),
+            (Some(at), Some(ms)) => format!("{} ({ms} ms)", when(at)),
             _ => "not yet".into(),
         },
         esc_text(&st.coordination)
@@ -197,7 +197,7 @@ fn services(out: &mut String, st: &AgentStatus) {
                 let _ = write!(
                     out,
                     "<span class=\"outcome {o}\">{o}</span> {} <code>{}</code>",
-                    esc(&d.at),
+                    when(&d.at),
                     esc(&d.commit[..d.commit.len().min(12)]),
                     o = esc(&d.outcome)
                 );

@@ -130,6 +130,19 @@ fn assert_no_raw_markup(html: &str) {
 }
 
 #[test]
+fn times_are_shown_to_the_second() {
+    assert_eq!(
+        super::escape::when("2026-11-29T22:25:39.233968171Z"),
+        "2026-11-29T22:25:39Z"
+    );
+    assert_eq!(
+        super::escape::when("2026-11-29T22:25:39Z"),
+        "2026-11-29T22:25:39Z"
+    );
+    assert_eq!(super::escape::when("<b>"), "&lt;b&gt;");
+}
+
+#[test]
 fn escaping_covers_markup_quotes_and_controls() {
     assert_eq!(
         esc("<a href=\"x\" title='y'>&</a>"),

@@ -11,6 +11,13 @@
     }
   }
   setInterval(tick, 1000);
+  // A mark of the timeline (or a link) names a deploy: open its details.
+  function opened() {
+    var d = location.hash && document.getElementById(location.hash.slice(1));
+    if (d && d.tagName === "DETAILS") { d.open = true; }
+  }
+  window.addEventListener("hashchange", opened);
+  opened();
   if (!window.EventSource || !live) { return; }
   var events = new EventSource("/events");
   events.addEventListener("live", function (e) {
