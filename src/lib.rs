@@ -17,7 +17,7 @@ pub(crate) mod http_client;
 pub mod ledger;
 pub mod model;
 pub(crate) mod notify;
-pub(crate) mod page;
+pub mod page;
 pub mod plan;
 pub(crate) mod retry;
 pub mod runtime;

@@ -11,6 +11,9 @@
 mod escape;
 mod history;
 mod render;
+mod sample;
+
+pub use sample::Sample;
 
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
