@@ -77,12 +77,11 @@ fn timeline(out: &mut String, shown: &[&DeployRecord]) {
             let y = TOP + ROW * row as u32 + ROW / 2;
             let _ = write!(
                 out,
-                "<a href=\"#deploy-{id}\" class=\"mark\" data-outcome=\"{o}\"><circle cx=\"{x}\" cy=\"{y}\" r=\"7\" fill=\"{}\"><title>#{id} {} {}: {o}</title></circle></a>",
+                "<a href=\"#deploy-{id}\"><circle cx=\"{x}\" cy=\"{y}\" r=\"7\" fill=\"{}\"><title>#{id} {}: {}</title></circle></a>",
                 colour(&s.outcome),
-                when(&d.started_at),
                 esc(&s.service),
+                esc(&s.outcome),
                 id = d.id,
-                o = esc(&s.outcome)
             );
         }
     }

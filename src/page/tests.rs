@@ -271,10 +271,11 @@ fn the_history_draws_one_mark_per_service_deploy_each_opening_its_details() {
     let html = render_live(&status(0), &deploys(4, &["api", "worker"]), 0);
     assert_eq!(html.matches("<circle").count(), 8);
     assert_eq!(html.matches("<details id=\"deploy-").count(), 4);
-    assert!(
-        html.contains("<a href=\"#deploy-3\" class=\"mark\" data-outcome=\"rolled-back\"><circle")
+    let mark = format!(
+        "<a href=\"#deploy-3\"><circle cx=\"235\" cy=\"20\" r=\"7\" fill=\"{}\"><title>#3 api: rolled-back</title>",
+        history::colour("rolled-back")
     );
-    assert!(html.contains(&format!("fill=\"{}\"", history::colour("rolled-back"))));
+    assert!(html.contains(&mark), "{html}");
     assert!(html.contains("<details id=\"deploy-3\""));
     assert!(html.contains("<code>app:v1</code></td><td><code>app:v2</code>"));
     assert!(html.contains("migration <code>schema</code> succeeded in 1.5s"));
