@@ -178,6 +178,44 @@ fn take<W: Write>(board: &mut Board, screen: &mut Screen<W>, event: &Event) {
     board.apply(event);
 }
 
+/// `berth status --watch`: `look` every `every`, printed again when it changed (on a
+/// terminal the screen is cleared first). Returns when a look fails twice in a row.
+pub(super) async fn watch<F, Fut>(every: Duration, mut look: F) -> u8
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (u8, String)>,
+{
+    let terminal = std::io::stdout().is_terminal();
+    let mut last: Option<String> = None;
+    let mut failures = 0;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let (code, text) = look().await;
+        if code != super::exit::OK {
+            failures += 1;
+            if failures >= 2 {
+                return code;
+            }
+            continue;
+        }
+        failures = 0;
+        if last.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        let mut out = std::io::stdout().lock();
+        if terminal {
+            // Home, clear the screen.
+            let _ = write!(out, "\x1b[H\x1b[2J");
+        } else if last.is_some() {
+            let _ = writeln!(out);
+        }
+        let _ = write!(out, "{text}");
+        let _ = out.flush();
+        last = Some(text);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -398,3 +398,59 @@ fn apply_on_a_terminal_shows_the_pull_each_slot_and_its_gate_live() {
     assert!(!out.contains("action=\"create\""), "{out}");
     assert!(out.contains("converged"), "{out}");
 }
+
+#[test]
+fn status_watch_prints_the_table_again_when_the_agent_moves() {
+    use std::io::BufRead;
+    let p = Project::new("watchst");
+    let img = images();
+    let repo = Repo::new();
+    let first = repo.commit(&crate::agent::stack(p.name(), &img.app_v1, 1), "first");
+    let state = TempDir::default();
+    let agent = repo.agent(state.path(), &[]);
+    assert!(
+        crate::agent::converges_to(&p, &img.app_v1, 1),
+        "{}",
+        agent.log()
+    );
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "status",
+            "--watch",
+            "--watch-every",
+            "200ms",
+            "--listen",
+            &format!("127.0.0.1:{}", agent.port),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    // A watch that never prints what is awaited is ended, failing the read below.
+    let (done, guard) = std::sync::mpsc::channel::<()>();
+    let pid = watch.id().to_string();
+    std::thread::spawn(move || {
+        if guard.recv_timeout(Duration::from_secs(120)).is_err() {
+            let _ = Command::new("kill").arg(&pid).status();
+        }
+    });
+    let mut seen = String::new();
+    let mut read_until = |what: &str, seen: &mut String| {
+        while !seen.contains(what) {
+            let line = lines.next().expect("berth status --watch ended").unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+    };
+    read_until(&format!("at commit {}", &first[..12]), &mut seen);
+    let sha = repo.commit(&crate::agent::stack(p.name(), &img.app_v2, 1), "bump");
+    // Printed again as the agent moves on, without being asked.
+    read_until(&format!("at commit {} \"bump\"", &sha[..12]), &mut seen);
+    let _ = done.send(());
+    let _ = watch.kill();
+    let _ = watch.wait();
+    // Not a terminal: no escape sequences, tables separated by a blank line.
+    assert!(!seen.contains('\x1b'), "{seen}");
+    assert!(seen.contains("\n\n"), "{seen}");
+}
