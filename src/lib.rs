@@ -19,6 +19,7 @@ pub(crate) mod http_client;
 pub mod ledger;
 pub mod model;
 pub(crate) mod notify;
+pub mod page;
 pub mod plan;
 pub(crate) mod retry;
 pub mod runtime;

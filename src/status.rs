@@ -85,6 +85,8 @@ pub(crate) struct AgentStatus {
     /// Migrations recorded as started without a result, fleet-wide: a run whose host
     /// died stays here until that host returns or an operator settles it.
     pub started_migrations: Vec<crate::ledger::StartedMigration>,
+    /// What the apply in flight is doing: pulls, slots, gates, drains.
+    pub rollout: crate::executor::progress::Board,
     /// When the last successful reconcile ended; `/healthz` fails when it is too old.
     #[serde(skip)]
     pub(crate) last_reconcile_at: Option<std::time::Instant>,

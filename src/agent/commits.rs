@@ -135,7 +135,9 @@ impl Loop {
                 for w in loaded.diagnostics.warnings() {
                     tracing::warn!(commit = %info.short(), "{}", w.headline());
                 }
-                tracing::info!(commit = %info.short(), summary = %info.summary, action = "new-commit", "desired state loaded");
+                // A commit message is the pusher's text: a URL with a password in it is masked.
+                let summary = crate::urls::redact_urls_in(&info.summary);
+                tracing::info!(commit = %info.short(), summary = %summary, action = "new-commit", "desired state loaded");
                 // Env files are read here: off the runtime's threads.
                 let host = self.config.host.clone();
                 let desired = match tokio::task::spawn_blocking(move || {

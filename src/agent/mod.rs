@@ -127,7 +127,7 @@ pub(crate) enum AgentError {
 /// flight finishes; no service is left below its healthy count. The engine's event
 /// stream wakes the loop.
 pub(crate) async fn run(
-    config: AgentConfig,
+    mut config: AgentConfig,
     engine: Arc<dyn Engine>,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
@@ -173,7 +173,10 @@ pub(crate) async fn run(
         transport: crate::api::Transport::ControlSocket,
         ..api.clone()
     });
-    let app = crate::api::router(api);
+    // The status page, on TCP only: the control socket has no browser.
+    let page = crate::page::PageState::new(status.clone(), config.ledger.clone(), shutdown.clone());
+    let app = crate::api::router(api).merge(crate::page::router(page));
+    config.apply.progress = Some(crate::page::follow_progress(status.clone()));
     let http_shutdown = shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)

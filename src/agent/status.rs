@@ -32,6 +32,7 @@ impl AgentStatus {
             coordination: config.ledger.describe(),
             degraded: None,
             started_migrations: Vec::new(),
+            rollout: Default::default(),
             last_reconcile_at: None,
             // Two missed resyncs, or three missed polls, whichever is longer.
             stale_after: (config.resync * 2).max(config.interval * 3),

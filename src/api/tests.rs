@@ -79,6 +79,7 @@ mod webhook {
             coordination: "local".into(),
             degraded: None,
             started_migrations: Vec::new(),
+            rollout: Default::default(),
             last_reconcile_at: None,
             stale_after: std::time::Duration::from_secs(3600),
         };

@@ -49,8 +49,17 @@ pub(super) async fn run(args: &ApplyArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let view = super::progress::wanted().then(|| {
+        let (sink, view) = super::progress::Terminal::start();
+        opts.progress = Some(sink);
+        view
+    });
     let executor = Executor::new(Arc::new(engine), ledger, opts);
-    let report = match executor.apply(&desired).await {
+    let result = executor.apply(&desired).await;
+    if let Some(view) = view {
+        view.finish().await;
+    }
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

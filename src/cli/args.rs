@@ -372,6 +372,13 @@ pub(crate) struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Human, env = "BERTH_OUTPUT")]
     pub output: Output,
+    /// Keep looking, and print the status again each time it changes (redrawn in place
+    /// on a terminal); stop with Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// With `--watch`, how often to look.
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub watch_every: DurationArg,
 }
 
 /// Flags of `berth history`.

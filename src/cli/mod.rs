@@ -14,6 +14,7 @@ mod history;
 mod logs;
 mod pause;
 mod plan;
+mod progress;
 mod rollback;
 mod source;
 mod status;
@@ -258,8 +259,13 @@ pub fn run() -> ExitCode {
         Command::Pause(args) => runtime().block_on(pause::run(&args, true)),
         Command::Resume(args) => runtime().block_on(pause::run(&args, false)),
         Command::Apply(args) => {
-            // stdout holds the report; the log goes to stderr.
-            init_logs(cli.log_format, false);
+            // stdout holds the report; the log goes to stderr, where a terminal gets
+            // live progress instead of the info lines.
+            if progress::wanted() {
+                init_logs_at(cli.log_format, false, "warn");
+            } else {
+                init_logs(cli.log_format, false);
+            }
             runtime().block_on(apply::run(&args))
         }
         Command::Agent(args) => {

@@ -9,40 +9,53 @@ use crate::executor::ServiceObserved;
 use crate::plan::desired::short;
 use crate::runtime::{DockerEngine, Engine, HealthState, Role};
 
-/// Prints the status.
+/// Prints the status; with `--watch`, again each time it changes.
 pub(super) async fn run(args: &StatusArgs) -> u8 {
+    if !args.watch {
+        let (code, text) = once(args).await;
+        print!("{text}");
+        return code;
+    }
+    super::progress::watch(args.watch_every.into(), || once(args)).await
+}
+
+/// The status once, as text, and the exit code it means; errors on stderr.
+async fn once(args: &StatusArgs) -> (u8, String) {
     if let Some(body) = ask_agent(args).await {
         let Ok(mut status) = serde_json::from_str::<serde_json::Value>(&body) else {
             eprintln!(
                 "error: the agent on {} answered something that is not its status",
                 args.listen
             );
-            return exit::FAILED;
+            return (exit::FAILED, String::new());
         };
         // The agent masks credentials in what it publishes; an older agent did not.
         redact_strings(&mut status);
-        match args.output {
-            Output::Json => println!(
-                "{}",
+        let text = match args.output {
+            Output::Json => format!(
+                "{}\n",
                 serde_json::to_string_pretty(&status).expect("serializes")
             ),
-            Output::Human => print!("{}", render_agent(&status)),
-        }
-        return exit::OK;
+            Output::Human => render_agent(&status),
+        };
+        return (exit::OK, text);
     }
     match from_engine(args).await {
         Ok(v) => {
-            match args.output {
+            let text = match args.output {
                 Output::Json => {
-                    println!("{}", serde_json::to_string_pretty(&v).expect("serializes"))
+                    format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&v).expect("serializes")
+                    )
                 }
-                Output::Human => print!("{}", render_engine(&v)),
-            }
-            exit::OK
+                Output::Human => render_engine(&v),
+            };
+            (exit::OK, text)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            exit::FAILED
+            (exit::FAILED, String::new())
         }
     }
 }

@@ -12,8 +12,8 @@ use futures_util::stream::BoxStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::runtime::{
-    ContainerDetails, ContainerSpec, Engine, ObservedContainer, ObservedObject, RegistryAuth,
-    RuntimeError,
+    ContainerDetails, ContainerSpec, Engine, ObservedContainer, ObservedObject, OnPull,
+    RegistryAuth, RuntimeError,
 };
 
 /// An engine whose working calls take turns, `limit` at a time.
@@ -60,6 +60,16 @@ impl Engine for Bounded {
     async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError> {
         let _slot = self.slot().await?;
         self.inner.pull(image, auth).await
+    }
+
+    async fn pull_watched(
+        &self,
+        image: &str,
+        auth: Option<RegistryAuth>,
+        on: OnPull<'_>,
+    ) -> Result<(), RuntimeError> {
+        let _slot = self.slot().await?;
+        self.inner.pull_watched(image, auth, on).await
     }
 
     async fn image_digest(&self, image: &str) -> Result<String, RuntimeError> {

@@ -18,6 +18,7 @@ mod history;
 pub(crate) mod migrate;
 mod objects;
 mod order;
+pub(crate) mod progress;
 mod pull;
 pub(crate) mod redact;
 mod report;
@@ -95,6 +96,8 @@ pub(crate) struct ApplyOptions {
     /// Where registry credentials are found: the Docker config and the `PATH` its
     /// credential helpers are looked up in (the process's, by default).
     pub auth: auth::AuthEnv,
+    /// Where progress events go (the agent's status page, a terminal), if anywhere.
+    pub progress: Option<progress::Sink>,
 }
 
 impl Default for ApplyOptions {
@@ -115,6 +118,7 @@ impl Default for ApplyOptions {
             allow_host_paths: Vec::new(),
             served_elsewhere: BTreeSet::new(),
             auth: auth::AuthEnv::from_process(),
+            progress: None,
         }
     }
 }

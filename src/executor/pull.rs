@@ -7,6 +7,7 @@ use futures_util::future::join_all;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use super::progress::{self, Event};
 use super::{auth, ApplyError, Executor};
 use crate::plan::{plan, Desired, Plan, Step};
 use crate::runtime::RegistryAuth;
@@ -104,7 +105,31 @@ impl Executor {
             };
             let started = Instant::now();
             tracing::info!(image = %image, action = "pull");
-            let result = self.engine.pull(&image, credentials).await;
+            let sink = &self.opts.progress;
+            progress::emit(sink, || Event::PullStarted {
+                image: image.clone(),
+            });
+            let on_pull = |p: crate::runtime::PullStatus| {
+                progress::emit(sink, || Event::PullProgress {
+                    image: image.clone(),
+                    layers_done: p.layers_done,
+                    layers: p.layers,
+                    bytes: p.bytes,
+                    bytes_total: p.bytes_total,
+                })
+            };
+            let result = match sink {
+                Some(_) => {
+                    self.engine
+                        .pull_watched(&image, credentials, &on_pull)
+                        .await
+                }
+                None => self.engine.pull(&image, credentials).await,
+            };
+            progress::emit(sink, || Event::PullDone {
+                image: image.clone(),
+                ok: result.is_ok(),
+            });
             match result {
                 Ok(()) => {
                     tracing::info!(image = %image, action = "pulled", duration_ms = started.elapsed().as_millis() as u64);

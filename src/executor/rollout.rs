@@ -31,6 +31,7 @@ use super::container::replica_spec;
 use super::drain::{log_moved, ms, Drain};
 use super::error::{StepError, StepFailure};
 use super::gate::RolloutGate;
+use super::progress::{self, Event};
 use super::ApplyOptions;
 use crate::model::UpdateOrder;
 use crate::plan::{DesiredService, Step};
@@ -183,8 +184,13 @@ impl<'a> Rollout<'a> {
             if cold {
                 let name = self.stable(*slot);
                 let id = self.start_new(*slot, &name, true).await?;
+                self.gating(*slot, &name);
                 return match self.gate().pass(self.engine, &id).await {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        let slot = *slot;
+                        self.emit(|service| Event::SlotDone { service, slot });
+                        Ok(())
+                    }
                     Err(e) => {
                         tracing::warn!(project = self.project, service = self.service(), slot, action = "gate-failed", container = %name);
                         self.drain().remove_or_log(&id).await;
@@ -201,7 +207,10 @@ impl<'a> Rollout<'a> {
                 Err(e) => return Err(StepError::engine(format!("inspect {stable}"))(e)),
             }
             let id = self.start_gated(*slot).await?;
-            self.promote(*slot, &id).await
+            self.promote(*slot, &id).await?;
+            let slot = *slot;
+            self.emit(|service| Event::SlotDone { service, slot });
+            Ok(())
         }))
         .await;
         results
@@ -215,6 +224,7 @@ impl<'a> Rollout<'a> {
     pub(super) async fn start_gated(&self, slot: u32) -> Result<String, StepError> {
         let name = format!("{}-next", self.stable(slot));
         let id = self.start_new(slot, &name, false).await?;
+        self.gating(slot, &name);
         match self.gate().pass(self.engine, &id).await {
             Ok(()) => Ok(id),
             Err(e) => {
@@ -258,7 +268,41 @@ impl<'a> Rollout<'a> {
             return Err(StepError::engine(format!("start {name}"))(e));
         }
         tracing::info!(project = self.project, service = self.service(), slot, action = "start", container = %name, duration_ms = ms(started.elapsed()));
+        let container = name.to_string();
+        self.emit(|service| Event::ReplicaStarted {
+            service,
+            slot,
+            container,
+        });
         Ok(id)
+    }
+
+    /// Sends a progress event of this service.
+    fn emit(&self, event: impl FnOnce(String) -> Event) {
+        progress::emit(&self.opts.progress, || event(self.service().to_string()));
+    }
+
+    /// A new replica's gate starts now.
+    fn gating(&self, slot: u32, container: &str) {
+        let update = &self.desired.spec.update;
+        let (deadline_ms, monitor_ms) = progress::gate_times(update.deadline, update.monitor);
+        self.emit(|service| Event::Gate {
+            service,
+            slot,
+            container: container.to_string(),
+            deadline_ms,
+            monitor_ms,
+        });
+    }
+
+    /// Old replicas leave the alias and drain for `--drain`.
+    fn draining(&self, containers: Vec<String>) {
+        let until_ms = progress::unix_ms(std::time::SystemTime::now() + self.opts.drain);
+        self.emit(|service| Event::Draining {
+            service,
+            containers,
+            until_ms,
+        });
     }
 
     async fn replace(&self, slots: &[(u32, &ObservedContainer)]) -> Result<(), StepFailure> {
@@ -371,9 +415,11 @@ impl<'a> Rollout<'a> {
             // of change per chunk rather than one per slot, then drain together and
             // stop together.
             let ids: Vec<&str> = passed.iter().map(|(_, old, _)| old.id.as_str()).collect();
+            self.draining(passed.iter().map(|(_, old, _)| old.name.clone()).collect());
             let stops = self.drain().retire(&ids, spec.stop_grace).await;
             for (slot, old, new_id) in passed {
                 tracing::info!(project = self.project, service = self.service(), slot, action = "replaced", container = %self.stable(slot), stop_ms = ms(t.elapsed()));
+                self.emit(|service| Event::SlotDone { service, slot });
                 moved.push(Moved {
                     slot,
                     new_id,
@@ -402,6 +448,7 @@ impl<'a> Rollout<'a> {
                 .rename(&old.id, &format!("{stable}-prev"))
                 .await
                 .map_err(StepError::engine(format!("rename {}", old.name)))?;
+            self.draining(vec![old.name.clone()]);
             if let Err(e) = self
                 .drain()
                 .retire(&[old.id.as_str()], self.desired.spec.stop_grace)
@@ -420,11 +467,15 @@ impl<'a> Rollout<'a> {
                 Err(e) => Err(e),
             };
             match outcome {
-                Ok(new_id) => moved.push(Moved {
-                    slot: *slot,
-                    new_id,
-                    prev_id: old.id.clone(),
-                }),
+                Ok(new_id) => {
+                    let slot = *slot;
+                    self.emit(|service| Event::SlotDone { service, slot });
+                    moved.push(Moved {
+                        slot,
+                        new_id,
+                        prev_id: old.id.clone(),
+                    })
+                }
                 Err(e) => return Err(self.restore_stopped(&old.id, &stable, e).await),
             }
         }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::drain::{Drain, DEFAULT_GRACE};
 use super::error::{StepError, StepFailure};
 use super::migrate::{MigrationError, MigrationFailure, MigrationRunner};
+use super::progress::{self, Event};
 use super::rollout::Rollout;
 use super::{fleet, Action, ApplyControl, Executor, Outcome, Redactor, ServiceReport};
 use crate::ledger::MigrationRun;
@@ -93,7 +94,24 @@ impl Executor {
             match self.migrations_for(r, name).await {
                 Some(outcome) => outcome,
                 None if sp.action == Action::Remove && !self.opts.prune => (Outcome::Skipped, 0),
-                None => self.converge_in_fleet(r, sp).await,
+                None => {
+                    let image = r
+                        .desired
+                        .services
+                        .get(name)
+                        .map(|d| d.spec.image.full.clone())
+                        .unwrap_or_default();
+                    progress::emit(&self.opts.progress, || Event::ServiceStarted {
+                        service: name.clone(),
+                        image,
+                    });
+                    let done = self.converge_in_fleet(r, sp).await;
+                    progress::emit(&self.opts.progress, || Event::ServiceDone {
+                        service: name.clone(),
+                        outcome: report(done.0.clone(), 0, 0).outcome_word().to_string(),
+                    });
+                    done
+                }
             }
         };
         if outcome == Outcome::Converged {

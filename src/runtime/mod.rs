@@ -300,6 +300,22 @@ pub struct ContainerDetails {
     pub last_exit_code: Option<i64>,
 }
 
+/// How far a pull has come, as the engine reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullStatus {
+    /// Layers downloaded and extracted, or already here.
+    pub layers_done: u32,
+    /// Layers seen so far.
+    pub layers: u32,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Bytes to download, of the layers whose size is known.
+    pub bytes_total: u64,
+}
+
+/// Called as a pull moves on.
+pub type OnPull<'a> = &'a (dyn Fn(PullStatus) + Send + Sync);
+
 /// The Docker operations berth needs. Everything that touches the engine goes through
 /// this trait.
 #[async_trait]
@@ -314,6 +330,16 @@ pub trait Engine: Send + Sync {
     async fn has_image(&self, image: &str) -> Result<bool, RuntimeError>;
     /// Pulls an image with the given registry credentials.
     async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError>;
+    /// [`Engine::pull`], telling `on` how far it has come (an engine that cannot tell
+    /// just pulls).
+    async fn pull_watched(
+        &self,
+        image: &str,
+        auth: Option<RegistryAuth>,
+        _on: OnPull<'_>,
+    ) -> Result<(), RuntimeError> {
+        self.pull(image, auth).await
+    }
     /// The digest that names the image's content everywhere: the manifest digest the
     /// registry gave for its repository, or, for an image never pulled or pushed, its
     /// ID.

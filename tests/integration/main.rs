@@ -6,6 +6,7 @@ mod support;
 
 mod agent;
 mod apply;
+mod browser;
 mod compose;
 mod compose_options;
 mod demo;
@@ -15,6 +16,7 @@ mod jobs;
 mod listener;
 mod migrate;
 mod ops;
+mod page;
 mod plan;
 mod reference;
 mod registry_auth;

@@ -4,6 +4,7 @@
 
 mod convert;
 mod network;
+mod pull_progress;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -215,6 +216,16 @@ impl Engine for DockerEngine {
     }
 
     async fn pull(&self, image: &str, auth: Option<RegistryAuth>) -> Result<(), RuntimeError> {
+        self.pull_watched(image, auth, &|_| {}).await
+    }
+
+    async fn pull_watched(
+        &self,
+        image: &str,
+        auth: Option<RegistryAuth>,
+        on: OnPull<'_>,
+    ) -> Result<(), RuntimeError> {
+        let mut layers = pull_progress::Layers::default();
         let opts = CreateImageOptionsBuilder::new().from_image(image).build();
         let creds = auth.map(|a| bollard::auth::DockerCredentials {
             username: Some(a.username).filter(|u| !u.is_empty()),
@@ -232,6 +243,12 @@ impl Engine for DockerEngine {
                             image: image.into(),
                             message: e,
                         });
+                    }
+                    let detail = info.progress_detail.unwrap_or_default();
+                    if let (Some(id), Some(status)) = (info.id.as_deref(), info.status.as_deref()) {
+                        if layers.take(id, status, detail.current, detail.total) {
+                            on(layers.status());
+                        }
                     }
                 }
                 Err(e) => {
