@@ -38,6 +38,9 @@ pub(crate) struct ServiceStatus {
     pub last_error: Option<String>,
     /// Paused by an operator.
     pub paused: bool,
+    /// The host that takes a release first in a fleet (`update.canary`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
 }
 
 /// When a service last changed, and how that ended.

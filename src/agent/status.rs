@@ -92,6 +92,10 @@ impl AgentStatus {
                     last_outcome: outcome.into(),
                     last_error: error.map(|e| redact_urls_in(&e)),
                     paused: pause.is_paused(&s.service),
+                    canary: desired
+                        .services
+                        .get(&s.service)
+                        .and_then(|d| d.spec.update.canary.clone()),
                 },
             );
         }

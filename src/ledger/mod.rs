@@ -122,6 +122,17 @@ pub struct StartedMigration {
     pub since: String,
 }
 
+/// A rollout lease one host of a fleet holds on a service now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHeld {
+    /// The service.
+    pub service: String,
+    /// The host holding it.
+    pub host: String,
+    /// When it lapses unless renewed, RFC 3339.
+    pub expires_at: String,
+}
+
 /// An operator's settlement of a migration: `berth migrations resolve`.
 #[derive(Debug, Clone)]
 pub struct Resolution {
@@ -291,6 +302,10 @@ pub trait Ledger: Send + Sync {
     /// Gives a lease back.
     async fn release_lease(&self, _key: &LeaseKey) -> Result<(), LedgerError> {
         Ok(())
+    }
+    /// The rollout leases of a project held now (not lapsed), by service and host.
+    async fn leases(&self, _project: &str) -> Result<Vec<LeaseHeld>, LedgerError> {
+        Ok(Vec::new())
     }
     /// Records that `host` runs `target` of a service, converged and healthy.
     async fn record_converged(

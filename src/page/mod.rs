@@ -9,6 +9,7 @@
 //! connections to itself.
 
 mod escape;
+mod fleet;
 mod history;
 mod render;
 mod sample;
@@ -35,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::executor::progress::{unix_ms, Sink};
 use crate::ledger::{DeployRecord, Ledger};
 use crate::status::{AgentStatus, SharedStatus};
+use fleet::FleetView;
 
 const STYLE: &str = include_str!("assets/page.css");
 const SCRIPT: &str = include_str!("assets/live.js");
@@ -44,6 +46,10 @@ const MAX_STREAMS: usize = 32;
 
 /// How often a live stream looks at the status for a change.
 const LOOK_EVERY: Duration = Duration::from_millis(300);
+
+/// How often a live stream reads the fleet from the shared ledger again (leases come
+/// and go within one reconcile).
+const FLEET_EVERY: Duration = Duration::from_secs(3);
 
 /// What the page's handlers share.
 #[derive(Clone)]
@@ -83,7 +89,37 @@ impl PageState {
             }
         }
     }
+
+    /// With a shared ledger, the fleet: every host's deploys of the project this host
+    /// last deployed, and the leases held now. `None` on one host, or before this host
+    /// recorded a deploy.
+    async fn fleet(&self, host: &str) -> Option<FleetView> {
+        if !self.ledger.is_shared() {
+            return None;
+        }
+        let all = match self.ledger.deploys(None, None, FLEET_DEPLOYS).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::debug!(error = %e, "fleet not read for the status page");
+                return None;
+            }
+        };
+        let project = all
+            .iter()
+            .find(|d| d.host.as_deref() == Some(host))?
+            .project
+            .clone();
+        let leases = self.ledger.leases(&project).await.unwrap_or_default();
+        Some(FleetView {
+            deploys: all.into_iter().filter(|d| d.project == project).collect(),
+            leases,
+        })
+    }
 }
+
+/// Deploys read for the fleet section: enough for every host's latest of each service
+/// in a fleet that deploys often.
+const FLEET_DEPLOYS: usize = 400;
 
 /// The page's routes: `GET /` and `GET /events`.
 pub(crate) fn router(state: PageState) -> Router {
@@ -142,17 +178,30 @@ fn safety_headers(content_type: &'static str) -> [(HeaderName, HeaderValue); 5] 
 }
 
 /// The live part of the page: overview, rollout, history.
-pub(crate) fn render_live(st: &AgentStatus, deploys: &[DeployRecord], now_ms: u64) -> String {
+pub(crate) fn render_live(
+    st: &AgentStatus,
+    deploys: &[DeployRecord],
+    fleet: Option<&FleetView>,
+    now_ms: u64,
+) -> String {
     let mut out = String::with_capacity(16 * 1024 + 600 * st.services.len());
     render::overview(&mut out, st);
     render::rollout(&mut out, &st.rollout, now_ms);
+    if let Some(view) = fleet {
+        fleet::fleet(&mut out, st, view);
+    }
     history::history(&mut out, deploys, &st.repo);
     out
 }
 
 /// The whole page.
-pub(crate) fn render_page(st: &AgentStatus, deploys: &[DeployRecord], now_ms: u64) -> String {
-    let live = render_live(st, deploys, now_ms);
+pub(crate) fn render_page(
+    st: &AgentStatus,
+    deploys: &[DeployRecord],
+    fleet: Option<&FleetView>,
+    now_ms: u64,
+) -> String {
+    let live = render_live(st, deploys, fleet, now_ms);
     let mut out = String::with_capacity(live.len() + STYLE.len() + SCRIPT.len() + 1024);
     out.push_str("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
@@ -175,7 +224,8 @@ pub(crate) fn render_page(st: &AgentStatus, deploys: &[DeployRecord], now_ms: u6
 async fn page(State(state): State<PageState>) -> Response {
     let st = state.status.read().await.clone();
     let deploys = state.deploys(&st.host.name).await;
-    let html = render_page(&st, &deploys, unix_ms(SystemTime::now()));
+    let fleet = state.fleet(&st.host.name).await;
+    let html = render_page(&st, &deploys, fleet.as_ref(), unix_ms(SystemTime::now()));
     (safety_headers("text/html; charset=utf-8"), html).into_response()
 }
 
@@ -185,6 +235,8 @@ struct LiveStream {
     last_html: Option<String>,
     reconcile: Option<String>,
     deploys: Vec<DeployRecord>,
+    fleet: Option<FleetView>,
+    fleet_read: Option<tokio::time::Instant>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -201,6 +253,8 @@ async fn events(State(state): State<PageState>) -> Response {
         last_html: None,
         reconcile: None,
         deploys: Vec::new(),
+        fleet: None,
+        fleet_read: None,
         _permit: permit,
     };
     (
@@ -222,11 +276,21 @@ fn live_stream(s: LiveStream) -> impl Stream<Item = Result<SseEvent, Infallible>
             if first || st.last_reconcile != s.reconcile {
                 s.reconcile = st.last_reconcile.clone();
                 s.deploys = s.state.deploys(&st.host.name).await;
+                s.fleet_read = None;
+            }
+            if s.fleet_read.is_none_or(|t| t.elapsed() >= FLEET_EVERY) {
+                s.fleet = s.state.fleet(&st.host.name).await;
+                s.fleet_read = Some(tokio::time::Instant::now());
             }
             // Countdowns run in the browser: a rendering differs only when the state does.
-            let html = render_live(&st, &s.deploys, 0);
+            let html = render_live(&st, &s.deploys, s.fleet.as_ref(), 0);
             if s.last_html.as_deref() != Some(html.as_str()) {
-                let now = render_live(&st, &s.deploys, unix_ms(SystemTime::now()));
+                let now = render_live(
+                    &st,
+                    &s.deploys,
+                    s.fleet.as_ref(),
+                    unix_ms(SystemTime::now()),
+                );
                 s.last_html = Some(html);
                 return Some((Ok(SseEvent::default().event("live").data(now)), s));
             }

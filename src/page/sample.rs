@@ -31,6 +31,7 @@ pub(crate) fn service(
         last_outcome: "in-sync".into(),
         last_error: None,
         paused: false,
+        canary: None,
     }
 }
 
@@ -145,6 +146,6 @@ impl Sample {
 
     /// The whole page, as `GET /` answers it.
     pub fn render(&self) -> String {
-        super::render_page(&self.0, &self.1, 1_800_000_000_000)
+        super::render_page(&self.0, &self.1, None, 1_800_000_000_000)
     }
 }

@@ -68,7 +68,7 @@ fn a_hostile_commit_message_service_name_error_and_image_are_shown_escaped() {
     let mut history = deploys(2, &[XSS]);
     history[0].services[0].error = Some(XSS.into());
     history[0].migrations[0].migration = XSS.into();
-    let html = render_page(&st, &history, 0);
+    let html = render_page(&st, &history, None, 0);
     assert_no_raw_markup(&html);
     assert!(html.contains(
         "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&quot;&#39;&amp;"
@@ -89,7 +89,7 @@ fn credentials_in_the_repository_url_and_errors_are_masked() {
     let mut history = deploys(1, &["api"]);
     history[0].services[0].error =
         Some("pull https://u:hunter2-url-password@registry.example/v2/: denied".into());
-    let html = render_page(&st, &history, 0);
+    let html = render_page(&st, &history, None, 0);
     assert!(!html.contains("hunter2"), "{html}");
     assert!(html.contains("git.example/acme/deploy.git"));
 }
@@ -137,7 +137,7 @@ fn failed_targets_show_their_attempts() {
         given_up: true,
     });
     st.services.insert("api".into(), s);
-    let html = render_live(&st, &[], 0);
+    let html = render_live(&st, &[], None, 0);
     assert!(html.contains("failed (held)"));
     assert!(html.contains("3 attempts, given up until the desired state changes"));
 }
@@ -213,7 +213,7 @@ fn the_applied_commit_links_to_its_host_and_a_refused_head_says_why() {
     let mut st = status(0);
     st.head = Some("feedfacefeedfacefeedfacefeedfacefeedface".into());
     st.last_error = Some("services.api.image: empty".into());
-    let html = render_live(&st, &[], 0);
+    let html = render_live(&st, &[], None, 0);
     assert!(html.contains(
         "<a href=\"https://github.com/acme/deploy/commit/0123456789abcdef0123456789abcdef01234567\"><code>0123456789ab</code></a>"
     ));
@@ -251,7 +251,7 @@ fn a_rollout_in_flight_shows_the_next_replica_its_deadline_and_the_draining_one(
     ] {
         st.rollout.apply(&e);
     }
-    let html = render_live(&st, &[], now);
+    let html = render_live(&st, &[], None, now);
     assert!(html.contains("<code class=\"replica\">shop-svc-000-1-next</code>"));
     assert!(html.contains(&format!(
         "data-until=\"{}\">30s</span>, then for 5s",
@@ -263,12 +263,12 @@ fn a_rollout_in_flight_shows_the_next_replica_its_deadline_and_the_draining_one(
         service: "svc-000".into(),
         outcome: "converged".into(),
     });
-    assert!(render_live(&st, &[], now).contains("Nothing under way."));
+    assert!(render_live(&st, &[], None, now).contains("Nothing under way."));
 }
 
 #[test]
 fn the_history_draws_one_mark_per_service_deploy_each_opening_its_details() {
-    let html = render_live(&status(0), &deploys(4, &["api", "worker"]), 0);
+    let html = render_live(&status(0), &deploys(4, &["api", "worker"]), None, 0);
     assert_eq!(html.matches("<circle").count(), 8);
     assert_eq!(html.matches("<details id=\"deploy-").count(), 4);
     let mark = format!(
@@ -283,13 +283,13 @@ fn the_history_draws_one_mark_per_service_deploy_each_opening_its_details() {
         "<blockquote class=\"error\">new replica shop-api-1-next was not healthy</blockquote>"
     ));
     // Only the newest are shown.
-    let many = render_live(&status(0), &deploys(100, &["api"]), 0);
+    let many = render_live(&status(0), &deploys(100, &["api"]), None, 0);
     assert_eq!(many.matches("<circle").count(), history::SHOWN);
 }
 
 #[test]
 fn the_policy_allows_exactly_the_page_script_and_style() {
-    let html = render_page(&status(2), &[], 0);
+    let html = render_page(&status(2), &[], None, 0);
     let script = &html[html.find("<script>").unwrap() + 8..html.find("</script>").unwrap()];
     let style = &html[html.find("<style>").unwrap() + 7..html.find("</style>").unwrap()];
     let b64 =
@@ -384,4 +384,69 @@ async fn the_event_stream_sends_the_live_part_at_once_and_ends_with_the_agent() 
     shutdown.cancel();
     // The stream ends: the agent's shutdown is not held by an open page.
     while let Ok(Some(_)) = r.chunk().await {}
+}
+
+/// Two hosts of a fleet: each host's newest deploy of each service, the canary, a
+/// lease held now and a migration under way, every name escaped.
+#[test]
+fn the_fleet_matrix_shows_each_hosts_release_the_canary_leases_and_migrations() {
+    let mut st = status(0);
+    st.host.name = "web-1".into();
+    let mut api = service("registry.example/shop/app:v2", &[("app:v2", 2)], 2, 2);
+    api.canary = Some("web-1".into());
+    st.services.insert("api".into(), api);
+    st.started_migrations.push(crate::ledger::StartedMigration {
+        project: "shop".into(),
+        migration: "schema".into(),
+        digest: "sha256:abc".into(),
+        host: XSS.into(),
+        container: "shop-schema-1".into(),
+        since: "2026-11-29T21:00:00Z".into(),
+    });
+    // Newest first, as the ledger answers: web-1 runs v2, web-2 still v1 and holds a
+    // lease; the older v0 deploy of web-1 is not its current release.
+    let mut newest = deploys(3, &["api"]);
+    newest[0].host = Some("web-1".into());
+    newest[0].services[0].to = Some("registry.example/shop/app:v2".into());
+    newest[0].services[0].outcome = "converged".into();
+    newest[1].host = Some("web-2".into());
+    newest[1].services[0].to = Some("registry.example/shop/app:v1".into());
+    newest[1].services[0].outcome = "converged".into();
+    newest[2].host = Some("web-1".into());
+    newest[2].services[0].to = Some("registry.example/shop/app:v0".into());
+    let view = FleetView {
+        deploys: newest,
+        leases: vec![crate::ledger::LeaseHeld {
+            service: "api".into(),
+            host: "web-2".into(),
+            expires_at: "2026-11-29T21:05:00Z".into(),
+        }],
+    };
+    let html = render_live(&st, &[], Some(&view), 0);
+    let cell = |host: &str| {
+        let start = html
+            .find(&format!("<td data-host=\"{host}\" data-service=\"api\">"))
+            .unwrap_or_else(|| panic!("no cell for {host}:\n{html}"));
+        let end = start + html[start..].find("</td>").unwrap();
+        html[start..end].to_string()
+    };
+    let one = cell("web-1");
+    assert!(one.contains("<code>app:v2</code>"), "{one}");
+    assert!(one.contains("canary"), "{one}");
+    assert!(!one.contains("lease"), "{one}");
+    let two = cell("web-2");
+    assert!(two.contains("<code>app:v1</code>"), "{two}");
+    assert!(two.contains("lease until 2026-11-29T21:05:00Z"), "{two}");
+    assert!(!two.contains("canary"), "{two}");
+    assert!(html.contains("web-1 <span class=\"attempts\">(this host)</span>"));
+    assert!(html.contains("<th data-service=\"api\">api<div class=\"attempts\">canary web-1</div>"));
+    assert!(
+        html.contains("<code>schema</code> on &lt;script&gt;"),
+        "{html}"
+    );
+    // The migration's host is a row too, escaped like everything else.
+    assert!(!html.contains("<script>alert"));
+    assert!(!html.contains("<img src=x"));
+    // One host alone (no shared ledger) has no fleet section.
+    assert!(!render_live(&st, &[], None, 0).contains("id=\"fleet\""));
 }

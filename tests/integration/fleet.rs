@@ -338,6 +338,40 @@ fn max_hosts_one_replaces_one_host_at_a_time_after_the_canary() {
     }
     // Leases are given back.
     assert_eq!(f.sql("SELECT count(*) FROM berth.leases"), "0");
+    // Any host's status page shows the fleet: each host's release of api (v2 on all
+    // three once each has recorded its deploy), the canary h2, no lease left.
+    let v2 = im.app_v2.rsplit('/').next().unwrap().to_string();
+    let api_cells = || -> Option<Vec<String>> {
+        let (code, page) = crate::agent::http(agents[0].port, "GET", "/", &[], b"")?;
+        assert_eq!(code, 200, "{page}");
+        ["h1", "h2", "h3"]
+            .iter()
+            .map(|h| {
+                let at = page.find(&format!("<td data-host=\"{h}\" data-service=\"api\">"))?;
+                Some(page[at..at + page[at..].find("</td>")?].to_string())
+            })
+            .collect()
+    };
+    let shows_v2 = |cells: &[String]| {
+        cells.iter().all(|c| {
+            c.contains(&format!(
+                "<code>{v2}</code> <span class=\"outcome converged\">"
+            ))
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+            api_cells().is_some_and(|c| shows_v2(&c))
+        }),
+        "the fleet matrix does not show v2 on every host: {:?}\n{}",
+        api_cells(),
+        logs(&all)
+    );
+    let cells = api_cells().unwrap();
+    for (cell, host) in cells.iter().zip(["h1", "h2", "h3"]) {
+        assert_eq!(cell.contains(">canary<"), host == "h2", "{host}: {cell}");
+        assert!(!cell.contains("lease"), "{host}: {cell}");
+    }
 
     // The same kind of release without staging (every host at once), and with
     // max_hosts 1 alone, for the record.

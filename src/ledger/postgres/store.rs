@@ -275,6 +275,32 @@ impl Ledger for PgLedger {
         .await
     }
 
+    async fn leases(&self, project: &str) -> Result<Vec<LeaseHeld>, LedgerError> {
+        let project = project.to_string();
+        self.call("read leases", move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT service, host,
+                                to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                         FROM berth.leases WHERE project = $1 AND expires_at > now()
+                         ORDER BY service, host",
+                        &[&project],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| LeaseHeld {
+                        service: r.get(0),
+                        host: r.get(1),
+                        expires_at: r.get(2),
+                    })
+                    .collect())
+            })
+        })
+        .await
+    }
+
     async fn record_deploy(&self, deploy: &DeployRecord) -> Result<i64, LedgerError> {
         let flushed = self.flush_pending().await;
         match flushed {
