@@ -75,35 +75,40 @@ impl PageState {
         }
     }
 
-    /// This host's deploys, newest first; none when the ledger does not answer.
-    async fn deploys(&self, host: &str) -> Vec<DeployRecord> {
-        match self.ledger.deploys(None, None, history::SHOWN * 4).await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|d| d.host.as_deref().is_none_or(|h| h == host))
-                .take(history::SHOWN)
-                .collect(),
-            Err(e) => {
-                tracing::debug!(error = %e, "deploy history not read for the status page");
-                Vec::new()
-            }
-        }
-    }
-
-    /// With a shared ledger, the fleet: every host's deploys of the project this host
-    /// last deployed, and the leases held now. `None` on one host, or before this host
-    /// recorded a deploy.
-    async fn fleet(&self, host: &str) -> Option<FleetView> {
-        if !self.ledger.is_shared() {
-            return None;
-        }
-        let all = match self.ledger.deploys(None, None, FLEET_DEPLOYS).await {
+    /// This host's deploys, newest first, and with a shared ledger the fleet: one read
+    /// of the ledger's deploys serves both. Nothing when the ledger does not answer.
+    async fn read(&self, host: &str) -> (Vec<DeployRecord>, Option<FleetView>) {
+        let shared = self.ledger.is_shared();
+        let limit = if shared {
+            FLEET_DEPLOYS
+        } else {
+            history::SHOWN * 4
+        };
+        let all = match self.ledger.deploys(None, None, limit).await {
             Ok(all) => all,
             Err(e) => {
-                tracing::debug!(error = %e, "fleet not read for the status page");
-                return None;
+                tracing::debug!(error = %e, "deploy history not read for the status page");
+                return (Vec::new(), None);
             }
         };
+        let mine = all
+            .iter()
+            .filter(|d| d.host.as_deref().is_none_or(|h| h == host))
+            .take(history::SHOWN)
+            .cloned()
+            .collect();
+        let fleet = if shared {
+            self.fleet(all, host).await
+        } else {
+            None
+        };
+        (mine, fleet)
+    }
+
+    /// The fleet in `all` (every host's deploys, newest first): the deploys of the
+    /// project this host last deployed, and the leases held now. `None` before this
+    /// host recorded a deploy.
+    async fn fleet(&self, all: Vec<DeployRecord>, host: &str) -> Option<FleetView> {
         let project = all
             .iter()
             .find(|d| d.host.as_deref() == Some(host))?
@@ -223,8 +228,7 @@ pub(crate) fn render_page(
 
 async fn page(State(state): State<PageState>) -> Response {
     let st = state.status.read().await.clone();
-    let deploys = state.deploys(&st.host.name).await;
-    let fleet = state.fleet(&st.host.name).await;
+    let (deploys, fleet) = state.read(&st.host.name).await;
     let html = render_page(&st, &deploys, fleet.as_ref(), unix_ms(SystemTime::now()));
     (safety_headers("text/html; charset=utf-8"), html).into_response()
 }
@@ -236,7 +240,8 @@ struct LiveStream {
     reconcile: Option<String>,
     deploys: Vec<DeployRecord>,
     fleet: Option<FleetView>,
-    fleet_read: Option<tokio::time::Instant>,
+    /// When the ledger was last read.
+    read_at: Option<tokio::time::Instant>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -254,7 +259,7 @@ async fn events(State(state): State<PageState>) -> Response {
         reconcile: None,
         deploys: Vec::new(),
         fleet: None,
-        fleet_read: None,
+        read_at: None,
         _permit: permit,
     };
     (
@@ -273,14 +278,13 @@ fn live_stream(s: LiveStream) -> impl Stream<Item = Result<SseEvent, Infallible>
             }
             let st = s.state.status.read().await.clone();
             let first = s.last_html.is_none();
-            if first || st.last_reconcile != s.reconcile {
+            // The history changes with a reconcile; a fleet's leases within one.
+            let fleet_due =
+                s.state.ledger.is_shared() && s.read_at.is_none_or(|t| t.elapsed() >= FLEET_EVERY);
+            if first || st.last_reconcile != s.reconcile || fleet_due {
                 s.reconcile = st.last_reconcile.clone();
-                s.deploys = s.state.deploys(&st.host.name).await;
-                s.fleet_read = None;
-            }
-            if s.fleet_read.is_none_or(|t| t.elapsed() >= FLEET_EVERY) {
-                s.fleet = s.state.fleet(&st.host.name).await;
-                s.fleet_read = Some(tokio::time::Instant::now());
+                (s.deploys, s.fleet) = s.state.read(&st.host.name).await;
+                s.read_at = Some(tokio::time::Instant::now());
             }
             // Countdowns run in the browser: a rendering differs only when the state does.
             let html = render_live(&st, &s.deploys, s.fleet.as_ref(), 0);

@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 
 use super::super::{Event, EventKind};
-use super::text::{cut_chars, escape_within, headline, release, short_commit, subject};
+use super::text::{cut_chars, escape_all, escape_within, headline, release, short_commit, subject};
 
 pub(crate) const CONTENT_MAX: usize = 2000;
 pub(crate) const TITLE_MAX: usize = 256;
@@ -127,11 +127,7 @@ fn commit_value(e: &Event, commit: &str) -> String {
 /// code, spoilers, quotes, headings, links; any punctuation may be escaped), so that quoted text shows as
 /// written.
 pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        push_escaped(c, &mut out);
-    }
-    out
+    escape_all(text, push_escaped)
 }
 
 fn push_escaped(c: char, out: &mut String) {

@@ -13,7 +13,7 @@
 use serde_json::{json, Value};
 
 use super::super::Event;
-use super::text::{cut_chars, escape_within, headline, release, short_commit, subject};
+use super::text::{cut_chars, escape_all, escape_within, headline, release, short_commit, subject};
 
 /// A header block's most characters.
 pub(crate) const HEADER_MAX: usize = 150;
@@ -97,11 +97,7 @@ fn commit_line(e: &Event, commit: &str) -> String {
 /// Escapes the three characters Slack gives a meaning in message text, so that a
 /// message cannot turn into a link or a mention.
 pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        push_escaped(c, &mut out);
-    }
-    out
+    escape_all(text, push_escaped)
 }
 
 fn push_escaped(c: char, out: &mut String) {

@@ -90,6 +90,15 @@ pub(super) fn cut_bytes(text: &str, max: usize) -> String {
     cut
 }
 
+/// `text` escaped character by character with `escape`.
+pub(super) fn escape_all(text: &str, escape: impl Fn(char, &mut String)) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        escape(c, &mut out);
+    }
+    out
+}
+
 /// `raw` escaped character by character with `escape`, stopping before the result
 /// would pass `max` characters (an escape is never split); ends with an ellipsis when
 /// something was left out.
