@@ -85,6 +85,9 @@ pub(crate) struct AgentStatus {
     pub coordination: String,
     /// Why the host is degraded (its coordination store does not answer), if it is.
     pub degraded: Option<String>,
+    /// Why the Docker engine does not answer, while it does not: nothing is changed
+    /// meanwhile, and the agent converges once it answers again.
+    pub engine_down: Option<String>,
     /// Migrations recorded as started without a result, fleet-wide: a run whose host
     /// died stays here until that host returns or an operator settles it.
     pub started_migrations: Vec<crate::ledger::StartedMigration>,
@@ -152,6 +155,9 @@ impl AgentStatus {
 
     /// `None` when healthy, else why not.
     pub(crate) fn unhealthy_because(&self) -> Option<String> {
+        if let Some(why) = &self.engine_down {
+            return Some(format!("the Docker engine does not answer: {why}"));
+        }
         match self.last_reconcile_at {
             None => Some("no reconcile has finished yet".into()),
             Some(at) if at.elapsed() > self.stale_after => Some(format!(

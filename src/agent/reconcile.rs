@@ -22,6 +22,9 @@ pub(super) const ENGINE_BACKOFF: crate::retry::Backoff =
 /// How soon a service waiting for the fleet is tried again.
 const FLEET_RETRY: Duration = Duration::from_secs(2);
 
+/// Why a reconcile could not use the engine (or the state dir), as its message.
+struct EngineGone(String);
+
 /// The state the loop keeps between reconciles.
 pub(super) struct Loop {
     pub(super) config: AgentConfig,
@@ -33,6 +36,9 @@ pub(super) struct Loop {
     /// The head last looked at, valid or not.
     pub(super) last_seen: Option<String>,
     pub(super) failures: FailedTargets,
+    /// The engine itself (the executor's is bounded): asked whether it answers after a
+    /// failure.
+    engine: Arc<dyn Engine>,
     triggers: mpsc::UnboundedSender<Trigger>,
     deployed: crate::notify::DeployedOnce,
     /// The wait before retrying after the engine failed; doubles up to 30 s.
@@ -50,7 +56,11 @@ impl Loop {
         status: SharedStatus,
         triggers: mpsc::UnboundedSender<Trigger>,
     ) -> Self {
-        let executor = Executor::new(engine, config.ledger.clone(), config.apply.clone());
+        let executor = Executor::new(
+            engine.clone(),
+            config.ledger.clone(),
+            config.apply.clone(),
+        );
         Self {
             config,
             metrics,
@@ -59,6 +69,7 @@ impl Loop {
             last_good: None,
             last_seen: None,
             failures: FailedTargets::default(),
+            engine,
             triggers,
             deployed: crate::notify::DeployedOnce::new(),
             engine_backoff: ENGINE_BACKOFF.delays(),
@@ -211,8 +222,24 @@ impl Loop {
         let result =
             tracing::Instrument::instrument(self.executor.apply_with(&desired, &control), span)
                 .await;
+        // A service that failed because the engine went away (dockerd restarting) did
+        // not fail its release: the attempt is not counted, and the whole reconcile is
+        // tried again once the engine answers.
+        let result = match result {
+            Ok(report) if report.services.iter().any(|s| s.outcome.is_failed()) => {
+                match self.engine.ping().await {
+                    Ok(()) => Ok(report),
+                    Err(e) => Err(EngineGone(format!(
+                        "the Docker engine went away during the apply: {e}"
+                    ))),
+                }
+            }
+            Ok(report) => Ok(report),
+            Err(e) => Err(EngineGone(e.to_string())),
+        };
         match result {
             Ok(report) => {
+                self.engine_answers().await;
                 self.after_report(&commit, &desired, &report);
                 let started_migrations = if self.config.ledger.is_shared() {
                     self.config.ledger.started_migrations(None).await.ok()
@@ -236,7 +263,11 @@ impl Loop {
                 st.finish_reconcile(started.elapsed(), None);
                 tracing::info!(commit = %commit.short(), converged = report.converged(), duration_ms = started.elapsed().as_millis() as u64, action = "reconcile", "reconcile finished");
             }
-            Err(e) => {
+            Err(EngineGone(e)) => {
+                match self.engine.ping().await {
+                    Err(down) => self.engine_away(&down.to_string()).await,
+                    Ok(()) => self.engine_answers().await,
+                }
                 self.metrics
                     .reconciles
                     .get_or_create(&crate::api::metrics::OutcomeLabels {
@@ -256,6 +287,27 @@ impl Loop {
                     .finish_reconcile(started.elapsed(), Some(e.to_string()));
             }
         }
+    }
+
+    /// The engine answered a whole apply: it is up (again).
+    async fn engine_answers(&mut self) {
+        self.metrics.engine_up.set(1);
+        if self.status.write().await.engine_down.take().is_some() {
+            tracing::info!(
+                action = "engine-back",
+                "the Docker engine answers again; converging"
+            );
+        }
+    }
+
+    /// The engine does not answer: reported (status, `/healthz`, metric) until it does.
+    async fn engine_away(&mut self, why: &str) {
+        self.metrics.engine_up.set(0);
+        let mut st = self.status.write().await;
+        if st.engine_down.is_none() {
+            tracing::warn!(action = "engine-down", error = %why, "the Docker engine does not answer; nothing changes until it does");
+        }
+        st.engine_down = Some(why.to_string());
     }
 
     /// Failed services back off (or give up until the desired state changes); converged

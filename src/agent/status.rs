@@ -31,6 +31,7 @@ impl AgentStatus {
             paused: false,
             coordination: config.ledger.describe(),
             degraded: None,
+            engine_down: None,
             started_migrations: Vec::new(),
             rollout: Default::default(),
             last_reconcile_at: None,

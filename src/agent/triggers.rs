@@ -35,8 +35,10 @@ pub(super) fn every(
 }
 
 /// Wakes the loop on die, destroy and health changes of managed containers. A stream
-/// that breaks (the daemon restarted, say) is opened again, backing off while it keeps
-/// breaking at once.
+/// that breaks (the daemon restarted, say) wakes the loop too, so that an engine gone
+/// away is noticed and reported at once, and is opened again once the engine answers,
+/// backing off while it does not; its return wakes the loop again, which converges what
+/// changed meanwhile.
 pub(super) fn engine_events(
     engine: Arc<dyn Engine>,
     tx: mpsc::UnboundedSender<Trigger>,
@@ -64,7 +66,18 @@ pub(super) fn engine_events(
                     _ = stop.cancelled() => return,
                 }
             }
-            tokio::select! { _ = tokio::time::sleep(delays.next_delay()) => {}, _ = stop.cancelled() => return }
+            if tx.send(Trigger::DockerEvent).is_err() {
+                return;
+            }
+            loop {
+                tokio::select! { _ = tokio::time::sleep(delays.next_delay()) => {}, _ = stop.cancelled() => return }
+                if engine.ping().await.is_ok() {
+                    break;
+                }
+            }
+            if tx.send(Trigger::DockerEvent).is_err() {
+                return;
+            }
         }
     });
 }

@@ -107,6 +107,8 @@ pub(crate) struct Metrics {
     pub invalid_commits: Counter,
     /// 1 while the coordination store answers (always 1 with the local ledger).
     pub coordination_up: Gauge,
+    /// 1 while the Docker engine answers.
+    pub engine_up: Gauge,
     /// State-changing requests (webhook, control) by route, transport and outcome.
     pub control_requests: Family<ControlLabels, Counter>,
     /// Triggers taken into a reconcile, by kind: each counted once, by the reconcile
@@ -146,6 +148,7 @@ impl Metrics {
             failed_targets: Gauge::default(),
             invalid_commits: Counter::default(),
             coordination_up: Gauge::default(),
+            engine_up: Gauge::default(),
             control_requests: Family::default(),
             reconcile_triggers: Family::default(),
             registry: Registry::default(),
@@ -209,6 +212,11 @@ impl Metrics {
             m.coordination_up.clone(),
         );
         registry.register(
+            "engine_up",
+            "1 while the Docker engine answers",
+            m.engine_up.clone(),
+        );
+        registry.register(
             "control_requests",
             "State-changing requests to the listener by route, transport and outcome",
             m.control_requests.clone(),
@@ -219,6 +227,7 @@ impl Metrics {
             m.reconcile_triggers.clone(),
         );
         m.coordination_up.set(1);
+        m.engine_up.set(1);
         Self { registry, ..m }
     }
 

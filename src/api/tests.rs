@@ -78,6 +78,7 @@ mod webhook {
             paused: false,
             coordination: "local".into(),
             degraded: None,
+            engine_down: None,
             started_migrations: Vec::new(),
             rollout: Default::default(),
             last_reconcile_at: None,

@@ -172,4 +172,8 @@ impl Engine for Bounded {
     fn events(&self) -> BoxStream<'_, Result<(), RuntimeError>> {
         self.inner.events()
     }
+
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        self.inner.ping().await
+    }
 }

@@ -48,6 +48,13 @@ pub(crate) enum Outcome {
     },
 }
 
+impl Outcome {
+    /// True for a service that could not be converged.
+    pub(crate) fn is_failed(&self) -> bool {
+        matches!(self, Outcome::Failed { .. })
+    }
+}
+
 /// The report of one service.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ServiceReport {

@@ -72,6 +72,7 @@ pub(crate) fn status(n: usize) -> AgentStatus {
         paused: false,
         coordination: "local (sqlite)".into(),
         degraded: None,
+        engine_down: None,
         started_migrations: Vec::new(),
         rollout: Board::default(),
         last_reconcile_at: None,

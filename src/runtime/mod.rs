@@ -407,6 +407,11 @@ pub trait Engine: Send + Sync {
     /// of any project: what wakes the agent. An error ends the stream; the caller opens
     /// it again.
     fn events(&self) -> futures_util::stream::BoxStream<'_, Result<(), RuntimeError>>;
+    /// Whether the engine answers at all: after a failure, tells an engine that is
+    /// away (restarting, stopped) from one that refused a call.
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        self.list_managed().await.map(|_| ())
+    }
 }
 
 /// Registry credentials, as `docker login` stores them or a credential helper gives

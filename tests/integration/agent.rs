@@ -77,8 +77,19 @@ impl Agent {
     }
 
     pub fn start_with_env(repo: &str, state: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_logged(repo, state, &state.join("agent.log"), extra, env)
+    }
+
+    /// [`Agent::start_with_env`] with its log at `log` (outside a state dir that may fill up).
+    pub fn start_logged(
+        repo: &str,
+        state: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
-        let log = state.join("agent.log");
+        let log = log.to_path_buf();
         std::fs::create_dir_all(state).unwrap();
         let file = std::fs::File::create(&log).unwrap();
         let mut args = vec![

@@ -7,6 +7,7 @@ mod support;
 mod agent;
 mod apply;
 mod browser;
+mod chaos_engine;
 mod compose;
 mod compose_options;
 mod demo;

@@ -322,24 +322,10 @@ impl Engine {
                 tail(&self.log(), 40)
             );
         }
-        fs::write(d("daemon.json"), "{\"live-restore\": false}\n").expect("write daemon.json");
-        // SAFETY: plain kill(2) of our own child process.
-        unsafe {
-            libc::kill(spawned.id() as i32, libc::SIGHUP);
-        }
-        let reloaded = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            self.docker(["info", "--format", "{{.LiveRestoreEnabled}}"])
-                .stdout
-                .starts_with(b"false")
-        });
-        if !reloaded {
+        if let Err(e) = self.reload_live_restore(spawned.id() as i32, false) {
             let _ = spawned.kill();
             let _ = spawned.wait();
-            panic!(
-                "engine {} did not turn live restore off; end of its log:\n{}",
-                self.name,
-                tail(&self.log(), 40)
-            );
+            panic!("engine {}: {e}", self.name);
         }
         eprintln!(
             "engine {} up at {} in {:.1} s",
@@ -348,6 +334,54 @@ impl Engine {
             started.elapsed().as_secs_f64()
         );
         *child = Some(spawned);
+    }
+
+    /// Turns live restore on or off while the engine runs (config reload): with it
+    /// on, a stop leaves the containers running and a start takes them back.
+    pub fn set_live_restore(&self, on: bool) {
+        let pid = self.lock_child().as_ref().map(|c| c.id() as i32);
+        let pid = pid.unwrap_or_else(|| panic!("engine {} does not run", self.name));
+        if let Err(e) = self.reload_live_restore(pid, on) {
+            panic!("engine {}: {e}", self.name);
+        }
+    }
+
+    /// A restart of the engine's dockerd, as a package upgrade does it: stopped
+    /// (SIGTERM) with live restore `on` or off, then started again on the same data.
+    /// With it on, containers keep running throughout; with it off, they all stop
+    /// and those with a restart policy come back when the engine does.
+    pub fn restart(&self, live_restore: bool) {
+        self.set_live_restore(live_restore);
+        self.stop();
+        self.start_again();
+    }
+
+    /// Writes `daemon.json` with live restore `on` and has dockerd `pid` reload it.
+    fn reload_live_restore(&self, pid: i32, on: bool) -> Result<(), String> {
+        fs::write(
+            self.dir.join("daemon.json"),
+            format!("{{\"live-restore\": {on}}}\n"),
+        )
+        .map_err(|e| format!("write daemon.json: {e}"))?;
+        // SAFETY: plain kill(2) of our own child process.
+        unsafe {
+            libc::kill(pid, libc::SIGHUP);
+        }
+        let want = format!("{on}");
+        let reloaded = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            self.docker(["info", "--format", "{{.LiveRestoreEnabled}}"])
+                .stdout
+                .starts_with(want.as_bytes())
+        });
+        if reloaded {
+            Ok(())
+        } else {
+            Err(format!(
+                "live restore did not turn {}; end of its log:\n{}",
+                if on { "on" } else { "off" },
+                tail(&self.log(), 40)
+            ))
+        }
     }
 
     /// Stops the engine (SIGTERM, waiting for dockerd to exit). Running

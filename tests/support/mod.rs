@@ -6,6 +6,7 @@
 //! part of it, hence the module-wide allowances below.
 #![allow(dead_code, unused_imports)]
 
+mod chaos;
 mod cleanup;
 pub mod compose;
 mod docker;
@@ -21,6 +22,7 @@ pub use docker::{
     http_get_via_container, image_id, inspect, repo_digest, require_docker, wait_for, wait_healthy,
     wait_until,
 };
+pub use chaos::{agent_image, Tmpfs};
 pub use engines::Engine;
 pub use images::{caddy_image, images, Images};
 pub use postgres::Postgres;

@@ -107,6 +107,10 @@ pub(super) fn err(e: BollardError) -> RuntimeError {
 
 #[async_trait]
 impl Engine for DockerEngine {
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        self.docker.ping().await.map(|_| ()).map_err(err)
+    }
+
     async fn list_project(&self, project: &str) -> Result<Vec<ObservedContainer>, RuntimeError> {
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
