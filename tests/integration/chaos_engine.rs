@@ -32,13 +32,13 @@ services:
   api:
     image: {image}
     replicas: 2
+    volumes: [\"{shared}:/shared\"]
     stop_grace: 2s
-    update: {{ monitor: 2s, deadline: 30s }}
+    update: {{ monitor: 1s, deadline: 30s, parallelism: 2 }}
 migrations:
   {migration}:
     from: api
-    command: [\"sh\", \"-c\", \"sleep 2; cat /version >> /shared/runs\"]
-    volumes: [\"{shared}:/shared\"]
+    command: [\"sh\", \"-c\", \"sleep 1; cat /version >> /shared/runs\"]
 ",
         shared = shared.display()
     )
@@ -124,6 +124,8 @@ impl Host {
             .collect()
     }
 
+    /// Waits until the project is exactly the two replicas on `image`, and the
+    /// agent's reconciles up to now have finished.
     fn wait_converged(&self, agent: &Agent, image: &str) {
         assert!(
             wait_until(WAIT, POLL, || self.containers() == self.want(image)),
@@ -132,6 +134,8 @@ impl Host {
             self.want(image),
             agent.log()
         );
+        agent.settle();
+        assert_eq!(self.containers(), self.want(image), "{}", agent.log());
     }
 
     /// Lines the migration appended.
@@ -248,4 +252,110 @@ fn engine_restarts_with_live_restore_keep_containers_and_converge_once() {
 #[test]
 fn engine_restarts_without_live_restore_bring_everything_back_once() {
     engine_restarts(false);
+}
+
+/// The replicas of `api` on the machine's engine are exactly `n` on `image`.
+fn api_on(p: &Project, image: &str, n: u32) -> bool {
+    wait_until(WAIT, POLL, || api_images(p) == expect(p, image, n))
+}
+
+#[test]
+fn a_full_state_dir_fails_the_ledger_write_cleanly_and_recovers() {
+    let p = Project::new("statefull");
+    let img = images();
+    // The state dir on a small file system of its own; its clone on another, so that
+    // the fetch still works when the ledger cannot grow.
+    let state = Tmpfs::mount("8m");
+    let _repos = Tmpfs::mount_at(&state.path().join("repos"), "8m");
+    let outside = TempDir::default();
+    let shared = outside.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let repo = Repo::new();
+    repo.commit(&stack(p.name(), &img.app_v1, &shared, "migrate"), "v1");
+    let allow = format!("{}:rw", shared.display());
+    let agent = Agent::start_logged(
+        &repo.path().display().to_string(),
+        state.path(),
+        &outside.path().join("agent.log"),
+        &["--allow-host-path", &allow],
+        &[],
+    );
+    assert!(api_on(&p, &img.app_v1, 2), "{}", agent.log());
+    agent.settle();
+    let runs = || std::fs::read_to_string(shared.join("runs")).unwrap_or_default();
+    assert_eq!(runs(), "app:v1\n");
+
+    state.fill();
+    assert!(state.is_full());
+    let from = agent.log().len();
+    repo.commit(&stack(p.name(), &img.app_v2, &shared, "migrate"), "v2");
+    // The ledger cannot record: the step fails, said so, and nothing moves.
+    assert!(
+        wait_until(WAIT, POLL, || {
+            agent.status()["services"]["api"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("full") || e.contains("No space left"))
+        }),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(api_images(&p), expect(&p, &img.app_v1, 2));
+    assert!(!agent.log()[from..].contains("panicked"), "{}", agent.log());
+
+    state.free();
+    assert!(api_on(&p, &img.app_v2, 2), "{}", agent.log());
+    agent.settle();
+    // Each image migrated once; what was recorded before the disk filled is all there.
+    assert_eq!(runs(), "app:v1\napp:v2\n", "{}", agent.log());
+    let h = berth([
+        "history",
+        "--state-dir",
+        &state.path().display().to_string(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(h.code, 0, "{h:?}");
+    let deploys: serde_json::Value = serde_json::from_str(&h.stdout).unwrap();
+    let text = deploys.to_string();
+    assert!(text.contains("app:v1") && text.contains("app:v2"), "{text}");
+}
+
+#[test]
+fn a_full_clone_dir_keeps_the_last_good_commit_and_fetches_once_freed() {
+    let p = Project::new("clonefull");
+    let img = images();
+    let state = TempDir::default();
+    let repos = Tmpfs::mount_at(&state.path().join("repos"), "2m");
+    let repo = Repo::new();
+    repo.commit(&crate::agent::stack(p.name(), &img.app_v1, 1), "v1");
+    let url = format!("file://{}", repo.path().display());
+    let agent = Agent::start(&url, state.path(), &["--interval", "1s"]);
+    assert!(api_on(&p, &img.app_v1, 1), "{}", agent.log());
+
+    repos.fill();
+    repo.commit(&crate::agent::stack(p.name(), &img.app_v2, 1), "v2");
+    assert!(
+        wait_until(WAIT, POLL, || {
+            matches!(http(agent.port, "GET", "/healthz", &[], b""),
+                Some((503, body)) if body.contains("fetches in a row failed"))
+        }),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(api_images(&p), expect(&p, &img.app_v1, 1));
+
+    repos.free();
+    assert!(api_on(&p, &img.app_v2, 1), "{}", agent.log());
+    assert!(
+        wait_until(WAIT, POLL, || matches!(
+            http(agent.port, "GET", "/healthz", &[], b""),
+            Some((200, _))
+        )),
+        "{}",
+        agent.log()
+    );
+    // The clone took no harm: the next commit is fetched and applied too.
+    let sha = repo.commit(&crate::agent::stack(p.name(), &img.app_v3, 1), "v3");
+    assert!(api_on(&p, &img.app_v3, 1), "{}", agent.log());
+    assert_eq!(agent.status()["applied_commit"]["sha"], sha.as_str());
 }
