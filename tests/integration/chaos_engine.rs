@@ -359,3 +359,93 @@ fn a_full_clone_dir_keeps_the_last_good_commit_and_fetches_once_freed() {
     assert!(api_on(&p, &img.app_v3, 1), "{}", agent.log());
     assert_eq!(agent.status()["applied_commit"]["sha"], sha.as_str());
 }
+
+/// api ×2 on `image`, each slot's step lasting a few seconds (start, health, monitor).
+fn sidecar_stack(project: &str, image: &str) -> String {
+    format!(
+        "project: {project}\nservices:\n  api:\n    image: {image}\n    replicas: 2\n    stop_grace: 2s\n    update: {{ monitor: 2s, deadline: 30s }}\n"
+    )
+}
+
+#[test]
+fn the_agent_as_a_container_converges_stops_gracefully_and_picks_up_again() {
+    let h = Host::new("sidecar");
+    let img = images();
+    let image = agent_image(&h.engine);
+    h.repo.commit(&sidecar_stack(&h.project, &img.app_v1), "v1");
+    let state = h.state.path().display().to_string();
+    let repo = h.repo.path().display().to_string();
+    let name = format!("{}-berth-agent", h.project);
+    // As examples/deploy/compose.yaml runs it: the engine's socket, the state dir at
+    // its own path, the repository (a local one, watched) at its own path.
+    let socket = h.engine.dir().join("docker.sock");
+    h.engine.docker_stdout([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-v",
+        &format!("{}:/var/run/docker.sock", socket.display()),
+        "-v",
+        &format!("{state}:{state}"),
+        "-v",
+        &format!("{repo}:{repo}:ro"),
+        "-e",
+        "RUST_LOG=info",
+        &image,
+        "--log-format",
+        "text",
+        "agent",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &state,
+        "--drain",
+        "200ms",
+    ]);
+    let logs = || {
+        let out = h.engine.docker(["logs", &name]);
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let status = || {
+        http_unix(&h.state.path().join("control.sock"), "GET", "/status", b"")
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+    };
+    let converged = |image: &str, summary: &str| {
+        wait_until(WAIT, POLL, || {
+            h.containers() == h.want(image)
+                && status().is_some_and(|s| {
+                    s["applied_commit"]["summary"] == summary
+                        && s["services"]["api"]["healthy"] == 2
+                })
+        })
+    };
+    assert!(converged(&img.app_v1, "v1"), "{:?}\n{}", h.containers(), logs());
+
+    // Stopped in the middle of a rolling update, with docker's own default grace.
+    h.repo.commit(&sidecar_stack(&h.project, &img.app_v2), "v2");
+    assert!(
+        wait_until(WAIT, Duration::from_millis(20), || h.running("-next")),
+        "{}",
+        logs()
+    );
+    h.engine.docker_stdout(["stop", &name]);
+    let exit = h
+        .engine
+        .docker_stdout(["inspect", "-f", "{{.State.ExitCode}}", &name]);
+    assert_eq!(exit, "0", "not a clean stop (137 is docker's SIGKILL)\n{}", logs());
+    assert!(logs().contains("agent stopped"), "{}", logs());
+    // The step in flight finished: no replacement left half-way, both slots serve.
+    let left = h.containers();
+    assert!(
+        !left.iter().any(|c| c.contains("-next")),
+        "{left:?}\n{}",
+        logs()
+    );
+    let serving = left.iter().filter(|c| c.ends_with(" running")).count();
+    assert!(serving >= 2, "{left:?}");
+
+    // Started again, it picks up where it stopped.
+    h.engine.docker_stdout(["start", &name]);
+    assert!(converged(&img.app_v2, "v2"), "{:?}\n{}", h.containers(), logs());
+}

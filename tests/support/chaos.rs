@@ -112,7 +112,8 @@ impl Drop for Tmpfs {
 /// The berth binary of this build as an image on `engine` (`berth-test/agent:TAG`,
 /// TAG from the binary's size and modification time): the binary, the shared
 /// libraries `ldd` names and the loader, at their own paths, plus `/tmp`; entrypoint
-/// `/berth`. Built with `docker import`, as the demo builds its images.
+/// `/berth` (SIGTERM, docker's default stop signal, is what the agent handles). Built
+/// with `docker import`, as the demo builds its images.
 pub fn agent_image(engine: &Engine) -> String {
     let exe = Path::new(env!("CARGO_BIN_EXE_berth"));
     let meta = fs::metadata(exe).expect("berth binary");
@@ -160,8 +161,6 @@ pub fn agent_image(engine: &Engine) -> String {
         "import",
         "--change",
         r#"ENTRYPOINT ["/berth"]"#,
-        "--change",
-        "STOPSIGNAL SIGTERM",
         &tar.display().to_string(),
         &reference,
     ]);
