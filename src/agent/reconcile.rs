@@ -209,6 +209,11 @@ impl Loop {
         if !self.coordination_ok(started).await {
             return;
         }
+        // An engine reported away that answers again is reported back before the apply
+        // (which may take a while: it converges what changed meanwhile).
+        if self.status.read().await.engine_down.is_some() && self.engine.ping().await.is_ok() {
+            self.engine_answers().await;
+        }
         let pause = PauseState::load(&self.config.state_dir);
         let control = ApplyControl {
             exclude: self.held_back(&desired, &pause),

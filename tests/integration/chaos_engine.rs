@@ -320,6 +320,11 @@ fn a_full_state_dir_fails_the_ledger_write_cleanly_and_recovers() {
     assert!(text.contains("app:v1") && text.contains("app:v2"), "{text}");
 }
 
+/// One replica of api on `image`, replaced as soon as its successor is healthy.
+fn quick_stack(project: &str, image: &str) -> String {
+    format!("project: {project}\nservices:\n  api:\n    image: {image}\n    stop_grace: 2s\n    update: {{ monitor: 0s, deadline: 30s }}\n")
+}
+
 #[test]
 fn a_full_clone_dir_keeps_the_last_good_commit_and_fetches_once_freed() {
     let p = Project::new("clonefull");
@@ -327,13 +332,13 @@ fn a_full_clone_dir_keeps_the_last_good_commit_and_fetches_once_freed() {
     let state = TempDir::default();
     let repos = Tmpfs::mount_at(&state.path().join("repos"), "2m");
     let repo = Repo::new();
-    repo.commit(&crate::agent::stack(p.name(), &img.app_v1, 1), "v1");
+    repo.commit(&quick_stack(p.name(), &img.app_v1), "v1");
     let url = format!("file://{}", repo.path().display());
     let agent = Agent::start(&url, state.path(), &["--interval", "1s"]);
     assert!(api_on(&p, &img.app_v1, 1), "{}", agent.log());
 
     repos.fill();
-    repo.commit(&crate::agent::stack(p.name(), &img.app_v2, 1), "v2");
+    repo.commit(&quick_stack(p.name(), &img.app_v2), "v2");
     assert!(
         wait_until(WAIT, POLL, || {
             matches!(http(agent.port, "GET", "/healthz", &[], b""),
@@ -355,7 +360,7 @@ fn a_full_clone_dir_keeps_the_last_good_commit_and_fetches_once_freed() {
         agent.log()
     );
     // The clone took no harm: the next commit is fetched and applied too.
-    let sha = repo.commit(&crate::agent::stack(p.name(), &img.app_v3, 1), "v3");
+    let sha = repo.commit(&quick_stack(p.name(), &img.app_v3), "v3");
     assert!(api_on(&p, &img.app_v3, 1), "{}", agent.log());
     assert_eq!(agent.status()["applied_commit"]["sha"], sha.as_str());
 }
@@ -363,7 +368,7 @@ fn a_full_clone_dir_keeps_the_last_good_commit_and_fetches_once_freed() {
 /// api ×2 on `image`, each slot's step lasting a few seconds (start, health, monitor).
 fn sidecar_stack(project: &str, image: &str) -> String {
     format!(
-        "project: {project}\nservices:\n  api:\n    image: {image}\n    replicas: 2\n    stop_grace: 2s\n    update: {{ monitor: 2s, deadline: 30s }}\n"
+        "project: {project}\nservices:\n  api:\n    image: {image}\n    replicas: 2\n    stop_grace: 2s\n    update: {{ monitor: 1s, deadline: 30s }}\n"
     )
 }
 

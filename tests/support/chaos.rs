@@ -143,6 +143,13 @@ pub fn agent_image(engine: &Engine) -> String {
         fs::create_dir_all(to.parent().expect("file has a parent")).expect("create lib dir");
         fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
     }
+    // A test build carries hundreds of MB of debug information the image does not need.
+    let stripped = Command::new("strip")
+        .arg("--strip-debug")
+        .arg(root.join("berth"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(stripped, "strip --strip-debug of the berth binary failed");
     let tmp = root.join("tmp");
     fs::create_dir_all(&tmp).expect("create /tmp");
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).expect("chmod /tmp");
