@@ -3,6 +3,7 @@
 //! the engine was asked to do and when.
 
 mod commit_status;
+mod engine_away;
 mod parts;
 mod reconcile;
 mod support;
