@@ -56,11 +56,7 @@ impl Loop {
         status: SharedStatus,
         triggers: mpsc::UnboundedSender<Trigger>,
     ) -> Self {
-        let executor = Executor::new(
-            engine.clone(),
-            config.ledger.clone(),
-            config.apply.clone(),
-        );
+        let executor = Executor::new(engine.clone(), config.ledger.clone(), config.apply.clone());
         Self {
             config,
             metrics,

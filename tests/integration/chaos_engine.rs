@@ -165,8 +165,10 @@ fn reports_engine_down(agent: &Agent) -> bool {
 
 /// ... and that it answers again.
 fn reports_engine_up(agent: &Agent) -> bool {
-    matches!(http(agent.port, "GET", "/healthz", &[], b""), Some((200, _)))
-        && agent.status()["engine_down"].is_null()
+    matches!(
+        http(agent.port, "GET", "/healthz", &[], b""),
+        Some((200, _))
+    ) && agent.status()["engine_down"].is_null()
         && gauge(agent, "berth_engine_up") == Some(1.0)
 }
 
@@ -194,7 +196,11 @@ fn restart_engine(h: &Host, agent: &Agent, live_restore: bool) {
 /// migration and in the middle of a rolling update: each time the agent says the
 /// engine is down, then converges once, exactly.
 fn engine_restarts(live_restore: bool) {
-    let h = Host::new(if live_restore { "restart-lr" } else { "restart" });
+    let h = Host::new(if live_restore {
+        "restart-lr"
+    } else {
+        "restart"
+    });
     let img = images();
     let versions = [&img.app_v1, &img.app_v2, &img.app_v3];
     h.commit(&img.app_v1, "m0", "v1");
@@ -425,7 +431,12 @@ fn the_agent_as_a_container_converges_stops_gracefully_and_picks_up_again() {
                 })
         })
     };
-    assert!(converged(&img.app_v1, "v1"), "{:?}\n{}", h.containers(), logs());
+    assert!(
+        converged(&img.app_v1, "v1"),
+        "{:?}\n{}",
+        h.containers(),
+        logs()
+    );
 
     // Stopped in the middle of a rolling update, with docker's own default grace.
     h.repo.commit(&sidecar_stack(&h.project, &img.app_v2), "v2");
@@ -438,7 +449,12 @@ fn the_agent_as_a_container_converges_stops_gracefully_and_picks_up_again() {
     let exit = h
         .engine
         .docker_stdout(["inspect", "-f", "{{.State.ExitCode}}", &name]);
-    assert_eq!(exit, "0", "not a clean stop (137 is docker's SIGKILL)\n{}", logs());
+    assert_eq!(
+        exit,
+        "0",
+        "not a clean stop (137 is docker's SIGKILL)\n{}",
+        logs()
+    );
     assert!(logs().contains("agent stopped"), "{}", logs());
     // The step in flight finished: no replacement left half-way, both slots serve.
     let left = h.containers();
@@ -452,5 +468,10 @@ fn the_agent_as_a_container_converges_stops_gracefully_and_picks_up_again() {
 
     // Started again, it picks up where it stopped.
     h.engine.docker_stdout(["start", &name]);
-    assert!(converged(&img.app_v2, "v2"), "{:?}\n{}", h.containers(), logs());
+    assert!(
+        converged(&img.app_v2, "v2"),
+        "{:?}\n{}",
+        h.containers(),
+        logs()
+    );
 }

@@ -34,7 +34,13 @@ impl Tmpfs {
     pub fn mount_at(dir: &Path, size: &str) -> Tmpfs {
         fs::create_dir_all(dir).expect("create mount point");
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .stdin(Stdio::null())
             .output()

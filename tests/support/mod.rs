@@ -17,12 +17,12 @@ mod project;
 mod registry;
 pub mod traffic;
 
+pub use chaos::{agent_image, Tmpfs};
 pub use docker::{
     container_exists, container_health, container_status, docker, docker_ok, docker_stdout,
     http_get_via_container, image_id, inspect, repo_digest, require_docker, wait_for, wait_healthy,
     wait_until,
 };
-pub use chaos::{agent_image, Tmpfs};
 pub use engines::Engine;
 pub use images::{caddy_image, images, Images};
 pub use postgres::Postgres;

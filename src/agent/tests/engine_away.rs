@@ -65,7 +65,8 @@ async fn an_idle_agent_reports_the_engine_gone_as_soon_as_its_event_stream_break
         a.shutdown.clone(),
     );
     a.trigger(Trigger::Control);
-    a.until(Duration::from_secs(30), |a| a.reconciles() == 1).await;
+    a.until(Duration::from_secs(30), |a| a.reconciles() == 1)
+        .await;
     assert_eq!(engine.running(), ["shop-api-1 app:v1"]);
     // Idle: no resync for an hour. The engine stops.
     engine
@@ -87,7 +88,11 @@ async fn an_idle_agent_reports_the_engine_gone_as_soon_as_its_event_stream_break
     let back = tokio::time::Instant::now();
     a.until(Duration::from_secs(60), |a| engine_down(a).is_none())
         .await;
-    assert!(back.elapsed() <= Duration::from_secs(2), "{:?}", back.elapsed());
+    assert!(
+        back.elapsed() <= Duration::from_secs(2),
+        "{:?}",
+        back.elapsed()
+    );
     assert_eq!(engine_up(&a), 1);
     assert_eq!(engine.running(), ["shop-api-1 app:v1"]);
     assert_eq!(engine.count(Op::Create), 1);
