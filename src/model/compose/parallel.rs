@@ -80,12 +80,12 @@ enum Ask {
 impl Ask {
     fn answer(self, tree: &dyn RepoTree) {
         // A receiver gone has panicked; its thread's panic is what is reported.
-        match self {
-            Ask::Display(p, to) => drop(to.send(tree.display(&p))),
-            Ask::Read(p, to) => drop(to.send(tree.read(&p))),
-            Ask::ReadLimited(p, max, to) => drop(to.send(tree.read_limited(&p, max))),
-            Ask::ListDir(p, to) => drop(to.send(tree.list_dir(&p))),
-        }
+        let _ = match self {
+            Ask::Display(p, to) => to.send(tree.display(&p)).is_ok(),
+            Ask::Read(p, to) => to.send(tree.read(&p)).is_ok(),
+            Ask::ReadLimited(p, max, to) => to.send(tree.read_limited(&p, max)).is_ok(),
+            Ask::ListDir(p, to) => to.send(tree.list_dir(&p)).is_ok(),
+        };
     }
 }
 

@@ -2,7 +2,7 @@
 //! out: the bytes they add up to (which the limits bound) and whether a key may be
 //! written twice. The positions themselves are read when first asked for.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
 use foldhash::HashSet;
@@ -104,10 +104,8 @@ impl Tracker {
                         if s.is_empty() || s.contains(['.', '[']) {
                             self.suspect = true;
                         } else {
-                            let mut h = FixedState::default().build_hasher();
-                            id.hash(&mut h);
-                            s.hash(&mut h);
-                            if !self.keys.insert(h.finish()) {
+                            let h = FixedState::default().hash_one((*id, s.as_str()));
+                            if !self.keys.insert(h) {
                                 self.suspect = true;
                             }
                         }
