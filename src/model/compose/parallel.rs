@@ -32,10 +32,12 @@ where
     let first = items;
     let tree = ctx.tree;
     let shared = ctx.shared();
-    let (asks, answered) = channel::<Ask>();
     let compile = &compile;
     let shared = &shared;
     let (mut out, found, (rest, rest_found)) = std::thread::scope(|s| {
+        // Made here, so that a panic on this thread drops `answered` before the scope
+        // waits for the other thread, whose questions then fail instead of waiting.
+        let (asks, answered) = channel::<Ask>();
         let other = s.spawn(move || {
             let remote = Remote(asks);
             let mut part = Ctx::part(shared, &remote);
