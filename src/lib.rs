@@ -22,6 +22,7 @@ pub(crate) mod notify;
 pub mod page;
 pub mod plan;
 pub(crate) mod retry;
+pub mod secrets;
 pub mod runtime;
 pub(crate) mod source;
 pub(crate) mod status;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 pub use desired::{
-    describe_change, image_change, Desired, DesiredService, EnvFile, Host, SpecParts,
+    describe_change, image_change, Desired, DesiredService, EnvFile, Host, SecretFile, SpecParts,
 };
 
 use crate::runtime::{HealthState, ObservedContainer, Role, RunState};
