@@ -83,7 +83,7 @@ pub(crate) fn host_data(
 /// The owner of a decrypted secret file for a container whose `user:` is numeric
 /// (`1000`, `1000:1000`), so that it can read the file (mode 0400); `None` (root) for
 /// none or a name, which only the image resolves.
-fn numeric_user(user: Option<&str>) -> Option<(u32, u32)> {
+pub(crate) fn numeric_user(user: Option<&str>) -> Option<(u32, u32)> {
     let (u, g) = match user?.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user?, None),
@@ -94,6 +94,31 @@ fn numeric_user(user: Option<&str>) -> Option<(u32, u32)> {
         None => uid,
     };
     Some((uid, gid))
+}
+
+/// Removes the decrypted secret files of `desired`'s project that none of its services
+/// mounts any more: after a converged apply, a rotated secret's old plaintext goes.
+pub(crate) fn prune_secrets(runtime_dir: &Path, desired: &crate::plan::Desired) {
+    let project = &desired.spec.project;
+    let keep: Vec<std::path::PathBuf> = desired
+        .services
+        .values()
+        .chain(desired.jobs.values())
+        .flat_map(|d| {
+            d.secret_files.iter().filter_map(move |(name, f)| match f {
+                Ok(SecretFile::Decrypted(plain)) => Some(crate::secrets::runtime::path_for(
+                    runtime_dir,
+                    project,
+                    &d.spec.name,
+                    name,
+                    plain,
+                    numeric_user(d.spec.options.user.as_deref()),
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    crate::secrets::runtime::prune(runtime_dir, project, &keep);
 }
 
 /// Builds a replica's container spec; fails (with a message naming no value) when the

@@ -282,6 +282,9 @@ impl Executor {
         };
         self.record_deploy(desired, &observed, &report, started_at)
             .await;
+        if changing && report.converged() {
+            container::prune_secrets(&self.opts.runtime_dir, desired);
+        }
         Ok(report)
     }
 

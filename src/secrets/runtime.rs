@@ -56,6 +56,28 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Where [`materialize`] writes a secret: named by a digest of the service, the
+/// secret's name, its content and its owner.
+pub(crate) fn path_for(
+    runtime_dir: &Path,
+    project: &str,
+    service: &str,
+    name: &str,
+    plain: &[u8],
+    owner: Option<(u32, u32)>,
+) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    let mut h = Sha256::new();
+    for part in [service.as_bytes(), name.as_bytes(), plain] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.update(uid.to_le_bytes());
+    h.update(gid.to_le_bytes());
+    project_dir(runtime_dir, project).join(hex::encode(&h.finalize()[..16]))
+}
+
 /// Writes the decrypted secret `name` of `service` (content `plain`) for a container
 /// whose user is `owner` (uid, gid; root when `None`), and returns its path. An
 /// existing file of the same digest is reused. Fails closed when the runtime directory
@@ -80,18 +102,11 @@ pub(crate) fn materialize(
     let dir = project_dir(runtime_dir, project);
     private_dir(&dir).map_err(refuse)?;
     let (uid, gid) = owner.unwrap_or((0, 0));
-    let digest = {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for part in [service.as_bytes(), name.as_bytes(), plain] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part);
-        }
-        h.update(uid.to_le_bytes());
-        h.update(gid.to_le_bytes());
-        hex::encode(&h.finalize()[..16])
-    };
-    let path = dir.join(&digest);
+    let path = path_for(runtime_dir, project, service, name, plain, owner);
+    let digest = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if let Ok(meta) = path.symlink_metadata() {
         if meta.is_file() && meta.len() == plain.len() as u64 && meta.uid() == uid {
             return Ok(path);
