@@ -14,6 +14,8 @@
 pub(crate) mod recipients;
 pub(crate) mod runtime;
 #[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::Read;

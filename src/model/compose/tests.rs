@@ -588,3 +588,4 @@ fn an_explicit_merge_tag_is_a_merge_key() {
 }
 
 mod host_files;
+mod sealed;
