@@ -195,16 +195,19 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
         ],
     );
     let up = || {
-        exec(&p, "api", "printenv DB_PASSWORD").as_deref() == Some(ENV_V1)
-            && exec(&p, "worker", "printenv DB_PASSWORD").as_deref() == Some(ENV_V1)
-            && exec(&p, "web", "printenv HOST_TOKEN").as_deref() == Some(HOST_V1)
+        exec(&p, "api", "echo \"$DB_PASSWORD\"").as_deref() == Some(ENV_V1)
+            && exec(&p, "worker", "echo \"$DB_PASSWORD\"").as_deref() == Some(ENV_V1)
+            && exec(&p, "web", "echo \"$HOST_TOKEN\"").as_deref() == Some(HOST_V1)
             && ["failed", "held"]
                 .iter()
                 .any(|o| agent.status()["services"]["stranger"]["last_outcome"] == *o)
     };
     assert!(
         wait_until(Duration::from_secs(40), Duration::from_millis(200), up),
-        "{}",
+        "{:?} {:?} {}\n{}",
+        exec(&p, "api", "echo \"$DB_PASSWORD\""),
+        containers(&p, "api"),
+        agent.status(),
         agent.log()
     );
     // The secret file: mounted read-only from the tmpfs, mode 0400.
@@ -236,8 +239,8 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     repo.git(&["commit", "-q", "-am", "rotate the database password"]);
     assert!(
         wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
-            exec(&p, "api", "printenv DB_PASSWORD").as_deref() == Some(ENV_V2)
-                && exec(&p, "worker", "printenv DB_PASSWORD").as_deref() == Some(ENV_V2)
+            exec(&p, "api", "echo \"$DB_PASSWORD\"").as_deref() == Some(ENV_V2)
+                && exec(&p, "worker", "echo \"$DB_PASSWORD\"").as_deref() == Some(ENV_V2)
         }),
         "{}",
         agent.log()
@@ -262,7 +265,7 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     std::fs::write(env.path().join("host.env"), format!("HOST_TOKEN={HOST_V2}\n")).unwrap();
     assert!(
         wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
-            exec(&p, "web", "printenv HOST_TOKEN").as_deref() == Some(HOST_V2)
+            exec(&p, "web", "echo \"$HOST_TOKEN\"").as_deref() == Some(HOST_V2)
         }),
         "{}",
         agent.log()
@@ -308,9 +311,13 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
         &env.path().display().to_string(),
     ]);
     assert_eq!(plan.code, 3, "{plan:?}");
-    let web_line = plan.stdout.lines().skip_while(|l| !l.starts_with("web")).nth(1);
-    assert_eq!(web_line.map(str::trim), Some("env_file host.env changed"), "{}", plan.stdout);
-    assert!(!plan.stdout.lines().any(|l| l.starts_with("api ") && !l.contains("in sync")), "{}", plan.stdout);
+    let line = |service: &str| {
+        let found = plan.stdout.lines().find(|l| l.get(2..).is_some_and(|l| l.starts_with(&format!("{service} "))));
+        found.map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(line("web").as_deref(), Some("~ web replace env_file host.env changed"), "{}", plan.stdout);
+    assert_eq!(line("api").as_deref(), Some("= api in sync 1/1 replicas"), "{}", plan.stdout);
+    assert!(plan.stderr.contains(&said), "{}", plan.stderr);
     outputs.push(("plan".into(), plan.stdout + &plan.stderr));
     // Docker: labels of everything, and every container's inspect but its env.
     for name in p.containers() {
