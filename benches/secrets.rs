@@ -24,7 +24,11 @@ fn env_text() -> String {
     let mut text = String::new();
     let mut i = 0u64;
     while text.len() < 64 * 1024 {
-        let value = format!("{:016x}{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i ^ 0xdead_beef);
+        let value = format!(
+            "{:016x}{:016x}",
+            i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            i ^ 0xdead_beef
+        );
         text.push_str(&format!("SETTING_{i:05}={value}\n"));
         i += 1;
     }
@@ -35,8 +39,7 @@ fn env_text() -> String {
 
 fn seal(recipient: &age::x25519::Recipient, plain: &[u8], armor: bool) -> Vec<u8> {
     let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-            .unwrap();
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient)).unwrap();
     let format = if armor {
         age::armor::Format::AsciiArmor
     } else {
@@ -88,7 +91,11 @@ fn main() {
     let sealed = |armor: bool| EnvFileRef {
         path: "secrets/api.env.age".into(),
         required: true,
-        sealed: Some(Arc::from(seal(&identity.to_public(), text.as_bytes(), armor))),
+        sealed: Some(Arc::from(seal(
+            &identity.to_public(),
+            text.as_bytes(),
+            armor,
+        ))),
     };
     let contestants: Vec<(&str, EnvFileRef)> = vec![
         (

@@ -64,14 +64,14 @@ impl Loop {
         };
         let host = self.config.host.clone();
         let spec = desired.spec.clone();
-        let fresh = match tokio::task::spawn_blocking(move || Desired::resolve_for(spec, &host)).await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "env files not read again");
-                return;
-            }
-        };
+        let fresh =
+            match tokio::task::spawn_blocking(move || Desired::resolve_for(spec, &host)).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "env files not read again");
+                    return;
+                }
+            };
         let mut changed = false;
         let pairs = fresh
             .services

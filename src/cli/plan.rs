@@ -43,7 +43,9 @@ pub(super) async fn run(args: &PlanArgs) -> u8 {
             eprintln!("warning: service {name}: {why}; apply will fail this service until the file is readable");
         }
         for why in d.secret_files.values().filter_map(|f| f.as_ref().err()) {
-            eprintln!("warning: service {name}: {why}; apply will fail this service until it is readable");
+            eprintln!(
+                "warning: service {name}: {why}; apply will fail this service until it is readable"
+            );
         }
     }
     let mut plan = plan(&desired, &observed);

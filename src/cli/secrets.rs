@@ -149,11 +149,17 @@ fn edit(file: &Path, identity: &IdentityArgs, binary: bool) -> Outcome {
     if !crate::secrets::is_sealed(file) {
         return Err((
             exit::USAGE,
-            format!("{} does not end in `.age`; berth decrypts only `.age` files", file.display()),
+            format!(
+                "{} does not end in `.age`; berth decrypts only `.age` files",
+                file.display()
+            ),
         ));
     }
     let keys = keys(identity)?;
-    let start = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let start = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let list = announced(start)?;
     let shown = file.display().to_string();
     let existing = match std::fs::read(file) {
@@ -167,7 +173,10 @@ fn edit(file: &Path, identity: &IdentityArgs, binary: bool) -> Outcome {
     };
     let (dir, tmpfs) = scratch_dir();
     if !tmpfs {
-        eprintln!("warning: no tmpfs for the plaintext; it waits in {} (mode 600) and is removed after", dir.display());
+        eprintln!(
+            "warning: no tmpfs for the plaintext; it waits in {} (mode 600) and is removed after",
+            dir.display()
+        );
     }
     // The name without `.age`, so the editor knows the kind of file.
     let inner = file
@@ -186,7 +195,11 @@ fn edit(file: &Path, identity: &IdentityArgs, binary: bool) -> Outcome {
     let editor = std::env::var("VISUAL")
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .or_else(|| std::env::var("EDITOR").ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| {
+            std::env::var("EDITOR")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
         .unwrap_or_else(|| "vi".to_string());
     // Through the shell, so an editor with arguments (`code --wait`) works.
     let status = std::process::Command::new("sh")
@@ -235,7 +248,10 @@ fn sealed_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         } else if kind.is_file() && crate::secrets::is_sealed(&path) {
             out.push(path);
         } else if kind.is_symlink() && crate::secrets::is_sealed(&path) {
-            eprintln!("warning: {} is a symlink; not followed, not rekeyed", path.display());
+            eprintln!(
+                "warning: {} is a symlink; not followed, not rekeyed",
+                path.display()
+            );
         }
     }
     Ok(())
@@ -246,7 +262,8 @@ fn rekey(path: &Path, identity: &IdentityArgs) -> Outcome {
     let root = recipients::find_root(path).map_err(|e| (exit::FAILED, e))?;
     let list = announced(&root)?;
     let mut files = Vec::new();
-    sealed_files(&root, &mut files).map_err(|e| (exit::FAILED, format!("{}: {e}", root.display())))?;
+    sealed_files(&root, &mut files)
+        .map_err(|e| (exit::FAILED, format!("{}: {e}", root.display())))?;
     let mut failed = 0;
     for f in &files {
         let shown = f.strip_prefix(&root).unwrap_or(f).display().to_string();

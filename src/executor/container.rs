@@ -193,17 +193,19 @@ pub(crate) fn replica_spec(
                         Some(Ok(SecretFile::Host(real))) => real.display().to_string(),
                         // Written to the runtime directory's tmpfs now, by content: the
                         // replicas of one version share it, a rotated secret is a new file.
-                        Some(Ok(SecretFile::Decrypted(plain))) => crate::secrets::runtime::materialize(
-                            &opts.runtime_dir,
-                            project,
-                            &s.name,
-                            name,
-                            plain,
-                            numeric_user(s.options.user.as_deref()),
-                        )
-                        .map_err(SpecError::Secret)?
-                        .display()
-                        .to_string(),
+                        Some(Ok(SecretFile::Decrypted(plain))) => {
+                            crate::secrets::runtime::materialize(
+                                &opts.runtime_dir,
+                                project,
+                                &s.name,
+                                name,
+                                plain,
+                                numeric_user(s.options.user.as_deref()),
+                            )
+                            .map_err(SpecError::Secret)?
+                            .display()
+                            .to_string()
+                        }
                         Some(Err(why)) => return Err(SpecError::Secret(why.clone())),
                         None => {
                             return Err(SpecError::Secret(format!(

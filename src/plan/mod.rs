@@ -1,5 +1,6 @@
 //! (desired, observed) → [`Plan`]: a pure function, tested as plain data.
 
+mod change;
 pub mod desired;
 pub mod env_file;
 

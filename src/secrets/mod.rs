@@ -11,10 +11,10 @@
 //! ([`recipients`]); `berth secrets edit` and `rekey` do it, and the files stay readable
 //! by the `age` command-line tool both ways.
 
-pub(crate) mod recipients;
-pub(crate) mod runtime;
 #[cfg(test)]
 mod plan_tests;
+pub(crate) mod recipients;
+pub(crate) mod runtime;
 #[cfg(test)]
 mod tests;
 

@@ -130,12 +130,27 @@ fn decrypted_values_reach_the_spec_and_are_masked() {
 fn a_committed_rotation_replaces_exactly_the_services_that_use_the_file() {
     let f = fixture();
     let db = seal(&f.keys, b"db-planted", true);
-    let old = desired(&f.keys, &seal(&f.keys, b"DB_PASSWORD=one-planted\n", true), &db, &f.env_dir);
+    let old = desired(
+        &f.keys,
+        &seal(&f.keys, b"DB_PASSWORD=one-planted\n", true),
+        &db,
+        &f.env_dir,
+    );
     // Encrypted again to the same content (a rekey): nothing moves.
-    let rekeyed = desired(&f.keys, &seal(&f.keys, b"DB_PASSWORD=one-planted\n", false), &seal(&f.keys, b"db-planted", true), &f.env_dir);
+    let rekeyed = desired(
+        &f.keys,
+        &seal(&f.keys, b"DB_PASSWORD=one-planted\n", false),
+        &seal(&f.keys, b"db-planted", true),
+        &f.env_dir,
+    );
     assert!(plan(&rekeyed, &running(&old)).in_sync());
 
-    let rotated = desired(&f.keys, &seal(&f.keys, b"DB_PASSWORD=two-planted\n", true), &db, &f.env_dir);
+    let rotated = desired(
+        &f.keys,
+        &seal(&f.keys, b"DB_PASSWORD=two-planted\n", true),
+        &db,
+        &f.env_dir,
+    );
     let reason = vec!["env_file secrets/api.env.age changed".to_string()];
     assert_eq!(
         changes(&rotated, &old),
@@ -145,10 +160,25 @@ fn a_committed_rotation_replaces_exactly_the_services_that_use_the_file() {
             ("worker".to_string(), Action::Replace, reason),
         ]
     );
-    let secret = desired(&f.keys, &seal(&f.keys, b"DB_PASSWORD=one-planted\n", true), &seal(&f.keys, b"db2-planted", true), &f.env_dir);
+    let secret = desired(
+        &f.keys,
+        &seal(&f.keys, b"DB_PASSWORD=one-planted\n", true),
+        &seal(&f.keys, b"db2-planted", true),
+        &f.env_dir,
+    );
     let got = changes(&secret, &old);
-    assert_eq!(got[0], ("api".to_string(), Action::Replace, vec!["secret secrets/db.age changed".to_string()]));
-    assert!(got[1..].iter().all(|(_, a, _)| *a == Action::InSync), "{got:?}");
+    assert_eq!(
+        got[0],
+        (
+            "api".to_string(),
+            Action::Replace,
+            vec!["secret secrets/db.age changed".to_string()]
+        )
+    );
+    assert!(
+        got[1..].iter().all(|(_, a, _)| *a == Action::InSync),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -189,15 +219,35 @@ fn a_file_for_another_host_stops_its_services_before_anything_is_created() {
     let Err(why) = &d.services["api"].secret_files["db"] else {
         panic!("decrypted");
     };
-    assert!(why.starts_with("secret secrets/db.age is not encrypted to this host"), "{why}");
+    assert!(
+        why.starts_with("secret secrets/db.age is not encrypted to this host"),
+        "{why}"
+    );
     // The container spec is refused, so no container is made, with the message as said.
     let opts = crate::executor::ApplyOptions::default();
     for svc in ["api", "worker"] {
-        let err = crate::executor::container::replica_spec("shop", &d.services[svc], 1, "shop-x-1", &opts)
-            .unwrap_err();
-        assert!(err.to_string().contains("secrets/api.env.age is not encrypted to this host"), "{err}");
+        let err = crate::executor::container::replica_spec(
+            "shop",
+            &d.services[svc],
+            1,
+            "shop-x-1",
+            &opts,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("secrets/api.env.age is not encrypted to this host"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("planted"));
     }
     // The service that does not use it is untouched.
-    assert!(crate::executor::container::replica_spec("shop", &d.services["web"], 1, "shop-web-1", &opts).is_ok());
+    assert!(crate::executor::container::replica_spec(
+        "shop",
+        &d.services["web"],
+        1,
+        "shop-web-1",
+        &opts
+    )
+    .is_ok());
 }

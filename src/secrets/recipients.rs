@@ -48,8 +48,7 @@ pub(crate) fn parse(text: &str, shown: &str) -> Result<Vec<Recipient>, String> {
         let n = i + 1;
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or_default();
-        let (key, parsed): (String, Box<dyn age::Recipient + Send>) = if first.starts_with("ssh-")
-        {
+        let (key, parsed): (String, Box<dyn age::Recipient + Send>) = if first.starts_with("ssh-") {
             let body = words.next().unwrap_or_default();
             let key = format!("{first} {body}");
             let r: age::ssh::Recipient = key
@@ -141,7 +140,11 @@ pub(crate) fn describe(recipients: &[Recipient]) -> String {
 }
 
 /// Encrypts `plain` to every recipient, armored (text, reviewable in a diff) or binary.
-pub(crate) fn encrypt(recipients: &[Recipient], plain: &[u8], armor: bool) -> Result<Vec<u8>, String> {
+pub(crate) fn encrypt(
+    recipients: &[Recipient],
+    plain: &[u8],
+    armor: bool,
+) -> Result<Vec<u8>, String> {
     let encryptor =
         age::Encryptor::with_recipients(recipients.iter().map(|r| r.parsed.as_ref() as _))
             .map_err(|e| format!("cannot encrypt: {e}"))?;

@@ -51,7 +51,9 @@ fn a_file_for_another_host_fails_naming_the_file_and_this_hosts_recipient() {
     let (ours, _) = host_keys(dir.path(), "ours.key");
     let (theirs, _) = host_keys(dir.path(), "theirs.key");
     let sealed = seal(&theirs, b"TOKEN=only-for-them-planted\n", true);
-    let err = ours.decrypt("env_file secrets/api.env.age", &sealed).unwrap_err();
+    let err = ours
+        .decrypt("env_file secrets/api.env.age", &sealed)
+        .unwrap_err();
     assert_eq!(
         err,
         format!(
@@ -125,14 +127,20 @@ fn recipients_files_take_comments_above_or_after_a_key_and_name_a_bad_line() {
     assert_eq!(seen, [(4, "web-1"), (5, "ops laptop")]);
     let shown = recipients::describe(&list);
     assert!(shown.starts_with("encrypting to 2 recipient(s) of .berth/recipients:\n"));
-    assert!(shown.contains("web-1") && shown.contains("ops laptop"), "{shown}");
+    assert!(
+        shown.contains("web-1") && shown.contains("ops laptop"),
+        "{shown}"
+    );
     // Both can read what is encrypted to the list.
     let sealed = recipients::encrypt(&list, b"x", true).unwrap();
     assert_eq!(a.decrypt("f", &sealed).unwrap(), b"x");
     assert_eq!(b.decrypt("f", &sealed).unwrap(), b"x");
 
     let err = recipients::parse("# x\nage1nope\n", ".berth/recipients").unwrap_err();
-    assert!(err.starts_with(".berth/recipients:2: `age1nope` is not an age recipient"), "{err}");
+    assert!(
+        err.starts_with(".berth/recipients:2: `age1nope` is not an age recipient"),
+        "{err}"
+    );
     assert!(recipients::parse("# only comments\n", "r")
         .unwrap_err()
         .contains("lists no recipient"));
@@ -144,9 +152,12 @@ fn decrypted_files_go_only_to_a_tmpfs_mode_0400_and_unused_ones_are_pruned() {
     // Not a tmpfs (the target dir's disk): refused, nothing written.
     let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     if !runtime::on_tmpfs(disk.path()) {
-        let err =
-            runtime::materialize(disk.path(), "shop", "api", "db", b"pw-planted", None).unwrap_err();
-        assert!(err.starts_with("secret `db`: the runtime directory"), "{err}");
+        let err = runtime::materialize(disk.path(), "shop", "api", "db", b"pw-planted", None)
+            .unwrap_err();
+        assert!(
+            err.starts_with("secret `db`: the runtime directory"),
+            "{err}"
+        );
         assert!(err.contains("is not a tmpfs"), "{err}");
         assert!(!runtime::project_dir(disk.path(), "shop").exists());
     }
@@ -174,6 +185,8 @@ fn an_age_file_written_here_is_read_by_the_age_tool_format_rules() {
     let sealed = seal(&keys, b"A=1\n", true);
     let text = String::from_utf8(sealed).unwrap();
     assert!(text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
-    assert!(text.trim_end().ends_with("-----END AGE ENCRYPTED FILE-----"));
+    assert!(text
+        .trim_end()
+        .ends_with("-----END AGE ENCRYPTED FILE-----"));
     assert!(text.lines().all(|l| l.len() <= 64));
 }

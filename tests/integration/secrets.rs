@@ -36,7 +36,10 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .arg(&path)
         .output()
         .unwrap();
-    (path, String::from_utf8(public.stdout).unwrap().trim().to_string())
+    (
+        path,
+        String::from_utf8(public.stdout).unwrap().trim().to_string(),
+    )
 }
 
 /// `age [-a] -r RECIPIENT -o OUT` of `plain`.
@@ -137,7 +140,10 @@ fn exec(p: &Project, service: &str, cmd: &str) -> Option<String> {
 
 fn id_of(p: &Project, service: &str) -> String {
     let names = containers(p, service);
-    inspect(&names[0]).unwrap()["Id"].as_str().unwrap().to_string()
+    inspect(&names[0]).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Every file below `dir`, read as bytes, for a search.
@@ -160,7 +166,11 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     let (host_key, host) = keygen(keys.path(), "host.key");
     let (_, other) = keygen(keys.path(), "other.key");
     let env = TempDir::default();
-    std::fs::write(env.path().join("host.env"), format!("HOST_TOKEN={HOST_V1}\n")).unwrap();
+    std::fs::write(
+        env.path().join("host.env"),
+        format!("HOST_TOKEN={HOST_V1}\n"),
+    )
+    .unwrap();
     let shm = tempfile::tempdir_in("/dev/shm").expect("a tmpfs at /dev/shm");
     let runtime = shm.path().join("run");
 
@@ -168,10 +178,24 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     let r = repo.path();
     std::fs::create_dir_all(r.join(".berth")).unwrap();
     std::fs::write(r.join(".berth/recipients"), format!("# host\n{host}\n")).unwrap();
-    age_encrypt(&host, &format!("DB_PASSWORD={ENV_V1}\n"), true, &r.join("secrets/api.env.age"));
+    age_encrypt(
+        &host,
+        &format!("DB_PASSWORD={ENV_V1}\n"),
+        true,
+        &r.join("secrets/api.env.age"),
+    );
     age_encrypt(&host, FILE_V, false, &r.join("secrets/db.age"));
-    age_encrypt(&other, &format!("TOKEN={OTHER}\n"), true, &r.join("secrets/other.env.age"));
-    std::fs::write(r.join("compose.yaml"), compose(p.name(), &img.app_v1, &img.tool_v1)).unwrap();
+    age_encrypt(
+        &other,
+        &format!("TOKEN={OTHER}\n"),
+        true,
+        &r.join("secrets/other.env.age"),
+    );
+    std::fs::write(
+        r.join("compose.yaml"),
+        compose(p.name(), &img.app_v1, &img.tool_v1),
+    )
+    .unwrap();
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", "stack with encrypted secrets"]);
 
@@ -211,7 +235,10 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
         agent.log()
     );
     // The secret file: mounted read-only from the tmpfs, mode 0400.
-    assert_eq!(exec(&p, "api", "cat /run/secrets/db").as_deref(), Some(FILE_V));
+    assert_eq!(
+        exec(&p, "api", "cat /run/secrets/db").as_deref(),
+        Some(FILE_V)
+    );
     let api = inspect(&containers(&p, "api")[0]).unwrap();
     let mount = api["Mounts"]
         .as_array()
@@ -224,7 +251,10 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     let source = PathBuf::from(mount["Source"].as_str().unwrap());
     assert!(source.starts_with(&runtime), "{source:?}");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(source.metadata().unwrap().permissions().mode() & 0o777, 0o400);
+    assert_eq!(
+        source.metadata().unwrap().permissions().mode() & 0o777,
+        0o400
+    );
     // A file for another host: the service fails, with the file and this host's
     // recipient named, and nothing of it starts.
     assert!(containers(&p, "stranger").is_empty());
@@ -235,7 +265,12 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
 
     // A rotation committed: api and worker roll, web does not.
     let web_before = id_of(&p, "web");
-    age_encrypt(&host, &format!("DB_PASSWORD={ENV_V2}\n"), true, &r.join("secrets/api.env.age"));
+    age_encrypt(
+        &host,
+        &format!("DB_PASSWORD={ENV_V2}\n"),
+        true,
+        &r.join("secrets/api.env.age"),
+    );
     repo.git(&["commit", "-q", "-am", "rotate the database password"]);
     assert!(
         wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
@@ -262,7 +297,11 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
 
     // A host-side edit of the env directory: web rolls, api and worker do not.
     let (api_before, worker_before) = (id_of(&p, "api"), id_of(&p, "worker"));
-    std::fs::write(env.path().join("host.env"), format!("HOST_TOKEN={HOST_V2}\n")).unwrap();
+    std::fs::write(
+        env.path().join("host.env"),
+        format!("HOST_TOKEN={HOST_V2}\n"),
+    )
+    .unwrap();
     assert!(
         wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
             exec(&p, "web", "echo \"$HOST_TOKEN\"").as_deref() == Some(HOST_V2)
@@ -271,14 +310,16 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
         agent.log()
     );
     assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(100), || deployed(
-            "web",
-            "env_file host.env changed"
-        )),
+        wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+            deployed("web", "env_file host.env changed")
+        }),
         "{:?}",
         sink.events()
     );
-    assert_eq!((id_of(&p, "api"), id_of(&p, "worker")), (api_before, worker_before));
+    assert_eq!(
+        (id_of(&p, "api"), id_of(&p, "worker")),
+        (api_before, worker_before)
+    );
 
     // Every channel searched for every value.
     let listen = format!("127.0.0.1:{}", agent.port);
@@ -300,7 +341,11 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     }
     drop(agent);
     // `berth plan` sees a host-side edit before any agent acts, naming only the file.
-    std::fs::write(env.path().join("host.env"), format!("HOST_TOKEN={HOST_V3}\n")).unwrap();
+    std::fs::write(
+        env.path().join("host.env"),
+        format!("HOST_TOKEN={HOST_V3}\n"),
+    )
+    .unwrap();
     let plan = berth([
         "plan",
         "--file",
@@ -312,11 +357,24 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     ]);
     assert_eq!(plan.code, 3, "{plan:?}");
     let line = |service: &str| {
-        let found = plan.stdout.lines().find(|l| l.get(2..).is_some_and(|l| l.starts_with(&format!("{service} "))));
+        let found = plan.stdout.lines().find(|l| {
+            l.get(2..)
+                .is_some_and(|l| l.starts_with(&format!("{service} ")))
+        });
         found.map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
     };
-    assert_eq!(line("web").as_deref(), Some("~ web replace env_file host.env changed"), "{}", plan.stdout);
-    assert_eq!(line("api").as_deref(), Some("= api in sync 1/1 replicas"), "{}", plan.stdout);
+    assert_eq!(
+        line("web").as_deref(),
+        Some("~ web replace env_file host.env changed"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(
+        line("api").as_deref(),
+        Some("= api in sync 1/1 replicas"),
+        "{}",
+        plan.stdout
+    );
     assert!(plan.stderr.contains(&said), "{}", plan.stderr);
     outputs.push(("plan".into(), plan.stdout + &plan.stderr));
     // Docker: labels of everything, and every container's inspect but its env.
@@ -326,7 +384,13 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
         outputs.push((format!("inspect {name}"), c.to_string()));
     }
     for kind in ["network", "volume"] {
-        let names = docker_stdout([kind, "ls", "-q", "--filter", &format!("label={}", p.label())]);
+        let names = docker_stdout([
+            kind,
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label={}", p.label()),
+        ]);
         for n in names.lines() {
             outputs.push((format!("{kind} {n}"), docker_stdout([kind, "inspect", n])));
         }
@@ -334,7 +398,10 @@ fn age_files_decrypt_on_the_host_reach_only_the_container_and_rotations_roll_the
     let mut files = Vec::new();
     all_bytes(state.path(), &mut files);
     for (path, bytes) in files {
-        outputs.push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        outputs.push((
+            path.display().to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
     }
     for (what, text) in &outputs {
         for value in [ENV_V1, ENV_V2, FILE_V, HOST_V1, HOST_V2, HOST_V3, OTHER] {
@@ -350,16 +417,29 @@ fn secrets_edit_and_rekey_write_files_the_age_tool_reads_and_show_the_recipients
     let (person_key, person) = keygen(repo, "person.key");
     let (host_key, host) = keygen(repo, "host.key");
     std::fs::create_dir_all(repo.join(".berth")).unwrap();
-    std::fs::write(repo.join(".berth/recipients"), format!("# ops laptop\n{person}\n")).unwrap();
+    std::fs::write(
+        repo.join(".berth/recipients"),
+        format!("# ops laptop\n{person}\n"),
+    )
+    .unwrap();
     // What `berth secrets recipients` prints is the host's line for that file.
-    let printed = berth(["secrets", "recipients", "--age-identity", &host_key.display().to_string()]);
+    let printed = berth([
+        "secrets",
+        "recipients",
+        "--age-identity",
+        &host_key.display().to_string(),
+    ]);
     assert_eq!(printed.code, 0, "{printed:?}");
     assert_eq!(printed.stdout.lines().nth(1), Some(host.as_str()));
     assert!(printed.stdout.starts_with("# "));
 
     // An editor that writes the new content over the file it is given.
     let editor = repo.join("editor.sh");
-    std::fs::write(&editor, "#!/bin/sh\nprintf 'DB_PASSWORD=edited-planted\\n' > \"$1\"\n").unwrap();
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf 'DB_PASSWORD=edited-planted\\n' > \"$1\"\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     let file = repo.join("secrets/api.env.age");
@@ -374,14 +454,23 @@ fn secrets_edit_and_rekey_write_files_the_age_tool_reads_and_show_the_recipients
             .env_remove("VISUAL")
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, stderr) = edit(&file, &person_key);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("encrypting to 1 recipient(s) of .berth/recipients:"), "{stderr}");
+    assert!(
+        stderr.contains("encrypting to 1 recipient(s) of .berth/recipients:"),
+        "{stderr}"
+    );
     assert!(stderr.contains("ops laptop"), "{stderr}");
     assert!(!stderr.contains("edited-planted"), "{stderr}");
-    assert_eq!(age_decrypt(&person_key, &file).unwrap(), "DB_PASSWORD=edited-planted\n");
+    assert_eq!(
+        age_decrypt(&person_key, &file).unwrap(),
+        "DB_PASSWORD=edited-planted\n"
+    );
     assert!(age_decrypt(&host_key, &file).is_err());
     // A file made by the age tool, binary, beside it.
     let binary = repo.join("secrets/db.age");
@@ -401,14 +490,29 @@ fn secrets_edit_and_rekey_write_files_the_age_tool_reads_and_show_the_recipients
         &person_key.display().to_string(),
     ]);
     assert_eq!(rekey.code, 0, "{rekey:?}");
-    assert!(rekey.stderr.contains("encrypting to 2 recipient(s)"), "{}", rekey.stderr);
+    assert!(
+        rekey.stderr.contains("encrypting to 2 recipient(s)"),
+        "{}",
+        rekey.stderr
+    );
     assert!(rekey.stderr.contains("web-1"), "{}", rekey.stderr);
-    assert!(rekey.stderr.contains("2 of 2 file(s) rekeyed"), "{}", rekey.stderr);
-    assert_eq!(age_decrypt(&host_key, &file).unwrap(), "DB_PASSWORD=edited-planted\n");
+    assert!(
+        rekey.stderr.contains("2 of 2 file(s) rekeyed"),
+        "{}",
+        rekey.stderr
+    );
+    assert_eq!(
+        age_decrypt(&host_key, &file).unwrap(),
+        "DB_PASSWORD=edited-planted\n"
+    );
     assert_eq!(age_decrypt(&host_key, &binary).unwrap(), "file-planted");
     assert_eq!(age_decrypt(&person_key, &binary).unwrap(), "file-planted");
-    assert!(std::fs::read(&file).unwrap().starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
-    assert!(std::fs::read(&binary).unwrap().starts_with(b"age-encryption.org/v1\n"));
+    assert!(std::fs::read(&file)
+        .unwrap()
+        .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
+    assert!(std::fs::read(&binary)
+        .unwrap()
+        .starts_with(b"age-encryption.org/v1\n"));
 
     // An ssh-ed25519 key works as an identity too, both ways with the age tool.
     let ssh = repo.join("id_ed25519");
@@ -419,7 +523,12 @@ fn secrets_edit_and_rekey_write_files_the_age_tool_reads_and_show_the_recipients
         .expect("ssh-keygen runs");
     assert!(made.success());
     let public = std::fs::read_to_string(ssh.with_extension("pub")).unwrap();
-    let by_ssh = berth(["secrets", "recipients", "--age-identity", &ssh.display().to_string()]);
+    let by_ssh = berth([
+        "secrets",
+        "recipients",
+        "--age-identity",
+        &ssh.display().to_string(),
+    ]);
     assert_eq!(by_ssh.code, 0, "{by_ssh:?}");
     let key: Vec<&str> = public.split_whitespace().take(2).collect();
     assert_eq!(by_ssh.stdout.lines().nth(1), Some(key.join(" ").as_str()));
@@ -433,7 +542,10 @@ fn secrets_edit_and_rekey_write_files_the_age_tool_reads_and_show_the_recipients
     let (code, stderr) = edit(&ssh_file, &ssh);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("ssh host"), "{stderr}");
-    assert_eq!(age_decrypt(&ssh, &ssh_file).unwrap(), "DB_PASSWORD=edited-planted\n");
+    assert_eq!(
+        age_decrypt(&ssh, &ssh_file).unwrap(),
+        "DB_PASSWORD=edited-planted\n"
+    );
     // An identity that opens nothing: refused, the file left as it was.
     let before = std::fs::read(&ssh_file).unwrap();
     let wrong = berth([
@@ -444,6 +556,12 @@ fn secrets_edit_and_rekey_write_files_the_age_tool_reads_and_show_the_recipients
         &host_key.display().to_string(),
     ]);
     assert_eq!(wrong.code, 1, "{wrong:?}");
-    assert!(wrong.stderr.contains("secrets/ssh.age is not encrypted to this host"), "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("secrets/ssh.age is not encrypted to this host"),
+        "{}",
+        wrong.stderr
+    );
     assert_eq!(std::fs::read(&ssh_file).unwrap(), before);
 }

@@ -161,7 +161,11 @@ pub(super) fn sealed_file(
         }
         MountSource::RepoFile(f) => Some((f.path, f.content)),
         _ => {
-            ctx.error(file, path, format!("`{text}` is a directory; an encrypted file (`.age`) is one file"));
+            ctx.error(
+                file,
+                path,
+                format!("`{text}` is a directory; an encrypted file (`.age`) is one file"),
+            );
             None
         }
     }

@@ -25,7 +25,9 @@ fn relative_age_files_are_read_from_the_repository_and_absolute_ones_stay_on_the
         ],
         "stack",
     );
-    let s = loaded.spec.unwrap_or_else(|| panic!("{}", loaded.diagnostics));
+    let s = loaded
+        .spec
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics));
     let api = &s.services["api"];
     let files: Vec<(String, Option<&[u8]>)> = api
         .env_files
@@ -35,7 +37,10 @@ fn relative_age_files_are_read_from_the_repository_and_absolute_ones_stay_on_the
     assert_eq!(
         files,
         [
-            ("stack/secrets/api.env.age".to_string(), Some(&b"cipher-env"[..])),
+            (
+                "stack/secrets/api.env.age".to_string(),
+                Some(&b"cipher-env"[..])
+            ),
             ("api.env".to_string(), None)
         ]
     );
@@ -70,7 +75,10 @@ services:
     secrets: [db]
 ";
     let big = "x".repeat(crate::secrets::MAX_SEALED_BYTES + 1);
-    let loaded = load_files(&[("stack/compose.yaml", yaml), ("stack/big.env.age", &big)], "stack");
+    let loaded = load_files(
+        &[("stack/compose.yaml", yaml), ("stack/big.env.age", &big)],
+        "stack",
+    );
     assert!(loaded.spec.is_none());
     let text = loaded.diagnostics.to_string();
     for want in [
@@ -97,6 +105,9 @@ fn a_symlinked_age_file_pointing_at_a_host_file_is_refused() {
     let loaded = load_tree(&tree, "compose.yaml").expect("readable");
     assert!(loaded.spec.is_none());
     let text = loaded.diagnostics.to_string();
-    assert!(text.contains("`api.env.age` leads outside the repository"), "{text}");
+    assert!(
+        text.contains("`api.env.age` leads outside the repository"),
+        "{text}"
+    );
     assert!(!text.contains("planted"), "{text}");
 }
