@@ -23,6 +23,7 @@ pub mod page;
 pub mod plan;
 pub(crate) mod retry;
 pub mod runtime;
+pub mod secrets;
 pub(crate) mod source;
 pub(crate) mod status;
 pub(crate) mod trigger;

@@ -20,6 +20,8 @@ pub(crate) enum Trigger {
     Retry,
     /// An operator paused or resumed something.
     Control,
+    /// A file of the project's env directory changed on the host.
+    EnvDir,
 }
 
 impl Trigger {
@@ -34,6 +36,7 @@ impl Trigger {
             Trigger::Resync => "resync",
             Trigger::Retry => "retry",
             Trigger::Control => "control",
+            Trigger::EnvDir => "env-dir",
         }
     }
 }

@@ -252,6 +252,7 @@ fn a_service_placed_on_another_host_is_left_to_compose_here() {
         name: "web-host".into(),
         labels: Default::default(),
         env_dir: Some(std::env::temp_dir()),
+        keys: Default::default(),
     };
     let desired = crate::plan::Desired::resolve_for(spec(&placed), &host);
     let plan = SwitchPlan::new(&desired.spec, &compose());

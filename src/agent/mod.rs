@@ -8,6 +8,7 @@
 //! `triggers` holds what wakes the loop besides requests.
 
 mod commits;
+mod env_watch;
 mod failures;
 mod lock;
 mod pause;

@@ -39,8 +39,13 @@ pub(super) struct Loop {
     /// The engine itself (the executor's is bounded): asked whether it answers after a
     /// failure.
     engine: Arc<dyn Engine>,
-    triggers: mpsc::UnboundedSender<Trigger>,
+    pub(super) triggers: mpsc::UnboundedSender<Trigger>,
     deployed: crate::notify::DeployedOnce,
+    /// The watch of the project's env directory, once its project is known.
+    pub(super) env_watch: Option<super::env_watch::EnvWatch>,
+    /// Read the env files again in the next reconcile (the env directory changed, or
+    /// the periodic resync is due).
+    reread_env: bool,
     /// The wait before retrying after the engine failed; doubles up to 30 s.
     engine_backoff: crate::retry::Delays,
     /// The same for a coordination store that does not answer.
@@ -68,6 +73,8 @@ impl Loop {
             engine,
             triggers,
             deployed: crate::notify::DeployedOnce::new(),
+            env_watch: None,
+            reread_env: false,
             engine_backoff: ENGINE_BACKOFF.delays(),
             coordination_backoff: ENGINE_BACKOFF.delays(),
         }
@@ -101,6 +108,9 @@ impl Loop {
                     })
                     .inc();
             }
+            self.reread_env |= why
+                .iter()
+                .any(|t| matches!(t, Trigger::EnvDir | Trigger::Resync));
             tracing::debug!(triggers = ?why, "reconcile");
             let supersede = CancellationToken::new();
             let mut later = Vec::new();
@@ -195,6 +205,10 @@ impl Loop {
         if fetch {
             self.refresh_desired().await;
         }
+        if std::mem::take(&mut self.reread_env) {
+            self.reread_env().await;
+        }
+        self.watch_env_dir();
         let Some((commit, desired)) = self.last_good.clone() else {
             self.status
                 .write()

@@ -64,7 +64,13 @@ pub(super) async fn run(args: &AdoptArgs) -> u8 {
     };
     // Only the services placed on this host: one placed elsewhere is not started
     // here, so compose's container of it is left alone.
-    let host = args.host.host();
+    let host = match args.host.host_with_keys() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     let desired = Desired::resolve_for(spec, &host);
     let plan = SwitchPlan::new(&desired.spec, &compose);
     let drain: std::time::Duration = c.drain.into();

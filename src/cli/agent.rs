@@ -10,6 +10,7 @@ use crate::executor::{ApplyOptions, RetryPolicy};
 pub(super) fn apply_options(c: &ConvergeArgs, attempts: u32) -> ApplyOptions {
     ApplyOptions {
         state_dir: c.state_dir.clone(),
+        runtime_dir: c.runtime_dir.clone(),
         retry: retry_policy(c, attempts),
         concurrency: c.concurrency,
         drain: c.drain.into(),
@@ -104,12 +105,16 @@ pub(super) async fn run(args: AgentArgs) -> u8 {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
+    let host = match args.host.host_with_keys() {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
     let config = AgentConfig {
         project: args.project.clone(),
         ledger,
         notifier,
         commit_status,
-        host: args.host.host(),
+        host,
         source,
         state_dir,
         listen: args.listen,

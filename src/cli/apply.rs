@@ -29,7 +29,13 @@ pub(super) async fn run(args: &ApplyArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let host = args.host.host();
+    let host = match args.host.host_with_keys() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     let desired = Desired::resolve_for(spec, &host);
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,

@@ -90,6 +90,17 @@ pub(crate) struct HostArgs {
     /// for that service.
     #[arg(long = "env-dir", env = "BERTH_ENV_DIR", value_name = "DIR")]
     pub env_dir: Option<PathBuf>,
+    /// An age identity this host decrypts the repository's `.age` files with: a file
+    /// of X25519 identities (`age-keygen -o FILE`) or an unencrypted ssh-ed25519 /
+    /// ssh-rsa private key (repeatable). Keep it mode 600; `berth secrets recipients`
+    /// prints the line to add to the repository's `.berth/recipients`.
+    #[arg(
+        long = "age-identity",
+        env = "BERTH_AGE_IDENTITY",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub age_identity: Vec<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -100,13 +111,23 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 impl HostArgs {
-    /// The host identity.
+    /// The host identity, without its age identities (for its name and labels).
     pub(crate) fn host(&self) -> crate::plan::Host {
         crate::plan::Host {
             name: self.host.clone().unwrap_or_else(crate::host::hostname),
             labels: self.host_label.iter().cloned().collect(),
             env_dir: self.env_dir.clone(),
+            keys: Default::default(),
         }
+    }
+
+    /// The host with its age identities read (`--age-identity`), for resolving a
+    /// desired state; an identity file that cannot be read is an error, never skipped.
+    pub(crate) fn host_with_keys(&self) -> Result<crate::plan::Host, String> {
+        Ok(crate::plan::Host {
+            keys: crate::secrets::HostKeys::load(&self.age_identity)?,
+            ..self.host()
+        })
     }
 }
 
@@ -117,6 +138,10 @@ pub(crate) struct ConvergeArgs {
     /// ledger, the git clone.
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth")]
     pub state_dir: PathBuf,
+    /// Where decrypted secret files (from the repository's `.age` files) are written
+    /// for containers to mount: it must be a tmpfs, so they never reach a disk.
+    #[arg(long, env = "BERTH_RUNTIME_DIR", default_value = crate::secrets::runtime::DEFAULT_RUNTIME_DIR)]
+    pub runtime_dir: PathBuf,
     /// The first retry delay of a failed service; later ones double.
     #[arg(long, env = "BERTH_BACKOFF_INITIAL", default_value = "10s")]
     pub backoff_initial: DurationArg,

@@ -16,6 +16,7 @@ mod pause;
 mod plan;
 mod progress;
 mod rollback;
+mod secrets;
 mod source;
 mod status;
 mod validate;
@@ -179,6 +180,10 @@ enum Command {
     /// The migration ledger: runs under way, and settling one whose host never came back.
     #[command(subcommand)]
     Migrations(coordination::MigrationsCommand),
+    /// The repository's age-encrypted files (`.age`): a host's recipient, editing one,
+    /// encrypting all again after a host joined or left.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 /// Parses the command line and runs the command.
@@ -255,6 +260,7 @@ pub fn run() -> ExitCode {
             exit::OK
         }
         Command::Bump(args) => bump::run(&args),
+        Command::Secrets(command) => secrets::run(&command),
         Command::Rollback(args) => rollback::run(&args),
         Command::Pause(args) => runtime().block_on(pause::run(&args, true)),
         Command::Resume(args) => runtime().block_on(pause::run(&args, false)),

@@ -16,7 +16,14 @@ pub(super) async fn run(args: &PlanArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let desired = Desired::resolve_for(spec, &args.host.host());
+    let host = match args.host.host_with_keys() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let desired = Desired::resolve_for(spec, &host);
     let engine = match DockerEngine::connect().await {
         Ok(e) => e,
         Err(e) => {
@@ -34,6 +41,11 @@ pub(super) async fn run(args: &PlanArgs) -> u8 {
     for (name, d) in &desired.services {
         if let EnvFile::Unreadable(why) = &d.env_file {
             eprintln!("warning: service {name}: {why}; apply will fail this service until the file is readable");
+        }
+        for why in d.secret_files.values().filter_map(|f| f.as_ref().err()) {
+            eprintln!(
+                "warning: service {name}: {why}; apply will fail this service until it is readable"
+            );
         }
     }
     let mut plan = plan(&desired, &observed);

@@ -112,6 +112,7 @@ async fn run_steps(engine: &DockerEngine, opts: DemoOptions) -> Result<(), DemoE
             name: crate::host::hostname(),
             labels: Default::default(),
             env_dir: None,
+            keys: Default::default(),
         },
     };
     let agent_cancel = cancel.clone();

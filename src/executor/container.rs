@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::model::host_path::check_on_host;
 use crate::model::{Health, Logging, MountSource};
-use crate::plan::{DesiredService, EnvFile};
+use crate::plan::{DesiredService, EnvFile, SecretFile};
 use crate::runtime::{labels, BindMount, ContainerSpec, HealthConfig, PublishedPort};
 
 /// Why a replica's container spec could not be built. Never names a secret's value.
@@ -80,6 +80,47 @@ pub(crate) fn host_data(
     Ok(real)
 }
 
+/// The owner of a decrypted secret file for a container whose `user:` is numeric
+/// (`1000`, `1000:1000`), so that it can read the file (mode 0400); `None` (root) for
+/// none or a name, which only the image resolves.
+pub(crate) fn numeric_user(user: Option<&str>) -> Option<(u32, u32)> {
+    let (u, g) = match user?.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user?, None),
+    };
+    let uid: u32 = u.parse().ok()?;
+    let gid = match g {
+        Some(g) => g.parse().ok()?,
+        None => uid,
+    };
+    Some((uid, gid))
+}
+
+/// Removes the decrypted secret files of `desired`'s project that none of its services
+/// mounts any more: after a converged apply, a rotated secret's old plaintext goes.
+pub(crate) fn prune_secrets(runtime_dir: &Path, desired: &crate::plan::Desired) {
+    let project = &desired.spec.project;
+    let keep: Vec<std::path::PathBuf> = desired
+        .services
+        .values()
+        .chain(desired.jobs.values())
+        .flat_map(|d| {
+            d.secret_files.iter().filter_map(move |(name, f)| match f {
+                Ok(SecretFile::Decrypted(plain)) => Some(crate::secrets::runtime::path_for(
+                    runtime_dir,
+                    project,
+                    &d.spec.name,
+                    name,
+                    plain,
+                    numeric_user(d.spec.options.user.as_deref()),
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    crate::secrets::runtime::prune(runtime_dir, project, &keep);
+}
+
 /// Builds a replica's container spec; fails (with a message naming no value) when the
 /// env file could not be read or a host path is no longer allowed on this host.
 pub(crate) fn replica_spec(
@@ -149,7 +190,22 @@ pub(crate) fn replica_spec(
                 },
                 MountSource::Secret { name, .. } => BindMount {
                     source: match d.secret_files.get(name) {
-                        Some(Ok(real)) => real.display().to_string(),
+                        Some(Ok(SecretFile::Host(real))) => real.display().to_string(),
+                        // Written to the runtime directory's tmpfs now, by content: the
+                        // replicas of one version share it, a rotated secret is a new file.
+                        Some(Ok(SecretFile::Decrypted(plain))) => {
+                            crate::secrets::runtime::materialize(
+                                &opts.runtime_dir,
+                                project,
+                                &s.name,
+                                name,
+                                plain,
+                                numeric_user(s.options.user.as_deref()),
+                            )
+                            .map_err(SpecError::Secret)?
+                            .display()
+                            .to_string()
+                        }
                         Some(Err(why)) => return Err(SpecError::Secret(why.clone())),
                         None => {
                             return Err(SpecError::Secret(format!(

@@ -68,6 +68,9 @@ pub(crate) struct ApplyControl {
 pub(crate) struct ApplyOptions {
     /// Where berth keeps what it writes on the host (mounted repository files).
     pub state_dir: PathBuf,
+    /// The tmpfs where decrypted secret files are written (`--runtime-dir`): never the
+    /// state dir.
+    pub runtime_dir: PathBuf,
     /// The commit being applied, recorded in labels.
     pub commit: Option<String>,
     /// This host's name, recorded in labels.
@@ -104,6 +107,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         Self {
             state_dir: PathBuf::from("/var/lib/berth"),
+            runtime_dir: PathBuf::from(crate::secrets::runtime::DEFAULT_RUNTIME_DIR),
             commit: None,
             host: None,
             retry: RetryPolicy {
@@ -278,6 +282,9 @@ impl Executor {
         };
         self.record_deploy(desired, &observed, &report, started_at)
             .await;
+        if changing && report.converged() {
+            container::prune_secrets(&self.opts.runtime_dir, desired);
+        }
         Ok(report)
     }
 

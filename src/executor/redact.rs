@@ -1,7 +1,8 @@
-//! Keeps secrets out of everything berth prints: values from env files, values a
-//! compose file took from the host's `.env`, and env values whose names look secret.
+//! Keeps secrets out of everything berth prints: values from env files (decrypted ones
+//! included), the text of decrypted secret files, values a compose file took from the
+//! host's `.env`, and env values whose names look secret.
 
-use crate::plan::{Desired, EnvFile};
+use crate::plan::{Desired, EnvFile, SecretFile};
 
 /// Values shorter than this are not treated as secrets: masking every "1" or "on" in
 /// berth's output would hide more than it protects.
@@ -33,6 +34,14 @@ impl Redactor {
         for s in d.services.values().chain(d.jobs.values()) {
             if let EnvFile::Loaded(kvs) = &s.env_file {
                 secrets.extend(kvs.iter().map(|(_, v)| v.clone()));
+            }
+            // A decrypted secret file: its text whole, trimmed, and (below) line by line.
+            for f in s.secret_files.values().flatten() {
+                if let SecretFile::Decrypted(plain) = f {
+                    if let Ok(text) = std::str::from_utf8(plain) {
+                        secrets.push(text.trim().to_string());
+                    }
+                }
             }
             secrets.extend(
                 s.spec

@@ -28,10 +28,14 @@ pub struct Spec {
 /// A host-side env file a service reads.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EnvFileRef {
-    /// Absolute, or relative to the project's env directory on the host.
+    /// Absolute, or relative to the project's env directory on the host; for a file of
+    /// the repository (`sealed`), its repository path.
     pub path: PathBuf,
     /// When false, a missing file is no variables (compose's `required: false`).
     pub required: bool,
+    /// For an age-encrypted env file of the repository (`secrets/api.env.age`): its
+    /// ciphertext at the deployed commit, decrypted on the host.
+    pub sealed: Option<Arc<[u8]>>,
 }
 
 /// A bridge network of the project.
@@ -249,8 +253,12 @@ pub enum MountSource {
     Secret {
         /// The secret's name in the compose file.
         name: String,
-        /// Its file as written: relative to the env directory, or absolute.
+        /// Its file as written: relative to the env directory, or absolute; for a file
+        /// of the repository (`sealed`), its repository path.
         path: PathBuf,
+        /// For an age-encrypted file of the repository (`secrets/db.age`): its
+        /// ciphertext at the deployed commit, decrypted on the host.
+        sealed: Option<Arc<[u8]>>,
     },
 }
 

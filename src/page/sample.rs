@@ -54,6 +54,7 @@ pub(crate) fn status(n: usize) -> AgentStatus {
             name: "web-1".into(),
             labels: BTreeMap::new(),
             env_dir: None,
+            keys: Default::default(),
         },
         repo: "https://github.com/acme/deploy.git".into(),
         branch: "main".into(),

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use super::change::{describe_change, image_change, short};
 use crate::model::{ContainerOptions, Health, MigrationSpec, MountSource, ServiceSpec, Spec};
 
 /// Bumped when the meaning of the hash changes, so old containers are replaced once.
@@ -37,6 +39,11 @@ pub struct SpecParts {
     /// Hash of the env file's content, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_file: Option<String>,
+    /// Hash of each env file's own content (decrypted, for an age file), by its path as
+    /// written: so a plan names the file that changed. Left out of the spec hash, which
+    /// `env_file` covers already (a key moved between files changes no container).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_files: BTreeMap<String, String>,
     /// Hash of each mounted repository file's content, by repository path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
@@ -119,9 +126,29 @@ pub struct DesiredService {
     pub networks: Vec<String>,
     /// The Docker names of the named volumes it mounts, by short name.
     pub volumes: BTreeMap<String, String>,
-    /// Its compose secrets on this host, by name: the real path to mount, or why it
-    /// cannot be (never the content).
-    pub secret_files: BTreeMap<String, Result<std::path::PathBuf, String>>,
+    /// Its compose secrets on this host, by name: what to mount, or why it cannot be
+    /// (never the content).
+    pub secret_files: BTreeMap<String, Result<SecretFile, String>>,
+}
+
+/// A compose secret as found on this host.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretFile {
+    /// A file of the env directory: its real path, mounted as it is.
+    Host(std::path::PathBuf),
+    /// An age file of the repository, decrypted in memory: written to the runtime
+    /// directory's tmpfs right before a container that mounts it is created.
+    Decrypted(Arc<[u8]>),
+}
+
+impl std::fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Host(p) => write!(f, "Host({})", p.display()),
+            // Never the content.
+            Self::Decrypted(plain) => write!(f, "Decrypted({} bytes)", plain.len()),
+        }
+    }
 }
 
 /// The desired state of a project, resolved against this host.
@@ -135,7 +162,7 @@ pub struct Desired {
     pub jobs: BTreeMap<String, DesiredService>,
 }
 
-fn digest(parts: &[&[u8]]) -> String {
+pub(super) fn digest(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());
@@ -146,10 +173,15 @@ fn digest(parts: &[&[u8]]) -> String {
 
 /// The spec hash of a service's parts.
 fn spec_hash(parts: &SpecParts) -> String {
-    digest(&[
-        HASH_VERSION.as_bytes(),
-        &serde_json::to_vec(parts).expect("serializes"),
-    ])
+    let json = if parts.env_files.is_empty() {
+        serde_json::to_vec(parts)
+    } else {
+        serde_json::to_vec(&SpecParts {
+            env_files: BTreeMap::new(),
+            ..parts.clone()
+        })
+    };
+    digest(&[HASH_VERSION.as_bytes(), &json.expect("serializes")])
 }
 
 fn digest_json<T: Serialize>(v: &T) -> String {
@@ -248,6 +280,7 @@ impl DesiredService {
             command: digest_json(&spec.command),
             env,
             env_file: env_file_hash,
+            env_files: BTreeMap::new(),
             files,
             wiring,
             health,
@@ -273,39 +306,65 @@ impl DesiredService {
         }
     }
 
-    /// Finds its compose secrets in `env_dir` under the rules of env files; a secret's
-    /// content is part of the hash (as a digest), so a changed secret replaces the
-    /// replicas as a changed env file does.
-    pub fn resolve_secrets(&mut self, env_dir: &Path) {
+    /// Finds its compose secrets in `env_dir` under the rules of env files, and
+    /// decrypts those of the repository with `keys`; a secret's content is part of the
+    /// hash (as a digest), so a changed secret replaces the replicas as a changed env file
+    /// does.
+    pub fn resolve_secrets(&mut self, env_dir: &Path, keys: &crate::secrets::HostKeys) {
         let before = self.secret_files.len();
         for m in &self.spec.volumes {
-            let MountSource::Secret { name, path } = &m.source else {
+            let MountSource::Secret { name, path, sealed } = &m.source else {
                 continue;
             };
-            let full = if path.is_absolute() {
-                path.clone()
-            } else {
-                env_dir.join(path)
+            let found = match sealed {
+                Some(data) => keys
+                    .decrypt(&format!("secret {}", path.display()), data)
+                    .map(|plain| {
+                        let d = digest(&[&plain]);
+                        (SecretFile::Decrypted(plain.into()), d)
+                    }),
+                None => Self::host_secret(path, env_dir, keys),
             };
-            let found = super::env_file::read_bytes(&full, env_dir)
-                .map_err(|e| e.replacen("env_file", "secret", 1))
-                .and_then(|bytes| {
-                    let real = full
-                        .canonicalize()
-                        .map_err(|e| format!("secret {}: {e}", full.display()))?;
-                    Ok((real, digest(&[&bytes])))
-                });
+            // A repository file is named by its path, a host one by its name.
+            let key = match sealed {
+                Some(_) => format!("secret:{}", path.display()),
+                None => format!("secret:{name}"),
+            };
             let shown = match &found {
                 Ok((_, d)) => d.clone(),
                 Err(_) => "unreadable".to_string(),
             };
-            self.parts.files.insert(format!("secret:{name}"), shown);
+            self.parts.files.insert(key, shown);
             self.secret_files
-                .insert(name.clone(), found.map(|(real, _)| real));
+                .insert(name.clone(), found.map(|(file, _)| file));
         }
         if self.secret_files.len() != before {
             self.hash = spec_hash(&self.parts);
         }
+    }
+
+    /// A secret of the env directory, with its digest; an age file there is decrypted.
+    fn host_secret(
+        path: &Path,
+        env_dir: &Path,
+        keys: &crate::secrets::HostKeys,
+    ) -> Result<(SecretFile, String), String> {
+        let full = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            env_dir.join(path)
+        };
+        let bytes = super::env_file::read_bytes(&full, env_dir)
+            .map_err(|e| e.replacen("env_file", "secret", 1))?;
+        if crate::secrets::is_sealed(&full) {
+            let plain = keys.decrypt(&format!("secret {}", full.display()), &bytes)?;
+            let d = digest(&[&plain]);
+            return Ok((SecretFile::Decrypted(plain.into()), d));
+        }
+        let real = full
+            .canonicalize()
+            .map_err(|e| format!("secret {}: {e}", full.display()))?;
+        Ok((SecretFile::Host(real), digest(&[&bytes])))
     }
 
     /// The parts label value.
@@ -389,6 +448,9 @@ pub struct Host {
     /// Where its env files live (`--env-dir`, with `<project>` filled in); `None` for
     /// `/etc/berth/<project>/`.
     pub env_dir: Option<std::path::PathBuf>,
+    /// The identities it decrypts age files with (`--age-identity`).
+    #[serde(skip)]
+    pub keys: crate::secrets::HostKeys,
 }
 
 impl Desired {
@@ -404,7 +466,7 @@ impl Desired {
             m.gates.retain(|g| placed.contains(g));
         }
         let dir = super::env_file::env_dir(host.env_dir.as_deref(), &spec.project);
-        Self::resolve(spec, &dir)
+        Self::resolve_with(spec, &dir, &host.keys)
     }
 
     /// The container a migration runs with: a compose job's own, else its `from`
@@ -419,15 +481,23 @@ impl Desired {
 
     /// Resolves a spec with every service, reading each env file once from `env_dir`.
     pub fn resolve(spec: Spec, env_dir: &Path) -> Self {
-        let mut cache: BTreeMap<Vec<crate::model::EnvFileRef>, EnvFile> = BTreeMap::new();
+        Self::resolve_with(spec, env_dir, &crate::secrets::HostKeys::default())
+    }
+
+    /// As [`Desired::resolve`], decrypting age files with `keys`.
+    pub fn resolve_with(spec: Spec, env_dir: &Path, keys: &crate::secrets::HostKeys) -> Self {
+        type Read = (EnvFile, BTreeMap<String, String>);
+        let mut cache: BTreeMap<Vec<crate::model::EnvFileRef>, Read> = BTreeMap::new();
         let names = ObjectNames::of(&spec);
         let mut resolve_one = |s: &ServiceSpec| {
-            let env_file = cache
+            let (env_file, digests) = cache
                 .entry(s.env_files.clone())
-                .or_insert_with(|| super::env_file::read_all(&s.env_files, env_dir))
+                .or_insert_with(|| super::env_file::read_with(&s.env_files, env_dir, keys))
                 .clone();
             let mut d = DesiredService::new(s.clone(), env_file, &names);
-            d.resolve_secrets(env_dir);
+            // Left out of the hash: no new hash to compute.
+            d.parts.env_files = digests;
+            d.resolve_secrets(env_dir, keys);
             d
         };
         let services = spec
@@ -446,86 +516,4 @@ impl Desired {
             jobs,
         }
     }
-}
-
-/// Says which parts differ, in words an operator can act on; never shows a value.
-pub fn describe_change(old: &SpecParts, new: &SpecParts) -> Vec<String> {
-    let mut out = Vec::new();
-    if old.image != new.image {
-        out.push(image_change(&old.image, &new.image));
-    }
-    if old.command != new.command {
-        out.push("command changed".into());
-    }
-    for (k, v) in &new.env {
-        match old.env.get(k) {
-            None => out.push(format!("env {k} added")),
-            Some(o) if o != v => out.push(format!("env {k} changed")),
-            _ => {}
-        }
-    }
-    for k in old.env.keys().filter(|k| !new.env.contains_key(*k)) {
-        out.push(format!("env {k} removed"));
-    }
-    match (&old.env_file, &new.env_file) {
-        (None, Some(_)) => out.push("env_file added".into()),
-        (Some(_), None) => out.push("env_file removed".into()),
-        (Some(a), Some(b)) if a != b => out.push("env_file content changed".into()),
-        _ => {}
-    }
-    for (path, h) in &new.files {
-        match old.files.get(path) {
-            Some(o) if o == h => {}
-            Some(_) => out.push(format!("file {path} changed")),
-            None => out.push(format!("file {path} mounted")),
-        }
-    }
-    for path in old.files.keys().filter(|p| !new.files.contains_key(*p)) {
-        out.push(format!("file {path} no longer mounted"));
-    }
-    if old.wiring != new.wiring {
-        out.push("networks, mounts or ports changed".into());
-    }
-    if old.health != new.health {
-        out.push("health check changed".into());
-    }
-    if old.limits != new.limits {
-        out.push("resources or stop_grace changed".into());
-    }
-    let keys: std::collections::BTreeSet<&String> =
-        old.options.keys().chain(new.options.keys()).collect();
-    for k in keys {
-        if old.options.get(k) != new.options.get(k) {
-            out.push(format!("{k} changed"));
-        }
-    }
-    for (k, v) in &new.labels {
-        match old.labels.get(k) {
-            None => out.push(format!("label {k} added")),
-            Some(o) if o != v => out.push(format!("label {k} changed")),
-            _ => {}
-        }
-    }
-    for k in old.labels.keys().filter(|k| !new.labels.contains_key(*k)) {
-        out.push(format!("label {k} removed"));
-    }
-    out
-}
-
-/// "image sha-1111111 → sha-2222222", with the repositories only when they differ.
-pub fn image_change(old: &str, new: &str) -> String {
-    use crate::model::ImageRef;
-    match (ImageRef::parse(old), ImageRef::parse(new)) {
-        (Ok(a), Ok(b)) if a.repository == b.repository => {
-            format!("image {} → {}", a.short(), b.short())
-        }
-        _ => format!("image {old} → {new}"),
-    }
-}
-
-/// The short form of an image reference for messages: `sha-1111111`, `2.7-alpine`.
-pub fn short(full: &str) -> String {
-    crate::model::ImageRef::parse(full)
-        .map(|r| r.short())
-        .unwrap_or_else(|_| full.to_string())
 }

@@ -93,27 +93,61 @@ pub fn read_bytes(path: &Path, dir: &Path) -> Result<Vec<u8>, String> {
 /// compose does. A relative path is taken inside `dir`; a file that is not `required`
 /// and does not exist is skipped (judged only once its path is known to be inside).
 pub fn read_all(files: &[crate::model::EnvFileRef], dir: &Path) -> super::EnvFile {
+    read_with(files, dir, &crate::secrets::HostKeys::default()).0
+}
+
+/// As [`read_all`], decrypting age files (`.age`: the repository's, or the env
+/// directory's) with `keys`; also the digest of each file's content, by the path as
+/// written, so a plan can name the file that changed. A file that does not decrypt makes
+/// the whole env unreadable: nothing of it reaches a container.
+pub fn read_with(
+    files: &[crate::model::EnvFileRef],
+    dir: &Path,
+    keys: &crate::secrets::HostKeys,
+) -> (super::EnvFile, std::collections::BTreeMap<String, String>) {
+    let mut digests = std::collections::BTreeMap::new();
     if files.is_empty() {
-        return super::EnvFile::None;
+        return (super::EnvFile::None, digests);
     }
     let mut merged: Vec<(String, String)> = Vec::new();
     let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for f in files {
-        let path = if f.path.is_absolute() {
-            f.path.clone()
-        } else {
-            dir.join(&f.path)
-        };
-        let inside = path.starts_with(dir) && !path.components().any(|c| c.as_os_str() == "..");
-        if !f.required && inside {
-            if let Err(e) = path.symlink_metadata() {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    continue;
+        let shown = f.path.display().to_string();
+        let kvs = match &f.sealed {
+            Some(data) => keys
+                .decrypt(&format!("env_file {shown}"), data)
+                .and_then(|plain| parse_shown(&plain, &shown).map(|kvs| (plain, kvs))),
+            None => {
+                let path = if f.path.is_absolute() {
+                    f.path.clone()
+                } else {
+                    dir.join(&f.path)
+                };
+                let inside =
+                    path.starts_with(dir) && !path.components().any(|c| c.as_os_str() == "..");
+                if !f.required && inside {
+                    if let Err(e) = path.symlink_metadata() {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            continue;
+                        }
+                    }
                 }
+                read_bytes(&path, dir)
+                    .and_then(|bytes| {
+                        if crate::secrets::is_sealed(&path) {
+                            keys.decrypt(&format!("env_file {}", path.display()), &bytes)
+                        } else {
+                            Ok(bytes)
+                        }
+                    })
+                    .and_then(|plain| {
+                        parse_shown(&plain, &path.display().to_string()).map(|kvs| (plain, kvs))
+                    })
             }
-        }
-        match read(&path, dir) {
-            Ok(kvs) => {
+        };
+        match kvs {
+            Ok((plain, kvs)) => {
+                digests.insert(shown, super::desired::digest(&[&plain]));
                 for (k, v) in kvs {
                     match at.get(&k) {
                         Some(&i) => merged[i].1 = v,
@@ -124,10 +158,18 @@ pub fn read_all(files: &[crate::model::EnvFileRef], dir: &Path) -> super::EnvFil
                     }
                 }
             }
-            Err(why) => return super::EnvFile::Unreadable(why),
+            Err(why) => {
+                digests.insert(shown, "unreadable".to_string());
+                return (super::EnvFile::Unreadable(why), digests);
+            }
         }
     }
-    super::EnvFile::Loaded(merged)
+    (super::EnvFile::Loaded(merged), digests)
+}
+
+/// [`parse`], its error naming the file.
+fn parse_shown(bytes: &[u8], shown: &str) -> Result<Vec<(String, String)>, String> {
+    parse(bytes).map_err(|e| format!("env_file {shown}: {e}"))
 }
 
 /// The name of the host's compose `.env` inside a project's env directory.

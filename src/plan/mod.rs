@@ -1,5 +1,6 @@
 //! (desired, observed) → [`Plan`]: a pure function, tested as plain data.
 
+mod change;
 pub mod desired;
 pub mod env_file;
 
@@ -8,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 pub use desired::{
-    describe_change, image_change, Desired, DesiredService, EnvFile, Host, SpecParts,
+    describe_change, image_change, Desired, DesiredService, EnvFile, Host, SecretFile, SpecParts,
 };
 
 use crate::runtime::{HealthState, ObservedContainer, Role, RunState};

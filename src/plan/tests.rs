@@ -352,6 +352,7 @@ fn a_host_resolves_only_what_is_placed_on_it() {
             name: "web-1".into(),
             labels: Default::default(),
             env_dir: None,
+            keys: Default::default(),
         },
     );
     assert_eq!(web.services.keys().collect::<Vec<_>>(), ["api", "proxy"]);
@@ -365,6 +366,7 @@ fn a_host_resolves_only_what_is_placed_on_it() {
             name: "batch-1".into(),
             labels: Default::default(),
             env_dir: None,
+            keys: Default::default(),
         },
     );
     assert!(batch.services.contains_key("worker"));

@@ -23,6 +23,7 @@ mod reference;
 mod registry_auth;
 mod release;
 mod reliability;
+mod secrets;
 mod ssh;
 mod switch;
 mod traffic;

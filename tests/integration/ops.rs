@@ -36,13 +36,13 @@ migrations:
 }
 
 /// A tiny HTTP server recording POST bodies; answers 500 to the first `fail_first`.
-struct Sink {
-    port: u16,
+pub struct Sink {
+    pub port: u16,
     bodies: Arc<Mutex<Vec<String>>>,
 }
 
 impl Sink {
-    fn start(fail_first: usize) -> Self {
+    pub fn start(fail_first: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -84,7 +84,7 @@ impl Sink {
         Self { port, bodies }
     }
 
-    fn events(&self) -> Vec<serde_json::Value> {
+    pub fn events(&self) -> Vec<serde_json::Value> {
         self.bodies
             .lock()
             .unwrap()

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde_yaml::{Mapping, Value};
 
@@ -19,8 +20,9 @@ use super::keys::not_yet as keys_not_yet;
 /// The top-level `secrets` and `configs`: what a service may mount.
 #[derive(Debug, Default)]
 pub(crate) struct Files {
-    /// Secret name → its file on the host, relative to the env directory or absolute.
-    pub secrets: BTreeMap<String, PathBuf>,
+    /// Secret name → its file on the host, relative to the env directory or absolute;
+    /// or, for an age file of the repository, its repository path and ciphertext.
+    pub secrets: BTreeMap<String, (PathBuf, Option<Arc<[u8]>>)>,
     /// Config name → the source it mounts.
     pub configs: BTreeMap<String, MountSource>,
 }
@@ -79,9 +81,16 @@ pub(crate) fn top_level(
             let Some(text) = string(ctx, file, &p.key("file"), v, "./db_password.txt") else {
                 continue;
             };
+            if is_repo_sealed(&text) {
+                if let Some((rel, data)) = sealed_file(ctx, file, &p.key("file"), &text) {
+                    out.secrets
+                        .insert(name.to_string(), (PathBuf::from(rel), Some(data)));
+                }
+                continue;
+            }
             match env_dir_path(&text) {
                 Ok(path) => {
-                    out.secrets.insert(name.to_string(), path);
+                    out.secrets.insert(name.to_string(), (path, None));
                 }
                 Err(_) => ctx.error(file, &p.key("file"), format!("secret file `{text}` leads out of the env directory; secrets are read from the host's env directory (`/etc/berth/<project>/`, or --env-dir): name a file there")),
             }
@@ -119,6 +128,45 @@ pub(crate) fn top_level(
         };
         if let Some(s) = source {
             out.configs.insert(name.to_string(), s);
+        }
+    }
+}
+
+/// True for a file named in a commit that is an age file of the repository: a relative
+/// path ending in `.age` (an absolute one is a host file, decrypted too).
+pub(super) fn is_repo_sealed(text: &str) -> bool {
+    let p = Path::new(text);
+    !p.is_absolute() && crate::secrets::is_sealed(p)
+}
+
+/// Reads an age file of the repository (`text`, relative to the compose file's
+/// directory): its repository path and ciphertext. Reports and returns `None` when it
+/// leads outside the repository, is missing, a directory, or larger than
+/// [`crate::secrets::MAX_SEALED_BYTES`].
+pub(super) fn sealed_file(
+    ctx: &mut Ctx,
+    file: usize,
+    path: &KeyPath,
+    text: &str,
+) -> Option<(String, Arc<[u8]>)> {
+    let dir = ctx.files[file].dir.clone();
+    let Some(rel) = join_inside(&dir, text) else {
+        ctx.error(file, path, format!("`{text}` leads outside the repository; an encrypted file (`.age`) is a repository file"));
+        return None;
+    };
+    match super::super::repo_mount::read(ctx, file, path, text, &rel)? {
+        MountSource::RepoFile(f) if f.content.len() > crate::secrets::MAX_SEALED_BYTES => {
+            ctx.error(file, path, format!("`{text}` is larger than {} KiB; encrypted files hold settings and keys, not data", crate::secrets::MAX_SEALED_BYTES >> 10));
+            None
+        }
+        MountSource::RepoFile(f) => Some((f.path, f.content)),
+        _ => {
+            ctx.error(
+                file,
+                path,
+                format!("`{text}` is a directory; an encrypted file (`.age`) is one file"),
+            );
+            None
         }
     }
 }
@@ -220,10 +268,14 @@ pub(crate) fn service(
         let (known, mount_source): (Vec<&str>, Option<MountSource>) = if section == "secrets" {
             (
                 files.secrets.keys().map(String::as_str).collect(),
-                files.secrets.get(&source).map(|p| MountSource::Secret {
-                    name: source.clone(),
-                    path: p.clone(),
-                }),
+                files
+                    .secrets
+                    .get(&source)
+                    .map(|(p, sealed)| MountSource::Secret {
+                        name: source.clone(),
+                        path: p.clone(),
+                        sealed: sealed.clone(),
+                    }),
             )
         } else {
             (

@@ -50,7 +50,8 @@ fn the_profiled_migrate_service_becomes_a_migration() {
         job.env_files,
         [EnvFileRef {
             path: "/etc/berth/stack/api.env".into(),
-            required: true
+            required: true,
+            sealed: None,
         }]
     );
     assert_eq!(job.networks, ["default"]);

@@ -178,7 +178,8 @@ fn supported_keys_give_the_spec() {
             app(form).env_files,
             [EnvFileRef {
                 path: "/etc/berth/stack/app.env".into(),
-                required: true
+                required: true,
+                sealed: None,
             }]
         );
     }
@@ -194,15 +195,18 @@ fn supported_keys_give_the_spec() {
         [
             EnvFileRef {
                 path: ".env.prod".into(),
-                required: true
+                required: true,
+                sealed: None,
             },
             EnvFileRef {
                 path: "api.env".into(),
-                required: true
+                required: true,
+                sealed: None,
             },
             EnvFileRef {
                 path: "local.env".into(),
-                required: false
+                required: false,
+                sealed: None,
             },
         ]
     );
@@ -584,3 +588,4 @@ fn an_explicit_merge_tag_is_a_merge_key() {
 }
 
 mod host_files;
+mod sealed;

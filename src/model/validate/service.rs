@@ -290,6 +290,7 @@ fn env_file(
     Some(vec![EnvFileRef {
         path: PathBuf::from(s),
         required: true,
+        sealed: None,
     }])
 }
 

@@ -8,6 +8,7 @@ fn file(path: &str, required: bool) -> crate::model::EnvFileRef {
     crate::model::EnvFileRef {
         path: path.into(),
         required,
+        sealed: None,
     }
 }
 

@@ -176,7 +176,7 @@ pub(crate) fn project(spec: &Spec, dir: &str, masking: &Masking) -> Project {
         .values()
         .flat_map(|s| &s.volumes)
         .filter_map(|m| match &m.source {
-            MountSource::Secret { name, path } => Some((
+            MountSource::Secret { name, path, .. } => Some((
                 name.clone(),
                 SecretDef {
                     file: literal(&path.to_string_lossy()),

@@ -60,7 +60,8 @@ pub(super) fn environment(
 
 /// `env_file`: host-side files, as a string, a list, or long forms with `required`.
 /// An absolute path must lie in the env directory (checked when it is read); a relative
-/// one is taken inside it, never from the repository: secrets do not live there.
+/// one is taken inside it, never from the repository, except an age-encrypted file
+/// (`secrets/api.env.age`), which is the repository's and decrypted on the host.
 pub(super) fn env_file(
     ctx: &mut Ctx,
     file: usize,
@@ -127,6 +128,17 @@ pub(super) fn env_file(
             good = false;
             continue;
         };
+        if super::super::files::is_repo_sealed(&text) {
+            match super::super::files::sealed_file(ctx, file, &ip, &text) {
+                Some((rel, data)) => out.push(EnvFileRef {
+                    path: rel.into(),
+                    required: true,
+                    sealed: Some(data),
+                }),
+                None => good = false,
+            }
+            continue;
+        }
         let normal = match env_dir_path(&text) {
             Ok(p) => p,
             Err(EnvDirPathError::Escapes) => {
@@ -143,6 +155,7 @@ pub(super) fn env_file(
         out.push(EnvFileRef {
             path: normal,
             required,
+            sealed: None,
         });
     }
     good.then_some(out)

@@ -77,7 +77,9 @@ services:
         .iter()
         .map(|m| {
             let source = match &m.source {
-                MountSource::Secret { name, path } => format!("secret {name} {}", path.display()),
+                MountSource::Secret { name, path, .. } => {
+                    format!("secret {name} {}", path.display())
+                }
                 MountSource::RepoFile(f) => format!("file {}", f.path),
                 other => format!("{other:?}"),
             };
