@@ -2,8 +2,6 @@
 //! (bounded), the repository tree and the host's options. Loading fills it in phase
 //! one; the rules of [`super::validate`] and the compose reader report through it.
 
-use std::borrow::Cow;
-
 use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{excerpt, nearest, shown, Diagnostic, Diagnostics, Location, Severity};
@@ -13,7 +11,6 @@ use super::location::{KeyPath, LocationIndex};
 use super::tree::RepoTree;
 
 /// One source file of the desired state.
-#[derive(Clone)]
 pub(crate) struct SourceFile {
     pub name: String,
     /// Repository-relative directory of the file; relative mounts start here.
@@ -34,8 +31,7 @@ pub(crate) enum At {
 
 /// Collects diagnostics with their locations.
 pub(crate) struct Ctx<'t> {
-    /// The files read; borrowed by a [`Ctx::part`].
-    pub files: Cow<'t, [SourceFile]>,
+    pub files: Vec<SourceFile>,
     pub diags: Vec<Diagnostic>,
     pub tree: &'t dyn RepoTree,
     pub opts: &'t LoadOptions,
@@ -45,21 +41,7 @@ pub(crate) struct Ctx<'t> {
     pub hidden: Hidden,
     /// Several compose files merged into one document: its file index, and where each
     /// of its values was written, which a diagnostic on it points at.
-    pub merged: Option<(usize, Cow<'t, super::compose::merge::Origins>)>,
-}
-
-/// The read-only part of a [`Ctx`] that threads share.
-#[derive(Clone, Copy)]
-pub(crate) struct Shared<'a> {
-    files: &'a [SourceFile],
-    opts: &'a LoadOptions,
-    merged: Option<(usize, &'a super::compose::merge::Origins)>,
-}
-
-/// The diagnostics a [`Ctx::part`] found.
-pub(crate) struct Found {
-    diags: Vec<Diagnostic>,
-    hidden: Hidden,
+    pub merged: Option<(usize, super::compose::merge::Origins)>,
 }
 
 /// The diagnostics a load found beyond those it reports.
@@ -74,67 +56,13 @@ impl Ctx<'_> {
     /// A context for reading the files of `tree`.
     pub(crate) fn new<'t>(tree: &'t dyn RepoTree, opts: &'t LoadOptions) -> Ctx<'t> {
         Ctx {
-            files: Cow::Owned(Vec::new()),
+            files: Vec::new(),
             diags: Vec::new(),
             tree,
             opts,
             budget: Budget::default(),
             hidden: Hidden::default(),
             merged: None,
-        }
-    }
-
-    /// A context for part of the work of this one, on any thread: it reads the same
-    /// files through `tree` and keeps its own diagnostics, which [`Ctx::absorb`] takes
-    /// back in order.
-    pub(crate) fn part<'p>(shared: &Shared<'p>, tree: &'p dyn RepoTree) -> Ctx<'p> {
-        Ctx {
-            files: Cow::Borrowed(shared.files),
-            diags: Vec::new(),
-            tree,
-            opts: shared.opts,
-            budget: Budget::default(),
-            hidden: Hidden::default(),
-            merged: shared.merged.map(|(f, o)| (f, Cow::Borrowed(o))),
-        }
-    }
-
-    /// What a [`Ctx::part`] can share with other threads.
-    pub(crate) fn shared(&self) -> Shared<'_> {
-        Shared {
-            files: &self.files,
-            opts: self.opts,
-            merged: self.merged.as_ref().map(|(f, o)| (*f, &**o)),
-        }
-    }
-
-    /// The diagnostics a part found, to be given to [`Ctx::absorb`].
-    pub(crate) fn found(self) -> Found {
-        Found {
-            diags: self.diags,
-            hidden: self.hidden,
-        }
-    }
-
-    /// Takes the diagnostics of a part as if they had been recorded here, in order:
-    /// kept up to [`MAX_DIAGNOSTICS`], counted beyond. (A part keeps no more than that
-    /// itself, and what it only counted would only be counted here.)
-    pub(crate) fn absorb(&mut self, found: Found) {
-        for d in found.diags {
-            if self.is_full() {
-                match d.severity {
-                    Severity::Error => self.hidden.errors += 1,
-                    Severity::Warning => self.hidden.warnings += 1,
-                }
-                self.hidden.first.get_or_insert(d.location);
-            } else {
-                self.diags.push(d);
-            }
-        }
-        self.hidden.errors += found.hidden.errors;
-        self.hidden.warnings += found.hidden.warnings;
-        if let Some(first) = found.hidden.first {
-            self.hidden.first.get_or_insert(first);
         }
     }
 
@@ -156,10 +84,10 @@ impl Ctx<'_> {
                 .unwrap_or_else(|| (file, path.clone())),
             _ => (file, path.clone()),
         };
-        let f = &self.files[written];
+        let index = &self.files[written].index;
         let pos = match at {
-            At::Key => f.index.key(&f.text, &at_path),
-            At::Value => f.index.value(&f.text, &at_path),
+            At::Key => index.key(&at_path),
+            At::Value => index.value(&at_path),
         };
         self.record(sev, written, pos, path.to_string(), msg);
     }

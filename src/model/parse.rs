@@ -12,7 +12,7 @@ use super::tree::parent_dir;
 /// Reports a file that is not read because a limit of the whole load is reached.
 pub(super) fn refuse_file(ctx: &mut Ctx, path: &str, message: String) {
     let file = ctx.files.len();
-    ctx.files.to_mut().push(SourceFile {
+    ctx.files.push(SourceFile {
         name: ctx.tree.display(path),
         dir: parent_dir(path).to_string(),
         text: String::new(),
@@ -86,7 +86,7 @@ pub(crate) fn parse_file(
             },
         },
     };
-    ctx.files.to_mut().push(SourceFile {
+    ctx.files.push(SourceFile {
         name,
         dir: parent_dir(path).to_string(),
         text,
@@ -97,7 +97,7 @@ pub(crate) fn parse_file(
         ctx.record(Severity::Error, file, pos, String::new(), message);
         return None;
     }
-    let duplicates = std::mem::take(&mut ctx.files.to_mut()[file].index.duplicates);
+    let duplicates = std::mem::take(&mut ctx.files[file].index.duplicates);
     if !duplicates.is_empty() {
         for (path, (line, col), first) in duplicates {
             let key = path.as_str().rsplit('.').next().unwrap_or_default();

@@ -31,7 +31,7 @@ use super::super::location::KeyPath;
 
 /// Where each key path of a merged document was written: its file and its key path
 /// there.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Origins(HashMap<KeyPath, (usize, KeyPath)>);
 
 impl Origins {

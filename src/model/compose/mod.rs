@@ -19,7 +19,6 @@ pub(crate) mod keys;
 pub(crate) mod merge;
 mod objects;
 mod options;
-mod parallel;
 pub(crate) mod project;
 pub(crate) mod render;
 pub(crate) mod service;

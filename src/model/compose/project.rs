@@ -21,7 +21,7 @@ use super::detect::Found;
 use super::files::Files;
 use super::objects::objects;
 use super::service::{self, Scope, DEFAULT_NETWORK};
-use super::{job, keys, parallel, variables, yaml};
+use super::{job, keys, variables, yaml};
 
 /// Reads and compiles the compose files `found`, merged in order when there are
 /// several.
@@ -160,7 +160,7 @@ fn compile_expanded(
     let Value::Mapping(map) = doc else {
         return None;
     };
-    let mut sections = sections(ctx, file, map);
+    let sections = sections(ctx, file, map);
 
     let (volume_names, volumes) = objects(ctx, file, sections.get("volumes"), "volumes");
     let (mut network_names, mut networks) =
@@ -177,9 +177,10 @@ fn compile_expanded(
         }
     }
 
-    let mut defs = sections.remove("services").unwrap_or_default();
-    let waited_for = job::waited_for(&defs);
-    let kinds = kinds(ctx, file, &defs, &waited_for);
+    let empty = Mapping::new();
+    let defs = sections.get("services").unwrap_or(&empty);
+    let waited_for = job::waited_for(defs);
+    let kinds = kinds(ctx, file, defs, &waited_for);
     if kinds.deployed.is_empty() {
         ctx.error(
             file,
@@ -201,8 +202,8 @@ fn compile_expanded(
         files: &files,
         jobs: &kinds.jobs,
     };
-    let (mut services, entries) = services(ctx, file, &mut defs, &scope);
-    let migrations = jobs(ctx, file, &defs, &scope, &waited_for, &services);
+    let (mut services, entries) = services(ctx, file, defs, &scope);
+    let migrations = jobs(ctx, file, defs, &scope, &waited_for, &services);
     inherit_job_waits(&migrations, &mut services);
     let merged = Merged {
         project: None,
@@ -273,11 +274,8 @@ fn merge_files(
     failed: Vec<(usize, KeyPath)>,
     expanded: &mut Expanded,
 ) -> Option<(usize, Value)> {
-    // `!reset` and `!override` in one file alone: the file is its own merge. A file
-    // read in one pass has no tag (tags are left to serde_yaml's reading).
-    let tagged = prepared
-        .iter()
-        .any(|(f, d)| !ctx.files[*f].merged && super::merge::has_tags(d));
+    // `!reset` and `!override` in one file alone: the file is its own merge.
+    let tagged = prepared.iter().any(|(_, d)| super::merge::has_tags(d));
     if prepared.len() < 2 && !tagged {
         expanded.failed = failed.into_iter().map(|(_, p)| p).collect();
         return prepared.pop();
@@ -289,14 +287,14 @@ fn merge_files(
         let f = &ctx.files[first];
         (f.name.clone(), f.dir.clone())
     };
-    ctx.files.to_mut().push(SourceFile {
+    ctx.files.push(SourceFile {
         name,
         dir,
         text: String::new(),
         index: Default::default(),
         merged: true,
     });
-    ctx.merged = Some((merged, std::borrow::Cow::Owned(origins)));
+    ctx.merged = Some((merged, origins));
     Some((merged, doc))
 }
 
@@ -398,35 +396,31 @@ fn kinds(
 fn services(
     ctx: &mut Ctx,
     file: usize,
-    defs: &mut Mapping,
+    defs: &Mapping,
     scope: &Scope,
 ) -> (BTreeMap<String, ServiceSpec>, BTreeMap<String, Entry>) {
-    // Each deployed service's definition is taken out of `defs` (which the jobs read
-    // after) and dropped where it is compiled.
-    let deployed: Vec<(&str, Value)> = defs
-        .iter_mut()
-        .filter_map(|(k, def)| k.as_str().map(|n| (n, def)))
-        .filter(|(n, _)| scope.services.contains(*n))
-        .map(|(n, def)| (n, std::mem::take(def)))
-        .collect();
-    let entries = deployed
-        .iter()
-        .map(|(n, _)| {
-            let entry = Entry {
+    // Compiled in file order and sorted once: a service is large, and inserting each into
+    // the map would move its neighbours again and again.
+    let mut services = Vec::with_capacity(scope.services.len());
+    let mut entries = BTreeMap::new();
+    for (k, def) in defs {
+        let Some(n) = k.as_str() else { continue };
+        if !scope.services.contains(n) {
+            continue;
+        }
+        let sp = KeyPath::root().key("services").key(n);
+        entries.insert(
+            n.to_string(),
+            Entry {
                 file,
                 value: Value::Null,
-            };
-            (n.to_string(), entry)
-        })
-        .collect();
-    // Compiled in file order (on two threads when there are many) and sorted once: a
-    // service is large, and inserting each into the map would move its neighbours
-    // again and again.
-    let compiled = parallel::map(ctx, deployed, |ctx, (n, def)| {
-        let sp = KeyPath::root().key("services").key(n);
-        service::compile(ctx, file, n, &sp, &def, scope).map(|s| (n.to_string(), s))
-    });
-    (compiled.into_iter().flatten().collect(), entries)
+            },
+        );
+        if let Some(svc) = service::compile(ctx, file, n, &sp, def, scope) {
+            services.push((n.to_string(), svc));
+        }
+    }
+    (services.into_iter().collect(), entries)
 }
 
 /// The jobs of `defs` as migrations, each with its own container compiled as a

@@ -329,7 +329,7 @@ fn cast(segments: &[Cow<str>], value: &mut Value) {
 /// or quoted without escapes); else the scalar's position.
 fn position(ctx: &Ctx, file: usize, path: &KeyPath, text: &str, offset: usize) -> (usize, usize) {
     let f = &ctx.files[file];
-    let (line, col) = f.index.value(&f.text, path);
+    let (line, col) = f.index.value(path);
     let Some(source) = f.text.lines().nth(line.saturating_sub(1)) else {
         return (line, col);
     };
@@ -413,7 +413,7 @@ fn read_host(ctx: &mut Ctx, file: usize, project: &str) -> Option<DotEnv> {
 
 /// Registers a `.env` file for diagnostics; `text` is quoted in them.
 fn add_file(ctx: &mut Ctx, name: String, text: String) -> usize {
-    ctx.files.to_mut().push(SourceFile {
+    ctx.files.push(SourceFile {
         name,
         dir: String::new(),
         text,
