@@ -6,6 +6,7 @@
 //! part of it, hence the module-wide allowances below.
 #![allow(dead_code, unused_imports)]
 
+pub mod chaos;
 mod cleanup;
 pub mod compose;
 mod docker;
@@ -16,6 +17,7 @@ mod project;
 mod registry;
 pub mod traffic;
 
+pub use chaos::{crash_container, new_release, restart_engine, ChaosRng};
 pub use docker::{
     container_exists, container_health, container_status, docker, docker_ok, docker_stdout,
     http_get_via_container, image_id, inspect, repo_digest, require_docker, wait_for, wait_healthy,
