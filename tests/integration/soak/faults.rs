@@ -40,7 +40,10 @@ impl<'a> Chaos<'a> {
         }
     }
 
-    fn count(&mut self, kind: &str) {
+    /// Counts a fault or commit of `kind`, and logs it with the time, to read beside
+    /// the agents' logs.
+    pub(super) fn count(&mut self, kind: &str, detail: &str) {
+        eprintln!("{} chaos: {kind} {detail}", crate::soak::now());
         *self.counts.entry(kind.to_string()).or_default() += 1;
     }
 
@@ -69,16 +72,19 @@ impl<'a> Chaos<'a> {
             if self.engine_back[h - 1].is_some_and(|t| t <= now) {
                 self.engine_back[h - 1] = None;
                 self.f.engines[h - 1].start_again();
+                eprintln!("{} chaos: engine h{h} back", crate::soak::now());
                 watch.set(h, HostState::Recovering(Instant::now() + RECOVERY));
             }
             if self.agent_back[h - 1].is_some_and(|t| t <= now) {
                 self.agent_back[h - 1] = None;
                 self.agents[h - 1] = Some(self.f.agent(h, &[]));
+                eprintln!("{} chaos: agent h{h} back", crate::soak::now());
             }
         }
         if self.registry_back.is_some_and(|t| t <= now) {
             self.registry_back = None;
             self.registry.start();
+            eprintln!("{} chaos: registry back", crate::soak::now());
         }
         if let Some((t, failover)) = self.pg_back {
             if t <= now {
@@ -88,6 +94,7 @@ impl<'a> Chaos<'a> {
                 } else {
                     self.f.pg.start_again();
                 }
+                eprintln!("{} chaos: postgres back", crate::soak::now());
             }
         }
     }
@@ -98,7 +105,7 @@ impl<'a> Chaos<'a> {
         if self.agents[h - 1].take().is_some() {
             self.agent_back[h - 1] =
                 Some(Instant::now() + rng.between(Duration::from_secs(1), Duration::from_secs(10)));
-            self.count("agent killed");
+            self.count("agent killed", &format!("h{h}"));
         }
     }
 
@@ -124,7 +131,7 @@ impl<'a> Chaos<'a> {
         }
         let (id, _, _) = mine[rng.below(mine.len() as u64) as usize];
         if crash_container(&self.f.engines[h - 1], id) {
-            self.count("replica crashed");
+            self.count("replica crashed", &format!("{service} on h{h}"));
         }
     }
 
@@ -134,7 +141,7 @@ impl<'a> Chaos<'a> {
             self.registry.stop();
             self.registry_back =
                 Some(Instant::now() + rng.between(Duration::from_secs(2), Duration::from_secs(20)));
-            self.count("registry stopped");
+            self.count("registry stopped", "");
         }
     }
 
@@ -149,7 +156,7 @@ impl<'a> Chaos<'a> {
         self.f.engines[h - 1].stop();
         self.engine_back[h - 1] =
             Some(Instant::now() + rng.between(Duration::from_secs(1), Duration::from_secs(5)));
-        self.count("engine restarted");
+        self.count("engine restarted", &format!("h{h}"));
     }
 
     /// Stops PostgreSQL for 2 to 15 s; it comes back as it was, or as a new server
@@ -161,11 +168,12 @@ impl<'a> Chaos<'a> {
                 Instant::now() + rng.between(Duration::from_secs(2), Duration::from_secs(15)),
                 failover,
             ));
-            self.count(if failover {
+            let kind = if failover {
                 "postgres failed over"
             } else {
                 "postgres stopped"
-            });
+            };
+            self.count(kind, "");
         }
     }
 

@@ -19,6 +19,15 @@ use watch::{count_lines, ledger_attempts, replicas, Watch};
 use crate::fleet::Fleet;
 use crate::support::{images, new_release, wait_until, ChaosRng, Registry};
 
+/// The time of day (UTC), as the agents' logs show it.
+pub(crate) fn now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let s = t.as_secs() % 86400;
+    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, s / 60 % 60, s % 60, t.subsec_millis())
+}
+
 fn soak_secs() -> u64 {
     let soak = std::env::var("BERTH_RELIABILITY").as_deref() == Ok("soak");
     std::env::var("BERTH_SOAK_SECS")
@@ -64,7 +73,7 @@ fn a_fleet_of_three_keeps_its_invariants_under_chaos() {
             match rng.below(100) {
                 0..=39 => {
                     let kind = commit(&f, &registry, &base, &mut history, &mut rng, &mut releases);
-                    *chaos.counts.entry(format!("commit: {kind}")).or_default() += 1;
+                    chaos.count(&format!("commit: {kind}"), &f.repo.git(&["rev-parse", "--short", "HEAD"]));
                 }
                 40..=59 => chaos.kill_agent(&mut rng),
                 60..=74 => {

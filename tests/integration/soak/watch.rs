@@ -126,7 +126,7 @@ impl Watch {
             let claimed = attempts.get(version).copied().unwrap_or(0);
             if *n > claimed {
                 self.violation(format!(
-                    "migration of {version} started {n} times, {claimed} claims in the ledger"
+                    "migration of {version} started {n} times, the ledger knows of {claimed} runs"
                 ));
             }
         }
@@ -184,11 +184,12 @@ pub(super) fn count_lines(path: &std::path::Path) -> BTreeMap<String, u32> {
     counts
 }
 
-/// Claims of the migration by release version (the tag of its image), from the
-/// ledger; `None` while PostgreSQL does not answer.
+/// Runs of the migration the ledger knows of, by release version (the tag of its
+/// image): the results recorded (`attempts`) and the claim under way, if any. `None`
+/// while PostgreSQL does not answer.
 pub(super) fn ledger_attempts(f: &Fleet) -> Option<BTreeMap<String, u32>> {
     let q = format!(
-        "SELECT image || ' ' || attempts FROM berth.migrations WHERE project = '{}'",
+        "SELECT image || ' ' || (attempts + CASE WHEN status = 'started' THEN 1 ELSE 0 END) FROM berth.migrations WHERE project = '{}'",
         f.project
     );
     let out = f.pg.try_psql_as("postgres", "app", &q).ok()?;
