@@ -67,6 +67,8 @@ fn a_fleet_of_three_keeps_its_invariants_under_chaos() {
     let mut releases = 0;
     std::thread::scope(|s| {
         s.spawn(|| watch.run(&f));
+        // The checker stops also when the chaos panics.
+        let _stop = StopOnDrop(&watch.stop);
         let end = started + Duration::from_secs(secs);
         while Instant::now() < end {
             chaos.recover_due(&watch);
@@ -154,6 +156,15 @@ fn a_fleet_of_three_keeps_its_invariants_under_chaos() {
     drop(registry);
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Makes one random commit and returns its kind.
 fn commit(
     f: &Fleet,
@@ -167,8 +178,9 @@ fn commit(
     let roll = rng.below(100);
     if roll < 20 {
         if let Some(back) = history.before_head() {
-            f.repo.git(&["revert", "--no-edit", "HEAD"]);
-            let sha = f.repo.git(&["rev-parse", "HEAD"]);
+            // `git revert HEAD`, also of an empty commit (an invalid one made twice).
+            let text = f.repo.git(&["show", "HEAD~1:berth.yaml"]);
+            let sha = f.repo.commit(&format!("{text}\n"), "Revert HEAD");
             history.push(back, sha);
             return "revert";
         }
