@@ -67,7 +67,21 @@ impl<'a> Chaos<'a> {
         self.recover(watch, far);
     }
 
+    /// Does what the agent's supervisor does (systemd's `Restart=always`,
+    /// `RestartSec=5s`, as README sets it up): an agent that exited, e.g. because its
+    /// engine did not answer when it started, is started again 5 s later.
+    pub(super) fn supervise(&mut self) {
+        for h in 1..=self.agents.len() {
+            if self.agents[h - 1].as_mut().is_some_and(Agent::exited) {
+                self.agents[h - 1] = None;
+                self.agent_back[h - 1] = Some(Instant::now() + Duration::from_secs(5));
+                self.count("agent exited, supervisor restarts it", &format!("h{h}"));
+            }
+        }
+    }
+
     fn recover(&mut self, watch: &Watch, now: Instant) {
+        self.supervise();
         for h in 1..=self.agents.len() {
             if self.engine_back[h - 1].is_some_and(|t| t <= now) {
                 self.engine_back[h - 1] = None;

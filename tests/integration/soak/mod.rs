@@ -93,17 +93,19 @@ fn a_fleet_of_three_keeps_its_invariants_under_chaos() {
         // The last valid commit, exactly, on every host; and every agent says so.
         let (want, sha) = history.last_valid().expect("r0 is valid");
         let mut last = String::new();
-        let ok = wait_until(Duration::from_secs(300), Duration::from_millis(500), || {
+        let until = Instant::now() + Duration::from_secs(300);
+        let mut ok = false;
+        while !ok && Instant::now() < until {
+            chaos.recover_all(&watch);
             let states: Result<Vec<()>, String> = (1..=3).map(|h| exactly(&f, h, &want)).collect();
-            last = match states {
-                Err(e) => e,
-                Ok(_) => match chaos.applied().iter().position(|a| a != &sha) {
-                    Some(h) => format!("h{} applied {} not {sha}", h + 1, chaos.applied()[h]),
-                    None => return true,
-                },
-            };
-            false
-        });
+            let applied = chaos.applied();
+            match (states, applied.iter().position(|a| a != &sha)) {
+                (Err(e), _) => last = e,
+                (Ok(_), Some(h)) => last = format!("h{} applied {} not {sha}", h + 1, applied[h]),
+                (Ok(_), None) => ok = true,
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
         if !ok {
             watch.violation(format!("not converged to the last valid commit: {last}"));
         }
