@@ -81,8 +81,7 @@ impl Loop {
         let keep = self.last_good.as_ref().map(|(i, _)| i.sha.clone());
         let source = self.config.source.clone();
         let parents =
-            tokio::task::spawn_blocking(move || source.first_parents(head, FALL_BACK_DEPTH))
-                .await;
+            tokio::task::spawn_blocking(move || source.first_parents(head, FALL_BACK_DEPTH)).await;
         let parents = match parents {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
@@ -190,8 +189,7 @@ impl Loop {
                 }
                 // Env files are read here: off the runtime's threads.
                 let host = self.config.host.clone();
-                match tokio::task::spawn_blocking(move || Desired::resolve_for(spec, &host)).await
-                {
+                match tokio::task::spawn_blocking(move || Desired::resolve_for(spec, &host)).await {
                     Ok(d) => Ok((info, d)),
                     Err(e) => {
                         let message = format!("commit {} could not be resolved: {e}", info.short());

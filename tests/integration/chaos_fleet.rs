@@ -70,7 +70,10 @@ fn most_replacing_at_once(f: &Fleet, hosts: &[usize], during: impl FnOnce()) -> 
     std::thread::scope(|s| {
         s.spawn(|| {
             while !stop.load(Ordering::SeqCst) {
-                let n = hosts.iter().filter(|&&h| f.containers(h, "api") > 1).count();
+                let n = hosts
+                    .iter()
+                    .filter(|&&h| f.containers(h, "api") > 1)
+                    .count();
                 let mut m = most.lock().unwrap();
                 *m = (*m).max(n);
                 drop(m);
@@ -87,7 +90,8 @@ fn most_replacing_at_once(f: &Fleet, hosts: &[usize], during: impl FnOnce()) -> 
 fn postgres_away_during_a_claimed_migration_and_failed_over_runs_it_once() {
     let f = Fleet::new(3, "pgclaim");
     let im = images();
-    f.repo.commit(&stack(&f, &im.app_v1, "", 6), "v1, a slow migration");
+    f.repo
+        .commit(&stack(&f, &im.app_v1, "", 6), "v1, a slow migration");
     let agents: Vec<Agent> = (1..=3).map(|i| f.agent(i, &[])).collect();
     let all: Vec<&Agent> = agents.iter().collect();
     let (host, _) = wait_started(&f, &all);
@@ -105,7 +109,10 @@ fn postgres_away_during_a_claimed_migration_and_failed_over_runs_it_once() {
         a.settle();
     }
     for h in 1..=3 {
-        assert!(f.running(h, "api").is_empty(), "h{h} moved api without the ledger");
+        assert!(
+            f.running(h, "api").is_empty(),
+            "h{h} moved api without the ledger"
+        );
     }
     // A new server, restored from a backup of what the old one had committed.
     f.pg.fail_over();
@@ -146,7 +153,11 @@ fn postgres_away_during_a_canary_wait_and_a_max_hosts_rollout_then_back() {
         a.settle();
     }
     for h in 1..=3 {
-        assert_eq!(f.running(h, "api"), std::slice::from_ref(&im.app_v1), "h{h}");
+        assert_eq!(
+            f.running(h, "api"),
+            std::slice::from_ref(&im.app_v1),
+            "h{h}"
+        );
     }
     f.pg.start_again();
     assert!(
@@ -160,8 +171,10 @@ fn postgres_away_during_a_canary_wait_and_a_max_hosts_rollout_then_back() {
     // back as a failover. README's bound: a host that loses PostgreSQL mid-replacement
     // finishes, so one more host than max_hosts may replace at once; never more.
     let most = most_replacing_at_once(&f, &[1, 2, 3], || {
-        f.repo
-            .commit(&stack(&f, &im.app_v3, ", max_hosts: 1", 0), "v3, max_hosts 1");
+        f.repo.commit(
+            &stack(&f, &im.app_v3, ", max_hosts: 1", 0),
+            "v3, max_hosts 1",
+        );
         assert!(
             wait_until(Duration::from_secs(60), Duration::from_millis(50), || f
                 .sql(&format!(
@@ -187,7 +200,12 @@ fn postgres_away_during_a_canary_wait_and_a_max_hosts_rollout_then_back() {
     assert_eq!(f.runs(), ["app:v1", "app:v2", "app:v3"], "{}", logs(&all));
     let ledger = ledger_runs(&f);
     assert_eq!(ledger.lines().count(), 3, "{ledger}");
-    assert!(ledger.lines().all(|l| l.starts_with("succeeded ") && l.ends_with(" 1")), "{ledger}");
+    assert!(
+        ledger
+            .lines()
+            .all(|l| l.starts_with("succeeded ") && l.ends_with(" 1")),
+        "{ledger}"
+    );
 }
 
 #[test]
@@ -197,11 +215,16 @@ fn an_agent_started_on_an_invalid_head_converges_the_newest_valid_commit_before_
     let repo = crate::agent::Repo::new();
     let state = TempDir::default();
     repo.commit(&one_host_stack(p.name(), &img.app_v1, 1), "v1");
-    let good = repo.commit(&one_host_stack(p.name(), &img.app_v2, 2), "v2, two replicas");
+    let good = repo.commit(
+        &one_host_stack(p.name(), &img.app_v2, 2),
+        "v2, two replicas",
+    );
     let bad = repo.commit("project: [unclosed\n", "broken");
     let agent = repo.agent(state.path(), &[]);
     let want = |image: &str, n: u32| -> Vec<String> {
-        (1..=n).map(|i| format!("{}-api-{i} {image}", p.name())).collect()
+        (1..=n)
+            .map(|i| format!("{}-api-{i} {image}", p.name()))
+            .collect()
     };
     assert!(
         wait_until(CONVERGE, POLL, || api_images(&p) == want(&img.app_v2, 2)),
@@ -212,7 +235,10 @@ fn an_agent_started_on_an_invalid_head_converges_the_newest_valid_commit_before_
     let st = agent.status();
     assert_eq!(st["applied_commit"]["sha"], good.as_str());
     assert_eq!(st["head"], bad.as_str());
-    assert!(st["last_error"].as_str().unwrap().contains("is invalid"), "{st}");
+    assert!(
+        st["last_error"].as_str().unwrap().contains("is invalid"),
+        "{st}"
+    );
 
     // A running agent that sees only the newest of several commits (one ref update):
     // the newest valid among them, not the one it had.
@@ -285,7 +311,8 @@ fn an_agent_killed_during_each_fleet_wait_comes_back_and_finishes_within_max_hos
     let f = Fleet::new(3, "killwait");
     let im = images();
     // Another host's migration: h1 runs it, h2 waits for its result and is killed.
-    f.repo.commit(&stack(&f, &im.app_v1, "", 6), "v1, a slow migration");
+    f.repo
+        .commit(&stack(&f, &im.app_v1, "", 6), "v1, a slow migration");
     let mut agents = Agents::new(&f, &[1]);
     let (host, _) = wait_started(&f, &[agents.get(1)]);
     assert_eq!(host, "h1");
@@ -320,8 +347,10 @@ fn an_agent_killed_during_each_fleet_wait_comes_back_and_finishes_within_max_hos
     // again, so max_hosts holds throughout (README: only a lease that lapses, 30 s
     // after its holder's last renewal, lets another host in).
     let most = most_replacing_at_once(&f, &[1, 2, 3], || {
-        f.repo
-            .commit(&stack(&f, &im.app_v3, ", max_hosts: 1", 0), "v3, max_hosts 1");
+        f.repo.commit(
+            &stack(&f, &im.app_v3, ", max_hosts: 1", 0),
+            "v3, max_hosts 1",
+        );
         let holder = lease_holder(&f).expect("a host takes the lease");
         agents.kill(holder);
         let waiter = if holder == 1 { 2 } else { 1 };
@@ -336,7 +365,12 @@ fn an_agent_killed_during_each_fleet_wait_comes_back_and_finishes_within_max_hos
         );
     });
     assert!(most <= 1, "{most} hosts replaced at once with max_hosts 1");
-    assert_eq!(f.runs(), ["app:v1", "app:v2", "app:v3"], "{}", agents.logs());
+    assert_eq!(
+        f.runs(),
+        ["app:v1", "app:v2", "app:v3"],
+        "{}",
+        agents.logs()
+    );
     assert_eq!(
         f.sql(&format!(
             "SELECT count(*) FROM berth.leases WHERE project = '{}'",

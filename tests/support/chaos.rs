@@ -68,7 +68,11 @@ pub fn new_release(registry: &Registry, base: &str, version: &str) -> String {
         format!("FROM {base}\nCOPY version /version\n"),
     )
     .expect("write Dockerfile");
-    let reference = format!("{}/chaos/app:{}", registry.addr(), version.replace(':', "-"));
+    let reference = format!(
+        "{}/chaos/app:{}",
+        registry.addr(),
+        version.replace(':', "-")
+    );
     let out = Command::new("docker")
         .env("DOCKER_BUILDKIT", "0")
         .args(["build", "-q", "-t", &reference])

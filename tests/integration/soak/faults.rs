@@ -127,7 +127,12 @@ impl<'a> Chaos<'a> {
     /// host, when that service has replicas to spare there: at least two, all
     /// healthy, as many as the last valid commit wants (so no scale-down is under
     /// way that would take another one).
-    pub(super) fn crash_replica(&mut self, rng: &mut ChaosRng, watch: &Watch, want: &super::Desired) {
+    pub(super) fn crash_replica(
+        &mut self,
+        rng: &mut ChaosRng,
+        watch: &Watch,
+        want: &super::Desired,
+    ) {
         let h = 1 + rng.below(self.agents.len() as u64) as usize;
         let service = SERVICES[rng.below(SERVICES.len() as u64) as usize];
         if watch.state(h) != HostState::Checked {

@@ -25,7 +25,13 @@ pub(crate) fn now() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");
     let s = t.as_secs() % 86400;
-    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, s / 60 % 60, s % 60, t.subsec_millis())
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        t.subsec_millis()
+    )
 }
 
 fn soak_secs() -> u64 {
@@ -75,7 +81,10 @@ fn a_fleet_of_three_keeps_its_invariants_under_chaos() {
             match rng.below(100) {
                 0..=39 => {
                     let kind = commit(&f, &registry, &base, &mut history, &mut rng, &mut releases);
-                    chaos.count(&format!("commit: {kind}"), &f.repo.git(&["rev-parse", "--short", "HEAD"]));
+                    chaos.count(
+                        &format!("commit: {kind}"),
+                        &f.repo.git(&["rev-parse", "--short", "HEAD"]),
+                    );
                 }
                 40..=59 => chaos.kill_agent(&mut rng),
                 60..=74 => {
@@ -116,11 +125,18 @@ fn a_fleet_of_three_keeps_its_invariants_under_chaos() {
     let runs = count_lines(&f.shared.path().join("runs"));
     let starts = count_lines(&f.shared.path().join("starts"));
     if runs.get(&want.version) != Some(&1) {
-        watch.violation(format!("the last release's migration ran {:?} times", runs.get(&want.version)));
+        watch.violation(format!(
+            "the last release's migration ran {:?} times",
+            runs.get(&want.version)
+        ));
     }
     for h in 1..=3 {
         if networks(&f, h) != nets[h - 1] {
-            watch.violation(format!("h{h}: networks {} then {}", nets[h - 1], networks(&f, h)));
+            watch.violation(format!(
+                "h{h}: networks {} then {}",
+                nets[h - 1],
+                networks(&f, h)
+            ));
         }
     }
     let commits: BTreeMap<&str, u32> = chaos
@@ -227,7 +243,10 @@ fn exactly(f: &Fleet, host: usize, want: &Desired) -> Result<(), String> {
     for s in SERVICES {
         let healthy = running.iter().filter(|(_, svc, h)| svc == s && *h).count() as u32;
         if healthy != want.replicas(s) {
-            return Err(format!("h{host}: {healthy} healthy {s}, want {}:\n{all}", want.replicas(s)));
+            return Err(format!(
+                "h{host}: {healthy} healthy {s}, want {}:\n{all}",
+                want.replicas(s)
+            ));
         }
     }
     if count != want.api + want.web || all.lines().any(|l| !l.contains(&want.image)) {

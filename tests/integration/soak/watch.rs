@@ -85,7 +85,11 @@ impl Watch {
         };
         let short: Vec<&str> = SERVICES
             .into_iter()
-            .filter(|s| !replicas.iter().any(|(_, svc, healthy)| svc == s && *healthy))
+            .filter(|s| {
+                !replicas
+                    .iter()
+                    .any(|(_, svc, healthy)| svc == s && *healthy)
+            })
             .collect();
         match state {
             HostState::Recovering(_) if short.is_empty() => self.set(host, HostState::Checked),
