@@ -100,13 +100,11 @@ impl Watch {
                 ));
                 self.set(host, HostState::Checked);
             }
-            HostState::Checked if !short.is_empty() => {
-                // Read again: a stop of the engine may have begun meanwhile.
-                if self.state(host) == HostState::Checked {
-                    self.violation(format!(
-                        "h{host}: no healthy replica of {short:?}; replicas: {replicas:?}"
-                    ));
-                }
+            // Read again: a stop of the engine may have begun meanwhile.
+            HostState::Checked if !short.is_empty() && self.state(host) == HostState::Checked => {
+                self.violation(format!(
+                    "h{host}: no healthy replica of {short:?}; replicas: {replicas:?}"
+                ));
             }
             _ => {}
         }
