@@ -39,7 +39,7 @@ fn soak_secs() -> u64 {
     std::env::var("BERTH_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if soak { 3600 } else { 40 })
+        .unwrap_or(if soak { 3600 } else { 30 })
 }
 
 #[test]
