@@ -29,9 +29,21 @@ enum Refusal {
     },
 }
 
+/// How far back along the branch's first parents the agent looks for a valid commit
+/// when the head is refused and it has no later good one.
+const FALL_BACK_DEPTH: usize = 100;
+
+/// A commit that passed every check, ready to become the last good one.
+type Accepted = (CommitInfo, Desired);
+
+/// A commit that did not: what is known of it, and why.
+type Refused = (Option<CommitInfo>, String);
+
 impl Loop {
     /// Fetches the branch; a new head is verified and validated, and becomes the last
-    /// good commit only when it passes.
+    /// good commit only when it passes. A refused head leaves the newest valid commit
+    /// before it (first parents, back to the last good one): an agent that started,
+    /// or missed commits, while the head was invalid converges what the others do.
     pub(super) async fn refresh_desired(&mut self) {
         let source = self.config.source.clone();
         let fetched = tokio::task::spawn_blocking(move || source.fetch()).await;
@@ -54,6 +66,55 @@ impl Loop {
             return;
         }
         self.last_seen = Some(sha.clone());
+        match self.examine(oid, true).await {
+            Ok((info, desired)) => self.accept(info, desired, true).await,
+            Err((info, message)) => {
+                self.refuse_commit(&sha, info.as_ref(), message).await;
+                self.fall_back(oid).await;
+            }
+        }
+    }
+
+    /// After the head `head` was refused: the newest valid commit among its first
+    /// parents becomes the last good one, unless the last good one comes first.
+    async fn fall_back(&mut self, head: git2::Oid) {
+        let keep = self.last_good.as_ref().map(|(i, _)| i.sha.clone());
+        let source = self.config.source.clone();
+        let parents =
+            tokio::task::spawn_blocking(move || source.first_parents(head, FALL_BACK_DEPTH)).await;
+        let parents = match parents {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the commits before the head could not be read; keeping the last good commit");
+                return;
+            }
+            Err(_) => return,
+        };
+        for oid in parents {
+            if keep.as_deref() == Some(oid.to_string().as_str()) {
+                return;
+            }
+            if let Ok((info, desired)) = self.examine(oid, false).await {
+                tracing::warn!(commit = %info.short(), head = %&head.to_string()[..12], action = "fall-back", "the head is refused; converging the newest valid commit before it");
+                self.accept(info, desired, false).await;
+                return;
+            }
+        }
+    }
+
+    /// Verifies, loads and validates the desired state at `oid`. Refusals of the head
+    /// are logged as errors; those of the commits before it, looked at when the head is
+    /// refused, at debug level.
+    async fn examine(&mut self, oid: git2::Oid, head: bool) -> Result<Accepted, Refused> {
+        let sha = oid.to_string();
+        let refused = |info: Option<CommitInfo>, message: String| -> Refused {
+            if head {
+                tracing::error!(commit = %sha, "commit not applied: {message}; keeping the last good commit");
+            } else {
+                tracing::debug!(commit = %sha, "{message}");
+            }
+            (info, message)
+        };
         let source = self.config.source.clone();
         let load = self.config.load.clone();
         let signers = self.config.allowed_signers.clone();
@@ -90,17 +151,13 @@ impl Loop {
         .await;
         let (info, loaded) = match outcome {
             Ok(Ok(x)) => x,
-            Ok(Err(e)) => {
-                tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
-                self.refuse_commit(&sha, None, e.to_string()).await;
-                return;
-            }
+            Ok(Err(e)) => return Err(refused(None, e.to_string())),
+            // A load that panicked is a refused commit like any other.
             Err(e) => {
-                // A load that panicked is a refused commit like any other.
-                let message = format!("commit {sha} could not be loaded: {e}");
-                tracing::error!(commit = %sha, error = %e, "commit not applied; keeping the last good commit");
-                self.refuse_commit(&sha, None, message).await;
-                return;
+                return Err(refused(
+                    None,
+                    format!("commit {sha} could not be loaded: {e}"),
+                ))
             }
         };
         let pin = self.pinned_project();
@@ -122,55 +179,59 @@ impl Loop {
                         spec.project,
                     )
                 };
-                tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
-                self.refuse_commit(&info.sha, Some(&info), message).await;
+                Err(refused(Some(info), message))
             }
             (Some(spec), _) => {
-                if recorded_project(&self.config.state_dir).as_ref() != Some(&spec.project) {
-                    let file = project_file(&self.config.state_dir);
-                    if let Err(e) = std::fs::write(&file, &spec.project) {
-                        tracing::warn!(file = %file.display(), error = %e, "project not recorded; a commit naming another project is refused only with --project");
+                if head {
+                    for w in loaded.diagnostics.warnings() {
+                        tracing::warn!(commit = %info.short(), "{}", w.headline());
                     }
                 }
-                for w in loaded.diagnostics.warnings() {
-                    tracing::warn!(commit = %info.short(), "{}", w.headline());
-                }
-                // A commit message is the pusher's text: a URL with a password in it is masked.
-                let summary = crate::urls::redact_urls_in(&info.summary);
-                tracing::info!(commit = %info.short(), summary = %summary, action = "new-commit", "desired state loaded");
                 // Env files are read here: off the runtime's threads.
                 let host = self.config.host.clone();
-                let desired = match tokio::task::spawn_blocking(move || {
-                    Desired::resolve_for(spec, &host)
-                })
-                .await
-                {
-                    Ok(d) => d,
+                match tokio::task::spawn_blocking(move || Desired::resolve_for(spec, &host)).await {
+                    Ok(d) => Ok((info, d)),
                     Err(e) => {
                         let message = format!("commit {} could not be resolved: {e}", info.short());
-                        tracing::error!(commit = %info.sha, "{message}; keeping the last good commit");
-                        self.refuse_commit(&info.sha, Some(&info), message).await;
-                        return;
-                    }
-                };
-                if self.config.allowed_signers.is_some() {
-                    let file = signed_head_file(&self.config.state_dir);
-                    if let Err(e) = std::fs::write(&file, &info.sha) {
-                        tracing::warn!(file = %file.display(), error = %e, "last signed commit not recorded; a rewind past it is refused only while the agent runs");
+                        Err(refused(Some(info), message))
                     }
                 }
-                self.status.write().await.valid_commit(&info);
-                self.failures.clear_all();
-                self.last_good = Some((info, desired));
             }
             (None, _) => {
                 let errors: Vec<String> =
                     loaded.diagnostics.errors().map(|d| d.headline()).collect();
                 let message = format!("commit {} is invalid: {}", info.short(), errors.join("; "));
-                tracing::error!(commit = %info.sha, errors = errors.len(), "{message}; keeping the last good commit");
-                self.refuse_commit(&info.sha, Some(&info), message).await;
+                Err(refused(Some(info), message))
             }
         }
+    }
+
+    /// `info` becomes the last good commit. The head's own acceptance also clears the
+    /// error shown; a commit fallen back to leaves the head's refusal in status.
+    async fn accept(&mut self, info: CommitInfo, desired: Desired, head: bool) {
+        let project = &desired.spec.project;
+        if recorded_project(&self.config.state_dir).as_ref() != Some(project) {
+            let file = project_file(&self.config.state_dir);
+            if let Err(e) = std::fs::write(&file, project) {
+                tracing::warn!(file = %file.display(), error = %e, "project not recorded; a commit naming another project is refused only with --project");
+            }
+        }
+        // A commit message is the pusher's text: a URL with a password in it is masked.
+        let summary = crate::urls::redact_urls_in(&info.summary);
+        tracing::info!(commit = %info.short(), summary = %summary, action = "new-commit", "desired state loaded");
+        if self.config.allowed_signers.is_some() {
+            let file = signed_head_file(&self.config.state_dir);
+            if let Err(e) = std::fs::write(&file, &info.sha) {
+                tracing::warn!(file = %file.display(), error = %e, "last signed commit not recorded; a rewind past it is refused only while the agent runs");
+            }
+        }
+        if head {
+            self.status.write().await.valid_commit(&info);
+        } else {
+            self.status.write().await.applied_commit = Some(info.clone());
+        }
+        self.failures.clear_all();
+        self.last_good = Some((info, desired));
     }
 
     /// The only project this agent may manage, and whether `--project` said so: the

@@ -222,7 +222,13 @@ fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> Servic
     if missing > 0 && !containers.is_empty() {
         reasons.add(missing_reason(missing, &steps));
     }
-    let extra = remove_extra(&slots, want, &mut steps);
+    // Slots kept that serve now: a scale-down keeps as many healthy extras as the kept
+    // slots lack (one crashed and restarting, say), so the service never has fewer
+    // healthy replicas than it wants and had; they go once the kept ones are healthy.
+    let serving = (1..=want)
+        .filter(|s| slots.get(s).is_some_and(|l| l.iter().any(|c| serves(c))))
+        .count() as u32;
+    let (extra, spared) = remove_extra(&slots, want, want - serving, &mut steps);
     if extra > 0 {
         let running_slots = containers
             .iter()
@@ -231,6 +237,12 @@ fn plan_service(d: &DesiredService, containers: &[&ObservedContainer]) -> Servic
             .collect::<BTreeSet<_>>()
             .len();
         reasons.add(format!("scale {running_slots} → {want}"));
+    }
+    if !spared.is_empty() {
+        reasons.add(format!(
+            "{} kept until the replicas that stay are healthy",
+            spared.join(", ")
+        ));
     }
     let mut reasons = reasons.0;
     let action = summarise(&steps, containers.is_empty() && want > 0);
@@ -361,26 +373,45 @@ fn missing_reason(missing: u32, steps: &[Step]) -> String {
     }
 }
 
-/// Removes every container of a slot outside 1 to `want`, highest slots first;
-/// returns how many.
+/// A replica that is up and healthy (or has no health check).
+fn serves(c: &ObservedContainer) -> bool {
+    c.role == Role::Replica
+        && c.is_up()
+        && matches!(c.health, HealthState::Healthy | HealthState::None)
+}
+
+/// Removes every container of a slot outside 1 to `want`, highest slots first, but
+/// keeps up to `lacking` of them that serve (the lowest slots) while kept slots do
+/// not; returns how many are extra, and those kept.
 fn remove_extra(
     slots: &BTreeMap<u32, Vec<&ObservedContainer>>,
     want: u32,
+    lacking: u32,
     steps: &mut Vec<Step>,
-) -> usize {
+) -> (usize, Vec<String>) {
     let mut removals: Vec<(u32, &ObservedContainer)> = slots
         .iter()
         .filter(|(s, _)| **s == 0 || **s > want)
         .flat_map(|(s, list)| list.iter().map(move |c| (*s, *c)))
         .collect();
     removals.sort_by_key(|(s, c)| (std::cmp::Reverse(*s), c.name.clone()));
+    let mut spared: Vec<String> = removals
+        .iter()
+        .rev()
+        .filter(|(s, c)| *s > 0 && serves(c))
+        .take(lacking as usize)
+        .map(|(_, c)| c.name.clone())
+        .collect();
     for (slot, c) in &removals {
-        steps.push(Step::Remove {
-            slot: *slot,
-            container: c.name.clone(),
-        });
+        if !spared.contains(&c.name) {
+            steps.push(Step::Remove {
+                slot: *slot,
+                container: c.name.clone(),
+            });
+        }
     }
-    removals.len()
+    spared.sort();
+    (removals.len(), spared)
 }
 
 /// The action that sums `steps` up; `creates` when the service has no container yet

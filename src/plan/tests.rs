@@ -211,6 +211,51 @@ fn scaling_down_removes_the_highest_slots_first() {
 }
 
 #[test]
+fn a_scale_down_keeps_a_healthy_replica_while_the_one_that_stays_restarts() {
+    let old = desired();
+    let new = desired_from(
+        &STACK.replace("replicas: 3", "replicas: 1"),
+        ":80 { respond ok }",
+    );
+    // Replica 1 crashed and its restart is not healthy yet; 2 and 3 serve.
+    let mut observed = converged(&old);
+    let one = observed
+        .iter_mut()
+        .find(|c| c.name == "shop-api-1")
+        .unwrap();
+    one.health = HealthState::Starting;
+    let p = plan(&new, &observed);
+    let api = service(&p, "api");
+    assert_eq!(
+        api.reasons,
+        [
+            "scale 3 → 1",
+            "shop-api-2 kept until the replicas that stay are healthy"
+        ]
+    );
+    assert_eq!(
+        api.steps,
+        [Step::Remove {
+            slot: 3,
+            container: "shop-api-3".into()
+        }]
+    );
+    // Once it is healthy, the kept one goes.
+    let healthy: Vec<_> = converged(&old)
+        .into_iter()
+        .filter(|c| c.name != "shop-api-3")
+        .collect();
+    let api = service(&plan(&new, &healthy), "api").clone();
+    assert_eq!(
+        api.steps,
+        [Step::Remove {
+            slot: 2,
+            container: "shop-api-2".into()
+        }]
+    );
+}
+
+#[test]
 fn a_missing_replica_is_scaled_up() {
     let d = desired();
     let observed: Vec<_> = converged(&d)

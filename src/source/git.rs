@@ -259,6 +259,21 @@ impl GitSource {
         })
     }
 
+    /// Up to `n` commits before `oid` along first parents, newest first.
+    pub(crate) fn first_parents(&self, oid: Oid, n: usize) -> Result<Vec<Oid>, SourceError> {
+        let repo = self.repo()?;
+        let mut out = Vec::new();
+        let mut commit = repo.find_commit(oid)?;
+        while out.len() < n {
+            let Ok(parent) = commit.parent(0) else {
+                break;
+            };
+            out.push(parent.id());
+            commit = parent;
+        }
+        Ok(out)
+    }
+
     /// True when `new` is `old` or has it among its ancestors.
     pub(crate) fn descends_from(&self, new: Oid, old: Oid) -> Result<bool, SourceError> {
         let repo = self.repo()?;

@@ -14,20 +14,20 @@ use crate::{berth, TempDir};
 
 /// Engines, PostgreSQL, the repository and a host directory every engine mounts (the
 /// migration appends to a file there, so runs are counted across hosts).
-struct Fleet {
-    engines: Vec<Engine>,
-    pg: Postgres,
-    url: String,
-    repo: Repo,
-    shared: TempDir,
-    states: Vec<TempDir>,
-    project: String,
+pub(crate) struct Fleet {
+    pub(crate) engines: Vec<Engine>,
+    pub(crate) pg: Postgres,
+    pub(crate) url: String,
+    pub(crate) repo: Repo,
+    pub(crate) shared: TempDir,
+    pub(crate) states: Vec<TempDir>,
+    pub(crate) project: String,
     /// The agents' `--fleet-wait`.
-    fleet_wait: &'static str,
+    pub(crate) fleet_wait: &'static str,
 }
 
 impl Fleet {
-    fn new(hosts: usize, prefix: &str) -> Fleet {
+    pub(crate) fn new(hosts: usize, prefix: &str) -> Fleet {
         let _ = images();
         let engines: Vec<Engine> = std::thread::scope(|s| {
             let started: Vec<_> = (1..=hosts)
@@ -60,7 +60,7 @@ impl Fleet {
     }
 
     /// Host `i` (1-based) is `h<i>` on engine `i`.
-    fn agent(&self, i: usize, labels: &[&str]) -> Agent {
+    pub(crate) fn agent(&self, i: usize, labels: &[&str]) -> Agent {
         let host = format!("h{i}");
         let shared = format!("{}:rw", self.shared_path());
         let mut args = vec![
@@ -85,13 +85,13 @@ impl Fleet {
         )
     }
 
-    fn shared_path(&self) -> &str {
+    pub(crate) fn shared_path(&self) -> &str {
         self.shared.path().to_str().unwrap()
     }
 
     /// Images of the running containers of `service` on host `i`, sorted (candidates
     /// included).
-    fn running(&self, i: usize, service: &str) -> Vec<String> {
+    pub(crate) fn running(&self, i: usize, service: &str) -> Vec<String> {
         let out = self.engines[i - 1].docker_stdout([
             "ps",
             "--filter",
@@ -109,7 +109,7 @@ impl Fleet {
     }
 
     /// Containers of `service` on host `i`, running or not.
-    fn containers(&self, i: usize, service: &str) -> usize {
+    pub(crate) fn containers(&self, i: usize, service: &str) -> usize {
         self.engines[i - 1]
             .docker_stdout([
                 "ps",
@@ -126,7 +126,7 @@ impl Fleet {
     }
 
     /// Lines the migration appended, across every host.
-    fn runs(&self) -> Vec<String> {
+    pub(crate) fn runs(&self) -> Vec<String> {
         std::fs::read_to_string(self.shared.path().join("runs"))
             .unwrap_or_default()
             .lines()
@@ -134,12 +134,12 @@ impl Fleet {
             .collect()
     }
 
-    fn sql(&self, q: &str) -> String {
+    pub(crate) fn sql(&self, q: &str) -> String {
         self.pg.psql_db("app", q).trim().to_string()
     }
 
     /// Waits until every host in `hosts` runs exactly `replicas` of `service` on `image`.
-    fn wait_converged(
+    pub(crate) fn wait_converged(
         &self,
         hosts: &[usize],
         service: &str,
@@ -154,7 +154,7 @@ impl Fleet {
     }
 
     /// The first `berth migrations list` entry, as JSON.
-    fn started_migrations(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn started_migrations(&self) -> Vec<serde_json::Value> {
         let r = berth([
             "migrations",
             "list",
@@ -168,7 +168,7 @@ impl Fleet {
     }
 }
 
-fn logs(agents: &[&Agent]) -> String {
+pub(crate) fn logs(agents: &[&Agent]) -> String {
     agents
         .iter()
         .enumerate()
@@ -178,7 +178,7 @@ fn logs(agents: &[&Agent]) -> String {
 
 /// api on every host (gated by the migration), web on hosts labelled role=web, cron on
 /// h3 only.
-fn stack(f: &Fleet, image: &str, update: &str, sleep: u32) -> String {
+pub(crate) fn stack(f: &Fleet, image: &str, update: &str, sleep: u32) -> String {
     format!(
         "project: {p}
 services:
@@ -391,7 +391,7 @@ fn max_hosts_one_replaces_one_host_at_a_time_after_the_canary() {
 }
 
 /// Waits until the migration is recorded as started, and returns (host, digest).
-fn wait_started(f: &Fleet, agents: &[&Agent]) -> (String, String) {
+pub(crate) fn wait_started(f: &Fleet, agents: &[&Agent]) -> (String, String) {
     let mut found = None;
     let ok = wait_until(Duration::from_secs(90), Duration::from_millis(200), || {
         found = f

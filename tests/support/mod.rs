@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod chaos;
+mod faults;
 mod cleanup;
 pub mod compose;
 mod docker;
@@ -18,6 +19,7 @@ mod registry;
 pub mod traffic;
 
 pub use chaos::{agent_image, Tmpfs};
+pub use faults::{crash_container, new_release, restart_engine, ChaosRng};
 pub use docker::{
     container_exists, container_health, container_status, docker, docker_ok, docker_stdout,
     http_get_via_container, image_id, inspect, repo_digest, require_docker, wait_for, wait_healthy,

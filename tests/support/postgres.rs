@@ -86,29 +86,7 @@ impl Postgres {
             watchdog,
         };
         let started = Instant::now();
-        let data = pg.data_dir();
-        let initdb = pg.as_postgres(
-            "initdb",
-            [
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-U".as_ref(),
-                "postgres".as_ref(),
-                "-A".as_ref(),
-                "trust".as_ref(),
-                "-E".as_ref(),
-                "UTF8".as_ref(),
-                "--no-sync".as_ref(),
-            ],
-        );
-        if !initdb.status.success() {
-            panic!(
-                "initdb failed ({}):\n{}{}",
-                initdb.status,
-                String::from_utf8_lossy(&initdb.stdout),
-                String::from_utf8_lossy(&initdb.stderr)
-            );
-        }
+        pg.initdb();
         // The free port is only reserved once the server binds it; another
         // process may take it first, so a failed start retries elsewhere.
         let mut error = String::new();
@@ -188,9 +166,41 @@ impl Postgres {
         self.pg_ctl(&["status"]).status.success()
     }
 
+    /// Makes the cluster's data directory (`initdb`).
+    fn initdb(&self) {
+        let data = self.data_dir();
+        let initdb = self.as_postgres(
+            "initdb",
+            [
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        );
+        if !initdb.status.success() {
+            panic!(
+                "initdb failed ({}):\n{}{}",
+                initdb.status,
+                String::from_utf8_lossy(&initdb.stdout),
+                String::from_utf8_lossy(&initdb.stderr)
+            );
+        }
+    }
+
     fn try_start(&self) -> Result<(), String> {
+        self.start_listening("127.0.0.1")
+    }
+
+    /// Starts the server listening on `addresses` (`''`: on its unix socket only).
+    fn start_listening(&self, addresses: &str) -> Result<(), String> {
         let options = format!(
-            "-p {} -k {} -h 127.0.0.1 -c fsync=off",
+            "-p {} -k {} -h {addresses} -c fsync=off",
             self.port,
             self.dir.display()
         );
@@ -233,6 +243,73 @@ impl Postgres {
         if let Err(e) = self.try_start() {
             panic!("{e}");
         }
+    }
+
+    /// A failover to a new server holding a restored backup: the server stops, the
+    /// backup (`pg_dumpall`) is taken of what it had committed while no client can
+    /// reach it (unix socket only), the cluster is made again from nothing (`initdb`),
+    /// the backup restored, and the new server listens on the same port. Clients see
+    /// the server go away and another one come back. Call [`Postgres::stop`] first
+    /// for a failover that takes time.
+    pub fn fail_over(&self) {
+        self.stop();
+        let socket_only = |pg: &Postgres| {
+            if let Err(e) = pg.start_listening("''") {
+                panic!("{e}");
+            }
+        };
+        socket_only(self);
+        let dump = self.dir.join("backup.sql");
+        let port = self.port.to_string();
+        let dumped = self.as_postgres(
+            "pg_dumpall",
+            [
+                "-h".as_ref(),
+                self.dir.as_os_str(),
+                "-p".as_ref(),
+                port.as_ref(),
+                "-f".as_ref(),
+                dump.as_os_str(),
+            ],
+        );
+        assert!(
+            dumped.status.success(),
+            "pg_dumpall failed: {}",
+            String::from_utf8_lossy(&dumped.stderr)
+        );
+        self.stop();
+        fs::remove_dir_all(self.data_dir()).expect("remove the old cluster");
+        self.initdb();
+        socket_only(self);
+        // The new cluster has the role `postgres` already: that one error is expected.
+        let restored = self.as_postgres(
+            "psql",
+            [
+                "-X".as_ref(),
+                "-q".as_ref(),
+                "-h".as_ref(),
+                self.dir.as_os_str(),
+                "-p".as_ref(),
+                port.as_ref(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "-d".as_ref(),
+                "postgres".as_ref(),
+                "-f".as_ref(),
+                dump.as_os_str(),
+            ],
+        );
+        let errors: Vec<String> = String::from_utf8_lossy(&restored.stderr)
+            .lines()
+            .filter(|l| l.contains("ERROR") && !l.contains("role \"postgres\" already exists"))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            restored.status.success() && errors.is_empty(),
+            "restoring the backup failed: {errors:?}"
+        );
+        self.stop();
+        self.start_again();
     }
 
     /// Stops the server (`pg_ctl stop -m fast`: open sessions are ended) and
