@@ -3,7 +3,6 @@
 //! the engine was asked to do and when.
 
 mod commit_status;
-mod env_dir;
 mod parts;
 mod reconcile;
 mod support;
