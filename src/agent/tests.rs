@@ -4,7 +4,6 @@
 
 mod commit_status;
 mod engine_away;
-mod env_dir;
 mod parts;
 mod reconcile;
 mod support;
