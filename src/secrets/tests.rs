@@ -103,7 +103,7 @@ fn a_bad_identity_file_is_an_error_that_never_quotes_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.key");
     std::fs::write(&path, "# comment\nAGE-SECRET-KEY-1NOTAKEYPLANTED\n").unwrap();
-    let err = HostKeys::load(&[path.clone()]).unwrap_err();
+    let err = HostKeys::load(std::slice::from_ref(&path)).unwrap_err();
     assert!(err.contains("line 2 is not an age identity"), "{err}");
     assert!(!err.contains("PLANTED"), "{err}");
     std::fs::write(&path, "# nothing\n").unwrap();

@@ -7,11 +7,11 @@
 #![allow(dead_code, unused_imports)]
 
 mod chaos;
-mod faults;
 mod cleanup;
 pub mod compose;
 mod docker;
 mod engines;
+mod faults;
 mod images;
 mod postgres;
 mod project;
@@ -19,13 +19,13 @@ mod registry;
 pub mod traffic;
 
 pub use chaos::{agent_image, Tmpfs};
-pub use faults::{crash_container, new_release, restart_engine, ChaosRng};
 pub use docker::{
     container_exists, container_health, container_status, docker, docker_ok, docker_stdout,
     http_get_via_container, image_id, inspect, repo_digest, require_docker, wait_for, wait_healthy,
     wait_until,
 };
 pub use engines::Engine;
+pub use faults::{crash_container, new_release, restart_engine, ChaosRng};
 pub use images::{caddy_image, images, Images};
 pub use postgres::Postgres;
 pub use project::{ClientLoop, ClientReport, Project, PROJECT_LABEL};

@@ -17,12 +17,16 @@ use super::super::validate::{describe, string};
 use super::forms::{mapping, nested};
 use super::keys::not_yet as keys_not_yet;
 
+/// A secret's file: on the host (relative to the env directory, or absolute), or, for an
+/// age file of the repository, its repository path with the ciphertext.
+pub(crate) type SecretFile = (PathBuf, Option<Arc<[u8]>>);
+
 /// The top-level `secrets` and `configs`: what a service may mount.
 #[derive(Debug, Default)]
 pub(crate) struct Files {
     /// Secret name → its file on the host, relative to the env directory or absolute;
     /// or, for an age file of the repository, its repository path and ciphertext.
-    pub secrets: BTreeMap<String, (PathBuf, Option<Arc<[u8]>>)>,
+    pub secrets: BTreeMap<String, SecretFile>,
     /// Config name → the source it mounts.
     pub configs: BTreeMap<String, MountSource>,
 }
