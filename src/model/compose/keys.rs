@@ -15,7 +15,10 @@ pub(crate) const SUPPORTED: &[(&str, &str)] = &[
         "environment",
         "committed environment, as a map or a `K=V` list",
     ),
-    ("env_file", "host-side env files, in order; relative paths are in the env directory; `required: false`"),
+    (
+        "env_file",
+        "host-side env files, in order; relative paths are in the env directory; `required: false`; a relative path ending in `.age` is an encrypted file of the repository",
+    ),
     ("ports", "published host ports, short or long syntax"),
     ("expose", "ports reachable by other services"),
     (
