@@ -84,7 +84,7 @@ pub(crate) const SUPPORTED: &[(&str, &str)] = &[
     ("tty", "a pseudo-TTY"),
     (
         "secrets",
-        "files of the host's env directory, read-only at `/run/secrets/<name>`",
+        "files of the host's env directory, read-only at `/run/secrets/<name>`; a relative `file:` ending in `.age` is an encrypted file of the repository",
     ),
     (
         "configs",
