@@ -381,7 +381,10 @@ services:
 
     std::fs::write(s.env.path().join("db_password.txt"), "hunter2-second").unwrap();
     let plan = s.plan();
-    assert!(plan.stdout.contains("secret:db_password"), "{plan:?}");
+    assert!(
+        plan.stdout.contains("secret db_password changed"),
+        "{plan:?}"
+    );
     let r = s.apply();
     assert_eq!(r.code, 0, "{r:?}");
     assert_ne!(inspect(&name).unwrap()["Id"], before);
