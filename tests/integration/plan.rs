@@ -138,6 +138,11 @@ fn plan_is_in_sync_after_apply_and_names_each_change() {
         )
     );
 
+    // Each env file is named by the path the desired state gives it.
+    let env_file_changed = format!(
+        "env_file {} changed",
+        s.env.path().join("api.env").display()
+    );
     let cases = [
         (
             (
@@ -164,7 +169,7 @@ fn plan_is_in_sync_after_apply_and_names_each_change() {
                 "SECRET_TOKEN=tok-222222\n",
                 "x=1\n",
             ),
-            "env_file content changed",
+            env_file_changed.as_str(),
         ),
         (
             (
