@@ -125,12 +125,18 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delays between attempts: one fewer than `max_attempts`.
     pub(crate) fn schedule(&self) -> RetrySchedule {
-        let backoff = Backoff {
+        self.backoff()
+            .delays()
+            .take(self.max_attempts.max(1) as usize - 1)
+    }
+
+    /// Its backoff, without the bound on attempts.
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff {
             initial: self.initial,
             max: self.max,
             jitter: self.jitter,
-        };
-        backoff.delays().take(self.max_attempts.max(1) as usize - 1)
+        }
     }
 }
 

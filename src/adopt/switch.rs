@@ -94,10 +94,11 @@ pub(crate) async fn run(
     if !failed.is_empty() {
         let mut lines: Vec<String> = failed
             .into_iter()
-            .map(|(service, e)| {
+            .map(|(service, failure)| {
+                let e = &failure.error;
                 let e = e
                     .strip_suffix("; nothing of this service was stopped")
-                    .unwrap_or(&e);
+                    .unwrap_or(e);
                 format!("{service}: {e}")
             })
             .collect();

@@ -14,7 +14,11 @@ use crate::status::FailedTarget;
 #[derive(Debug, Clone)]
 struct Target {
     hash: String,
+    /// Failures counted against `--max-attempts`.
     attempts: u32,
+    /// Failures that were not the release's (the registry could not be reached): they
+    /// lengthen the backoff, and never hold the target.
+    waits: u32,
     next: Option<Instant>,
 }
 
@@ -53,29 +57,43 @@ impl FailedTargets {
             .collect()
     }
 
-    /// Counts a failure; returns the wait before the next attempt, or `None` when the
-    /// target has used up its attempts.
+    /// Counts a failure (against `--max-attempts` when `counted`); returns the wait
+    /// before the next attempt, or `None` when the target has used up its attempts. The
+    /// wait grows with every failure, counted or not.
     pub(crate) fn record_failure(
         &mut self,
         service: &str,
         hash: &str,
         policy: &RetryPolicy,
         now: Instant,
+        counted: bool,
     ) -> Option<Duration> {
-        let t = self.targets.entry(service.to_string()).or_insert(Target {
+        let fresh = || Target {
             hash: hash.to_string(),
             attempts: 0,
+            waits: 0,
             next: None,
-        });
+        };
+        let t = self
+            .targets
+            .entry(service.to_string())
+            .or_insert_with(fresh);
         if t.hash != hash {
-            *t = Target {
-                hash: hash.to_string(),
-                attempts: 0,
-                next: None,
-            };
+            *t = fresh();
         }
-        t.attempts += 1;
-        let delay = policy.schedule().nth(t.attempts as usize - 1);
+        if counted {
+            t.attempts += 1;
+        } else {
+            t.waits += 1;
+        }
+        let delay = if t.attempts >= policy.max_attempts.max(1) {
+            None
+        } else {
+            policy
+                .backoff()
+                .delays()
+                .nth((t.attempts + t.waits) as usize - 1)
+        };
         t.next = delay.map(|d| now + d);
         delay
     }

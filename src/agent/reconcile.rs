@@ -337,14 +337,20 @@ impl Loop {
                         .get(&s.service)
                         .map(|d| d.hash.clone())
                         .unwrap_or_default();
+                    let counted = !s.registry_unreachable;
                     match self.failures.record_failure(
                         &s.service,
                         &hash,
                         &self.config.retry,
                         Instant::now(),
+                        counted,
                     ) {
-                        Some(wait) => {
+                        Some(wait) if counted => {
                             tracing::warn!(service = %s.service, commit = %commit.short(), error = %error, retry_in_ms = wait.as_millis() as u64, "service failed; backing off");
+                            self.retry_in(wait);
+                        }
+                        Some(wait) => {
+                            tracing::warn!(service = %s.service, commit = %commit.short(), error = %error, retry_in_ms = wait.as_millis() as u64, "the registry cannot be reached; retrying without counting it against the release");
                             self.retry_in(wait);
                         }
                         None => {

@@ -6,4 +6,5 @@ mod commit_status;
 mod engine_away;
 mod parts;
 mod reconcile;
+mod registry_away;
 mod support;

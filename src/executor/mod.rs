@@ -295,7 +295,7 @@ impl Executor {
         &self,
         desired: &Desired,
         the_plan: &Plan,
-        pull_errors: &HashMap<String, String>,
+        pull_errors: &HashMap<String, pull::PullFailure>,
     ) -> (
         HashMap<String, Vec<Gate>>,
         Vec<(String, Arc<MigrationCell>)>,

@@ -15,13 +15,32 @@ use crate::runtime::RegistryAuth;
 /// What looking up one registry's credentials gave.
 type Credentials = Result<Option<RegistryAuth>, auth::AuthError>;
 
+/// A service's image that could not be had.
+#[derive(Debug, Clone)]
+pub(crate) struct PullFailure {
+    /// What went wrong, for the report.
+    pub error: String,
+    /// The registry could not be reached ([`crate::runtime::RuntimeError::registry_unreachable`]):
+    /// not the release's failure.
+    pub unreachable: bool,
+}
+
+impl PullFailure {
+    fn new(error: String) -> Self {
+        Self {
+            error,
+            unreachable: false,
+        }
+    }
+}
+
 impl Executor {
     /// Pulls what `apply` would pull first: the images of services to create or
     /// replace that this host does not have. By service, the pulls that failed.
     pub(crate) async fn pull(
         &self,
         desired: &Desired,
-    ) -> Result<HashMap<String, String>, ApplyError> {
+    ) -> Result<HashMap<String, PullFailure>, ApplyError> {
         let observed = self.engine.list_project(&desired.spec.project).await?;
         let the_plan = plan(desired, &observed);
         Ok(self.pull_images(desired, &the_plan).await)
@@ -33,7 +52,7 @@ impl Executor {
         &self,
         desired: &Desired,
         the_plan: &Plan,
-    ) -> HashMap<String, String> {
+    ) -> HashMap<String, PullFailure> {
         let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for sp in the_plan.changes() {
             let needs = sp
@@ -78,9 +97,9 @@ impl Executor {
         let (env, creds) = (&env, &creds);
         let pulls = wanted.into_iter().map(|(image, services)| async move {
             let refused = |e: auth::AuthError| {
-                Some(format!(
+                Some(PullFailure::new(format!(
                     "pull {image}: {e}; nothing of this service was stopped"
-                ))
+                )))
             };
             // The registry host is checked before the engine sees the reference.
             let key = match auth::registry_key(&image) {
@@ -90,7 +109,7 @@ impl Executor {
             match self.engine.has_image(&image).await {
                 Ok(true) => return (services, None),
                 Ok(false) => {}
-                Err(e) => return (services, Some(e.to_string())),
+                Err(e) => return (services, Some(PullFailure::new(e.to_string()))),
             }
             let found = match creds.get(&key) {
                 Some(cell) => cell
@@ -135,7 +154,13 @@ impl Executor {
                     tracing::info!(image = %image, action = "pulled", duration_ms = started.elapsed().as_millis() as u64);
                     (services, None)
                 }
-                Err(e) => (services, Some(format!("{e}; nothing of this service was stopped"))),
+                Err(e) => (
+                    services,
+                    Some(PullFailure {
+                        error: format!("{e}; nothing of this service was stopped"),
+                        unreachable: e.registry_unreachable(),
+                    }),
+                ),
             }
         });
         let mut errors = HashMap::new();

@@ -71,6 +71,10 @@ pub(crate) struct ServiceReport {
     pub attempts: u32,
     /// Wall time spent on it, in milliseconds.
     pub millis: u64,
+    /// It failed because the registry could not be reached for its image: retried on
+    /// the backoff schedule without using up `--max-attempts`.
+    #[serde(skip)]
+    pub registry_unreachable: bool,
 }
 
 impl ServiceReport {

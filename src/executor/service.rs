@@ -32,7 +32,7 @@ pub(super) struct Reconcile<'a> {
     /// The containers the plan was made from, by name.
     pub by_name: HashMap<&'a str, &'a ObservedContainer>,
     /// By service, the pull that failed.
-    pub pull_errors: HashMap<String, String>,
+    pub pull_errors: HashMap<String, super::pull::PullFailure>,
     /// By service, the migrations it waits for.
     pub gating: HashMap<String, Vec<Gate>>,
 }
@@ -68,6 +68,7 @@ impl Executor {
             outcome,
             attempts,
             millis,
+            registry_unreachable: false,
         };
         if sp.action == Action::InSync {
             self.record_converged(r.desired, name).await;
@@ -86,10 +87,12 @@ impl Executor {
             return report(shutdown(), 0, 0);
         }
         let pull_error = r.pull_errors.get(name).cloned();
+        let unreachable =
+            blocked_by.is_none() && pull_error.as_ref().is_some_and(|p| p.unreachable);
         let (outcome, attempts) = if let Some(by) = blocked_by {
             (Outcome::Blocked { by }, 0)
-        } else if let Some(error) = pull_error {
-            self.failed_before_moving(r, name, error).await
+        } else if let Some(pull) = pull_error {
+            self.failed_before_moving(r, name, pull.error).await
         } else {
             match self.migrations_for(r, name).await {
                 Some(outcome) => outcome,
@@ -130,7 +133,10 @@ impl Executor {
             },
             other => other,
         };
-        report(outcome, attempts, start.elapsed().as_millis() as u64)
+        ServiceReport {
+            registry_unreachable: unreachable,
+            ..report(outcome, attempts, start.elapsed().as_millis() as u64)
+        }
     }
 
     /// A service that failed before anything of it moved (its image, a migration).

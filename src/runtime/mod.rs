@@ -277,6 +277,40 @@ pub enum RuntimeError {
     },
 }
 
+impl RuntimeError {
+    /// True for a pull that got no answer from the registry: it could not be reached
+    /// (refused, reset, timed out, not resolved) or said it is unavailable for now
+    /// (502, 503, 504, rate limited). Such a failure is not the release's: the same pull
+    /// can succeed once the registry is back. A registry that answers "no such image"
+    /// or "denied" is not unreachable.
+    pub fn registry_unreachable(&self) -> bool {
+        let RuntimeError::Pull { message, .. } = self else {
+            return false;
+        };
+        let m = message.to_ascii_lowercase();
+        UNREACHABLE.iter().any(|p| m.contains(p))
+    }
+}
+
+/// What dockerd says when a pull got no answer from the registry.
+const UNREACHABLE: [&str; 15] = [
+    "dial tcp",
+    "connection refused",
+    "connection reset",
+    "no such host",
+    "i/o timeout",
+    "tls handshake timeout",
+    "context deadline exceeded",
+    "client.timeout exceeded",
+    "unexpected eof",
+    "no route to host",
+    "network is unreachable",
+    "502 bad gateway",
+    "503 service unavailable",
+    "504 gateway timeout",
+    "toomanyrequests",
+];
+
 /// The details of one container that listing does not give.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerDetails {
@@ -439,5 +473,41 @@ impl std::fmt::Debug for RegistryAuth {
             )
             .field("server", &self.server)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeError;
+
+    fn pull(message: &str) -> RuntimeError {
+        RuntimeError::Pull {
+            image: "registry.example/app:v2".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_pull_without_an_answer_from_the_registry_is_unreachable_and_a_refusal_is_not() {
+        // What dockerd 20.10 says, as bollard hands it over.
+        for unreachable in [
+            r#"Get "http://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused"#,
+            r#"Get "https://registry.example/v2/": dial tcp: lookup registry.example on 127.0.0.53:53: no such host"#,
+            r#"Get "https://registry.example/v2/": net/http: TLS handshake timeout"#,
+            r#"Get "https://registry.example/v2/": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"#,
+            "received unexpected HTTP status: 503 Service Unavailable",
+            "toomanyrequests: You have reached your pull rate limit.",
+        ] {
+            assert!(pull(unreachable).registry_unreachable(), "{unreachable}");
+        }
+        for refused in [
+            "manifest for registry.example/app:v2 not found: manifest unknown: manifest unknown",
+            "pull access denied for registry.example/app, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+            "unauthorized: authentication required",
+            "no matching manifest for linux/amd64 in the manifest list entries",
+        ] {
+            assert!(!pull(refused).registry_unreachable(), "{refused}");
+        }
+        assert!(!RuntimeError::Docker("dial tcp: connection refused".into()).registry_unreachable());
     }
 }

@@ -61,6 +61,13 @@ impl Fleet {
 
     /// Host `i` (1-based) is `h<i>` on engine `i`.
     pub(crate) fn agent(&self, i: usize, labels: &[&str]) -> Agent {
+        let log = self.states[i - 1].path().join("agent.log");
+        self.agent_logged(i, labels, &log)
+    }
+
+    /// [`Fleet::agent`] with its log at `log`, so that an agent started again does not
+    /// overwrite the log of the one before.
+    pub(crate) fn agent_logged(&self, i: usize, labels: &[&str], log: &Path) -> Agent {
         let host = format!("h{i}");
         let shared = format!("{}:rw", self.shared_path());
         let mut args = vec![
@@ -77,9 +84,10 @@ impl Fleet {
             args.extend(["--host-label", l]);
         }
         let docker_host = self.engines[i - 1].host();
-        Agent::start_with_env(
+        Agent::start_logged(
             &self.repo.path().display().to_string(),
             self.states[i - 1].path(),
+            log,
             &args,
             &[("DOCKER_HOST", &docker_host)],
         )

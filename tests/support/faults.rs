@@ -30,6 +30,11 @@ impl ChaosRng {
                     .as_nanos() as u64
             });
         eprintln!("chaos seed: {var}={seed}");
+        ChaosRng::new(seed)
+    }
+
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> ChaosRng {
         ChaosRng { state: seed, seed }
     }
 

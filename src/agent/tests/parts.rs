@@ -24,18 +24,18 @@ async fn failures_back_off_then_give_up() {
     let mut f = FailedTargets::default();
     let now = Instant::now();
     assert_eq!(
-        f.record_failure("api", "h1", &policy(), now),
+        f.record_failure("api", "h1", &policy(), now, true),
         Some(Duration::from_secs(10))
     );
     assert_eq!(
-        f.record_failure("api", "h1", &policy(), now),
+        f.record_failure("api", "h1", &policy(), now, true),
         Some(Duration::from_secs(20))
     );
-    assert_eq!(f.record_failure("api", "h1", &policy(), now), None);
+    assert_eq!(f.record_failure("api", "h1", &policy(), now, true), None);
     assert!(f.list()[0].given_up);
     // A new spec starts over.
     assert_eq!(
-        f.record_failure("api", "h2", &policy(), now),
+        f.record_failure("api", "h2", &policy(), now, true),
         Some(Duration::from_secs(10))
     );
     assert_eq!(f.list()[0].attempts, 1);

@@ -69,6 +69,12 @@ impl Engine for MemoryEngine {
 
     async fn pull(&self, image: &str, _auth: Option<RegistryAuth>) -> Result<(), RuntimeError> {
         self.call(Op::Pull, image, None)?;
+        if self.world().registry_down {
+            return Err(RuntimeError::Pull {
+                image: image.to_string(),
+                message: "Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused".into(),
+            });
+        }
         let delay = self.world().pull_delays.get(image).copied();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;

@@ -151,6 +151,13 @@ impl MemoryEngine {
         self
     }
 
+    /// Makes every pull fail as dockerd's does when the registry cannot be reached
+    /// (`down`), or succeed again.
+    pub fn registry_down(&self, down: bool) -> &Self {
+        self.world().registry_down = down;
+        self
+    }
+
     /// Makes a pull of `image` take `delay`.
     pub fn slow_pull(&self, image: &str, delay: Duration) -> &Self {
         self.world().pull_delays.insert(image.to_string(), delay);

@@ -46,6 +46,8 @@ pub(super) struct World {
     pub(super) images: BTreeMap<String, String>,
     pub(super) digests: HashMap<String, String>,
     pub(super) pull_delays: HashMap<String, Duration>,
+    /// Pulls get no answer from the registry.
+    pub(super) registry_down: bool,
     pub(super) by_image: HashMap<String, Behaviour>,
     pub(super) by_name: Vec<(String, Behaviour)>,
     pub(super) default: Behaviour,

@@ -4,6 +4,7 @@
 //! holding a restored backup.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::model::SERVICES;
@@ -23,11 +24,15 @@ pub(super) struct Chaos<'a> {
     pg_back: Option<(Instant, bool)>,
     /// Faults and commits so far, by kind.
     pub counts: BTreeMap<String, u32>,
+    /// Where every agent's log is kept: `h<host>.<start>.log`, one per start.
+    pub log_dir: PathBuf,
+    starts: Vec<u32>,
 }
 
 impl<'a> Chaos<'a> {
-    pub(super) fn new(f: &'a Fleet, registry: &'a Registry) -> Chaos<'a> {
+    pub(super) fn new(f: &'a Fleet, registry: &'a Registry, log_dir: PathBuf) -> Chaos<'a> {
         let n = f.engines.len();
+        std::fs::create_dir_all(&log_dir).expect("the soak's log directory");
         Chaos {
             f,
             registry,
@@ -37,7 +42,18 @@ impl<'a> Chaos<'a> {
             registry_back: None,
             pg_back: None,
             counts: BTreeMap::new(),
+            log_dir,
+            starts: vec![0; n],
         }
+    }
+
+    /// Starts the agent of host `h`, logging to a file of its own.
+    fn start_agent(&mut self, h: usize) {
+        self.starts[h - 1] += 1;
+        let log = self
+            .log_dir
+            .join(format!("h{h}.{}.log", self.starts[h - 1]));
+        self.agents[h - 1] = Some(self.f.agent_logged(h, &[], &log));
     }
 
     /// Counts a fault or commit of `kind`, and logs it with the time, to read beside
@@ -50,7 +66,7 @@ impl<'a> Chaos<'a> {
     pub(super) fn start_agents(&mut self) {
         for h in 1..=self.agents.len() {
             if self.agents[h - 1].is_none() {
-                self.agents[h - 1] = Some(self.f.agent(h, &[]));
+                self.start_agent(h);
             }
             self.agent_back[h - 1] = None;
         }
@@ -91,8 +107,12 @@ impl<'a> Chaos<'a> {
             }
             if self.agent_back[h - 1].is_some_and(|t| t <= now) {
                 self.agent_back[h - 1] = None;
-                self.agents[h - 1] = Some(self.f.agent(h, &[]));
-                eprintln!("{} chaos: agent h{h} back", crate::soak::now());
+                self.start_agent(h);
+                eprintln!(
+                    "{} chaos: agent h{h} back (log h{h}.{}.log)",
+                    crate::soak::now(),
+                    self.starts[h - 1]
+                );
             }
         }
         if self.registry_back.is_some_and(|t| t <= now) {
