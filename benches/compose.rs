@@ -6,11 +6,14 @@
 //! the 20 ms target, and checks the file is within the input limits.
 //! `cargo bench --bench compose [-- ROUNDS]` (default 30).
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use berth::model::limits::{Budget, MAX_LINE_BYTES, MAX_NODES, MAX_YAML_BYTES};
 use berth::model::{load_tree, MemTree, Spec};
+use common::{ms, Stats};
 
 const SERVICES: usize = 1000;
 const TARGET: Duration = Duration::from_millis(20);
@@ -167,21 +170,6 @@ fn nodes(text: &str) -> u64 {
     budget.nodes()
 }
 
-struct Stats {
-    median: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-fn stats(mut times: Vec<Duration>) -> Stats {
-    times.sort();
-    Stats {
-        median: times[times.len() / 2],
-        min: times[0],
-        max: times[times.len() - 1],
-    }
-}
-
 fn load(tree: &MemTree, config: &str) -> Spec {
     let loaded = load_tree(black_box(tree), config).expect("readable");
     loaded
@@ -202,11 +190,7 @@ fn measure(trees: &[&MemTree], rounds: usize) -> Vec<Stats> {
             }
         }
     }
-    times.into_iter().map(stats).collect()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    times.into_iter().map(Stats::of).collect()
 }
 
 fn main() {
@@ -256,9 +240,9 @@ fn main() {
     for (what, s) in [("compose", c), ("format v1", v)] {
         println!(
             "| {what} | {} | {} | {} | {:.2} | {:.2} |",
-            ms(s.median),
-            ms(s.min),
-            ms(s.max),
+            ms(s.median, 2),
+            ms(s.min, 2),
+            ms(s.max, 2),
             s.median.as_secs_f64() / TARGET.as_secs_f64(),
             s.median.as_secs_f64() / v.median.as_secs_f64(),
         );

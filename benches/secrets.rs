@@ -5,6 +5,8 @@
 //! at a time; reports median, min and max and the ratio to the 5 ms target.
 //! `cargo bench --bench secrets [-- ROUNDS]`.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::Write;
 use std::path::Path;
@@ -16,6 +18,7 @@ use berth::model::EnvFileRef;
 use berth::plan::env_file::read_with;
 use berth::plan::EnvFile;
 use berth::secrets::HostKeys;
+use common::{ms, Stats};
 
 const TARGET: Duration = Duration::from_millis(5);
 
@@ -51,25 +54,6 @@ fn seal(recipient: &age::x25519::Recipient, plain: &[u8], armor: bool) -> Vec<u8
     w.write_all(plain).unwrap();
     w.finish().unwrap().finish().unwrap();
     out
-}
-
-struct Stats {
-    median: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-fn stats(mut times: Vec<Duration>) -> Stats {
-    times.sort();
-    Stats {
-        median: times[times.len() / 2],
-        min: times[0],
-        max: times[times.len() - 1],
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn main() {
@@ -130,7 +114,7 @@ fn main() {
             }
         }
     }
-    let all: Vec<Stats> = times.into_iter().map(stats).collect();
+    let all: Vec<Stats> = times.into_iter().map(Stats::of).collect();
     println!(
         "64 KiB env file ({} bytes, {lines} variables), {rounds} rounds:\n",
         text.len()
@@ -140,9 +124,9 @@ fn main() {
     for ((name, _), s) in contestants.iter().zip(&all) {
         println!(
             "| {name} | {} | {} | {} | {:.3} | {:.1} |",
-            ms(s.median),
-            ms(s.min),
-            ms(s.max),
+            ms(s.median, 3),
+            ms(s.min, 3),
+            ms(s.max, 3),
             s.median.as_secs_f64() / TARGET.as_secs_f64(),
             s.median.as_secs_f64() / all[0].median.as_secs_f64()
         );

@@ -33,6 +33,11 @@ enum Refusal {
 /// when the head is refused and it has no later good one.
 const FALL_BACK_DEPTH: usize = 100;
 
+/// How long one fall-back may spend examining commits. Each commit is examined at most
+/// once until the host's inputs are read again (see [`Loop::refused`]), so a walk cut
+/// short goes on past the commits it refused at the next head.
+const FALL_BACK_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A commit that passed every check, ready to become the last good one.
 type Accepted = (CommitInfo, Desired);
 
@@ -69,6 +74,7 @@ impl Loop {
         match self.examine(oid, true).await {
             Ok((info, desired)) => self.accept(info, desired, true).await,
             Err((info, message)) => {
+                self.refused.insert(oid);
                 self.refuse_commit(&sha, info.as_ref(), message).await;
                 self.fall_back(oid).await;
             }
@@ -90,14 +96,31 @@ impl Loop {
             }
             Err(_) => return,
         };
+        let started = std::time::Instant::now();
         for oid in parents {
             if keep.as_deref() == Some(oid.to_string().as_str()) {
                 return;
             }
-            if let Ok((info, desired)) = self.examine(oid, false).await {
-                tracing::warn!(commit = %info.short(), head = %&head.to_string()[..12], action = "fall-back", "the head is refused; converging the newest valid commit before it");
-                self.accept(info, desired, false).await;
+            if self.refused.contains(&oid) {
+                continue;
+            }
+            if started.elapsed() > FALL_BACK_BUDGET {
+                tracing::warn!(head = %&head.to_string()[..12], budget_s = FALL_BACK_BUDGET.as_secs(), "the head is refused and no valid commit before it was found within the budget; keeping the last good commit");
                 return;
+            }
+            match self.examine(oid, false).await {
+                Ok((info, desired)) => {
+                    tracing::warn!(commit = %info.short(), head = %&head.to_string()[..12], action = "fall-back", "the head is refused; converging the newest valid commit before it");
+                    self.accept(info, desired, false).await;
+                    return;
+                }
+                Err(_) => {
+                    // Bounded: a walk adds at most FALL_BACK_DEPTH, and a resync clears it.
+                    if self.refused.len() >= 8 * FALL_BACK_DEPTH {
+                        self.refused.clear();
+                    }
+                    self.refused.insert(oid);
+                }
             }
         }
     }
@@ -106,6 +129,7 @@ impl Loop {
     /// are logged as errors; those of the commits before it, looked at when the head is
     /// refused, at debug level.
     async fn examine(&mut self, oid: git2::Oid, head: bool) -> Result<Accepted, Refused> {
+        self.metrics.commits_examined.inc();
         let sha = oid.to_string();
         let refused = |info: Option<CommitInfo>, message: String| -> Refused {
             if head {

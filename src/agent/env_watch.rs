@@ -59,6 +59,8 @@ impl Loop {
     /// Reads the env files and secrets of the last good commit again; the services whose
     /// content changed get their new spec (and roll in this reconcile).
     pub(super) async fn reread_env(&mut self) {
+        // A commit refused for what the host holds may load now.
+        self.refused.clear();
         let Some((info, desired)) = self.last_good.clone() else {
             return;
         };

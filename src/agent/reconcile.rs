@@ -35,6 +35,9 @@ pub(super) struct Loop {
     pub(super) last_good: Option<(CommitInfo, Desired)>,
     /// The head last looked at, valid or not.
     pub(super) last_seen: Option<String>,
+    /// Commits refused since the host's inputs were last read: a fall-back does not
+    /// examine them again.
+    pub(super) refused: std::collections::HashSet<git2::Oid>,
     pub(super) failures: FailedTargets,
     /// The engine itself (the executor's is bounded): asked whether it answers after a
     /// failure.
@@ -69,6 +72,7 @@ impl Loop {
             status,
             last_good: None,
             last_seen: None,
+            refused: Default::default(),
             failures: FailedTargets::default(),
             engine,
             triggers,

@@ -4,6 +4,7 @@
 
 mod commit_status;
 mod engine_away;
+mod fall_back;
 mod parts;
 mod reconcile;
 mod registry_away;

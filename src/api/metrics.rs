@@ -105,6 +105,8 @@ pub(crate) struct Metrics {
     pub failed_targets: Gauge,
     /// Commits refused (invalid or unsigned).
     pub invalid_commits: Counter,
+    /// Commits loaded and validated: each new head, and those before a refused head.
+    pub commits_examined: Counter,
     /// 1 while the coordination store answers (always 1 with the local ledger).
     pub coordination_up: Gauge,
     /// 1 while the Docker engine answers.
@@ -147,6 +149,7 @@ impl Metrics {
             healthy_replicas: Family::default(),
             failed_targets: Gauge::default(),
             invalid_commits: Counter::default(),
+            commits_examined: Counter::default(),
             coordination_up: Gauge::default(),
             engine_up: Gauge::default(),
             control_requests: Family::default(),
@@ -205,6 +208,11 @@ impl Metrics {
             "invalid_commits",
             "Commits refused as invalid or unsigned",
             m.invalid_commits.clone(),
+        );
+        registry.register(
+            "commits_examined",
+            "Commits loaded and validated: each new head, and those before a refused head",
+            m.commits_examined.clone(),
         );
         registry.register(
             "coordination_up",

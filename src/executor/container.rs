@@ -7,6 +7,7 @@ use crate::model::host_path::check_on_host;
 use crate::model::{Health, Logging, MountSource};
 use crate::plan::{DesiredService, EnvFile, SecretFile};
 use crate::runtime::{labels, BindMount, ContainerSpec, HealthConfig, PublishedPort};
+use crate::secrets::runtime::Decrypted;
 
 /// Why a replica's container spec could not be built. Never names a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,14 +107,16 @@ pub(crate) fn prune_secrets(runtime_dir: &Path, desired: &crate::plan::Desired) 
         .chain(desired.jobs.values())
         .flat_map(|d| {
             d.secret_files.iter().filter_map(move |(name, f)| match f {
-                Ok(SecretFile::Decrypted(plain)) => Some(crate::secrets::runtime::path_for(
-                    runtime_dir,
-                    project,
-                    &d.spec.name,
-                    name,
-                    plain,
-                    numeric_user(d.spec.options.user.as_deref()),
-                )),
+                Ok(SecretFile::Decrypted(plain)) => Some(
+                    Decrypted {
+                        project,
+                        service: &d.spec.name,
+                        name,
+                        plain,
+                        owner: numeric_user(d.spec.options.user.as_deref()),
+                    }
+                    .path_in(runtime_dir),
+                ),
                 _ => None,
             })
         })
@@ -193,19 +196,17 @@ pub(crate) fn replica_spec(
                         Some(Ok(SecretFile::Host(real))) => real.display().to_string(),
                         // Written to the runtime directory's tmpfs now, by content: the
                         // replicas of one version share it, a rotated secret is a new file.
-                        Some(Ok(SecretFile::Decrypted(plain))) => {
-                            crate::secrets::runtime::materialize(
-                                &opts.runtime_dir,
-                                project,
-                                &s.name,
-                                name,
-                                plain,
-                                numeric_user(s.options.user.as_deref()),
-                            )
-                            .map_err(SpecError::Secret)?
-                            .display()
-                            .to_string()
+                        Some(Ok(SecretFile::Decrypted(plain))) => Decrypted {
+                            project,
+                            service: &s.name,
+                            name,
+                            plain,
+                            owner: numeric_user(s.options.user.as_deref()),
                         }
+                        .write_in(&opts.runtime_dir)
+                        .map_err(SpecError::Secret)?
+                        .display()
+                        .to_string(),
                         Some(Err(why)) => return Err(SpecError::Secret(why.clone())),
                         None => {
                             return Err(SpecError::Secret(format!(

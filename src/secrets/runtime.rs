@@ -56,83 +56,85 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Where [`materialize`] writes a secret: named by a digest of the service, the
-/// secret's name, its content and its owner.
-pub(crate) fn path_for(
-    runtime_dir: &Path,
-    project: &str,
-    service: &str,
-    name: &str,
-    plain: &[u8],
-    owner: Option<(u32, u32)>,
-) -> PathBuf {
-    use sha2::{Digest, Sha256};
-    let (uid, gid) = owner.unwrap_or((0, 0));
-    let mut h = Sha256::new();
-    for part in [service.as_bytes(), name.as_bytes(), plain] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
-    h.update(uid.to_le_bytes());
-    h.update(gid.to_le_bytes());
-    project_dir(runtime_dir, project).join(hex::encode(&h.finalize()[..16]))
+/// One decrypted secret file of a service's container.
+pub(crate) struct Decrypted<'a> {
+    /// The project.
+    pub project: &'a str,
+    /// The service whose containers mount it.
+    pub service: &'a str,
+    /// The secret's name.
+    pub name: &'a str,
+    /// Its content.
+    pub plain: &'a [u8],
+    /// The container's user (uid, gid); root when `None`.
+    pub owner: Option<(u32, u32)>,
 }
 
-/// Writes the decrypted secret `name` of `service` (content `plain`) for a container
-/// whose user is `owner` (uid, gid; root when `None`), and returns its path. An
-/// existing file of the same digest is reused. Fails closed when the runtime directory
-/// is not a tmpfs: a decrypted secret never goes to a disk.
-pub(crate) fn materialize(
-    runtime_dir: &Path,
-    project: &str,
-    service: &str,
-    name: &str,
-    plain: &[u8],
-    owner: Option<(u32, u32)>,
-) -> Result<PathBuf, String> {
-    let refuse = |why: String| format!("secret `{name}`: {why}");
-    private_dir(runtime_dir).map_err(refuse)?;
-    if !on_tmpfs(runtime_dir) {
-        return Err(refuse(format!(
-            "the runtime directory {} is not a tmpfs, and decrypted secrets are written only to memory; mount one there (`mount -t tmpfs -o mode=700 tmpfs {}`) or point --runtime-dir at one",
-            runtime_dir.display(),
-            runtime_dir.display()
-        )));
-    }
-    let dir = project_dir(runtime_dir, project);
-    private_dir(&dir).map_err(refuse)?;
-    let (uid, gid) = owner.unwrap_or((0, 0));
-    let path = path_for(runtime_dir, project, service, name, plain, owner);
-    let digest = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let Ok(meta) = path.symlink_metadata() {
-        if meta.is_file() && meta.len() == plain.len() as u64 && meta.uid() == uid {
-            return Ok(path);
+impl Decrypted<'_> {
+    /// Where [`Decrypted::write_in`] writes it: named by a digest of the service, the
+    /// secret's name, its content and its owner.
+    pub(crate) fn path_in(&self, runtime_dir: &Path) -> PathBuf {
+        use sha2::{Digest, Sha256};
+        let (uid, gid) = self.owner.unwrap_or((0, 0));
+        let mut h = Sha256::new();
+        for part in [self.service.as_bytes(), self.name.as_bytes(), self.plain] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
         }
-        std::fs::remove_file(&path).map_err(|e| refuse(format!("{}: {e}", path.display())))?;
+        h.update(uid.to_le_bytes());
+        h.update(gid.to_le_bytes());
+        project_dir(runtime_dir, self.project).join(hex::encode(&h.finalize()[..16]))
     }
-    let tmp = dir.join(format!(".{digest}.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(plain)?;
-        if owner.is_some() {
-            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+
+    /// Writes it under `runtime_dir` and returns its path. An existing file of the same
+    /// digest is reused. Fails closed when the runtime directory is not a tmpfs: a
+    /// decrypted secret never goes to a disk.
+    pub(crate) fn write_in(&self, runtime_dir: &Path) -> Result<PathBuf, String> {
+        let (name, plain, owner) = (self.name, self.plain, self.owner);
+        let refuse = |why: String| format!("secret `{name}`: {why}");
+        private_dir(runtime_dir).map_err(refuse)?;
+        if !on_tmpfs(runtime_dir) {
+            return Err(refuse(format!(
+                "the runtime directory {} is not a tmpfs, and decrypted secrets are written only to memory; mount one there (`mount -t tmpfs -o mode=700 tmpfs {}`) or point --runtime-dir at one",
+                runtime_dir.display(),
+                runtime_dir.display()
+            )));
         }
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
+        let dir = project_dir(runtime_dir, self.project);
+        private_dir(&dir).map_err(refuse)?;
+        let (uid, gid) = owner.unwrap_or((0, 0));
+        let path = self.path_in(runtime_dir);
+        let digest = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Ok(meta) = path.symlink_metadata() {
+            if meta.is_file() && meta.len() == plain.len() as u64 && meta.uid() == uid {
+                return Ok(path);
+            }
+            std::fs::remove_file(&path).map_err(|e| refuse(format!("{}: {e}", path.display())))?;
+        }
+        let tmp = dir.join(format!(".{digest}.{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        refuse(format!("{}: {e}", path.display()))
-    })?;
-    Ok(path)
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o400)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
+            f.write_all(plain)?;
+            if owner.is_some() {
+                std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+            }
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            refuse(format!("{}: {e}", path.display()))
+        })?;
+        Ok(path)
+    }
 }
 
 /// Removes the decrypted files of `project` that are not in `keep`: a rotated secret's

@@ -146,14 +146,24 @@ fn recipients_files_take_comments_above_or_after_a_key_and_name_a_bad_line() {
         .contains("lists no recipient"));
 }
 
+/// The secret `db` of service `api` in `shop`, owned by root.
+fn db(plain: &[u8]) -> runtime::Decrypted<'_> {
+    runtime::Decrypted {
+        project: "shop",
+        service: "api",
+        name: "db",
+        plain,
+        owner: None,
+    }
+}
+
 #[test]
 fn decrypted_files_go_only_to_a_tmpfs_mode_0400_and_unused_ones_are_pruned() {
     use std::os::unix::fs::PermissionsExt;
     // Not a tmpfs (the target dir's disk): refused, nothing written.
     let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     if !runtime::on_tmpfs(disk.path()) {
-        let err = runtime::materialize(disk.path(), "shop", "api", "db", b"pw-planted", None)
-            .unwrap_err();
+        let err = db(b"pw-planted").write_in(disk.path()).unwrap_err();
         assert!(
             err.starts_with("secret `db`: the runtime directory"),
             "{err}"
@@ -163,15 +173,15 @@ fn decrypted_files_go_only_to_a_tmpfs_mode_0400_and_unused_ones_are_pruned() {
     }
     let shm = tempfile::tempdir_in("/dev/shm").expect("/dev/shm is a tmpfs here");
     let run = shm.path().join("berth");
-    let p = runtime::materialize(&run, "shop", "api", "db", b"pw-planted", None).unwrap();
+    let p = db(b"pw-planted").write_in(&run).unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), b"pw-planted");
     assert_eq!(p.metadata().unwrap().permissions().mode() & 0o777, 0o400);
     let dir_mode = p.parent().unwrap().metadata().unwrap().permissions().mode();
     assert_eq!(dir_mode & 0o777, 0o700);
     // Same content: the same file; another: another file.
-    let again = runtime::materialize(&run, "shop", "api", "db", b"pw-planted", None).unwrap();
+    let again = db(b"pw-planted").write_in(&run).unwrap();
     assert_eq!(again, p);
-    let rotated = runtime::materialize(&run, "shop", "api", "db", b"pw2-planted", None).unwrap();
+    let rotated = db(b"pw2-planted").write_in(&run).unwrap();
     assert_ne!(rotated, p);
     runtime::prune(&run, "shop", std::slice::from_ref(&rotated));
     assert!(!p.exists() && rotated.exists());

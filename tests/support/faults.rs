@@ -7,12 +7,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::registry::push;
-use super::{cleanup, Engine, Registry};
+use super::images::build_pushed;
+use super::{Engine, Registry};
 
-/// A small deterministic generator (a 64-bit LCG) with its seed.
+/// A seeded generator (fastrand's wyrand) with its seed.
 pub struct ChaosRng {
-    state: u64,
+    rng: fastrand::Rng,
     seed: u64,
 }
 
@@ -35,7 +35,10 @@ impl ChaosRng {
 
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> ChaosRng {
-        ChaosRng { state: seed, seed }
+        ChaosRng {
+            rng: fastrand::Rng::with_seed(seed),
+            seed,
+        }
     }
 
     pub fn seed(&self) -> u64 {
@@ -44,11 +47,7 @@ impl ChaosRng {
 
     /// A number in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.state = self
-            .state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.state >> 33) % n.max(1)
+        self.rng.u64(0..n.max(1))
     }
 
     /// True with probability `percent` %.
@@ -59,7 +58,7 @@ impl ChaosRng {
     /// A duration between `min` and `max`.
     pub fn between(&mut self, min: Duration, max: Duration) -> Duration {
         let span = max.saturating_sub(min).as_millis() as u64;
-        min + Duration::from_millis(self.below(span + 1))
+        min + Duration::from_millis(self.rng.u64(0..=span))
     }
 }
 
@@ -68,31 +67,18 @@ impl ChaosRng {
 /// a new digest.
 pub fn new_release(registry: &Registry, base: &str, version: &str) -> String {
     let work = tempfile::tempdir().expect("build directory");
-    std::fs::write(work.path().join("version"), format!("{version}\n")).expect("write /version");
-    std::fs::write(
-        work.path().join("Dockerfile"),
-        format!("FROM {base}\nCOPY version /version\n"),
-    )
-    .expect("write Dockerfile");
     let reference = format!(
         "{}/chaos/app:{}",
         registry.addr(),
         version.replace(':', "-")
     );
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", &reference])
-        .arg(work.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker build");
-    assert!(
-        out.status.success(),
-        "docker build of {reference} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let version = format!("{version}\n");
+    build_pushed(
+        work.path(),
+        base,
+        [("version", version.as_str())],
+        &reference,
     );
-    cleanup::record_tag(&reference);
-    push(&reference);
     reference
 }
 

@@ -203,38 +203,12 @@ fn build_all() -> Images {
             let ctx = work.path().join(variant.name.replace(':', "-"));
             let addr = &addr;
             s.spawn(move || {
-                let root = ctx.join("root");
-                fs::create_dir_all(&root).expect("create build context");
-                fs::write(root.join("version"), format!("{}\n", variant.name))
-                    .expect("write /version");
-                for (path, content) in variant.files {
-                    let file = root.join(path);
-                    fs::create_dir_all(file.parent().expect("file has a parent"))
-                        .expect("create context directory");
-                    fs::write(file, content).expect("write context file");
-                }
-                fs::write(
-                    ctx.join("Dockerfile"),
-                    format!(
-                        "FROM {addr}/berth-test/base-{}:latest\nCOPY root/ /\n",
-                        variant.base
-                    ),
-                )
-                .expect("write Dockerfile");
-                let out = Command::new("docker")
-                    .env("DOCKER_BUILDKIT", "0")
-                    .args(["build", "-q", "-t", reference])
-                    .arg(&ctx)
-                    .stdin(Stdio::null())
-                    .output()
-                    .expect("run docker build");
-                assert!(
-                    out.status.success(),
-                    "docker build of {reference} failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                cleanup::record_tag(reference);
-                push(reference);
+                let version = format!("{}\n", variant.name);
+                let files = [("version", version.as_str())]
+                    .into_iter()
+                    .chain(variant.files.iter().copied());
+                let base = format!("{addr}/berth-test/base-{}:latest", variant.base);
+                build_pushed(&ctx, &base, files, reference);
             });
         }
     });
@@ -261,6 +235,44 @@ fn build_all() -> Images {
         tool_v2: next(),
         digests,
     }
+}
+
+/// Builds `reference` in the context directory `ctx` (made here): `FROM base` with
+/// `files` (path in the image, content) copied in; then pushes it to its registry and
+/// records its tag for the clean-up.
+pub fn build_pushed<'f>(
+    ctx: &Path,
+    base: &str,
+    files: impl IntoIterator<Item = (&'f str, &'f str)>,
+    reference: &str,
+) {
+    let root = ctx.join("root");
+    fs::create_dir_all(&root).expect("create build context");
+    for (path, content) in files {
+        let file = root.join(path);
+        fs::create_dir_all(file.parent().expect("file has a parent"))
+            .expect("create context directory");
+        fs::write(file, content).expect("write context file");
+    }
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCOPY root/ /\n"),
+    )
+    .expect("write Dockerfile");
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", reference])
+        .arg(ctx)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker build");
+    assert!(
+        out.status.success(),
+        "docker build of {reference} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cleanup::record_tag(reference);
+    push(reference);
 }
 
 /// A root filesystem holding the static busybox and a symlink per applet, tarred.
