@@ -438,4 +438,4 @@ fn image_short(d: &DesiredService) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -41,7 +41,7 @@ fn desired() -> Desired {
 }
 
 /// A running, healthy replica exactly as the desired state describes it.
-fn replica(d: &Desired, service: &str, slot: u32) -> ObservedContainer {
+pub(crate) fn replica(d: &Desired, service: &str, slot: u32) -> ObservedContainer {
     let s = &d.services[service];
     ObservedContainer {
         id: format!("id-{service}-{slot}"),
@@ -60,7 +60,8 @@ fn replica(d: &Desired, service: &str, slot: u32) -> ObservedContainer {
     }
 }
 
-fn converged(d: &Desired) -> Vec<ObservedContainer> {
+/// Every replica of `d`, running and healthy.
+pub(crate) fn converged(d: &Desired) -> Vec<ObservedContainer> {
     d.services
         .values()
         .flat_map(|s| (1..=s.spec.replicas).map(|slot| replica(d, &s.spec.name, slot)))

@@ -9,8 +9,8 @@ use std::path::Path;
 use super::tests::{host_keys, seal};
 use super::HostKeys;
 use crate::model::{load_tree, MemTree};
+use crate::plan::tests::converged;
 use crate::plan::{plan, Action, Desired, EnvFile, SecretFile};
-use crate::runtime::{HealthState, ObservedContainer, Role, RunState};
 
 const COMPOSE: &str = "\
 name: shop
@@ -41,30 +41,9 @@ fn desired(keys: &HostKeys, env: &[u8], db: &[u8], env_dir: &Path) -> Desired {
     Desired::resolve_with(spec, env_dir, keys)
 }
 
-fn running(d: &Desired) -> Vec<ObservedContainer> {
-    d.services
-        .values()
-        .map(|s| ObservedContainer {
-            id: format!("id-{}", s.spec.name),
-            name: format!("shop-{}-1", s.spec.name),
-            service: s.spec.name.clone(),
-            slot: 1,
-            role: Role::Replica,
-            spec_hash: s.hash.clone(),
-            parts: Some(s.parts_label()),
-            commit: None,
-            image: s.spec.image.full.clone(),
-            migration: None,
-            state: RunState::Running,
-            health: HealthState::Healthy,
-            created: 1,
-        })
-        .collect()
-}
-
 /// Each service's action and reasons.
 fn changes(new: &Desired, old: &Desired) -> Vec<(String, Action, Vec<String>)> {
-    plan(new, &running(old))
+    plan(new, &converged(old))
         .services
         .into_iter()
         .map(|s| (s.service, s.action, s.reasons))
@@ -143,7 +122,7 @@ fn a_committed_rotation_replaces_exactly_the_services_that_use_the_file() {
         &seal(&f.keys, b"db-planted", true),
         &f.env_dir,
     );
-    assert!(plan(&rekeyed, &running(&old)).in_sync());
+    assert!(plan(&rekeyed, &converged(&old)).in_sync());
 
     let rotated = desired(
         &f.keys,
