@@ -802,6 +802,82 @@ fn a_revert_gets_through_while_hosts_wait_for_a_dead_canary() {
     ));
 }
 
+/// A result recorded again (the leftover container of a run whose failure is on record)
+/// never overwrites another host's claim under way, nor counts the run twice: it did,
+/// and freed the claim, so two hosts ran one migration at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_recorded_again_does_not_overwrite_another_hosts_claim_on_postgres() {
+    use berth::ledger::{
+        now_rfc3339, Claim, Ledger, MigrationClaim, MigrationOutcome, MigrationRecord, PgLedger,
+        PgTarget,
+    };
+    let pg = Postgres::start();
+    pg.create_role_and_db("berth", "pw", "berth");
+    let url = pg.url("berth", "pw", "berth");
+    let ledger = PgLedger::new(PgTarget::parse(&url, None, &|_| None).unwrap()).unwrap();
+    let claim = |host: &str| MigrationClaim {
+        project: "shop".into(),
+        migration: "migrate".into(),
+        digest: "sha256:aaa".into(),
+        image: "api:v1".into(),
+        commit: None,
+        host: host.into(),
+        container: "shop-migrate-migrate-aaa".into(),
+    };
+    let result = |host: &str, outcome: MigrationOutcome| MigrationRecord {
+        project: "shop".into(),
+        migration: "migrate".into(),
+        digest: "sha256:aaa".into(),
+        image: "api:v1".into(),
+        commit: None,
+        started_at: now_rfc3339(),
+        ended_at: now_rfc3339(),
+        exit_code: if outcome == MigrationOutcome::Succeeded {
+            0
+        } else {
+            143
+        },
+        duration_ms: 1000,
+        outcome,
+        output: String::new(),
+        attempts: 0,
+        host: Some(host.into()),
+    };
+    assert_eq!(
+        ledger.claim_migration(&claim("h1")).await.unwrap(),
+        Claim::Granted
+    );
+    ledger
+        .record_migration(&result("h1", MigrationOutcome::Failed))
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.claim_migration(&claim("h2")).await.unwrap(),
+        Claim::Granted
+    );
+    // h1 settles its leftover container: the failure again.
+    ledger
+        .record_migration(&result("h1", MigrationOutcome::Failed))
+        .await
+        .unwrap();
+    let Claim::RunningElsewhere(s) = ledger.claim_migration(&claim("h1")).await.unwrap() else {
+        panic!("h2's claim was overwritten");
+    };
+    assert_eq!(s.host, "h2");
+    ledger
+        .record_migration(&result("h2", MigrationOutcome::Succeeded))
+        .await
+        .unwrap();
+    let done = ledger
+        .migration("shop", "migrate", "sha256:aaa")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.outcome, MigrationOutcome::Succeeded);
+    assert_eq!(done.host.as_deref(), Some("h2"));
+    assert_eq!(done.attempts, 2, "h1's failure once, h2's success");
+}
+
 /// The ledger's fleet primitives against a real PostgreSQL, many hosts at once: one
 /// claim wins, leases are counted and lapse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

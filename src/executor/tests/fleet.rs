@@ -206,3 +206,66 @@ migrations:
     );
     assert_eq!(b.engine.count(Op::Create), 0);
 }
+
+/// A host's run that the engine stopped (exit 143) is recorded as failed, but its
+/// container is left behind; another host claims the migration and runs it. When the
+/// first host settles the leftover, it must not record the failure again over the other
+/// host's claim: that freed the claim, and both hosts ran the migration at once.
+#[tokio::test(start_paused = true)]
+async fn a_leftover_run_settled_again_does_not_overwrite_another_hosts_claim() {
+    use crate::runtime::memory::Behaviour;
+    let b = Bench::with(
+        |o| {
+            o.host = Some("h1".into());
+            o.fleet_wait = Duration::from_secs(3);
+        },
+        MemoryLedger::shared(),
+    );
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let run = "shop-migrate-migrate-111111111111";
+    b.engine
+        .set_digest("app:v1", &digest)
+        .behave_named(
+            run,
+            Behaviour::no_check().exits_after(Duration::from_secs(2), 143),
+        )
+        .fail_next(Op::Remove, run, 1);
+    let stack = super::support::desired(
+        "project: shop
+services:
+  api:
+    image: app:v1
+migrations:
+  migrate:
+    from: api
+    command: [\"migrate\"]
+",
+    );
+    let r = b.executor.apply(&stack).await.unwrap();
+    assert!(r.services[0].outcome.is_failed(), "{r:?}");
+    assert!(b.engine.container(run).is_some(), "left behind");
+    // h2 claims the failed migration and runs it.
+    let h2 = StartedMigration {
+        project: "shop".into(),
+        migration: "migrate".into(),
+        digest: digest.clone(),
+        host: "h2".into(),
+        container: run.into(),
+        since: crate::ledger::now_rfc3339(),
+    };
+    b.ledger.claim_elsewhere(h2.clone());
+    b.engine.clear_calls();
+    let r = b.executor.apply(&stack).await.unwrap();
+    // The leftover goes; the failure is not recorded twice; h1 waits for h2's run.
+    let Outcome::Waiting { reason } = &r.services[0].outcome else {
+        panic!("{r:?}");
+    };
+    assert!(
+        reason.starts_with("waiting for the result of migration migrate on host h2"),
+        "{reason}"
+    );
+    assert_eq!(b.engine.actions(), [format!("remove {run}")]);
+    let runs = b.ledger.migrations();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].attempts, 1);
+}

@@ -210,9 +210,12 @@ impl Ledger for MemoryLedger {
         digest: &str,
     ) -> Result<Option<MigrationRecord>, LedgerError> {
         let f = self.call(format!("migration {migration}"))?;
-        Ok(f.migrations
-            .get(&(project.into(), migration.into(), digest.into()))
-            .cloned())
+        let key = (project.into(), migration.into(), digest.into());
+        // As on PostgreSQL: a claim under way hides the result before it.
+        if f.claims.contains_key(&key) {
+            return Ok(None);
+        }
+        Ok(f.migrations.get(&key).cloned())
     }
 
     async fn claim_migration(&self, claim: &MigrationClaim) -> Result<Claim, LedgerError> {
@@ -252,14 +255,23 @@ impl Ledger for MemoryLedger {
             record.migration.clone(),
             record.digest.clone(),
         );
-        f.claims.remove(&key);
-        let attempts = f.migrations.get(&key).map_or(0, |m| m.attempts) + 1;
-        if f.migrations
-            .get(&key)
-            .is_some_and(|m| m.outcome == MigrationOutcome::Succeeded)
+        // As on PostgreSQL: a shared ledger takes a result only from the host whose
+        // claim is under way; a local one from its one host, unless it succeeded.
+        let claim = f.claims.get(&key).map(|s| s.host.clone());
+        let ours = match (&claim, self.shared) {
+            (Some(h), _) => *h == record.host.clone().unwrap_or_default(),
+            (None, true) => !f.migrations.contains_key(&key),
+            (None, false) => true,
+        };
+        if !ours
+            || f.migrations
+                .get(&key)
+                .is_some_and(|m| m.outcome == MigrationOutcome::Succeeded)
         {
             return Ok(());
         }
+        f.claims.remove(&key);
+        let attempts = f.migrations.get(&key).map_or(0, |m| m.attempts) + 1;
         f.migrations.insert(
             key,
             MigrationRecord {

@@ -146,8 +146,11 @@ impl Ledger for PgLedger {
         let m = m.clone();
         self.call("record migration", move |c| {
             Box::pin(async move {
-                // A success is final: nothing overwrites it.
-                c.execute(
+                // A result is this host's to record only while the row is its own claim
+                // under way (or there is no row): a success is final, another host's
+                // claim is never overwritten, and a leftover container whose result was
+                // recorded already is not counted twice.
+                let written = c.execute(
                     "INSERT INTO berth.migrations
                      (project, migration, digest, status, image, commit_sha, host, started_at,
                       ended_at, exit_code, duration_ms, output, attempts)
@@ -159,7 +162,8 @@ impl Ledger for PgLedger {
                        exit_code = EXCLUDED.exit_code, duration_ms = EXCLUDED.duration_ms,
                        output = EXCLUDED.output,
                        attempts = berth.migrations.attempts + 1
-                     WHERE berth.migrations.status <> 'succeeded'",
+                     WHERE berth.migrations.status = 'started'
+                       AND COALESCE(berth.migrations.host, '') = COALESCE(EXCLUDED.host, '')",
                     &[
                         &m.project,
                         &m.migration,
@@ -175,8 +179,11 @@ impl Ledger for PgLedger {
                         &m.output,
                     ],
                 )
-                .await
-                .map(|_| ())
+                .await?;
+                if written == 0 {
+                    tracing::warn!(project = %m.project, migration = %m.migration, host = ?m.host, "migration result not recorded: the ledger holds a success or another host's claim for it");
+                }
+                Ok(())
             })
         })
         .await

@@ -51,9 +51,13 @@ impl Watch {
         self.hosts.lock().unwrap()[host - 1]
     }
 
+    /// Records a violation, once: the checker sees a lasting one at every sample.
     pub(super) fn violation(&self, what: String) {
-        eprintln!("INVARIANT VIOLATED: {what}");
-        self.violations.lock().unwrap().push(what);
+        let mut seen = self.violations.lock().unwrap();
+        if !seen.contains(&what) {
+            eprintln!("{} INVARIANT VIOLATED: {what}", super::now());
+            seen.push(what);
+        }
     }
 
     pub(super) fn violations(&self) -> Vec<String> {
