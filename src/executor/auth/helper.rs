@@ -119,7 +119,13 @@ pub(crate) async fn get(
     let (out, err, status) = match answered {
         Ok(done) => done,
         Err(_) => {
-            // `talk` is dropped with its borrow: the child is killed and reaped here.
+            // `talk` is dropped with its borrow: the helper's whole process group is
+            // killed (what it started too, such as a `cat` of a shell script or a cloud
+            // CLI), and the helper reaped here.
+            if let Some(pid) = child.id() {
+                // SAFETY: killpg(2) of the group this helper leads (`process_group(0)`).
+                unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+            }
             let _ = child.kill().await;
             return Err(HelperError::Timeout {
                 program: name,
@@ -162,6 +168,8 @@ async fn spawn(program: &Path) -> std::io::Result<tokio::process::Child> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own, so that a timeout kills what it started too.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn();
         match started {

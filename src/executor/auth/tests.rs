@@ -438,14 +438,26 @@ async fn a_hanging_helper_is_killed_after_the_timeout() {
     // `sleep` under a name of this test's directory, so its process can be looked for.
     let sleeper = h.dir.path().join("sleeper");
     std::os::unix::fs::symlink(which("sleep"), &sleeper).unwrap();
-    h.add("slow", &format!("exec '{}' 1000", sleeper.display()));
+    // It starts a child of its own, says so, and waits for it.
+    let record = h.dir.path().join("slow.called");
+    h.add(
+        "slow",
+        &format!(
+            "'{}' 1000 &\necho started >> '{}'\nwait",
+            sleeper.display(),
+            record.display()
+        ),
+    );
     let env = h.env(r#"{"credsStore": "slow"}"#);
     let started = tokio::time::Instant::now();
     let asking = tokio::spawn(async move { server_auth(&env, "x.io").await });
     // The clock stands still while this task keeps the runtime busy: the helper is
     // seen running (its record written) before its 30 s can pass.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !h.called("slow").is_some_and(|c| c.starts_with("get")) {
+    while !h
+        .called("slow")
+        .is_some_and(|c| c.starts_with("get") && c.contains("started"))
+    {
         assert!(std::time::Instant::now() < deadline, "the helper never ran");
         tokio::task::yield_now().await;
     }
@@ -461,15 +473,22 @@ async fn a_hanging_helper_is_killed_after_the_timeout() {
             .contains("did not answer within 30 s and was killed"),
         "{e}"
     );
-    // Killed and reaped: no process runs the helper or what it became.
+    // Killed with what it started (the script's `cat`): no process runs the helper or
+    // what it became once the killed ones have exited, which SIGKILL makes them do.
     let mine = h.dir.path().display().to_string();
-    let survivors: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&mine))
-        .collect();
-    assert!(survivors.is_empty(), "{survivors:?}");
+    let survivors = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&mine))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !survivors().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(survivors().is_empty(), "{:?}", survivors());
 }
 
 /// The absolute path of a program on the test's PATH.
