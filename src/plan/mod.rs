@@ -309,25 +309,24 @@ fn plan_slot(
         reasons.add(why);
     }
     if keep.role == Role::Candidate {
-        // No replica left in this slot, only a replacement: promote it when it is
-        // the desired spec and healthy, otherwise start over.
-        if keep.spec_hash == d.hash
-            && keep.is_up()
-            && matches!(keep.health, HealthState::Healthy | HealthState::None)
-        {
-            steps.push(Step::Adopt {
+        // No replica left in this slot, only a replacement. One that serves (up and
+        // healthy: it joined the alias) is promoted, and when it is not the desired
+        // spec (the desired state moved on meanwhile) replaced start-first below like
+        // any replica: removed first, it could leave the service with none serving.
+        // One that does not serve is started over.
+        if !(keep.is_up() && matches!(keep.health, HealthState::Healthy | HealthState::None)) {
+            steps.push(Step::Remove {
                 slot,
                 container: keep.name.clone(),
             });
-            reasons.add(format!("replacement {} promoted to slot {slot}", keep.name));
-            return 0;
+            steps.push(Step::Create { slot });
+            return 1;
         }
-        steps.push(Step::Remove {
+        steps.push(Step::Adopt {
             slot,
             container: keep.name.clone(),
         });
-        steps.push(Step::Create { slot });
-        return 1;
+        reasons.add(format!("replacement {} promoted to slot {slot}", keep.name));
     }
     if keep.spec_hash != d.hash {
         steps.push(Step::Replace {

@@ -361,6 +361,65 @@ fn a_healthy_replacement_alone_in_its_slot_is_adopted() {
     );
 }
 
+/// A rollout cut short (an engine restart) left slot 1 with only its healthy `-next`,
+/// and the desired state moved on (a revert) before the agent came back: the lone
+/// replacement serves, so it is promoted and replaced start-first, never removed first
+/// (that left the service without a healthy replica on the host).
+#[test]
+fn a_serving_replacement_of_another_spec_alone_in_its_slot_is_promoted_then_replaced() {
+    let d = desired();
+    let mut observed: Vec<_> = converged(&d)
+        .into_iter()
+        .filter(|c| c.name != "shop-api-1")
+        .collect();
+    let mut cand = replica(&d, "api", 1);
+    cand.role = Role::Candidate;
+    cand.name = "shop-api-1-next".into();
+    cand.spec_hash = "an-older-spec".into();
+    cand.parts = None;
+    observed.push(cand);
+    let p = plan(&d, &observed);
+    let api = service(&p, "api");
+    assert_eq!(
+        api.steps,
+        [
+            Step::Adopt {
+                slot: 1,
+                container: "shop-api-1-next".into()
+            },
+            Step::Replace {
+                slot: 1,
+                container: "shop-api-1-next".into()
+            }
+        ]
+    );
+    assert_eq!(
+        api.reasons,
+        [
+            "replacement shop-api-1-next promoted to slot 1",
+            "container spec changed"
+        ]
+    );
+    // Not serving: started over.
+    let mut observed = observed.clone();
+    let cand = observed
+        .iter_mut()
+        .find(|c| c.name == "shop-api-1-next")
+        .unwrap();
+    cand.health = HealthState::Unhealthy;
+    let p = plan(&d, &observed);
+    assert_eq!(
+        service(&p, "api").steps,
+        [
+            Step::Remove {
+                slot: 1,
+                container: "shop-api-1-next".into()
+            },
+            Step::Create { slot: 1 }
+        ]
+    );
+}
+
 #[test]
 fn duplicates_in_a_slot_keep_the_desired_one() {
     let old = desired();

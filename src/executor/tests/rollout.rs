@@ -456,3 +456,37 @@ async fn what_a_rollback_could_not_tidy_is_reported_with_the_slot_restored() {
     assert_eq!(prev.image, V1);
     assert_eq!(prev.aliases["shop_default"], ["api"]);
 }
+
+/// A rollout cut between renaming the old replica `-prev` and the new one to its slot
+/// leaves slot 1 with a leftover `-prev` and a lone serving `-next`; when the desired
+/// state has moved on meanwhile, the `-next` is promoted and replaced start-first: the
+/// service keeps a serving replica throughout.
+#[tokio::test(start_paused = true)]
+async fn a_lone_serving_replacement_of_an_older_spec_is_replaced_start_first_not_removed() {
+    let b = on_v1(1, "").await;
+    b.engine.fail_next(Op::Rename, "shop-api-1-next", 1);
+    let r = b.executor.apply(&stack(V2, 1, "")).await.unwrap();
+    assert!(outcome(&r).is_failed(), "{r:?}");
+    let mut names: Vec<String> = b.engine.running();
+    names.sort();
+    assert_eq!(names, ["shop-api-1-next app:v2", "shop-api-1-prev app:v1"]);
+    b.engine.clear_calls();
+    let r = b.executor.apply(&stack("app:v3", 1, "")).await.unwrap();
+    assert_eq!(*outcome(&r), Outcome::Converged, "{r:?}");
+    let actions = b.engine.actions();
+    let promoted = actions
+        .iter()
+        .position(|a| a == "rename shop-api-1-next shop-api-1")
+        .unwrap_or_else(|| panic!("{actions:?}"));
+    let created = actions
+        .iter()
+        .position(|a| a == "create shop-api-1-next")
+        .unwrap_or_else(|| panic!("{actions:?}"));
+    assert!(promoted < created, "{actions:?}");
+    // The v2 replica leaves only after v3 passed its gate, by the usual start-first way.
+    assert!(
+        !actions.iter().any(|a| a == "remove shop-api-1-next"),
+        "{actions:?}"
+    );
+    assert_eq!(b.engine.running(), ["shop-api-1 app:v3"]);
+}
