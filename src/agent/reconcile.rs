@@ -354,7 +354,7 @@ impl Loop {
                             self.retry_in(wait);
                         }
                         Some(wait) => {
-                            tracing::warn!(service = %s.service, commit = %commit.short(), error = %error, retry_in_ms = wait.as_millis() as u64, "the registry cannot be reached; retrying without counting it against the release");
+                            tracing::warn!(service = %s.service, commit = %commit.short(), error = %error, retry_in_ms = wait.as_millis() as u64, "the registry cannot be reached; backing off, not counted against the release");
                             self.retry_in(wait);
                         }
                         None => {
