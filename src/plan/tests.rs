@@ -340,18 +340,24 @@ fn a_leftover_replacement_beside_its_replica_is_removed() {
     );
 }
 
-#[test]
-fn a_healthy_replacement_alone_in_its_slot_is_adopted() {
-    let d = desired();
-    let mut observed: Vec<_> = converged(&d)
+/// `d` converged, but slot 1 of api holds only its replacement `shop-api-1-next`
+/// (last), of the same spec.
+fn lone_next(d: &Desired) -> Vec<ObservedContainer> {
+    let mut observed: Vec<_> = converged(d)
         .into_iter()
         .filter(|c| c.name != "shop-api-1")
         .collect();
-    let mut cand = replica(&d, "api", 1);
+    let mut cand = replica(d, "api", 1);
     cand.role = Role::Candidate;
     cand.name = "shop-api-1-next".into();
     observed.push(cand);
-    let p = plan(&d, &observed);
+    observed
+}
+
+#[test]
+fn a_healthy_replacement_alone_in_its_slot_is_adopted() {
+    let d = desired();
+    let p = plan(&d, &lone_next(&d));
     assert_eq!(
         service(&p, "api").steps,
         [Step::Adopt {
@@ -368,16 +374,10 @@ fn a_healthy_replacement_alone_in_its_slot_is_adopted() {
 #[test]
 fn a_serving_replacement_of_another_spec_alone_in_its_slot_is_promoted_then_replaced() {
     let d = desired();
-    let mut observed: Vec<_> = converged(&d)
-        .into_iter()
-        .filter(|c| c.name != "shop-api-1")
-        .collect();
-    let mut cand = replica(&d, "api", 1);
-    cand.role = Role::Candidate;
-    cand.name = "shop-api-1-next".into();
+    let mut observed = lone_next(&d);
+    let cand = observed.last_mut().unwrap();
     cand.spec_hash = "an-older-spec".into();
     cand.parts = None;
-    observed.push(cand);
     let p = plan(&d, &observed);
     let api = service(&p, "api");
     assert_eq!(

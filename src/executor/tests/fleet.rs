@@ -22,6 +22,21 @@ fn host_h2(fleet_wait: Duration) -> Bench {
     )
 }
 
+/// `api` on `app:v1`, gated by a migration.
+fn migrating_api() -> crate::plan::Desired {
+    super::support::desired(
+        "project: shop
+services:
+  api:
+    image: app:v1
+migrations:
+  migrate:
+    from: api
+    command: [\"migrate\"]
+",
+    )
+}
+
 fn canary_stack() -> crate::plan::Desired {
     api("app:v1", 1, "    update: { monitor: 1s, canary: h1 }\n")
 }
@@ -159,17 +174,7 @@ async fn a_migration_started_by_another_host_is_awaited_and_never_run_here() {
         container: "shop-migrate-migrate-111111111111".into(),
         since: crate::ledger::now_rfc3339(),
     });
-    let stack = super::support::desired(
-        "project: shop
-services:
-  api:
-    image: app:v1
-migrations:
-  migrate:
-    from: api
-    command: [\"migrate\"]
-",
-    );
+    let stack = migrating_api();
     let r = b.executor.apply(&stack).await.unwrap();
     let Outcome::Waiting { reason } = &r.services[0].outcome else {
         panic!("{r:?}");
@@ -185,17 +190,7 @@ migrations:
 async fn a_coordination_store_that_does_not_answer_starts_no_migration() {
     let b = host_h2(Duration::from_secs(3));
     b.ledger.set_down(true);
-    let stack = super::support::desired(
-        "project: shop
-services:
-  api:
-    image: app:v1
-migrations:
-  migrate:
-    from: api
-    command: [\"migrate\"]
-",
-    );
+    let stack = migrating_api();
     let r = b.executor.apply(&stack).await.unwrap();
     let Outcome::Waiting { reason } = &r.services[0].outcome else {
         panic!("{r:?}");
@@ -230,17 +225,7 @@ async fn a_leftover_run_settled_again_does_not_overwrite_another_hosts_claim() {
             Behaviour::no_check().exits_after(Duration::from_secs(2), 143),
         )
         .fail_next(Op::Remove, run, 1);
-    let stack = super::support::desired(
-        "project: shop
-services:
-  api:
-    image: app:v1
-migrations:
-  migrate:
-    from: api
-    command: [\"migrate\"]
-",
-    );
+    let stack = migrating_api();
     let r = b.executor.apply(&stack).await.unwrap();
     assert!(r.services[0].outcome.is_failed(), "{r:?}");
     assert!(b.engine.container(run).is_some(), "left behind");
