@@ -74,11 +74,20 @@ impl Loop {
         match self.examine(oid, true).await {
             Ok((info, desired)) => self.accept(info, desired, true).await,
             Err((info, message)) => {
-                self.refused.insert(oid);
+                self.remember_refused(oid);
                 self.refuse_commit(&sha, info.as_ref(), message).await;
                 self.fall_back(oid).await;
             }
         }
+    }
+
+    /// Remembers a refused commit, so that a fall-back does not load it again. Bounded:
+    /// a walk adds at most [`FALL_BACK_DEPTH`], and a resync clears the set.
+    fn remember_refused(&mut self, oid: git2::Oid) {
+        if self.refused.len() >= 8 * FALL_BACK_DEPTH {
+            self.refused.clear();
+        }
+        self.refused.insert(oid);
     }
 
     /// After the head `head` was refused: the newest valid commit among its first
@@ -114,13 +123,7 @@ impl Loop {
                     self.accept(info, desired, false).await;
                     return;
                 }
-                Err(_) => {
-                    // Bounded: a walk adds at most FALL_BACK_DEPTH, and a resync clears it.
-                    if self.refused.len() >= 8 * FALL_BACK_DEPTH {
-                        self.refused.clear();
-                    }
-                    self.refused.insert(oid);
-                }
+                Err(_) => self.remember_refused(oid),
             }
         }
     }

@@ -12,22 +12,24 @@ use crate::source::{GitAuth, GitSource};
 
 const VALID: &str = "project: shop\nservices:\n  api:\n    image: app:v1\n    replicas: 1\n";
 
+/// Runs `git` in `work`; returns what it printed.
+fn git(work: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(work)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Commits `text` as `berth.yaml` in the repository at `work`; returns its SHA.
 fn commit(work: &Path, text: &str, message: &str) -> String {
     std::fs::write(work.join("berth.yaml"), text).unwrap();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(work)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    git(&["add", "berth.yaml"]);
-    git(&["commit", "-q", "--allow-empty", "-m", message]);
-    git(&["rev-parse", "HEAD"])
+    git(work, &["add", "berth.yaml"]);
+    git(work, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(work, &["rev-parse", "HEAD"])
 }
 
 fn examined(a: &Agent) -> u64 {
@@ -43,12 +45,7 @@ fn applied(a: &Agent) -> Option<String> {
 async fn a_fall_back_examines_each_refused_commit_once() {
     let repo = tempfile::tempdir().unwrap();
     let work = repo.path();
-    let out = std::process::Command::new("git")
-        .args(["init", "-q", "-b", "main"])
-        .current_dir(work)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    git(work, &["init", "-q", "-b", "main"]);
     let good = commit(work, VALID, "release");
     for i in 1..=5 {
         commit(

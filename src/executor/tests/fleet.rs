@@ -11,15 +11,20 @@ use crate::runtime::memory::Op;
 /// Long ago: a canary that has run the release healthy for ages.
 const LONG_AGO: &str = "2020-01-01T00:00:00Z";
 
-/// A bench for host `h2` of a fleet.
-fn host_h2(fleet_wait: Duration) -> Bench {
+/// A bench for host `name` of a fleet.
+fn host(name: &str, fleet_wait: Duration) -> Bench {
     Bench::with(
         |o| {
-            o.host = Some("h2".into());
+            o.host = Some(name.into());
             o.fleet_wait = fleet_wait;
         },
         MemoryLedger::shared(),
     )
+}
+
+/// A bench for host `h2` of a fleet.
+fn host_h2(fleet_wait: Duration) -> Bench {
+    host("h2", fleet_wait)
 }
 
 /// `api` on `app:v1`, gated by a migration.
@@ -209,13 +214,7 @@ async fn a_coordination_store_that_does_not_answer_starts_no_migration() {
 #[tokio::test(start_paused = true)]
 async fn a_leftover_run_settled_again_does_not_overwrite_another_hosts_claim() {
     use crate::runtime::memory::Behaviour;
-    let b = Bench::with(
-        |o| {
-            o.host = Some("h1".into());
-            o.fleet_wait = Duration::from_secs(3);
-        },
-        MemoryLedger::shared(),
-    );
+    let b = host("h1", Duration::from_secs(3));
     let digest = format!("sha256:{}", "1".repeat(64));
     let run = "shop-migrate-migrate-111111111111";
     b.engine
