@@ -127,6 +127,7 @@ pub(super) async fn run(args: AgentArgs) -> u8 {
         apply: ApplyOptions {
             host: Some(args.host.host().name),
             fleet_wait: args.fleet_wait.into(),
+            lease_ttl: args.lease_ttl,
             allow_host_paths: args.source.allow_host_path.clone(),
             ..apply_options(&args.converge, 1)
         },

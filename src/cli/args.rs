@@ -26,6 +26,21 @@ impl From<DurationArg> for std::time::Duration {
     }
 }
 
+/// `--lease-ttl`: a duration no shorter than a lease can be renewed within.
+fn lease_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d: std::time::Duration = s.parse::<DurationArg>()?.into();
+    let min = crate::executor::fleet::LEASE_TTL_MIN;
+    if d < min {
+        return Err(format!(
+            "{s} is shorter than {}s: a lease is renewed every third of it, and a shorter \
+             one could lapse while its holder still rolls out; give at least {}s",
+            min.as_secs(),
+            min.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
 /// Where the desired state comes from, and what the host allows it.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SourceArgs {
@@ -330,6 +345,11 @@ pub(crate) struct AgentArgs {
     /// waiting in /status and looks again.
     #[arg(long, env = "BERTH_FLEET_WAIT", default_value = "30s")]
     pub fleet_wait: DurationArg,
+    /// With a shared ledger: how long this host's rollout lease (`update.max_hosts`)
+    /// lasts unless renewed (every third of it); a host that dies mid-rollout holds
+    /// the others up for at most this long. At least 3s.
+    #[arg(long, env = "BERTH_LEASE_TTL", default_value = "30s", value_parser = lease_ttl)]
+    pub lease_ttl: std::time::Duration,
     /// Posts deploy events (deployed, failed, rolled back, invalid commit) to this URL
     /// (repeatable; http:// or https://), in the format written before `=`:
     /// `slack=https://hooks.slack.com/services/…`; json, slack (or mattermost),

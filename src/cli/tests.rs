@@ -1,5 +1,6 @@
 use super::*;
 use clap::CommandFactory;
+use std::time::Duration;
 
 #[test]
 fn the_command_line_is_well_formed() {
@@ -115,4 +116,26 @@ async fn git_status_flags_reach_the_api_they_name() {
     };
     let e = agent::git_status(&args).unwrap_err();
     assert!(e.contains("need --git-status"), "{e}");
+}
+
+#[test]
+fn a_lease_ttl_is_30s_by_default_and_shorter_than_3s_is_refused_with_the_reason() {
+    let agent = |extra: &[&str]| {
+        let mut argv = vec!["berth", "agent", "--repo", "/srv/repo"];
+        argv.extend(extra);
+        Cli::try_parse_from(argv)
+    };
+    let Command::Agent(args) = agent(&[]).unwrap().command else {
+        panic!("agent")
+    };
+    assert_eq!(args.lease_ttl, Duration::from_secs(30));
+    let Command::Agent(args) = agent(&["--lease-ttl", "3s"]).unwrap().command else {
+        panic!("agent")
+    };
+    assert_eq!(args.lease_ttl, Duration::from_secs(3));
+    let err = agent(&["--lease-ttl", "2500ms"])
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("--lease-ttl"), "{err}");
+    assert!(err.contains("give at least 3s"), "{err}");
 }

@@ -15,10 +15,12 @@ use super::ApplyControl;
 use crate::ledger::{age_of, LeaseAnswer, LeaseKey, Ledger};
 use crate::plan::DesiredService;
 
-/// How long a lease lasts unless renewed.
+/// How long a lease lasts unless renewed, by default (`--lease-ttl`); it is renewed
+/// every third of that.
 pub(crate) const LEASE_TTL: Duration = Duration::from_secs(30);
-/// How often a held lease is renewed.
-const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// The shortest lease `--lease-ttl` takes: renewed every second at most, a lease never
+/// lapses between two renewals that a ledger round trip delays.
+pub(crate) const LEASE_TTL_MIN: Duration = Duration::from_secs(3);
 /// How often a waiting host looks again.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -62,6 +64,8 @@ pub(crate) struct FleetGate<'a> {
     pub host: &'a str,
     /// The longest wait before the service is reported as waiting and tried later.
     pub wait: Duration,
+    /// How long a lease lasts unless renewed (renewed every third of it).
+    pub lease_ttl: Duration,
     /// Ends the wait early (berth stopping, a new commit).
     pub control: &'a ApplyControl,
 }
@@ -144,7 +148,7 @@ impl FleetGate<'_> {
         loop {
             match self
                 .ledger
-                .acquire_lease(&key, max, LEASE_TTL)
+                .acquire_lease(&key, max, self.lease_ttl)
                 .await
                 .map_err(|e| Hold::Wait(e.to_string()))?
             {
@@ -171,10 +175,11 @@ impl FleetGate<'_> {
         tracing::info!(service = %service, action = "lease-taken");
         let ledger = self.ledger.clone();
         let renew_key = key.clone();
+        let ttl = self.lease_ttl;
         let renew = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE_RENEW).await;
-                if let Err(e) = ledger.acquire_lease(&renew_key, max, LEASE_TTL).await {
+                tokio::time::sleep(ttl / 3).await;
+                if let Err(e) = ledger.acquire_lease(&renew_key, max, ttl).await {
                     tracing::warn!(service = %renew_key.service, error = %e, "lease not renewed");
                 }
             }

@@ -89,6 +89,9 @@ pub(crate) struct ApplyOptions {
     /// With a shared ledger, the longest a service waits for the fleet (canary,
     /// rollout lease) within one apply before it is reported as waiting.
     pub fleet_wait: Duration,
+    /// With a shared ledger, how long a rollout lease (`update.max_hosts`) lasts unless
+    /// renewed: the longest a host that dies mid-rollout holds the others up.
+    pub lease_ttl: Duration,
     /// The host paths this host allows, checked again on the file system right before
     /// a container that mounts one is created.
     pub allow_host_paths: Vec<crate::model::AllowedHostPath>,
@@ -119,6 +122,7 @@ impl Default for ApplyOptions {
             poll: Duration::from_millis(50),
             prune: true,
             fleet_wait: Duration::from_secs(600),
+            lease_ttl: fleet::LEASE_TTL,
             allow_host_paths: Vec::new(),
             served_elsewhere: BTreeSet::new(),
             auth: auth::AuthEnv::from_process(),

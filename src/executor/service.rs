@@ -224,6 +224,7 @@ impl Executor {
                     project: &r.desired.spec.project,
                     host: self.opts.host.as_deref().unwrap_or_default(),
                     wait: self.opts.fleet_wait,
+                    lease_ttl: self.opts.lease_ttl,
                     control: r.control,
                 };
                 match gate.admit(d).await {

@@ -390,3 +390,71 @@ fn an_agent_killed_during_each_fleet_wait_comes_back_and_finishes_within_max_hos
         "0"
     );
 }
+
+#[test]
+fn a_rollout_lease_whose_holder_never_comes_back_lapses_and_the_others_go_on() {
+    let mut f = Fleet::new(2, "leaselapse");
+    // Long enough that the other host asks while the lease lives, short for a test.
+    f.lease_ttl = "10s";
+    let im = images();
+    f.repo.commit(&stack(&f, &im.app_v1, "", 0), "v1");
+    let mut agents = Agents::new(&f, &[1, 2]);
+    assert!(
+        f.wait_converged(&[1, 2], "api", &im.app_v1, CONVERGE),
+        "{}",
+        agents.logs()
+    );
+
+    // max_hosts 1: the host that takes the lease is killed mid-rollout and stays away.
+    f.repo.commit(
+        &stack(&f, &im.app_v2, ", max_hosts: 1", 0),
+        "v2, max_hosts 1",
+    );
+    let holder = lease_holder(&f).expect("a host takes the lease");
+    agents.kill(holder);
+    let other = 3 - holder;
+    // The other host is refused while the lease lives, and rolls out once it lapses,
+    // without the holder coming back.
+    assert!(
+        f.wait_converged(&[other], "api", &im.app_v2, CONVERGE),
+        "{}",
+        agents.get(other).log()
+    );
+    let log = agents.get(other).log();
+    assert!(
+        log.contains(&format!("holders=h{holder} action=\"lease-wait\"")),
+        "h{other} never waited for h{holder}'s lease:\n{log}"
+    );
+    assert_eq!(
+        f.sql(&format!(
+            "SELECT count(*) FROM berth.leases WHERE project = '{}' AND host = 'h{holder}'",
+            f.project
+        )),
+        "0",
+        "the dead holder's lease lapsed"
+    );
+
+    // The holder comes back and finishes its own rollout: one replica, no -next/-prev.
+    agents.start(holder);
+    assert!(
+        f.wait_converged(&[1, 2], "api", &im.app_v2, CONVERGE),
+        "{}",
+        agents.logs()
+    );
+    for h in [1, 2] {
+        assert!(
+            wait_until(SOON, POLL, || f.containers(h, "api") == 1),
+            "h{h} keeps {} api containers\n{}",
+            f.containers(h, "api"),
+            agents.logs()
+        );
+    }
+    assert_eq!(f.runs(), ["app:v1", "app:v2"], "{}", agents.logs());
+    assert!(
+        wait_until(SOON, POLL, || f.sql(&format!(
+            "SELECT count(*) FROM berth.leases WHERE project = '{}'",
+            f.project
+        )) == "0"),
+        "a lease is left"
+    );
+}

@@ -24,6 +24,8 @@ pub(crate) struct Fleet {
     pub(crate) project: String,
     /// The agents' `--fleet-wait`.
     pub(crate) fleet_wait: &'static str,
+    /// The agents' `--lease-ttl`.
+    pub(crate) lease_ttl: &'static str,
 }
 
 impl Fleet {
@@ -56,6 +58,7 @@ impl Fleet {
             states: (0..hosts).map(|_| TempDir::default()).collect(),
             project: Project::unique_name(prefix),
             fleet_wait: "3s",
+            lease_ttl: "30s",
         }
     }
 
@@ -79,6 +82,8 @@ impl Fleet {
             &shared,
             "--fleet-wait",
             self.fleet_wait,
+            "--lease-ttl",
+            self.lease_ttl,
         ];
         for l in labels {
             args.extend(["--host-label", l]);
