@@ -314,7 +314,7 @@ fn plan_slot(
         // spec (the desired state moved on meanwhile) replaced start-first below like
         // any replica: removed first, it could leave the service with none serving.
         // One that does not serve is started over.
-        if !(keep.is_up() && matches!(keep.health, HealthState::Healthy | HealthState::None)) {
+        if !answers(keep) {
             steps.push(Step::Remove {
                 slot,
                 container: keep.name.clone(),
@@ -372,16 +372,31 @@ fn missing_reason(missing: u32, steps: &[Step]) -> String {
     }
 }
 
-/// A replica that is up and healthy (or has no health check).
+/// A container that answers now: running (not being restarted by Docker, which says
+/// nothing of its health meanwhile), and healthy or without a health check.
+fn answers(c: &ObservedContainer) -> bool {
+    c.state == RunState::Running && matches!(c.health, HealthState::Healthy | HealthState::None)
+}
+
+/// A replica that answers now.
 fn serves(c: &ObservedContainer) -> bool {
-    c.role == Role::Replica
-        && c.is_up()
-        && matches!(c.health, HealthState::Healthy | HealthState::None)
+    c.role == Role::Replica && answers(c)
+}
+
+/// A replica that serves, or may in a moment: running with its health check yet to
+/// answer, as every replica is right after its engine restarted. Such a replica is a
+/// better bet than none while the replicas that stay do not serve.
+fn may_serve(c: &ObservedContainer) -> bool {
+    serves(c)
+        || (c.role == Role::Replica
+            && c.state == RunState::Running
+            && c.health == HealthState::Starting)
 }
 
 /// Removes every container of a slot outside 1 to `want`, highest slots first, but
-/// keeps up to `lacking` of them that serve (the lowest slots) while kept slots do
-/// not; returns how many are extra, and those kept.
+/// keeps up to `lacking` of them that serve or may serve in a moment (those that serve
+/// first, then the lowest slots) while kept slots do not; returns how many are extra,
+/// and those kept.
 fn remove_extra(
     slots: &BTreeMap<u32, Vec<&ObservedContainer>>,
     want: u32,
@@ -394,10 +409,13 @@ fn remove_extra(
         .flat_map(|(s, list)| list.iter().map(move |c| (*s, *c)))
         .collect();
     removals.sort_by_key(|(s, c)| (std::cmp::Reverse(*s), c.name.clone()));
-    let mut spared: Vec<String> = removals
+    let mut candidates: Vec<&(u32, &ObservedContainer)> = removals
         .iter()
-        .rev()
-        .filter(|(s, c)| *s > 0 && serves(c))
+        .filter(|(s, c)| *s > 0 && may_serve(c))
+        .collect();
+    candidates.sort_by_key(|(s, c)| (!serves(c), *s, c.name.clone()));
+    let mut spared: Vec<String> = candidates
+        .into_iter()
         .take(lacking as usize)
         .map(|(_, c)| c.name.clone())
         .collect();

@@ -256,6 +256,84 @@ fn a_scale_down_keeps_a_healthy_replica_while_the_one_that_stays_restarts() {
     );
 }
 
+/// Found by the fleet's chaos: right after an engine restart every replica is starting
+/// again, its first health check yet to answer. A scale-down then removed them all but
+/// the one kept, and the service had no healthy replica until that one was.
+#[test]
+fn a_scale_down_right_after_an_engine_restart_keeps_a_replica_whose_check_has_not_answered() {
+    let old = desired();
+    let new = desired_from(
+        &STACK.replace("replicas: 3", "replicas: 1"),
+        ":80 { respond ok }",
+    );
+    let mut observed = converged(&old);
+    for c in observed.iter_mut().filter(|c| c.service == "api") {
+        c.health = HealthState::Starting;
+    }
+    let api = service(&plan(&new, &observed), "api").clone();
+    assert_eq!(
+        api.reasons,
+        [
+            "scale 3 → 1",
+            "shop-api-2 kept until the replicas that stay are healthy"
+        ]
+    );
+    assert_eq!(
+        api.steps,
+        [Step::Remove {
+            slot: 3,
+            container: "shop-api-3".into()
+        }]
+    );
+    // One that serves is kept before one that may.
+    let three = observed
+        .iter_mut()
+        .find(|c| c.name == "shop-api-3")
+        .unwrap();
+    three.health = HealthState::Healthy;
+    let api = service(&plan(&new, &observed), "api").clone();
+    assert_eq!(
+        api.steps,
+        [Step::Remove {
+            slot: 2,
+            container: "shop-api-2".into()
+        }]
+    );
+}
+
+/// A replica Docker is restarting says nothing of its health (its status is
+/// "Restarting (1) …"): it does not serve, so it keeps no extra from going.
+#[test]
+fn a_replica_being_restarted_by_docker_does_not_count_as_serving() {
+    let old = desired();
+    let new = desired_from(
+        &STACK.replace("replicas: 3", "replicas: 1"),
+        ":80 { respond ok }",
+    );
+    let mut observed = converged(&old);
+    let one = observed
+        .iter_mut()
+        .find(|c| c.name == "shop-api-1")
+        .unwrap();
+    one.state = RunState::Restarting;
+    one.health = HealthState::None;
+    let api = service(&plan(&new, &observed), "api").clone();
+    assert_eq!(
+        api.steps,
+        [Step::Remove {
+            slot: 3,
+            container: "shop-api-3".into()
+        }]
+    );
+    assert_eq!(
+        api.reasons,
+        [
+            "scale 3 → 1",
+            "shop-api-2 kept until the replicas that stay are healthy"
+        ]
+    );
+}
+
 #[test]
 fn a_missing_replica_is_scaled_up() {
     let d = desired();

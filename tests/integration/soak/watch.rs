@@ -107,7 +107,8 @@ impl Watch {
             // Read again: a stop of the engine may have begun meanwhile.
             HostState::Checked if !short.is_empty() && self.state(host) == HostState::Checked => {
                 self.violation(format!(
-                    "h{host}: no healthy replica of {short:?}; replicas: {replicas:?}"
+                    "h{host}: no healthy replica of {short:?}; containers: {}",
+                    listing(f, host)
                 ));
             }
             _ => {}
@@ -179,6 +180,25 @@ pub(super) fn replicas(f: &Fleet, host: usize) -> Option<Vec<Replica>> {
             })
             .collect(),
     )
+}
+
+/// The project's containers on `host`, running or not, by name with their status: what
+/// a violation is reported with.
+fn listing(f: &Fleet, host: usize) -> String {
+    let out = f.engines[host - 1].docker([
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=berth.project={}", f.project),
+        "--format",
+        "{{.Names}} ({{.Status}})",
+    ]);
+    let prefix = format!("{}-", f.project);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.strip_prefix(&prefix).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Lines of a file, counted by content.
