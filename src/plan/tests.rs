@@ -211,42 +211,51 @@ fn scaling_down_removes_the_highest_slots_first() {
     );
 }
 
-#[test]
-fn a_scale_down_keeps_a_healthy_replica_while_the_one_that_stays_restarts() {
-    let old = desired();
-    let new = desired_from(
+/// The container of `observed` named `name`.
+fn named<'o>(observed: &'o mut [ObservedContainer], name: &str) -> &'o mut ObservedContainer {
+    observed.iter_mut().find(|c| c.name == name).unwrap()
+}
+
+/// The stack with api scaled 3 → 1.
+fn api_scaled_to_one() -> Desired {
+    desired_from(
         &STACK.replace("replicas: 3", "replicas: 1"),
         ":80 { respond ok }",
-    );
-    // Replica 1 crashed and its restart is not healthy yet; 2 and 3 serve.
-    let mut observed = converged(&old);
-    let one = observed
-        .iter_mut()
-        .find(|c| c.name == "shop-api-1")
-        .unwrap();
-    one.health = HealthState::Starting;
-    let p = plan(&new, &observed);
-    let api = service(&p, "api");
+    )
+}
+
+/// Asserts that scaling api to one replica removes only `removed`, and keeps `kept`
+/// until the replica that stays is healthy.
+fn assert_scale_down(observed: &[ObservedContainer], removed: (u32, &str), kept: &str) {
+    let api = service(&plan(&api_scaled_to_one(), observed), "api").clone();
     assert_eq!(
         api.reasons,
         [
-            "scale 3 → 1",
-            "shop-api-2 kept until the replicas that stay are healthy"
+            "scale 3 → 1".to_string(),
+            format!("{kept} kept until the replicas that stay are healthy")
         ]
     );
     assert_eq!(
         api.steps,
         [Step::Remove {
-            slot: 3,
-            container: "shop-api-3".into()
+            slot: removed.0,
+            container: removed.1.into()
         }]
     );
+}
+
+#[test]
+fn a_scale_down_keeps_a_healthy_replica_while_the_one_that_stays_restarts() {
+    // Replica 1 crashed and its restart is not healthy yet; 2 and 3 serve.
+    let mut observed = converged(&desired());
+    named(&mut observed, "shop-api-1").health = HealthState::Starting;
+    assert_scale_down(&observed, (3, "shop-api-3"), "shop-api-2");
     // Once it is healthy, the kept one goes.
-    let healthy: Vec<_> = converged(&old)
+    let healthy: Vec<_> = converged(&desired())
         .into_iter()
         .filter(|c| c.name != "shop-api-3")
         .collect();
-    let api = service(&plan(&new, &healthy), "api").clone();
+    let api = service(&plan(&api_scaled_to_one(), &healthy), "api").clone();
     assert_eq!(
         api.steps,
         [Step::Remove {
@@ -261,77 +270,25 @@ fn a_scale_down_keeps_a_healthy_replica_while_the_one_that_stays_restarts() {
 /// the one kept, and the service had no healthy replica until that one was.
 #[test]
 fn a_scale_down_right_after_an_engine_restart_keeps_a_replica_whose_check_has_not_answered() {
-    let old = desired();
-    let new = desired_from(
-        &STACK.replace("replicas: 3", "replicas: 1"),
-        ":80 { respond ok }",
-    );
-    let mut observed = converged(&old);
+    let mut observed = converged(&desired());
     for c in observed.iter_mut().filter(|c| c.service == "api") {
         c.health = HealthState::Starting;
     }
-    let api = service(&plan(&new, &observed), "api").clone();
-    assert_eq!(
-        api.reasons,
-        [
-            "scale 3 → 1",
-            "shop-api-2 kept until the replicas that stay are healthy"
-        ]
-    );
-    assert_eq!(
-        api.steps,
-        [Step::Remove {
-            slot: 3,
-            container: "shop-api-3".into()
-        }]
-    );
+    assert_scale_down(&observed, (3, "shop-api-3"), "shop-api-2");
     // One that serves is kept before one that may.
-    let three = observed
-        .iter_mut()
-        .find(|c| c.name == "shop-api-3")
-        .unwrap();
-    three.health = HealthState::Healthy;
-    let api = service(&plan(&new, &observed), "api").clone();
-    assert_eq!(
-        api.steps,
-        [Step::Remove {
-            slot: 2,
-            container: "shop-api-2".into()
-        }]
-    );
+    named(&mut observed, "shop-api-3").health = HealthState::Healthy;
+    assert_scale_down(&observed, (2, "shop-api-2"), "shop-api-3");
 }
 
 /// A replica Docker is restarting says nothing of its health (its status is
 /// "Restarting (1) …"): it does not serve, so it keeps no extra from going.
 #[test]
 fn a_replica_being_restarted_by_docker_does_not_count_as_serving() {
-    let old = desired();
-    let new = desired_from(
-        &STACK.replace("replicas: 3", "replicas: 1"),
-        ":80 { respond ok }",
-    );
-    let mut observed = converged(&old);
-    let one = observed
-        .iter_mut()
-        .find(|c| c.name == "shop-api-1")
-        .unwrap();
+    let mut observed = converged(&desired());
+    let one = named(&mut observed, "shop-api-1");
     one.state = RunState::Restarting;
     one.health = HealthState::None;
-    let api = service(&plan(&new, &observed), "api").clone();
-    assert_eq!(
-        api.steps,
-        [Step::Remove {
-            slot: 3,
-            container: "shop-api-3".into()
-        }]
-    );
-    assert_eq!(
-        api.reasons,
-        [
-            "scale 3 → 1",
-            "shop-api-2 kept until the replicas that stay are healthy"
-        ]
-    );
+    assert_scale_down(&observed, (3, "shop-api-3"), "shop-api-2");
 }
 
 #[test]
@@ -352,10 +309,7 @@ fn a_missing_replica_is_scaled_up() {
 fn an_exited_replica_is_restarted() {
     let d = desired();
     let mut observed = converged(&d);
-    let c = observed
-        .iter_mut()
-        .find(|c| c.name == "shop-api-2")
-        .unwrap();
+    let c = named(&mut observed, "shop-api-2");
     c.state = RunState::Exited(Some(1));
     let p = plan(&d, &observed);
     let api = service(&p, "api");
@@ -480,10 +434,7 @@ fn a_serving_replacement_of_another_spec_alone_in_its_slot_is_promoted_then_repl
     );
     // Not serving: started over.
     let mut observed = observed.clone();
-    let cand = observed
-        .iter_mut()
-        .find(|c| c.name == "shop-api-1-next")
-        .unwrap();
+    let cand = named(&mut observed, "shop-api-1-next");
     cand.health = HealthState::Unhealthy;
     let p = plan(&d, &observed);
     assert_eq!(

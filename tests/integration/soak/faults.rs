@@ -161,15 +161,15 @@ impl<'a> Chaos<'a> {
         let Some(all) = replicas(self.f, h) else {
             return;
         };
-        let mine: Vec<_> = all.iter().filter(|(_, s, _)| s == service).collect();
+        let mine: Vec<_> = all.iter().filter(|r| r.service == service).collect();
         let spare = mine.len() >= 2
             && mine.len() as u32 == want.replicas(service)
-            && mine.iter().all(|(_, _, healthy)| *healthy);
+            && mine.iter().all(|r| r.healthy);
         if !spare {
             return;
         }
-        let (id, _, _) = mine[rng.below(mine.len() as u64) as usize];
-        if crash_container(&self.f.engines[h - 1], id) {
+        let victim = mine[rng.below(mine.len() as u64) as usize];
+        if crash_container(&self.f.engines[h - 1], &victim.id) {
             self.count("replica crashed", &format!("{service} on h{h}"));
         }
     }

@@ -265,7 +265,10 @@ fn exactly(f: &Fleet, host: usize, want: &Desired) -> Result<(), String> {
     let count = all.lines().count() as u32;
     let running = replicas(f, host).unwrap_or_default();
     for s in SERVICES {
-        let healthy = running.iter().filter(|(_, svc, h)| svc == s && *h).count() as u32;
+        let healthy = running
+            .iter()
+            .filter(|r| r.service == s && r.healthy)
+            .count() as u32;
         if healthy != want.replicas(s) {
             return Err(format!(
                 "h{host}: {healthy} healthy {s}, want {}:\n{all}",

@@ -22,8 +22,15 @@ pub(super) enum HostState {
     Recovering(Instant),
 }
 
-/// A replica container on one host: (id, service, healthy).
-pub(super) type Replica = (String, String, bool);
+/// A replica container on one host, or its replacement.
+pub(super) struct Replica {
+    pub id: String,
+    pub service: String,
+    pub healthy: bool,
+    /// In its slot (`<project>-<service>-<n>`), not a replacement beside it
+    /// (`-next`, `-prev`).
+    pub in_slot: bool,
+}
 
 /// What the chaos and the checker share.
 pub(super) struct Watch {
@@ -87,27 +94,41 @@ impl Watch {
         let Some(replicas) = replicas(f, host) else {
             return; // the engine did not answer: it is being stopped
         };
-        let short: Vec<&str> = SERVICES
-            .into_iter()
-            .filter(|s| {
-                !replicas
-                    .iter()
-                    .any(|(_, svc, healthy)| svc == s && *healthy)
-            })
-            .collect();
+        // While the host comes back, only a healthy replica in its slot counts: a
+        // replacement (`-next`) may be healthy without ever having joined the service's
+        // alias (its rollout cut by the engine's stop), and then serves nothing. Once
+        // back, a replacement counts too, as one joins before the replica it replaces
+        // leaves.
+        let short = |in_slot_only: bool| -> Vec<&str> {
+            SERVICES
+                .into_iter()
+                .filter(|s| {
+                    !replicas
+                        .iter()
+                        .any(|r| r.service == *s && r.healthy && (r.in_slot || !in_slot_only))
+                })
+                .collect()
+        };
         match state {
-            HostState::Recovering(_) if short.is_empty() => self.set(host, HostState::Checked),
+            HostState::Recovering(_) if short(true).is_empty() => {
+                self.set(host, HostState::Checked)
+            }
             HostState::Recovering(until) if Instant::now() > until => {
                 self.violation(format!(
-                    "h{host}: no healthy {short:?} {}s after its engine came back",
-                    RECOVERY.as_secs()
+                    "h{host}: no healthy {:?} in its slot {}s after its engine came back; containers: {}",
+                    short(true),
+                    RECOVERY.as_secs(),
+                    listing(f, host)
                 ));
                 self.set(host, HostState::Checked);
             }
             // Read again: a stop of the engine may have begun meanwhile.
-            HostState::Checked if !short.is_empty() && self.state(host) == HostState::Checked => {
+            HostState::Checked
+                if !short(false).is_empty() && self.state(host) == HostState::Checked =>
+            {
                 self.violation(format!(
-                    "h{host}: no healthy replica of {short:?}; containers: {}",
+                    "h{host}: no healthy replica of {:?}; containers: {}",
+                    short(false),
                     listing(f, host)
                 ));
             }
@@ -163,7 +184,7 @@ pub(super) fn replicas(f: &Fleet, host: usize) -> Option<Vec<Replica>> {
         "--filter",
         "label=berth.role=replica",
         "--format",
-        "{{.ID}} {{.Label \"berth.service\"}} {{.Status}}",
+        "{{.ID}} {{.Names}} {{.Label \"berth.service\"}} {{.Status}}",
     ]);
     if !out.status.success() {
         return None;
@@ -172,11 +193,17 @@ pub(super) fn replicas(f: &Fleet, host: usize) -> Option<Vec<Replica>> {
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
-                let mut parts = l.splitn(3, ' ');
+                let mut parts = l.splitn(4, ' ');
                 let id = parts.next()?.to_string();
+                let name = parts.next()?;
                 let service = parts.next()?.to_string();
                 let healthy = parts.next()?.contains("(healthy)");
-                Some((id, service, healthy))
+                Some(Replica {
+                    id,
+                    service,
+                    healthy,
+                    in_slot: !(name.ends_with("-next") || name.ends_with("-prev")),
+                })
             })
             .collect(),
     )
