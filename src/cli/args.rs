@@ -31,11 +31,10 @@ fn lease_ttl(s: &str) -> Result<std::time::Duration, String> {
     let d: std::time::Duration = s.parse::<DurationArg>()?.into();
     let min = crate::executor::fleet::LEASE_TTL_MIN;
     if d < min {
+        let min = min.as_secs();
         return Err(format!(
-            "{s} is shorter than {}s: a lease is renewed every third of it, and a shorter \
-             one could lapse while its holder still rolls out; give at least {}s",
-            min.as_secs(),
-            min.as_secs()
+            "{s} is shorter than {min}s: a lease is renewed every third of it, and a shorter \
+             one could lapse while its holder still rolls out; give at least {min}s"
         ));
     }
     Ok(d)

@@ -387,10 +387,7 @@ fn serves(c: &ObservedContainer) -> bool {
 /// answer, as every replica is right after its engine restarted. Such a replica is a
 /// better bet than none while the replicas that stay do not serve.
 fn may_serve(c: &ObservedContainer) -> bool {
-    serves(c)
-        || (c.role == Role::Replica
-            && c.state == RunState::Running
-            && c.health == HealthState::Starting)
+    c.role == Role::Replica && c.state == RunState::Running && c.health != HealthState::Unhealthy
 }
 
 /// Removes every container of a slot outside 1 to `want`, highest slots first, but

@@ -303,6 +303,15 @@ impl<'a> Agents<'a> {
     }
 }
 
+/// Rows of the fleet's lease table for its project, of `host` only if given.
+fn lease_rows(f: &Fleet, host: Option<usize>) -> String {
+    let of_host = host.map_or(String::new(), |h| format!(" AND host = 'h{h}'"));
+    f.sql(&format!(
+        "SELECT count(*) FROM berth.leases WHERE project = '{}'{of_host}",
+        f.project
+    ))
+}
+
 /// The host holding api's rollout lease, once one does.
 fn lease_holder(f: &Fleet) -> Option<usize> {
     let q = format!(
@@ -382,13 +391,7 @@ fn an_agent_killed_during_each_fleet_wait_comes_back_and_finishes_within_max_hos
         "{}",
         agents.logs()
     );
-    assert_eq!(
-        f.sql(&format!(
-            "SELECT count(*) FROM berth.leases WHERE project = '{}'",
-            f.project
-        )),
-        "0"
-    );
+    assert_eq!(lease_rows(&f, None), "0");
 }
 
 #[test]
@@ -426,10 +429,7 @@ fn a_rollout_lease_whose_holder_never_comes_back_lapses_and_the_others_go_on() {
         "h{other} never waited for h{holder}'s lease:\n{log}"
     );
     assert_eq!(
-        f.sql(&format!(
-            "SELECT count(*) FROM berth.leases WHERE project = '{}' AND host = 'h{holder}'",
-            f.project
-        )),
+        lease_rows(&f, Some(holder)),
         "0",
         "the dead holder's lease lapsed"
     );
@@ -451,10 +451,7 @@ fn a_rollout_lease_whose_holder_never_comes_back_lapses_and_the_others_go_on() {
     }
     assert_eq!(f.runs(), ["app:v1", "app:v2"], "{}", agents.logs());
     assert!(
-        wait_until(SOON, POLL, || f.sql(&format!(
-            "SELECT count(*) FROM berth.leases WHERE project = '{}'",
-            f.project
-        )) == "0"),
+        wait_until(SOON, POLL, || lease_rows(&f, None) == "0"),
         "a lease is left"
     );
 }
